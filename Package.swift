@@ -1,0 +1,87 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Kaifang",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kaifang", targets: ["kaifang"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-openapi-generator.git", from: "1.14.3"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird.git", from: "2.1.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    ],
+    targets: [
+        // Domain types shared by every module: tiers, levels, semantic types, manifests, roles.
+        .target(name: "KaifangCore"),
+        // Detectors, masking operators, policy compiler, pseudonymizer. Foundation and Crypto only.
+        .target(name: "Masking", dependencies: [
+            "KaifangCore",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // libarchive, for .zip / .tar.gz bundles.
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        // CSV / JSONL / bundle readers, encodings, validation.
+        .target(name: "Ingest", dependencies: ["KaifangCore", "Masking", "CArchive"]),
+        // Hash-chained audit log: canonical JSON, chain hashing, verification.
+        .target(name: "Audit", dependencies: [
+            "KaifangCore",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // Catalog database (GRDB) and one read-only SQLite file per dataset version.
+        .target(name: "Storage", dependencies: [
+            "KaifangCore", "Audit",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // SQL parser and guard, runner, disclosure control, DP, synthetic data.
+        .target(name: "Sandbox", dependencies: [
+            "KaifangCore", "Masking", "Storage",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
+        ]),
+        // Generated from openapi/openapi.yaml (symlinked into the target folder).
+        .target(name: "KaifangAPI", dependencies: [
+            .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+        ], plugins: [
+            .plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator"),
+        ]),
+        // The Hummingbird application: handlers, auth, problem+json, metrics.
+        .target(name: "KaifangServer", dependencies: [
+            "KaifangCore", "Masking", "Ingest", "Storage", "Sandbox", "Audit", "KaifangAPI",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+            .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
+        // The steward CLI.
+        .executableTarget(name: "kaifang", dependencies: [
+            "KaifangServer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "KaifangCoreTests", dependencies: ["KaifangCore"]),
+        .testTarget(name: "MaskingTests", dependencies: ["Masking"]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest"]),
+        .testTarget(name: "AuditTests", dependencies: ["Audit"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
+        .testTarget(name: "KaifangAPITests", dependencies: ["KaifangAPI"]),
+        // End-to-end tests start the real server on a loopback port and talk to it with URLSession
+        // (HummingbirdTesting would add async-http-client and a second TLS stack to every build).
+        .testTarget(name: "KaifangServerTests", dependencies: ["KaifangServer"]),
+        .testTarget(name: "kaifangTests", dependencies: ["kaifang", "KaifangCore"]),
+    ]
+)

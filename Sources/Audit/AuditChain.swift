@@ -1,0 +1,83 @@
+import Crypto
+import Foundation
+
+/// One audit event: who did what to which dataset, with details (never a raw data value).
+public struct AuditEvent: Sendable, Equatable {
+    /// Position in the chain, from 1, without gaps.
+    public var seq: Int64
+    /// When, ISO 8601 UTC with milliseconds.
+    public var at: String
+    /// Who: `key:<id>`, `cli:<user>`, `anonymous:<address>`, `system`.
+    public var actor: String
+    /// What: `dataset.import`, `dataset.publish`, `rows.read`, `key.create`, …
+    public var action: String
+    /// The dataset concerned, if any.
+    public var dataset: String?
+    /// Details: version, fields with actions, row count, request id, reasons.
+    public var detail: [String: JSONValue]
+
+    public init(seq: Int64, at: String, actor: String, action: String, dataset: String?, detail: [String: JSONValue]) {
+        self.seq = seq; self.at = at; self.actor = actor; self.action = action; self.dataset = dataset; self.detail = detail
+    }
+
+    /// The canonical JSON that is hashed.
+    public var canonicalJSON: String {
+        var o: [String: JSONValue] = [
+            "seq": .int(seq), "at": .string(at), "actor": .string(actor), "action": .string(action),
+            "detail": .object(detail),
+        ]
+        o["dataset"] = dataset.map(JSONValue.string) ?? .null
+        return JSONValue.object(o).canonical
+    }
+}
+
+/// The hash chain: `hash(n) = sha256(hash(n-1) ‖ canonical JSON of event n)`, hex encoded.
+public enum AuditChain {
+    /// The `previous hash` of the first event.
+    public static let genesis = String(repeating: "0", count: 64)
+
+    /// The hash of `event` chained after `previous`.
+    public static func hash(previous: String, event: AuditEvent) -> String {
+        var h = SHA256()
+        h.update(data: Array(previous.utf8))
+        h.update(data: Array(event.canonicalJSON.utf8))
+        return h.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// What verification found.
+    public enum Verdict: Sendable, Equatable {
+        /// Every link holds; `count` events, last hash `head`.
+        case intact(count: Int, head: String)
+        /// The first broken link: the event's seq and why.
+        case broken(seq: Int64, reason: String)
+    }
+
+    /// Recomputes the chain over stored events `(event, prevHash, hash)` in seq order.
+    public static func verify(_ stored: [(event: AuditEvent, previous: String, hash: String)]) -> Verdict {
+        var expectedPrev = genesis
+        var expectedSeq: Int64 = 1
+        for item in stored {
+            if item.event.seq != expectedSeq {
+                return .broken(seq: expectedSeq, reason: "event \(expectedSeq) is missing (the next stored event is \(item.event.seq)): an event was deleted")
+            }
+            if item.previous != expectedPrev {
+                return .broken(seq: item.event.seq, reason: "event \(item.event.seq) does not point at the hash of event \(item.event.seq - 1)")
+            }
+            let h = hash(previous: expectedPrev, event: item.event)
+            if h != item.hash {
+                return .broken(seq: item.event.seq, reason: "event \(item.event.seq) was altered: its content no longer matches its hash")
+            }
+            expectedPrev = h
+            expectedSeq += 1
+        }
+        return .intact(count: stored.count, head: expectedPrev)
+    }
+
+    /// Current time as the chain writes it.
+    public static func timestamp(_ date: Date = Date()) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: date)
+    }
+}

@@ -1,0 +1,260 @@
+import KaifangCore
+import Foundation
+
+/// A place in an input file, for error messages: 1-based line and character column.
+public struct TextPosition: Sendable, Equatable, CustomStringConvertible {
+    /// 1-based line.
+    public var line: Int
+    /// 1-based column, counted in characters (Unicode scalars), not bytes.
+    public var column: Int
+    public init(line: Int, column: Int) { self.line = line; self.column = column }
+    public var description: String { "\(line):\(column)" }
+}
+
+/// A streaming RFC 4180 CSV reader over UTF-8 bytes: quoted fields, doubled quotes, embedded
+/// CR/LF, CRLF or LF line ends, a UTF-8 BOM, a final newline or none, any one-byte delimiter.
+/// Memory is bounded by the longest record, not the file. Blank lines are skipped.
+public final class CSVReader {
+    private let source: any ByteSource
+    /// The one-byte field delimiter.
+    public let delimiter: UInt8
+    /// The file name used in error messages.
+    public let fileName: String
+
+    private var buf: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    private var end = 0
+    private var pos = 0
+    private var eof = false
+    private var line = 1
+    private var lineStart = 0
+    private var atFileStart = true
+
+    private var storage: [UInt8] = []
+    private var ends: [Int] = []
+    private var fieldLines: [Int] = []
+    private var fieldStarts: [Int] = []
+    private var fieldLineStarts: [Int] = []
+    /// The line on which the current record starts.
+    public private(set) var recordLine = 0
+    /// Records returned so far.
+    public private(set) var recordCount = 0
+
+    /// The largest record accepted, in bytes; a longer one is most likely an unterminated quote.
+    public static let maxRecordBytes = 64 << 20
+
+    /// Makes a reader.
+    public init(source: any ByteSource, fileName: String, delimiter: UInt8 = UInt8(ascii: ","), chunkSize: Int = 1 << 20) {
+        self.source = source
+        self.fileName = fileName
+        self.delimiter = delimiter
+        self.capacity = max(chunkSize, 16)
+        self.buf = .allocate(capacity: capacity)
+        storage.reserveCapacity(4096)
+    }
+
+    deinit { buf.deallocate() }
+
+    /// Number of fields in the current record.
+    public var fieldCount: Int { ends.count }
+
+    /// The bytes of field `i` of the current record, unquoted.
+    @inlinable
+    public func field(_ i: Int) -> ArraySlice<UInt8> {
+        fieldBytes(i)
+    }
+
+    @usableFromInline
+    func fieldBytes(_ i: Int) -> ArraySlice<UInt8> {
+        let start = i == 0 ? 0 : ends[i - 1]
+        return storage[start..<ends[i]]
+    }
+
+    /// Calls `body` with the bytes of field `i` (no copy).
+    public func withField<R>(_ i: Int, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        let start = i == 0 ? 0 : ends[i - 1]
+        return try storage.withUnsafeBufferPointer { all in
+            try body(UnsafeBufferPointer(rebasing: all[start..<ends[i]]))
+        }
+    }
+
+    /// Field `i` of the current record as a String (invalid UTF-8 is repaired with U+FFFD).
+    public func string(_ i: Int) -> String {
+        String(decoding: fieldBytes(i), as: UTF8.self)
+    }
+
+    /// All fields of the current record as Strings.
+    public func strings() -> [String] { (0..<fieldCount).map(string) }
+
+    /// Where field `i` of the current record starts (line, character column).
+    /// Valid until the next call to `next()`.
+    public func position(ofField i: Int) -> TextPosition {
+        guard i < fieldStarts.count else { return TextPosition(line: recordLine, column: 1) }
+        return TextPosition(line: fieldLines[i], column: column(from: fieldLineStarts[i], to: fieldStarts[i]))
+    }
+
+    /// Where the end of field `i` is; used for "expected more columns" errors.
+    public func position(afterField i: Int) -> TextPosition {
+        guard i < fieldStarts.count else { return TextPosition(line: recordLine, column: 1) }
+        let p = position(ofField: i)
+        let len = String(decoding: fieldBytes(i), as: UTF8.self).unicodeScalars.count
+        return TextPosition(line: p.line, column: p.column + len)
+    }
+
+    private func column(from lineStartIndex: Int, to index: Int) -> Int {
+        var col = 1
+        var i = max(0, lineStartIndex)
+        while i < index && i < end {
+            if buf[i] & 0xC0 != 0x80 { col += 1 }
+            i += 1
+        }
+        return col
+    }
+
+    private enum Step { case record, needMore, done }
+
+    /// Advances to the next record.
+    /// - Returns: false at the end of the input.
+    /// - Throws: `KaifangError.badInput` with file:line:column for an unterminated quoted field
+    ///   or a character after a closing quote.
+    public func next() throws -> Bool {
+        while true {
+            if atFileStart {
+                try fill(minimum: 3)
+                if end - pos >= 3 && buf[pos] == 0xEF && buf[pos + 1] == 0xBB && buf[pos + 2] == 0xBF {
+                    pos += 3
+                    lineStart = pos
+                }
+                atFileStart = false
+            }
+            let recordStart = pos
+            let savedLine = line
+            let savedLineStart = lineStart
+            switch try parseRecord() {
+            case .record:
+                // Skip blank lines: one empty unquoted field.
+                if ends.count == 1 && ends[0] == 0 && pos - recordStart <= 2 && buf[recordStart] != 0x22 {
+                    continue
+                }
+                recordCount += 1
+                return true
+            case .done:
+                return false
+            case .needMore:
+                // Move the partial record to the front, read more, parse it again.
+                pos = recordStart
+                line = savedLine
+                lineStart = savedLineStart
+                try compactAndRead()
+            }
+        }
+    }
+
+    private func fill(minimum: Int) throws {
+        while end - pos < minimum && !eof { try compactAndRead() }
+    }
+
+    private func compactAndRead() throws {
+        if pos > 0 {
+            let keep = end - pos
+            if keep > 0 { (buf).update(from: buf + pos, count: keep) }
+            lineStart -= pos
+            end = keep
+            pos = 0
+        }
+        if end == capacity {
+            if capacity >= Self.maxRecordBytes {
+                throw KaifangError.badInput("\(fileName):\(line): a record is longer than \(Self.maxRecordBytes >> 20) MiB: most likely a quote is never closed")
+            }
+            let newCap = capacity * 2
+            let nb = UnsafeMutablePointer<UInt8>.allocate(capacity: newCap)
+            nb.update(from: buf, count: end)
+            buf.deallocate()
+            buf = nb
+            capacity = newCap
+        }
+        let n = try source.read(into: UnsafeMutableRawBufferPointer(start: buf + end, count: capacity - end))
+        if n == 0 { eof = true } else { end += n }
+    }
+
+    private func parseRecord() throws -> Step {
+        storage.removeAll(keepingCapacity: true)
+        ends.removeAll(keepingCapacity: true)
+        fieldLines.removeAll(keepingCapacity: true)
+        fieldStarts.removeAll(keepingCapacity: true)
+        fieldLineStarts.removeAll(keepingCapacity: true)
+        var p = pos
+        if p == end {
+            return eof ? .done : .needMore
+        }
+        recordLine = line
+        let quote: UInt8 = 0x22, cr: UInt8 = 0x0D, lf: UInt8 = 0x0A
+        let delim = delimiter
+        while true {
+            fieldLines.append(line)
+            fieldStarts.append(p)
+            fieldLineStarts.append(lineStart)
+            if p < end && buf[p] == quote {
+                p += 1
+                var runStart = p
+                while true {
+                    if p == end {
+                        if !eof { return .needMore }
+                        let at = TextPosition(line: fieldLines.last!, column: column(from: fieldLineStarts.last!, to: fieldStarts.last!))
+                        throw KaifangError.badInput("\(fileName):\(at): field \(ends.count + 1): a quoted field is never closed: add the closing '\"' (a quote inside a field is written twice: \"\")")
+                    }
+                    let b = buf[p]
+                    if b == quote {
+                        if p + 1 == end && !eof { return .needMore }
+                        storage.append(contentsOf: UnsafeBufferPointer(start: buf + runStart, count: p - runStart))
+                        if p + 1 < end && buf[p + 1] == quote {
+                            storage.append(quote)
+                            p += 2
+                            runStart = p
+                            continue
+                        }
+                        p += 1
+                        break
+                    }
+                    if b == lf { line += 1; lineStart = p + 1 }
+                    p += 1
+                }
+                if p < end {
+                    let b = buf[p]
+                    if b != delim && b != cr && b != lf {
+                        let col = column(from: lineStart, to: p)
+                        throw KaifangError.badInput("\(fileName):\(line):\(col): field \(ends.count + 1): unexpected character after a closing quote: a field that starts with '\"' must end with '\"'; write a quote inside it as \"\"")
+                    }
+                }
+            } else {
+                let runStart = p
+                while p < end {
+                    let b = buf[p]
+                    if b == delim || b == lf || b == cr { break }
+                    p += 1
+                }
+                if p == end && !eof { return .needMore }
+                storage.append(contentsOf: UnsafeBufferPointer(start: buf + runStart, count: p - runStart))
+            }
+            ends.append(storage.count)
+            if p == end {
+                // Last record without a final newline.
+                pos = p
+                return .record
+            }
+            let b = buf[p]
+            if b == delim { p += 1; continue }
+            if b == cr {
+                if p + 1 == end && !eof { return .needMore }
+                p += 1
+                if p < end && buf[p] == lf { p += 1 }
+            } else {
+                p += 1 // lf
+            }
+            line += 1
+            lineStart = p
+            pos = p
+            return .record
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import KaifangCore
+import Foundation
+
+/// One problem found in an input row: where, which field, why. Never carries the value itself.
+public struct ImportIssue: Sendable, Equatable, CustomStringConvertible {
+    /// The file name.
+    public var file: String
+    /// Where in the file.
+    public var position: TextPosition
+    /// The field concerned, if any.
+    public var field: String?
+    /// Why the value or row was refused, and what to do.
+    public var reason: String
+
+    public init(file: String, position: TextPosition, field: String?, reason: String) {
+        self.file = file; self.position = position; self.field = field; self.reason = reason
+    }
+
+    /// `file:line:column: field 'x': reason`.
+    public var description: String {
+        if let field { return "\(file):\(position): field '\(field)': \(reason)" }
+        return "\(file):\(position): \(reason)"
+    }
+}
+
+/// A row read from a file: typed values in manifest field order, or the reasons it was refused.
+public enum RowResult: Sendable {
+    /// A valid row, one cell per manifest field.
+    case row([Cell])
+    /// A refused row: its issues and its raw fields (for a rejects file).
+    case rejected([ImportIssue], raw: [String])
+}
+
+/// Something that yields typed rows for a manifest: a CSV file, a JSON Lines file, a bundle member.
+public protocol RowSource: AnyObject {
+    /// The manifest the rows conform to.
+    var manifest: DatasetManifest { get }
+    /// The next row, or nil at the end.
+    /// - Throws: `KaifangError.badInput` for a structural problem that stops reading.
+    func next() throws -> RowResult?
+    /// Bytes consumed so far, for progress.
+    var bytesRead: Int64 { get }
+}
+
+/// Reads a CSV file whose header names the fields of a manifest (by name or by title) and
+/// converts each value to its field's type, checking bounds and UTF-8.
+public final class CSVRowSource: RowSource {
+    public let manifest: DatasetManifest
+    private let reader: CSVReader
+    private let byteSource: (any ByteSource)?
+    /// For each manifest field, the CSV column holding it.
+    private let columnOfField: [Int]
+    private let headerCount: Int
+    private var cells: [Cell]
+
+    /// Opens the reader and reads the header.
+    /// - Throws: `KaifangError.badInput` naming the header cell that does not match the manifest.
+    public init(reader: CSVReader, manifest: DatasetManifest, byteSource: (any ByteSource)? = nil) throws {
+        self.reader = reader
+        self.manifest = manifest
+        self.byteSource = byteSource
+        guard try reader.next() else {
+            throw KaifangError.badInput("\(reader.fileName): the file is empty: it needs a header line naming the fields (\(manifest.fields.map(\.name).joined(separator: ", ")))")
+        }
+        var columnOfField = Array(repeating: -1, count: manifest.fields.count)
+        for col in 0..<reader.fieldCount {
+            let header = reader.string(col)
+            guard let fi = manifest.fields.firstIndex(where: { $0.matches(header: header) }) else {
+                let pos = reader.position(ofField: col)
+                throw KaifangError.badInput("\(reader.fileName):\(pos): header column \(col + 1) '\(header.trimmingCharacters(in: .whitespaces))' is not a field of the manifest: add it to 'fields' or remove the column (fields: \(manifest.fields.map(\.name).joined(separator: ", ")))")
+            }
+            if columnOfField[fi] != -1 {
+                let pos = reader.position(ofField: col)
+                throw KaifangError.badInput("\(reader.fileName):\(pos): header column \(col + 1) names field '\(manifest.fields[fi].name)' a second time: remove one of the two columns")
+            }
+            columnOfField[fi] = col
+        }
+        if let missing = columnOfField.firstIndex(of: -1) {
+            throw KaifangError.badInput("\(reader.fileName):1:1: field '\(manifest.fields[missing].name)' of the manifest has no column in the header: add a column named '\(manifest.fields[missing].name)'\(manifest.fields[missing].title.map { " or '\($0)'" } ?? "") or remove the field")
+        }
+        self.columnOfField = columnOfField
+        self.headerCount = reader.fieldCount
+        self.cells = Array(repeating: .null, count: manifest.fields.count)
+    }
+
+    /// Convenience: opens a CSV file for a manifest.
+    /// - Throws: `KaifangError.notFound` or `.badInput`.
+    public convenience init(path: String, manifest: DatasetManifest, delimiter: UInt8 = UInt8(ascii: ",")) throws {
+        let src = try FileByteSource(path: path)
+        let reader = CSVReader(source: src, fileName: (path as NSString).lastPathComponent, delimiter: delimiter)
+        try self.init(reader: reader, manifest: manifest, byteSource: src)
+    }
+
+    public var bytesRead: Int64 { (byteSource as? FileByteSource)?.bytesRead ?? 0 }
+
+    public func next() throws -> RowResult? {
+        guard try reader.next() else { return nil }
+        if reader.fieldCount != headerCount {
+            let last = reader.fieldCount - 1
+            let pos = reader.fieldCount < headerCount ? reader.position(afterField: last) : reader.position(ofField: headerCount)
+            let issue = ImportIssue(file: reader.fileName, position: pos, field: nil,
+                                    reason: "expected \(headerCount) columns as in the header, found \(reader.fieldCount): check for a missing or extra delimiter, or quote a value that contains one")
+            return .rejected([issue], raw: reader.strings())
+        }
+        var issues: [ImportIssue] = []
+        for (fi, field) in manifest.fields.enumerated() {
+            let col = columnOfField[fi]
+            let outcome: Result<Cell, FieldProblem> = reader.withField(col) { bytes in
+                Self.convert(bytes, field: field)
+            }
+            switch outcome {
+            case .success(let cell): cells[fi] = cell
+            case .failure(let problem):
+                var pos = reader.position(ofField: col)
+                pos.column += problem.offsetInScalars
+                issues.append(ImportIssue(file: reader.fileName, position: pos, field: field.name, reason: problem.reason))
+            }
+        }
+        if !issues.isEmpty { return .rejected(issues, raw: reader.strings()) }
+        return .row(cells)
+    }
+
+    /// Why a value was refused, and at which scalar offset inside the field.
+    public struct FieldProblem: Error, Sendable {
+        public var reason: String
+        public var offsetInScalars: Int
+    }
+
+    /// Converts one raw value to a cell of `field`'s type.
+    public static func convert(_ bytes: UnsafeBufferPointer<UInt8>, field: FieldSpec) -> Result<Cell, FieldProblem> {
+        let valid = ValueParser.validUTF8Prefix(bytes)
+        if valid != bytes.count {
+            let scalarsBefore = String(decoding: UnsafeBufferPointer(rebasing: bytes[0..<valid]), as: UTF8.self).unicodeScalars.count
+            return .failure(FieldProblem(reason: "invalid UTF-8 (byte 0x\(String(bytes[valid], radix: 16, uppercase: true))): the file is not UTF-8; if it came from Excel it is probably GBK: import with --encoding gb18030", offsetInScalars: scalarsBefore))
+        }
+        if ValueParser.trimmed(bytes).isEmpty {
+            return .success(.null)
+        }
+        switch field.type {
+        case .string:
+            return .success(.text(String(decoding: bytes, as: UTF8.self)))
+        case .integer:
+            guard let v = ValueParser.integer(bytes) else {
+                return .failure(FieldProblem(reason: "expected an integer (digits with an optional sign), found \(shape(bytes))", offsetInScalars: 0))
+            }
+            if let problem = bounds(Double(v), field) { return .failure(problem) }
+            return .success(.integer(v))
+        case .number:
+            guard let v = ValueParser.number(bytes) else {
+                return .failure(FieldProblem(reason: "expected a number (like 12, -3.5 or 1e6), found \(shape(bytes))", offsetInScalars: 0))
+            }
+            if let problem = bounds(v, field) { return .failure(problem) }
+            return .success(.real(v))
+        case .boolean:
+            guard let v = ValueParser.boolean(bytes) else {
+                return .failure(FieldProblem(reason: "expected a boolean (true/false, 1/0, yes/no, 是/否), found \(shape(bytes))", offsetInScalars: 0))
+            }
+            return .success(.integer(v ? 1 : 0))
+        case .date:
+            guard let v = ValueParser.date(bytes) else {
+                return .failure(FieldProblem(reason: "expected a real calendar date YYYY-MM-DD (or YYYY/MM/DD, YYYYMMDD), found \(shape(bytes))", offsetInScalars: 0))
+            }
+            return .success(.text(v))
+        case .datetime:
+            guard let v = ValueParser.datetime(bytes) else {
+                return .failure(FieldProblem(reason: "expected a datetime YYYY-MM-DD HH:MM[:SS] with an optional zone, found \(shape(bytes))", offsetInScalars: 0))
+            }
+            return .success(.text(v))
+        }
+    }
+
+    static func bounds(_ v: Double, _ field: FieldSpec) -> FieldProblem? {
+        if let lo = field.min, v < lo {
+            return FieldProblem(reason: "value is below the declared min \(Cell.format(lo)): fix the value or the field's 'min'", offsetInScalars: 0)
+        }
+        if let hi = field.max, v > hi {
+            return FieldProblem(reason: "value is above the declared max \(Cell.format(hi)): fix the value or the field's 'max'", offsetInScalars: 0)
+        }
+        return nil
+    }
+
+    /// Describes a value's shape without revealing it: "text of 5 characters (letters and digits)".
+    static func shape(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        var letters = false, digits = false, other = false, nonASCII = false
+        for b in bytes {
+            if b >= 0x30 && b <= 0x39 { digits = true }
+            else if (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) { letters = true }
+            else if b >= 0x80 { nonASCII = true }
+            else { other = true }
+        }
+        var kinds: [String] = []
+        if digits { kinds.append("digits") }
+        if letters { kinds.append("letters") }
+        if nonASCII { kinds.append("non-ASCII characters") }
+        if other { kinds.append("punctuation or spaces") }
+        let count = String(decoding: bytes, as: UTF8.self).unicodeScalars.count
+        return "text of \(count) character\(count == 1 ? "" : "s") (\(kinds.joined(separator: ", ")))"
+    }
+}

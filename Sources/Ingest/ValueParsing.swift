@@ -1,0 +1,176 @@
+import KaifangCore
+import Foundation
+
+/// Byte-level parsers for the field types of a manifest. They never echo the value they refuse:
+/// reasons describe what was expected, so no sensitive value reaches an error message.
+public enum ValueParser {
+    /// Length of the longest valid UTF-8 prefix of `bytes`; equals `bytes.count` when all valid.
+    public static func validUTF8Prefix(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var i = 0
+        let n = bytes.count
+        while i < n {
+            let b = bytes[i]
+            if b < 0x80 { i += 1; continue }
+            var need = 0
+            var minCode: UInt32 = 0
+            var code: UInt32 = 0
+            if b & 0xE0 == 0xC0 { need = 1; code = UInt32(b & 0x1F); minCode = 0x80 }
+            else if b & 0xF0 == 0xE0 { need = 2; code = UInt32(b & 0x0F); minCode = 0x800 }
+            else if b & 0xF8 == 0xF0 { need = 3; code = UInt32(b & 0x07); minCode = 0x10000 }
+            else { return i }
+            if i + need >= n { return i } // truncated sequence
+            var j = 1
+            while j <= need {
+                let c = bytes[i + j]
+                if c & 0xC0 != 0x80 { return i }
+                code = (code << 6) | UInt32(c & 0x3F)
+                j += 1
+            }
+            if code < minCode || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF) { return i }
+            i += need + 1
+        }
+        return n
+    }
+
+    @inline(__always)
+    static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+
+    /// The bytes without leading and trailing ASCII spaces and tabs.
+    @inline(__always)
+    static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+        var s = 0, e = bytes.count
+        while s < e && isSpace(bytes[s]) { s += 1 }
+        while e > s && isSpace(bytes[e - 1]) { e -= 1 }
+        return UnsafeBufferPointer(rebasing: bytes[s..<e])
+    }
+
+    /// Parses an integer: optional sign, ASCII digits.
+    public static func integer(_ raw: UnsafeBufferPointer<UInt8>) -> Int64? {
+        let b = trimmed(raw)
+        guard !b.isEmpty else { return nil }
+        var i = 0
+        var negative = false
+        if b[0] == 0x2D || b[0] == 0x2B { negative = b[0] == 0x2D; i = 1 }
+        guard i < b.count else { return nil }
+        var v: Int64 = 0
+        while i < b.count {
+            let d = b[i] &- 0x30
+            guard d < 10 else { return nil }
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (a, o2) = negative ? m.subtractingReportingOverflow(Int64(d)) : m.addingReportingOverflow(Int64(d))
+            if o1 || o2 { return nil }
+            v = a
+            i += 1
+        }
+        return v
+    }
+
+    /// Parses a finite decimal number (`-12.5`, `3e4`).
+    public static func number(_ raw: UnsafeBufferPointer<UInt8>) -> Double? {
+        let b = trimmed(raw)
+        guard !b.isEmpty, b.count < 64 else { return nil }
+        for c in b {
+            let ok = (c >= 0x30 && c <= 0x39) || c == 0x2E || c == 0x2D || c == 0x2B || c == 0x65 || c == 0x45
+            if !ok { return nil }
+        }
+        guard let v = Double(String(decoding: b, as: UTF8.self)), v.isFinite else { return nil }
+        return v
+    }
+
+    /// Parses a boolean: true/false, 1/0, yes/no, 是/否 (case-insensitive).
+    public static func boolean(_ raw: UnsafeBufferPointer<UInt8>) -> Bool? {
+        let s = String(decoding: trimmed(raw), as: UTF8.self).lowercased()
+        switch s {
+        case "true", "1", "yes", "y", "t", "是": return true
+        case "false", "0", "no", "n", "f", "否": return false
+        default: return nil
+        }
+    }
+
+    /// Whether y-m-d is a real calendar date (proleptic Gregorian).
+    public static func isValidDate(year: Int, month: Int, day: Int) -> Bool {
+        guard year >= 1 && year <= 9999, month >= 1 && month <= 12, day >= 1 else { return false }
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        return day <= days[month - 1]
+    }
+
+    @inline(__always)
+    static func digits(_ b: UnsafeBufferPointer<UInt8>, _ from: Int, _ count: Int) -> Int? {
+        guard from + count <= b.count else { return nil }
+        var v = 0
+        for i in from..<(from + count) {
+            let d = b[i] &- 0x30
+            guard d < 10 else { return nil }
+            v = v * 10 + Int(d)
+        }
+        return v
+    }
+
+    /// Parses a date `YYYY-MM-DD`, `YYYY/MM/DD` or `YYYYMMDD` into ISO `YYYY-MM-DD`.
+    public static func date(_ raw: UnsafeBufferPointer<UInt8>) -> String? {
+        let b = trimmed(raw)
+        guard let (y, m, d, used) = datePart(b), used == b.count else { return nil }
+        return isoDate(y, m, d)
+    }
+
+    static func isoDate(_ y: Int, _ m: Int, _ d: Int) -> String {
+        func pad(_ v: Int, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))"
+    }
+
+    static func datePart(_ b: UnsafeBufferPointer<UInt8>) -> (Int, Int, Int, Int)? {
+        guard let y = digits(b, 0, 4) else { return nil }
+        var used = 0
+        var m = 0, d = 0
+        if b.count >= 10, b[4] == 0x2D || b[4] == 0x2F, b[7] == b[4], let mm = digits(b, 5, 2), let dd = digits(b, 8, 2) {
+            m = mm; d = dd; used = 10
+        } else if b.count >= 8, let mm = digits(b, 4, 2), let dd = digits(b, 6, 2), b.count == 8 || !(b[8] >= 0x30 && b[8] <= 0x39) {
+            m = mm; d = dd; used = 8
+        } else {
+            return nil
+        }
+        guard isValidDate(year: y, month: m, day: d) else { return nil }
+        return (y, m, d, used)
+    }
+
+    /// Parses a datetime `YYYY-MM-DD[T ]HH:MM[:SS[.fff]][Z|±HH:MM]` into ISO 8601 with a `T`.
+    public static func datetime(_ raw: UnsafeBufferPointer<UInt8>) -> String? {
+        let b = trimmed(raw)
+        guard let (y, m, d, used) = datePart(b), used == 10 else { return nil }
+        var out = isoDate(y, m, d)
+        if b.count == 10 { return out + "T00:00:00" }
+        guard b[10] == 0x54 || b[10] == 0x20, let hh = digits(b, 11, 2), hh < 24, b.count >= 16, b[13] == 0x3A,
+              let mi = digits(b, 14, 2), mi < 60 else { return nil }
+        var i = 16
+        var ss = 0
+        if i < b.count && b[i] == 0x3A {
+            guard let s = digits(b, i + 1, 2), s < 61 else { return nil }
+            ss = s; i += 3
+        }
+        var frac = ""
+        if i < b.count && b[i] == 0x2E {
+            var j = i + 1
+            while j < b.count && b[j] >= 0x30 && b[j] <= 0x39 { j += 1 }
+            guard j > i + 1 else { return nil }
+            frac = String(decoding: UnsafeBufferPointer(rebasing: b[i..<j]), as: UTF8.self)
+            i = j
+        }
+        var zone = ""
+        if i < b.count {
+            if b[i] == 0x5A && i + 1 == b.count { zone = "Z" }
+            else if (b[i] == 0x2B || b[i] == 0x2D), let zh = digits(b, i + 1, 2), zh <= 14 {
+                var zm = 0
+                if i + 3 < b.count, b[i + 3] == 0x3A, let z = digits(b, i + 4, 2), i + 6 == b.count { zm = z }
+                else if i + 3 < b.count, let z = digits(b, i + 3, 2), i + 5 == b.count { zm = z }
+                else if i + 3 != b.count { return nil }
+                guard zm < 60 else { return nil }
+                func p2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+                zone = (b[i] == 0x2B ? "+" : "-") + p2(zh) + ":" + p2(zm)
+            } else { return nil }
+        }
+        func p2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        out += "T" + p2(hh) + ":" + p2(mi) + ":" + p2(ss) + frac + zone
+        return out
+    }
+}

@@ -1,0 +1,20 @@
+import KaifangCore
+import Storage
+
+/// Who is calling: anonymous, or the holder of an API key.
+public struct Caller: Sendable, Equatable {
+    /// The key, when one was presented and is active.
+    public var key: APIKeyRecord?
+    /// The request id (also in the `X-Request-Id` response header and the logs).
+    public var requestID: String
+
+    /// The caller's role; nil when anonymous.
+    public var role: Role? { key?.role }
+    /// Whether the caller is a steward.
+    public var isSteward: Bool { key?.role == .steward }
+    /// How the audit log names the caller.
+    public var actor: String { key.map { "key:\($0.id)" } ?? "anonymous" }
+
+    /// The caller of the current request (set by `AuthMiddleware`).
+    @TaskLocal public static var current = Caller(key: nil, requestID: "-")
+}

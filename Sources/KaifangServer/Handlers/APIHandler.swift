@@ -1,0 +1,101 @@
+import Foundation
+import KaifangAPI
+import KaifangCore
+import Masking
+import OpenAPIRuntime
+import Storage
+
+/// The open API: implements the protocol generated from `openapi/openapi.yaml`.
+struct APIHandler: APIProtocol {
+    let catalog: CatalogDatabase
+    let metrics: ServerMetrics
+    let version: String
+
+    static func date(_ s: String?) -> Date? {
+        guard let s else { return nil }
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.date(from: s)
+    }
+
+    func getHealth(_ input: Operations.GetHealth.Input) async throws -> Operations.GetHealth.Output {
+        do {
+            let n = try catalog.datasetCount()
+            return .ok(.init(body: .json(.init(status: .ok, version: version, datasets: n))))
+        } catch {
+            return .serviceUnavailable(.init(body: .applicationProblemJson(.init(
+                _type: "https://kaifang.example/problems/unavailable", title: "Service Unavailable", status: 503,
+                detail: "the catalog database does not answer", instance: "/healthz"))))
+        }
+    }
+
+    func getMetrics(_ input: Operations.GetMetrics.Input) async throws -> Operations.GetMetrics.Output {
+        .ok(.init(body: .plainText(HTTPBody(metrics.registry.emitToBuffer()))))
+    }
+
+    func listDatasets(_ input: Operations.ListDatasets.Input) async throws -> Operations.ListDatasets.Output {
+        let q = input.query
+        let caller = Caller.current
+        let query = DatasetQuery(q: q.q, department: q.department, tier: q.tier.flatMap { Tier(rawValue: $0.rawValue) },
+                                 topic: q.topic, limit: q.limit ?? 20, cursor: q.cursor, includeUnpublished: caller.isSteward)
+        let page: DatasetPage
+        do { page = try catalog.search(query) } catch let e as KaifangError where e.kind == .badInput {
+            return .badRequest(.init(body: .applicationProblemJson(Self.problem(Problem(e, instance: "/v1/datasets")))))
+        }
+        let items = page.datasets.map { item in
+            Components.Schemas.DatasetSummary(
+                id: item.record.id, title: item.record.manifest.title, description: item.record.manifest.description,
+                department: item.record.manifest.department, topic: item.record.manifest.topic,
+                tier: item.record.tier.flatMap { .init(rawValue: $0.rawValue) }, publishedVersion: item.record.publishedVersion,
+                rowCount: item.rowCount, updateFrequency: item.record.manifest.updateFrequency,
+                updatedAt: Self.date(item.updatedAt), url: "/v1/datasets/\(item.record.id)")
+        }
+        func facets(_ f: [FacetCount]) -> [Components.Schemas.Facet] { f.map { .init(value: $0.value, count: $0.count) } }
+        return .ok(.init(body: .json(.init(datasets: items, total: page.total,
+                                           facets: .init(department: facets(page.departments), tier: facets(page.tiers), topic: facets(page.topics)),
+                                           nextCursor: page.nextCursor))))
+    }
+
+    func getDataset(_ input: Operations.GetDataset.Input) async throws -> Operations.GetDataset.Output {
+        let id = input.path.id
+        let caller = Caller.current
+        guard let record = try catalog.dataset(id), record.isPublished || caller.isSteward else {
+            return .notFound(.init(body: .applicationProblemJson(Self.problem(Problem(
+                status: .notFound, detail: "no published dataset '\(id)': GET /v1/datasets lists them", instance: "/v1/datasets/\(id)")))))
+        }
+        let view = Self.view(for: caller, tier: record.tier)
+        let policyView: View = view ?? .public
+        let fields = record.manifest.fields.map { f in
+            Components.Schemas.Field(name: f.name, title: f.title, _type: .init(rawValue: f.type.rawValue) ?? .string,
+                                     semantic: f.semantic?.rawValue, level: .init(rawValue: f.level.rawValue) ?? .l4, qi: f.qi,
+                                     action: view == nil ? "none" : DefaultPolicy.action(for: f, view: policyView).rawValue)
+        }
+        let versions = try catalog.versions(id)
+        let visibleVersions = caller.isSteward ? versions : versions.filter { $0.number == record.publishedVersion }
+        let published = versions.first { $0.number == record.publishedVersion }
+        let body = Components.Schemas.Dataset(
+            id: record.id, title: record.manifest.title, description: record.manifest.description,
+            department: record.manifest.department, topic: record.manifest.topic, updateFrequency: record.manifest.updateFrequency,
+            license: record.manifest.license, tier: record.tier.flatMap { .init(rawValue: $0.rawValue) },
+            shouldOpen: record.manifest.shouldOpen, entity: record.manifest.entity, publishedVersion: record.publishedVersion,
+            rowCount: published?.rowCount, view: view.map { .init(rawValue: $0.rawValue) ?? .none } ?? .none, fields: fields,
+            versions: visibleVersions.map { v in
+                .init(number: v.number, rowCount: v.rowCount, sha256: v.sha256, source: caller.isSteward ? v.source : nil,
+                      createdAt: Self.date(v.createdAt) ?? Date(timeIntervalSince1970: 0), published: v.number == record.publishedVersion)
+            })
+        return .ok(.init(body: .json(body)))
+    }
+
+    /// The view this caller gets of a dataset's rows at `tier`; nil when rows are not served.
+    static func view(for caller: Caller, tier: Tier?) -> View? {
+        if caller.isSteward { return .steward }
+        switch tier {
+        case .open?: return .public
+        default: return nil // conditional: licensed view once licenses exist (issue 5); restricted: never
+        }
+    }
+
+    static func problem(_ p: Problem) -> Components.Schemas.Problem {
+        .init(_type: p.type, title: p.title, status: p.status, detail: p.detail, instance: p.instance)
+    }
+}

@@ -1,0 +1,27 @@
+import Hummingbird
+import KaifangCore
+import Storage
+
+/// Reads `Authorization: Bearer <key>` and sets `Caller.current`. A header with an unknown,
+/// malformed or revoked key gets 401 at once; no header means anonymous.
+struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let catalog: CatalogDatabase
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization] else {
+            return try await next(request, context)
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw Problem(status: .unauthorized, detail: "the Authorization header must be 'Bearer <key>'; a steward creates keys with `kaifang key create`")
+        }
+        guard let key = try catalog.authenticate(String(parts[1]).trimmingCharacters(in: .whitespaces)) else {
+            throw Problem(status: .unauthorized, detail: "the API key is unknown or revoked: ask a steward for a new key, or call without Authorization to read open data anonymously")
+        }
+        var caller = Caller.current
+        caller.key = key
+        return try await Caller.$current.withValue(caller) {
+            try await next(request, context)
+        }
+    }
+}

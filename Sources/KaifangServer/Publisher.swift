@@ -1,0 +1,136 @@
+import Foundation
+import Ingest
+import KaifangCore
+import Storage
+
+/// What to do with rows that fail validation.
+public enum OnError: String, Sendable, CaseIterable {
+    /// Refuse the whole file; nothing is written.
+    case reject
+    /// Import the good rows; write the refused ones, with reasons, to `rejects/`.
+    case skip
+}
+
+/// Imports files into immutable versions and publishes them: the one path that the CLI, the
+/// demo and the harvester share.
+public struct Publisher: Sendable {
+    public let catalog: CatalogDatabase
+    /// How many issues an error message lists before counting the rest.
+    public static let listedIssues = 20
+
+    public init(catalog: CatalogDatabase) { self.catalog = catalog }
+
+    /// The manifest to import `datasetID` with: the given one (whose id must match), else the
+    /// catalog's current one.
+    /// - Throws: `KaifangError.badInput` when neither exists or the ids differ.
+    public func resolveManifest(datasetID: String, given: DatasetManifest?) throws -> DatasetManifest {
+        guard DatasetManifest.isValidID(datasetID) else {
+            throw KaifangError.badInput("--id '\(datasetID)' is not a valid dataset id: use 1–64 lower-case letters, digits, '-' or '_'")
+        }
+        if let given {
+            guard given.id == datasetID else {
+                throw KaifangError.badInput("the manifest's id is '\(given.id)' but --id is '\(datasetID)': make them the same")
+            }
+            return given
+        }
+        guard let existing = try catalog.dataset(datasetID) else {
+            throw KaifangError.badInput("dataset '\(datasetID)' is not in the catalog yet: give --manifest FILE (a dataset.json describing its fields; see docs/steward-guide.md)")
+        }
+        return existing.manifest
+    }
+
+    /// Imports a CSV file as a new version of a dataset. Nothing is written to the catalog unless
+    /// the whole file is valid (or, with `.skip`, unless at least the header is valid).
+    /// - Parameter progress: called now and then with (rows, bytes read).
+    /// - Throws: `KaifangError.badInput` listing `file:line:column: field 'x': reason` for the
+    ///   first 20 problems and the count of the rest.
+    public func importCSV(path: String, datasetID: String, manifest given: DatasetManifest?, onError: OnError = .reject,
+                          delimiter: UInt8 = UInt8(ascii: ","), actor: String,
+                          progress: ((Int, Int64) -> Void)? = nil) throws -> ImportOutcome {
+        let manifest = try resolveManifest(datasetID: datasetID, given: given)
+        let source = try CSVRowSource(path: path, manifest: manifest, delimiter: delimiter)
+        return try importRows(source, sourceName: (path as NSString).lastPathComponent, onError: onError, actor: actor, progress: progress)
+    }
+
+    /// Imports rows from any row source as a new version.
+    /// - Throws: `KaifangError.badInput` (invalid rows), `.runtime` (disk).
+    public func importRows(_ source: any RowSource, sourceName: String, onError: OnError, actor: String,
+                           progress: ((Int, Int64) -> Void)? = nil) throws -> ImportOutcome {
+        let manifest = source.manifest
+        let tmp = catalog.directory.temporaryFile(suffix: ".sqlite")
+        let writer = try VersionWriter(path: tmp, manifest: manifest)
+        var issues: [ImportIssue] = []
+        var badRows = 0
+        var rejects: RejectsWriter?
+        defer { rejects?.close() }
+        var seen = 0
+        while let result = try source.next() {
+            seen += 1
+            switch result {
+            case .row(let cells):
+                if badRows == 0 || onError == .skip { try writer.append(cells) }
+            case .rejected(let rowIssues, let raw):
+                badRows += 1
+                if issues.count < Self.listedIssues { issues.append(contentsOf: rowIssues.prefix(Self.listedIssues - issues.count)) }
+                if onError == .skip {
+                    if rejects == nil {
+                        rejects = try RejectsWriter(path: catalog.directory.rejectsDir.appendingPathComponent("\(manifest.id)-\(Self.stamp()).csv").path)
+                    }
+                    try rejects?.write(issues: rowIssues, raw: raw)
+                }
+            }
+            if seen % 65_536 == 0 { progress?(seen, source.bytesRead) }
+        }
+        progress?(seen, source.bytesRead)
+        if badRows > 0 && onError == .reject {
+            var lines = issues.map(\.description)
+            let more = badRows - Set(issues.map(\.position.line)).count
+            if more > 0 { lines.append("… and \(more) more row\(more == 1 ? "" : "s") with problems") }
+            throw KaifangError.badInput("\(sourceName): \(badRows) row\(badRows == 1 ? "" : "s") refused; nothing was imported. Fix the file, or import the good rows with --on-error skip:\n" + lines.joined(separator: "\n"))
+        }
+        let sha = try writer.finish()
+        let version = try catalog.commitVersion(manifest: manifest, temporaryFile: tmp, rowCount: writer.rowCount, sha256: sha,
+                                                source: sourceName, actor: actor, rejected: badRows)
+        return ImportOutcome(version: version, rejected: badRows, rejectsFile: rejects?.path)
+    }
+
+    static func stamp() -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd'T'HHmmss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: Date())
+    }
+}
+
+/// Writes refused rows with their reasons as CSV (steward-only: it holds raw values).
+final class RejectsWriter {
+    let path: String
+    private let handle: FileHandle
+
+    init(path: String) throws {
+        self.path = path
+        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let h = FileHandle(forWritingAtPath: path) else {
+            throw KaifangError.runtime("cannot create the rejects file \(path)")
+        }
+        handle = h
+        handle.write(Data("line,column,field,reason,row\n".utf8))
+    }
+
+    func write(issues: [ImportIssue], raw: [String]) throws {
+        let row = raw.map(Self.quote).joined(separator: ",")
+        for issue in issues {
+            let line = [String(issue.position.line), String(issue.position.column), issue.field ?? "", issue.reason].map(Self.quote).joined(separator: ",") + "," + Self.quote(row) + "\n"
+            handle.write(Data(line.utf8))
+        }
+    }
+
+    func close() { try? handle.close() }
+
+    static func quote(_ s: String) -> String {
+        if s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+            return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        return s
+    }
+}

@@ -1,0 +1,390 @@
+import Audit
+import Crypto
+import Foundation
+import GRDB
+import KaifangCore
+
+/// The catalog: datasets, versions, fields, keys, licenses, applications, jobs and the audit
+/// chain, in one SQLite database (WAL). It never exists unmigrated. Every write is one named
+/// transaction that also appends its audit event, so no action happens unrecorded.
+public struct CatalogDatabase: Sendable {
+    /// The database (a pool in WAL mode).
+    public let writer: DatabasePool
+    /// The data directory it belongs to.
+    public let directory: DataDirectory
+
+    /// Opens (creating if needed) the catalog of a data directory and migrates it.
+    /// - Throws: `KaifangError.runtime` when the database cannot be opened.
+    public init(directory: DataDirectory) throws {
+        self.directory = directory
+        try directory.prepare()
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            writer = try DatabasePool(path: directory.catalogPath, configuration: config)
+            try CatalogMigrations.migrator.migrate(writer)
+        } catch {
+            throw KaifangError.runtime("cannot open the catalog \(directory.catalogPath)", cause: error)
+        }
+        directory.sweepTemporaryFiles()
+    }
+
+    static func now() -> String { AuditChain.timestamp() }
+
+    // MARK: - Audit
+
+    /// Appends one event to the hash chain inside the caller's transaction.
+    @discardableResult
+    static func appendAudit(_ db: Database, actor: String, action: String, dataset: String?, detail: [String: JSONValue]) throws -> AuditEvent {
+        let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        let seq: Int64 = (last?["seq"] as Int64? ?? 0) + 1
+        let prev: String = last?["hash"] ?? AuditChain.genesis
+        let event = AuditEvent(seq: seq, at: now(), actor: actor, action: action, dataset: dataset, detail: detail)
+        let hash = AuditChain.hash(previous: prev, event: event)
+        let detailJSON = JSONValue.object(detail).canonical
+        try db.execute(sql: "INSERT INTO audit_events (seq, at, actor, action, dataset_id, detail_json, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       arguments: [seq, event.at, actor, action, dataset, detailJSON, prev, hash])
+        return event
+    }
+
+    /// Records an event on its own (for reads, which change nothing else).
+    /// - Throws: `KaifangError.runtime`.
+    public func audit(actor: String, action: String, dataset: String?, detail: [String: JSONValue]) throws {
+        try write { db in _ = try Self.appendAudit(db, actor: actor, action: action, dataset: dataset, detail: detail) }
+    }
+
+    /// All stored events with their links, in order.
+    public func auditEvents(dataset: String? = nil, actor: String? = nil, limit: Int? = nil) throws -> [(event: AuditEvent, previous: String, hash: String)] {
+        try read { db in
+            var sql = "SELECT * FROM audit_events"
+            var conds: [String] = []
+            var args: [DatabaseValueConvertible?] = []
+            if let dataset { conds.append("dataset_id = ?"); args.append(dataset) }
+            if let actor { conds.append("actor = ?"); args.append(actor) }
+            if !conds.isEmpty { sql += " WHERE " + conds.joined(separator: " AND ") }
+            sql += " ORDER BY seq"
+            if let limit { sql = "SELECT * FROM (\(sql.replacingOccurrences(of: "ORDER BY seq", with: "ORDER BY seq DESC")) LIMIT \(limit)) ORDER BY seq" }
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { row in
+                let detailJSON: String = row["detail_json"]
+                let detail = (try? JSONDecoder().decode([String: JSONValue].self, from: Data(detailJSON.utf8))) ?? [:]
+                let event = AuditEvent(seq: row["seq"], at: row["at"], actor: row["actor"], action: row["action"],
+                                       dataset: row["dataset_id"], detail: detail)
+                return (event, row["prev_hash"], row["hash"])
+            }
+        }
+    }
+
+    /// Recomputes the whole chain.
+    public func verifyAudit() throws -> AuditChain.Verdict {
+        AuditChain.verify(try auditEvents())
+    }
+
+    // MARK: - Helpers
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try writer.read(body) } catch let e as KaifangError { throw e } catch {
+            throw KaifangError.runtime("catalog read failed", cause: error)
+        }
+    }
+
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try writer.write(body) } catch let e as KaifangError { throw e } catch {
+            throw KaifangError.runtime("catalog write failed", cause: error)
+        }
+    }
+
+    static func decodeManifest(_ json: String) throws -> DatasetManifest {
+        try DatasetManifest.decode(Data(json.utf8), source: "catalog")
+    }
+
+    static func manifestJSON(_ m: DatasetManifest) throws -> String {
+        String(decoding: try m.jsonData(), as: UTF8.self)
+    }
+
+    static func datasetRecord(_ row: Row) throws -> DatasetRecord {
+        DatasetRecord(manifest: try decodeManifest(row["manifest_json"]),
+                      tier: (row["tier"] as String?).flatMap(Tier.init(rawValue:)),
+                      publishedVersion: row["published_version"],
+                      createdAt: row["created_at"], updatedAt: row["updated_at"])
+    }
+
+    static func versionRecord(_ row: Row) throws -> VersionRecord {
+        VersionRecord(dataset: row["dataset_id"], number: row["number"], rowCount: row["row_count"], sha256: row["sha256"],
+                      source: row["source"], file: row["file"], manifest: try decodeManifest(row["manifest_json"]),
+                      createdAt: row["created_at"], createdBy: row["created_by"])
+    }
+
+    static func saveManifest(_ db: Database, _ m: DatasetManifest, at: String) throws {
+        let json = try manifestJSON(m)
+        try db.execute(sql: """
+            INSERT INTO datasets (id, title, description, department, topic, update_frequency, license, should_open, entity, manifest_json, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET title = excluded.title, description = excluded.description,
+                department = excluded.department, topic = excluded.topic, update_frequency = excluded.update_frequency,
+                license = excluded.license, should_open = excluded.should_open, entity = excluded.entity,
+                manifest_json = excluded.manifest_json, updated_at = excluded.updated_at
+            """, arguments: [m.id, m.title, m.description, m.department, m.topic, m.updateFrequency, m.license,
+                             m.shouldOpen, m.entity, json, at, at])
+        try db.execute(sql: "DELETE FROM fields WHERE dataset_id = ?", arguments: [m.id])
+        for (i, f) in m.fields.enumerated() {
+            try db.execute(sql: "INSERT INTO fields (dataset_id, position, name, title, type, semantic, level, qi, min, max, action) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [m.id, i, f.name, f.title, f.type.rawValue, f.semantic?.rawValue, f.level.rawValue, f.qi, f.min, f.max, f.action?.rawValue])
+        }
+    }
+
+    // MARK: - Datasets and versions
+
+    /// One dataset, or nil.
+    public func dataset(_ id: String) throws -> DatasetRecord? {
+        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id]).map(Self.datasetRecord) }
+    }
+
+    /// One dataset, or a not-found error that says how to list them.
+    /// - Throws: `KaifangError.notFound`.
+    public func requireDataset(_ id: String) throws -> DatasetRecord {
+        guard let d = try dataset(id) else {
+            throw KaifangError.notFound("no dataset '\(id)' in the catalog: `kaifang dataset list` shows the ids")
+        }
+        return d
+    }
+
+    /// The versions of a dataset, oldest first.
+    public func versions(_ id: String) throws -> [VersionRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM versions WHERE dataset_id = ? ORDER BY number", arguments: [id]).map(Self.versionRecord)
+        }
+    }
+
+    /// One version, or nil.
+    public func version(_ id: String, _ number: Int) throws -> VersionRecord? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM versions WHERE dataset_id = ? AND number = ?", arguments: [id, number]).map(Self.versionRecord)
+        }
+    }
+
+    /// The published version of a dataset, or nil when unpublished.
+    public func publishedVersion(_ id: String) throws -> (DatasetRecord, VersionRecord)? {
+        try read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id]) else { return nil }
+            let d = try Self.datasetRecord(row)
+            guard let n = d.publishedVersion,
+                  let v = try Row.fetchOne(db, sql: "SELECT * FROM versions WHERE dataset_id = ? AND number = ?", arguments: [id, n]) else { return nil }
+            return (d, try Self.versionRecord(v))
+        }
+    }
+
+    /// Makes a version visible: moves the finished temporary file to `versions/<id>/<n>.sqlite`
+    /// and records the dataset (metadata from `manifest`) and the version in one transaction.
+    /// A crash before the commit leaves at most an orphan file that no catalog row names.
+    /// - Throws: `KaifangError.runtime`.
+    public func commitVersion(manifest: DatasetManifest, temporaryFile: String, rowCount: Int, sha256: String,
+                              source: String, actor: String, rejected: Int = 0) throws -> VersionRecord {
+        let at = Self.now()
+        return try write { db in
+            try Self.saveManifest(db, manifest, at: at)
+            let number = (try Int.fetchOne(db, sql: "SELECT max(number) FROM versions WHERE dataset_id = ?", arguments: [manifest.id]) ?? 0) + 1
+            let relative = DataDirectory.versionRelativePath(dataset: manifest.id, number: number)
+            let target = directory.absolute(relative)
+            try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            guard rename(temporaryFile, target) == 0 else {
+                throw KaifangError.runtime("cannot move the new version into place at \(target): \(String(cString: strerror(errno)))")
+            }
+            let json = try Self.manifestJSON(manifest)
+            try db.execute(sql: "INSERT INTO versions (dataset_id, number, row_count, sha256, source, file, manifest_json, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [manifest.id, number, rowCount, sha256, source, relative, json, at, actor])
+            try Self.appendAudit(db, actor: actor, action: "dataset.import", dataset: manifest.id, detail: [
+                "version": .int(Int64(number)), "rows": .int(Int64(rowCount)), "sha256": .string(sha256),
+                "source": .string(source), "rejected": .int(Int64(rejected)),
+            ])
+            return VersionRecord(dataset: manifest.id, number: number, rowCount: rowCount, sha256: sha256, source: source,
+                                 file: relative, manifest: manifest, createdAt: at, createdBy: actor)
+        }
+    }
+
+    /// Publishes a dataset at a tier, pointing readers at `version` (default: the newest), atomically.
+    /// - Throws: `KaifangError.notFound` (no dataset or version), `.conflict` (no version yet).
+    @discardableResult
+    public func publish(dataset id: String, version: Int? = nil, tier: Tier, actor: String, reason: String? = nil) throws -> DatasetRecord {
+        try write { db in
+            guard try Row.fetchOne(db, sql: "SELECT id FROM datasets WHERE id = ?", arguments: [id]) != nil else {
+                throw KaifangError.notFound("no dataset '\(id)' in the catalog: `kaifang dataset list` shows the ids")
+            }
+            let number: Int
+            if let version {
+                guard try Int.fetchOne(db, sql: "SELECT number FROM versions WHERE dataset_id = ? AND number = ?", arguments: [id, version]) != nil else {
+                    throw KaifangError.notFound("dataset '\(id)' has no version \(version): `kaifang dataset versions \(id)` lists them")
+                }
+                number = version
+            } else {
+                guard let n = try Int.fetchOne(db, sql: "SELECT max(number) FROM versions WHERE dataset_id = ?", arguments: [id]) else {
+                    throw KaifangError.conflict("dataset '\(id)' has no version to publish: import a file first")
+                }
+                number = n
+            }
+            let previous = try Row.fetchOne(db, sql: "SELECT tier, published_version FROM datasets WHERE id = ?", arguments: [id])
+            try db.execute(sql: "UPDATE datasets SET tier = ?, published_version = ?, updated_at = ? WHERE id = ?",
+                           arguments: [tier.rawValue, number, Self.now(), id])
+            var detail: [String: JSONValue] = ["version": .int(Int64(number)), "tier": .string(tier.rawValue)]
+            if let pt: String = previous?["tier"] { detail["previous_tier"] = .string(pt) }
+            if let pv: Int64 = previous?["published_version"] { detail["previous_version"] = .int(pv) }
+            if let reason { detail["reason"] = .string(reason) }
+            try Self.appendAudit(db, actor: actor, action: "dataset.publish", dataset: id, detail: detail)
+            return try Self.datasetRecord(try Row.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id])!)
+        }
+    }
+
+    /// Unpublishes a dataset: only stewards see it afterwards; versions stay.
+    /// - Throws: `KaifangError.notFound`.
+    public func withdraw(dataset id: String, actor: String) throws {
+        try write { db in
+            guard try Row.fetchOne(db, sql: "SELECT id FROM datasets WHERE id = ?", arguments: [id]) != nil else {
+                throw KaifangError.notFound("no dataset '\(id)' in the catalog: `kaifang dataset list` shows the ids")
+            }
+            try db.execute(sql: "UPDATE datasets SET tier = NULL, published_version = NULL, updated_at = ? WHERE id = ?", arguments: [Self.now(), id])
+            try Self.appendAudit(db, actor: actor, action: "dataset.withdraw", dataset: id, detail: [:])
+        }
+    }
+
+    /// Number of datasets (for health checks).
+    public func datasetCount() throws -> Int {
+        try read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM datasets") ?? 0 }
+    }
+
+    /// Searches the catalog with facets and an opaque cursor.
+    /// - Throws: `KaifangError.badInput` for a cursor that this server did not make.
+    public func search(_ query: DatasetQuery) throws -> DatasetPage {
+        var offset = 0
+        if let cursor = query.cursor, !cursor.isEmpty {
+            guard let data = Data(base64Encoded: cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/") + String(repeating: "=", count: (4 - cursor.count % 4) % 4)),
+                  let text = String(data: data, encoding: .utf8), text.hasPrefix("o:"), let o = Int(text.dropFirst(2)), o >= 0 else {
+                throw KaifangError.badInput("cursor is not one this server made: pass the next_cursor of the previous page unchanged")
+            }
+            offset = o
+        }
+        let limit = min(max(query.limit, 1), 100)
+        return try read { db in
+            var base: [String] = []
+            var args: [DatabaseValueConvertible?] = []
+            if !query.includeUnpublished { base.append("d.tier IS NOT NULL AND d.published_version IS NOT NULL") }
+            if let q = query.q?.trimmingCharacters(in: .whitespaces), !q.isEmpty {
+                for word in q.split(whereSeparator: { $0 == " " || $0 == "　" }) {
+                    let like = "%" + String(word).replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
+                    base.append("(d.id LIKE ? ESCAPE '\\' OR d.title LIKE ? ESCAPE '\\' OR d.description LIKE ? ESCAPE '\\' OR d.department LIKE ? ESCAPE '\\' OR d.topic LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM fields f WHERE f.dataset_id = d.id AND (f.title LIKE ? ESCAPE '\\' OR f.name LIKE ? ESCAPE '\\')))")
+                    args.append(contentsOf: Array(repeating: like, count: 7))
+                }
+            }
+            func whereClause(_ extra: [String]) -> String {
+                let all = base + extra
+                return all.isEmpty ? "" : " WHERE " + all.joined(separator: " AND ")
+            }
+            var filters: [String] = []
+            var filterArgs: [DatabaseValueConvertible?] = []
+            if let d = query.department { filters.append("d.department = ?"); filterArgs.append(d) }
+            if let t = query.tier { filters.append("d.tier = ?"); filterArgs.append(t.rawValue) }
+            if let t = query.topic { filters.append("d.topic = ?"); filterArgs.append(t) }
+
+            let all = StatementArguments(args + filterArgs)
+            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM datasets d" + whereClause(filters), arguments: all) ?? 0
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT d.*, v.row_count AS v_rows, v.created_at AS v_at FROM datasets d
+                LEFT JOIN versions v ON v.dataset_id = d.id AND v.number = d.published_version
+                \(whereClause(filters)) ORDER BY d.title, d.id LIMIT ? OFFSET ?
+                """, arguments: all + [limit + 1, offset])
+            // Facets: counts over the query with every filter except the facet's own.
+            func facet(_ column: String, excluding: String?) throws -> [FacetCount] {
+                var fs: [String] = [], fa: [DatabaseValueConvertible?] = []
+                if excluding != "department", let d = query.department { fs.append("d.department = ?"); fa.append(d) }
+                if excluding != "tier", let t = query.tier { fs.append("d.tier = ?"); fa.append(t.rawValue) }
+                if excluding != "topic", let t = query.topic { fs.append("d.topic = ?"); fa.append(t) }
+                let sql = "SELECT d.\(column) AS value, count(*) AS n FROM datasets d" + whereClause(fs + ["d.\(column) IS NOT NULL AND d.\(column) <> ''"]) + " GROUP BY d.\(column) ORDER BY n DESC, value"
+                return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args + fa)).map { FacetCount(value: $0["value"], count: $0["n"]) }
+            }
+            var items: [(record: DatasetRecord, rowCount: Int, updatedAt: String?)] = []
+            for row in rows.prefix(limit) {
+                items.append((try Self.datasetRecord(row), row["v_rows"] ?? 0, row["v_at"]))
+            }
+            var next: String?
+            if rows.count > limit {
+                next = Data("o:\(offset + limit)".utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            }
+            return DatasetPage(datasets: items, total: total,
+                               departments: try facet("department", excluding: "department"),
+                               tiers: try facet("tier", excluding: "tier"),
+                               topics: try facet("topic", excluding: "topic"),
+                               nextCursor: next)
+        }
+    }
+
+    // MARK: - Keys
+
+    /// Creates an API key. The secret is returned once and only its SHA-256 is stored.
+    /// - Returns: the record and the full key `kf_<id>_<secret>`.
+    /// - Throws: `KaifangError.badInput` for an empty name.
+    public func createKey(role: Role, name: String, actor: String) throws -> (APIKeyRecord, String) {
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, trimmed.count <= 200 else {
+            throw KaifangError.badInput("--name must be 1–200 characters: say who the key is for")
+        }
+        var rng = SystemRandomNumberGenerator()
+        let id = (0..<8).map { _ in String(UInt8.random(in: 0...15, using: &rng), radix: 16) }.joined()
+        let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        let key = "kf_\(id)_\(secret)"
+        let at = Self.now()
+        let record = APIKeyRecord(id: id, name: trimmed, role: role, createdAt: at, revokedAt: nil)
+        try write { db in
+            try db.execute(sql: "INSERT INTO api_keys (id, name, role, key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [id, trimmed, role.rawValue, Self.hashKey(key), at])
+            try Self.appendAudit(db, actor: actor, action: "key.create", dataset: nil,
+                                 detail: ["key_id": .string(id), "role": .string(role.rawValue), "name": .string(trimmed)])
+        }
+        return (record, key)
+    }
+
+    static func hashKey(_ key: String) -> String {
+        SHA256.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The active key matching a presented secret, or nil (unknown, malformed or revoked).
+    public func authenticate(_ presented: String) throws -> APIKeyRecord? {
+        let parts = presented.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "kf", parts[1].count == 8, parts[2].count == 64 else { return nil }
+        let id = String(parts[1])
+        return try read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE id = ?", arguments: [id]) else { return nil }
+            let stored: String = row["key_hash"]
+            let given = Self.hashKey(presented)
+            // Constant-time comparison of the two digests.
+            var diff: UInt8 = 0
+            for (a, b) in zip(stored.utf8, given.utf8) { diff |= a ^ b }
+            guard diff == 0, stored.utf8.count == given.utf8.count else { return nil }
+            let record = Self.keyRecord(row)
+            return record.isActive ? record : nil
+        }
+    }
+
+    static func keyRecord(_ row: Row) -> APIKeyRecord {
+        APIKeyRecord(id: row["id"], name: row["name"], role: Role(rawValue: row["role"]) ?? .developer,
+                     createdAt: row["created_at"], revokedAt: row["revoked_at"])
+    }
+
+    /// All keys, newest first.
+    public func keys() throws -> [APIKeyRecord] {
+        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM api_keys ORDER BY created_at DESC, id").map(Self.keyRecord) }
+    }
+
+    /// Revokes a key; it fails authentication from the next request on.
+    /// - Throws: `KaifangError.notFound`.
+    public func revokeKey(_ id: String, actor: String) throws {
+        try write { db in
+            try db.execute(sql: "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", arguments: [Self.now(), id])
+            guard db.changesCount == 1 else {
+                throw KaifangError.notFound("no active key '\(id)': `kaifang key list` shows the key ids")
+            }
+            try Self.appendAudit(db, actor: actor, action: "key.revoke", dataset: nil, detail: ["key_id": .string(id)])
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import KaifangCore
+import Crypto
+import Foundation
+
+/// The data directory's layout (DESIGN §3): `catalog.sqlite`, `secret.key`,
+/// `versions/<dataset>/<n>.sqlite`, `jobs/<job id>/`, `rejects/`.
+public struct DataDirectory: Sendable {
+    /// The root folder.
+    public let root: URL
+
+    /// Names a data directory (nothing is created).
+    public init(path: String) {
+        self.root = URL(fileURLWithPath: path, isDirectory: true).standardizedFileURL
+    }
+
+    public var catalogPath: String { root.appendingPathComponent("catalog.sqlite").path }
+    public var secretPath: String { root.appendingPathComponent("secret.key").path }
+    public var versionsDir: URL { root.appendingPathComponent("versions", isDirectory: true) }
+    public var jobsDir: URL { root.appendingPathComponent("jobs", isDirectory: true) }
+    public var rejectsDir: URL { root.appendingPathComponent("rejects", isDirectory: true) }
+    public var tmpDir: URL { root.appendingPathComponent("tmp", isDirectory: true) }
+
+    /// The file of one dataset version, relative to the root (as stored in the catalog).
+    public static func versionRelativePath(dataset: String, number: Int) -> String {
+        "versions/\(dataset)/\(number).sqlite"
+    }
+
+    /// Absolute path of a relative path stored in the catalog.
+    public func absolute(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+
+    /// Whether `init` has run here.
+    public var isInitialized: Bool { FileManager.default.fileExists(atPath: catalogPath) }
+
+    /// Creates the folders and the platform secret (32 random bytes, mode 0600) if missing.
+    /// - Throws: `KaifangError.runtime` when the folder cannot be created.
+    public func prepare() throws {
+        let fm = FileManager.default
+        do {
+            for dir in [root, versionsDir, jobsDir, rejectsDir, tmpDir] {
+                try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+            }
+        } catch {
+            throw KaifangError.runtime("cannot create the data directory \(root.path): check that its parent exists and is writable", cause: error)
+        }
+        if !fm.fileExists(atPath: secretPath) {
+            var bytes = [UInt8](repeating: 0, count: 32)
+            var rng = SystemRandomNumberGenerator()
+            for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
+            let fd = open(secretPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw KaifangError.runtime("cannot create \(secretPath): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, 32) }
+            guard written == 32, fsync(fd) == 0 else { throw KaifangError.runtime("cannot write \(secretPath)") }
+        }
+    }
+
+    /// The platform secret (for pseudonym keys).
+    /// - Throws: `KaifangError.runtime` if the file is missing or not 32 bytes, or readable by others.
+    public func secret() throws -> SymmetricKey {
+        guard let data = FileManager.default.contents(atPath: secretPath), data.count == 32 else {
+            throw KaifangError.runtime("\(secretPath) is missing or damaged: run `kaifang init` on this data directory")
+        }
+        return SymmetricKey(data: data)
+    }
+
+    /// Removes temporary files left by an interrupted import.
+    public func sweepTemporaryFiles() {
+        let fm = FileManager.default
+        guard let items = try? fm.contentsOfDirectory(atPath: tmpDir.path) else { return }
+        for item in items { try? fm.removeItem(atPath: tmpDir.appendingPathComponent(item).path) }
+    }
+
+    /// A fresh temporary file path under `tmp/`.
+    public func temporaryFile(suffix: String) -> String {
+        tmpDir.appendingPathComponent("\(UUID().uuidString.lowercased())\(suffix)").path
+    }
+}

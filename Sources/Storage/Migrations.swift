@@ -1,0 +1,114 @@
+import GRDB
+
+/// The catalog's migrations: named, append-only, string table names. Never edit a shipped one;
+/// add the next.
+enum CatalogMigrations {
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-catalog") { db in
+            try db.execute(sql: """
+            CREATE TABLE datasets (
+                id TEXT PRIMARY KEY NOT NULL,
+                title TEXT NOT NULL,
+                description TEXT NOT NULL DEFAULT '',
+                department TEXT NOT NULL DEFAULT '',
+                topic TEXT NOT NULL DEFAULT '',
+                update_frequency TEXT NOT NULL DEFAULT 'irregular',
+                license TEXT NOT NULL DEFAULT '',
+                should_open INTEGER NOT NULL DEFAULT 0,
+                entity TEXT,
+                manifest_json TEXT NOT NULL,
+                tier TEXT CHECK (tier IN ('open', 'conditional', 'restricted')),
+                published_version INTEGER,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            );
+            CREATE TABLE fields (
+                dataset_id TEXT NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+                position INTEGER NOT NULL,
+                name TEXT NOT NULL,
+                title TEXT,
+                type TEXT NOT NULL,
+                semantic TEXT,
+                level TEXT NOT NULL CHECK (level IN ('L1', 'L2', 'L3', 'L4')),
+                qi INTEGER NOT NULL DEFAULT 0,
+                min REAL,
+                max REAL,
+                action TEXT,
+                PRIMARY KEY (dataset_id, name)
+            );
+            CREATE TABLE versions (
+                dataset_id TEXT NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+                number INTEGER NOT NULL,
+                row_count INTEGER NOT NULL,
+                sha256 TEXT NOT NULL,
+                source TEXT NOT NULL,
+                file TEXT NOT NULL,
+                manifest_json TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                PRIMARY KEY (dataset_id, number)
+            );
+            CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY NOT NULL,
+                name TEXT NOT NULL,
+                role TEXT NOT NULL CHECK (role IN ('developer', 'partner', 'steward')),
+                key_hash TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                revoked_at TEXT
+            );
+            CREATE TABLE applications (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                dataset_id TEXT NOT NULL REFERENCES datasets(id),
+                key_id TEXT NOT NULL REFERENCES api_keys(id),
+                purpose TEXT NOT NULL,
+                fields_json TEXT NOT NULL,
+                use TEXT NOT NULL CHECK (use IN ('rows', 'sandbox')),
+                duration_days INTEGER NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+                reason TEXT,
+                created_at TEXT NOT NULL,
+                decided_at TEXT
+            );
+            CREATE TABLE licenses (
+                id TEXT PRIMARY KEY NOT NULL,
+                application_id INTEGER REFERENCES applications(id),
+                key_id TEXT NOT NULL REFERENCES api_keys(id),
+                dataset_id TEXT NOT NULL REFERENCES datasets(id),
+                fields_json TEXT NOT NULL,
+                use TEXT NOT NULL CHECK (use IN ('rows', 'sandbox')),
+                created_at TEXT NOT NULL,
+                expires_at TEXT NOT NULL,
+                revoked_at TEXT
+            );
+            CREATE INDEX licenses_by_key ON licenses(key_id, dataset_id);
+            CREATE TABLE jobs (
+                id TEXT PRIMARY KEY NOT NULL,
+                key_id TEXT NOT NULL REFERENCES api_keys(id),
+                sql TEXT NOT NULL,
+                mode TEXT NOT NULL CHECK (mode IN ('aggregate', 'dp')),
+                epsilon REAL,
+                purpose TEXT NOT NULL DEFAULT '',
+                status TEXT NOT NULL,
+                detail_json TEXT NOT NULL DEFAULT '{}',
+                created_at TEXT NOT NULL,
+                started_at TEXT,
+                finished_at TEXT
+            );
+            CREATE INDEX jobs_by_status ON jobs(status, created_at);
+            CREATE TABLE audit_events (
+                seq INTEGER PRIMARY KEY,
+                at TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                dataset_id TEXT,
+                detail_json TEXT NOT NULL,
+                prev_hash TEXT NOT NULL,
+                hash TEXT NOT NULL
+            );
+            CREATE INDEX audit_by_dataset ON audit_events(dataset_id, seq);
+            """)
+        }
+        return m
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import KaifangCore
+
+/// A dataset as the catalog holds it.
+public struct DatasetRecord: Sendable, Equatable {
+    /// The current manifest (metadata and schema, with the steward's field overrides).
+    public var manifest: DatasetManifest
+    /// The tier it is published at; nil when unpublished.
+    public var tier: Tier?
+    /// The version readers are served; nil when unpublished.
+    public var publishedVersion: Int?
+    public var createdAt: String
+    public var updatedAt: String
+
+    public var id: String { manifest.id }
+    /// Whether readers other than stewards can see it.
+    public var isPublished: Bool { tier != nil && publishedVersion != nil }
+}
+
+/// One immutable version of a dataset.
+public struct VersionRecord: Sendable, Equatable {
+    public var dataset: String
+    public var number: Int
+    public var rowCount: Int
+    /// SHA-256 of the canonical content.
+    public var sha256: String
+    /// Where it came from (a file name or URL).
+    public var source: String
+    /// The file, relative to the data directory.
+    public var file: String
+    /// The schema the version was imported with.
+    public var manifest: DatasetManifest
+    public var createdAt: String
+    public var createdBy: String
+}
+
+/// An API key (without its secret, which is never stored).
+public struct APIKeyRecord: Sendable, Equatable {
+    /// The public part of the key (`kf_<id>_…`), shown in logs and audit events.
+    public var id: String
+    public var name: String
+    public var role: Role
+    public var createdAt: String
+    public var revokedAt: String?
+    public var isActive: Bool { revokedAt == nil }
+}
+
+/// A catalog search.
+public struct DatasetQuery: Sendable {
+    /// Words to find in title, description, department, topic and field titles.
+    public var q: String?
+    public var department: String?
+    public var tier: Tier?
+    public var topic: String?
+    /// Page size.
+    public var limit: Int = 20
+    /// The opaque cursor of the previous page.
+    public var cursor: String?
+    /// Stewards also see unpublished datasets.
+    public var includeUnpublished = false
+
+    public init(q: String? = nil, department: String? = nil, tier: Tier? = nil, topic: String? = nil,
+                limit: Int = 20, cursor: String? = nil, includeUnpublished: Bool = false) {
+        self.q = q; self.department = department; self.tier = tier; self.topic = topic
+        self.limit = limit; self.cursor = cursor; self.includeUnpublished = includeUnpublished
+    }
+}
+
+/// One facet value and how many datasets have it.
+public struct FacetCount: Sendable, Equatable {
+    public var value: String
+    public var count: Int
+}
+
+/// One page of catalog results.
+public struct DatasetPage: Sendable {
+    public var datasets: [(record: DatasetRecord, rowCount: Int, updatedAt: String?)]
+    /// Matches over all pages.
+    public var total: Int
+    public var departments: [FacetCount]
+    public var tiers: [FacetCount]
+    public var topics: [FacetCount]
+    /// The cursor of the next page; nil on the last.
+    public var nextCursor: String?
+}
+
+/// What an import produced.
+public struct ImportOutcome: Sendable {
+    public var version: VersionRecord
+    /// Rows refused and written to the rejects file (with `--on-error skip`).
+    public var rejected: Int
+    /// The rejects file, when rows were refused.
+    public var rejectsFile: String?
+
+    public init(version: VersionRecord, rejected: Int, rejectsFile: String?) {
+        self.version = version; self.rejected = rejected; self.rejectsFile = rejectsFile
+    }
+}

@@ -1,0 +1,216 @@
+import KaifangCore
+import Crypto
+import Foundation
+import GRDBSQLite
+
+/// SQLITE_TRANSIENT: tells SQLite to copy bound text before the call returns.
+let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+
+/// Writes one immutable dataset version: a fresh SQLite file with a `rows` table typed after the
+/// manifest, filled in one transaction, indexes built after the load, then fsynced. The content
+/// SHA-256 is computed over a canonical serialization of the typed values as they are written.
+public final class VersionWriter {
+    /// The path being written (a temporary file until the catalog commits it).
+    public let path: String
+    private var db: OpaquePointer?
+    private var insert: OpaquePointer?
+    private let fields: [FieldSpec]
+    private var hasher = SHA256()
+    /// Rows written so far.
+    public private(set) var rowCount = 0
+    private var finished = false
+
+    /// Creates the file and its table.
+    /// - Throws: `KaifangError.runtime` when SQLite refuses.
+    public init(path: String, manifest: DatasetManifest) throws {
+        self.path = path
+        self.fields = manifest.fields
+        guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
+            let msg = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close(db)
+            throw KaifangError.runtime("cannot create version file \(path): \(msg)")
+        }
+        let columns = manifest.fields.map { "\(quoteIdentifier($0.name)) \(Self.sqlType($0.type))" }.joined(separator: ", ")
+        try exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA page_size=8192; PRAGMA cache_size=-16384;")
+        try exec("CREATE TABLE rows (_row INTEGER PRIMARY KEY, \(columns))")
+        try exec("CREATE TABLE kaifang_version (key TEXT PRIMARY KEY, value TEXT)")
+        let manifestJSON = String(decoding: try manifest.jsonData(), as: UTF8.self)
+        try exec("INSERT INTO kaifang_version VALUES ('dataset', \(quoteLiteral(manifest.id))), ('manifest', \(quoteLiteral(manifestJSON)))")
+        try exec("BEGIN")
+        let placeholders = Array(repeating: "?", count: fields.count).joined(separator: ", ")
+        let names = fields.map { quoteIdentifier($0.name) }.joined(separator: ", ")
+        guard sqlite3_prepare_v2(db, "INSERT INTO rows (\(names)) VALUES (\(placeholders))", -1, &insert, nil) == SQLITE_OK else {
+            throw KaifangError.runtime("cannot prepare insert: \(String(cString: sqlite3_errmsg(db)))")
+        }
+    }
+
+    deinit {
+        sqlite3_finalize(insert)
+        sqlite3_close(db)
+        if !finished { unlink(path) }
+    }
+
+    static func sqlType(_ t: FieldType) -> String {
+        switch t {
+        case .integer, .boolean: "INTEGER"
+        case .number: "REAL"
+        case .string, .date, .datetime: "TEXT"
+        }
+    }
+
+    private func exec(_ sql: String) throws {
+        var err: UnsafeMutablePointer<CChar>?
+        if sqlite3_exec(db, sql, nil, nil, &err) != SQLITE_OK {
+            let msg = err.map { String(cString: $0) } ?? "unknown error"
+            sqlite3_free(err)
+            throw KaifangError.runtime("version file \(path): \(msg)")
+        }
+    }
+
+    /// Appends one row (one cell per manifest field, in order).
+    /// - Throws: `KaifangError.runtime` when SQLite refuses (disk full).
+    public func append(_ cells: [Cell]) throws {
+        precondition(cells.count == fields.count)
+        for (i, cell) in cells.enumerated() {
+            let idx = Int32(i + 1)
+            switch cell {
+            case .null:
+                sqlite3_bind_null(insert, idx)
+                hasher.update(data: [0x00, 0x1F])
+            case .integer(let v):
+                sqlite3_bind_int64(insert, idx, v)
+                var le = v.littleEndian
+                hasher.update(data: [0x01])
+                withUnsafeBytes(of: &le) { hasher.update(bufferPointer: $0) }
+                hasher.update(data: [0x1F])
+            case .real(let v):
+                sqlite3_bind_double(insert, idx, v)
+                var bits = v.bitPattern.littleEndian
+                hasher.update(data: [0x02])
+                withUnsafeBytes(of: &bits) { hasher.update(bufferPointer: $0) }
+                hasher.update(data: [0x1F])
+            case .text(var s):
+                s.withUTF8 { u in
+                    if let base = u.baseAddress {
+                        _ = UnsafeRawPointer(base).withMemoryRebound(to: CChar.self, capacity: u.count) {
+                            sqlite3_bind_text(insert, idx, $0, Int32(u.count), sqliteTransient)
+                        }
+                    } else {
+                        sqlite3_bind_text(insert, idx, "", 0, sqliteTransient)
+                    }
+                    hasher.update(data: [0x03])
+                    hasher.update(bufferPointer: UnsafeRawBufferPointer(u))
+                    hasher.update(data: [0x1F])
+                }
+            }
+        }
+        hasher.update(data: [0x1E])
+        let rc = sqlite3_step(insert)
+        sqlite3_reset(insert)
+        guard rc == SQLITE_DONE else {
+            throw KaifangError.runtime("writing version file \(path) failed: \(String(cString: sqlite3_errmsg(db))): check free disk space")
+        }
+        rowCount += 1
+    }
+
+    /// Commits, builds indexes, fsyncs and closes the file.
+    /// - Returns: the content SHA-256 (hex).
+    /// - Throws: `KaifangError.runtime`.
+    public func finish() throws -> String {
+        sqlite3_finalize(insert)
+        insert = nil
+        try exec("COMMIT")
+        for f in fields where f.type != .string || f.semantic == .category {
+            try exec("CREATE INDEX \(quoteIdentifier("ix_\(f.name)")) ON rows (\(quoteIdentifier(f.name)), _row)")
+        }
+        try exec("ANALYZE")
+        sqlite3_close(db)
+        db = nil
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 { fsync(fd); close(fd) }
+        chmod(path, 0o444)
+        finished = true
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// Quotes an SQL identifier.
+public func quoteIdentifier(_ name: String) -> String {
+    "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+}
+
+/// Quotes an SQL string literal.
+public func quoteLiteral(_ s: String) -> String {
+    "'" + s.replacingOccurrences(of: "'", with: "''") + "'"
+}
+
+/// A read-only connection to one dataset version file.
+public final class VersionReader {
+    /// The raw SQLite connection (read-only, query-only).
+    public private(set) var db: OpaquePointer?
+    /// The file.
+    public let path: String
+
+    /// Opens a version file read-only.
+    /// - Throws: `KaifangError.runtime` when the file is missing or damaged.
+    public init(path: String) throws {
+        self.path = path
+        guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
+            sqlite3_close(db)
+            throw KaifangError.runtime("cannot open version file \(path)")
+        }
+        sqlite3_exec(db, "PRAGMA query_only=1", nil, nil, nil)
+    }
+
+    deinit { sqlite3_close(db) }
+
+    /// Runs a query and returns all rows as cells (for small results: previews, tests).
+    /// - Throws: `KaifangError.runtime` with SQLite's message.
+    public func query(_ sql: String, _ bindings: [Cell] = []) throws -> [[Cell]] {
+        var stmt: OpaquePointer?
+        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK else {
+            throw KaifangError.runtime("query failed: \(String(cString: sqlite3_errmsg(db)))")
+        }
+        defer { sqlite3_finalize(stmt) }
+        for (i, b) in bindings.enumerated() {
+            let idx = Int32(i + 1)
+            switch b {
+            case .null: sqlite3_bind_null(stmt, idx)
+            case .integer(let v): sqlite3_bind_int64(stmt, idx, v)
+            case .real(let v): sqlite3_bind_double(stmt, idx, v)
+            case .text(let s): sqlite3_bind_text(stmt, idx, s, -1, sqliteTransient)
+            }
+        }
+        var out: [[Cell]] = []
+        let n = sqlite3_column_count(stmt)
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else { throw KaifangError.runtime("query failed: \(String(cString: sqlite3_errmsg(db)))") }
+            var row: [Cell] = []
+            row.reserveCapacity(Int(n))
+            for c in 0..<n { row.append(Self.cell(stmt, c)) }
+            out.append(row)
+        }
+        return out
+    }
+
+    /// The cell in column `c` of the current row of `stmt`.
+    public static func cell(_ stmt: OpaquePointer?, _ c: Int32) -> Cell {
+        switch sqlite3_column_type(stmt, c) {
+        case SQLITE_NULL: return .null
+        case SQLITE_INTEGER: return .integer(sqlite3_column_int64(stmt, c))
+        case SQLITE_FLOAT: return .real(sqlite3_column_double(stmt, c))
+        default:
+            guard let p = sqlite3_column_text(stmt, c) else { return .null }
+            let len = Int(sqlite3_column_bytes(stmt, c))
+            return .text(String(decoding: UnsafeBufferPointer(start: p, count: len), as: UTF8.self))
+        }
+    }
+
+    /// Number of rows.
+    public func rowCount() throws -> Int {
+        if case .integer(let n)? = try query("SELECT count(*) FROM rows").first?.first { return Int(n) }
+        return 0
+    }
+}

@@ -1,0 +1,250 @@
+import ArgumentParser
+import Foundation
+import KaifangCore
+import KaifangServer
+import Masking
+import Storage
+
+struct DatasetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dataset", abstract: "Import, publish and inspect datasets.",
+        subcommands: [Import.self, Publish.self, Withdraw.self, List.self, Show.self, Versions.self])
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Import a CSV file as a new immutable version of a dataset.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The CSV file (UTF-8, RFC 4180, header line naming the fields by name or title).")
+        var file: String
+        @Option(help: "The dataset id (lower-case letters, digits, '-' and '_').")
+        var id: String
+        @Option(help: "The manifest (dataset.json) describing the fields; required the first time.")
+        var manifest: String?
+        @Option(help: "The file's encoding: auto, utf-8 (gb18030 arrives with the ingest pipeline).")
+        var encoding: String = "auto"
+        @Option(name: .customLong("on-error"), help: "reject: refuse the file if any row is bad (default); skip: import the good rows and write the bad ones to rejects/.")
+        var onError: String = "reject"
+        @Option(help: "The field delimiter, one ASCII character.")
+        var delimiter: String = ","
+
+        func validate() throws {
+            guard OnError(rawValue: onError) != nil else { throw ValidationError("--on-error must be reject or skip") }
+            guard ["auto", "utf-8", "utf8"].contains(encoding.lowercased()) else {
+                throw ValidationError("--encoding \(encoding) is not supported yet: convert the file to UTF-8 (iconv -f GB18030 -t UTF-8) or use --encoding utf-8")
+            }
+            guard delimiter.utf8.count == 1, let b = delimiter.utf8.first, b < 0x80, b != 0x22, b != 0x0A, b != 0x0D else {
+                throw ValidationError("--delimiter must be one ASCII character other than a quote or a newline")
+            }
+        }
+
+        func run() throws {
+            let catalog = try openCatalog(global)
+            let m = try manifest.map { try DatasetManifest.load(path: $0) }
+            let publisher = Publisher(catalog: catalog)
+            let progress = ProgressReporter(enabled: !global.json)
+            let outcome = try publisher.importCSV(path: file, datasetID: id, manifest: m, onError: OnError(rawValue: onError)!,
+                                                  delimiter: delimiter.utf8.first!, actor: cliActor, progress: progress.update)
+            progress.finish()
+            let v = outcome.version
+            if global.json {
+                try printJSON(ImportJSON(dataset: v.dataset, version: v.number, rows: v.rowCount, sha256: v.sha256, rejected: outcome.rejected, rejects_file: outcome.rejectsFile))
+            } else {
+                print("Imported \(v.rowCount) rows into \(v.dataset) version \(v.number) (sha256 \(v.sha256.prefix(12))…).")
+                if outcome.rejected > 0, let f = outcome.rejectsFile { print("\(outcome.rejected) rows refused; they and the reasons are in \(f).") }
+                if let d = try catalog.dataset(v.dataset), d.publishedVersion != nil, d.publishedVersion != v.number {
+                    print("Readers still see version \(d.publishedVersion!); publish the new one with: kaifang dataset publish \(v.dataset) --version \(v.number) --tier \(d.tier!.rawValue)")
+                } else if try catalog.dataset(v.dataset)?.publishedVersion == nil {
+                    print("Not published yet: kaifang dataset publish \(v.dataset) --tier open|conditional|restricted")
+                }
+            }
+        }
+    }
+
+    struct Publish: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Publish a dataset at a tier (moves the published pointer atomically).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The dataset id.") var id: String
+        @Option(help: "open (无条件开放), conditional (有条件开放) or restricted (不予开放).") var tier: String
+        @Option(help: "The version to publish (default: the newest).") var version: Int?
+
+        func validate() throws {
+            guard Tier(rawValue: tier) != nil else { throw ValidationError("--tier must be open, conditional or restricted") }
+        }
+
+        func run() throws {
+            let catalog = try openCatalog(global)
+            let d = try catalog.publish(dataset: id, version: version, tier: Tier(rawValue: tier)!, actor: cliActor)
+            if global.json {
+                try printJSON(["dataset": d.id, "tier": tier, "version": String(d.publishedVersion ?? 0)])
+            } else {
+                print("Published \(d.id) version \(d.publishedVersion ?? 0) as \(tier) (\(Tier(rawValue: tier)!.chinese)).")
+            }
+        }
+    }
+
+    struct Withdraw: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Unpublish a dataset; its versions stay for stewards.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The dataset id.") var id: String
+
+        func run() throws {
+            let catalog = try openCatalog(global)
+            try catalog.withdraw(dataset: id, actor: cliActor)
+            if global.json { try printJSON(["dataset": id, "published": "false"]) } else { print("Withdrew \(id); only stewards see it now.") }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List every dataset in the catalog, published or not.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            let catalog = try openCatalog(global)
+            var all: [DatasetJSON] = []
+            var cursor: String?
+            repeat {
+                let page = try catalog.search(DatasetQuery(limit: 100, cursor: cursor, includeUnpublished: true))
+                all += page.datasets.map { DatasetJSON($0.record, rows: $0.rowCount) }
+                cursor = page.nextCursor
+            } while cursor != nil
+            if global.json { try printJSON(all); return }
+            if all.isEmpty { print("No datasets yet: kaifang dataset import FILE --id ID --manifest dataset.json"); return }
+            let rows = all.map { [$0.id, $0.tier ?? "unpublished", $0.published_version.map(String.init) ?? "-", String($0.rows), $0.title] }
+            printTable(["id", "tier", "version", "rows", "title"], rows)
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a dataset's metadata, fields (with the action per view) and versions.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The dataset id.") var id: String
+        @Option(help: "Explain the actions of this view: public, licensed or steward.") var view: String = "public"
+
+        func validate() throws {
+            guard View(rawValue: view) != nil else { throw ValidationError("--view must be public, licensed or steward") }
+        }
+
+        func run() throws {
+            let catalog = try openCatalog(global)
+            let d = try catalog.requireDataset(id)
+            let versions = try catalog.versions(id)
+            let v = View(rawValue: view)!
+            if global.json {
+                try printJSON(ShowJSON(dataset: DatasetJSON(d, rows: versions.first { $0.number == d.publishedVersion }?.rowCount ?? 0),
+                                       manifest: d.manifest, view: view,
+                                       actions: Dictionary(uniqueKeysWithValues: d.manifest.fields.map { ($0.name, DefaultPolicy.action(for: $0, view: v).rawValue) }),
+                                       versions: versions.map(VersionJSON.init)))
+                return
+            }
+            let m = d.manifest
+            print("\(m.id): \(m.title)")
+            if !m.description.isEmpty { print(m.description) }
+            print("department: \(m.department)   topic: \(m.topic)   updated: \(m.updateFrequency)")
+            print("tier: \(d.tier.map { "\($0.rawValue) (\($0.chinese))" } ?? "unpublished")   published version: \(d.publishedVersion.map(String.init) ?? "-")   privacy unit: \(m.entity ?? "one row")")
+            print("")
+            printTable(["field", "title", "type", "semantic", "level", "qi", "\(view) action"], m.fields.map {
+                [$0.name, $0.title ?? "", $0.type.rawValue, $0.semantic?.rawValue ?? "", $0.level.rawValue, $0.qi ? "yes" : "", DefaultPolicy.action(for: $0, view: v).rawValue]
+            })
+            print("")
+            printTable(["version", "rows", "sha256", "created", "by", "source"], versions.map {
+                ["\($0.number)\($0.number == d.publishedVersion ? "*" : "")", String($0.rowCount), String($0.sha256.prefix(12)), $0.createdAt, $0.createdBy, $0.source]
+            })
+        }
+    }
+
+    struct Versions: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a dataset's versions (* marks the published one).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The dataset id.") var id: String
+
+        func run() throws {
+            let catalog = try openCatalog(global)
+            let d = try catalog.requireDataset(id)
+            let versions = try catalog.versions(id)
+            if global.json { try printJSON(versions.map(VersionJSON.init)); return }
+            printTable(["version", "rows", "sha256", "created", "by", "source"], versions.map {
+                ["\($0.number)\($0.number == d.publishedVersion ? "*" : "")", String($0.rowCount), $0.sha256, $0.createdAt, $0.createdBy, $0.source]
+            })
+        }
+    }
+}
+
+struct ImportJSON: Encodable {
+    var dataset: String
+    var version: Int
+    var rows: Int
+    var sha256: String
+    var rejected: Int
+    var rejects_file: String?
+}
+
+struct DatasetJSON: Encodable {
+    var id: String
+    var title: String
+    var department: String
+    var topic: String
+    var tier: String?
+    var published_version: Int?
+    var rows: Int
+
+    init(_ d: DatasetRecord, rows: Int) {
+        id = d.id; title = d.manifest.title; department = d.manifest.department; topic = d.manifest.topic
+        tier = d.tier?.rawValue; published_version = d.publishedVersion; self.rows = rows
+    }
+}
+
+struct VersionJSON: Encodable {
+    var number: Int
+    var rows: Int
+    var sha256: String
+    var source: String
+    var created_at: String
+    var created_by: String
+
+    init(_ v: VersionRecord) {
+        number = v.number; rows = v.rowCount; sha256 = v.sha256; source = v.source; created_at = v.createdAt; created_by = v.createdBy
+    }
+}
+
+struct ShowJSON: Encodable {
+    var dataset: DatasetJSON
+    var manifest: DatasetManifest
+    var view: String
+    var actions: [String: String]
+    var versions: [VersionJSON]
+}
+
+/// Prints rows as an aligned table (widths counted in display columns: CJK counts 2).
+func printTable(_ header: [String], _ rows: [[String]]) {
+    func width(_ s: String) -> Int {
+        s.unicodeScalars.reduce(0) { $0 + (($1.value >= 0x1100 && ($1.value <= 0x115F || ($1.value >= 0x2E80 && $1.value <= 0xA4CF) || ($1.value >= 0xAC00 && $1.value <= 0xD7A3) || ($1.value >= 0xF900 && $1.value <= 0xFAFF) || ($1.value >= 0xFF00 && $1.value <= 0xFF60) || ($1.value >= 0x20000 && $1.value <= 0x3FFFD))) ? 2 : 1) }
+    }
+    let all = [header] + rows
+    var widths = Array(repeating: 0, count: header.count)
+    for r in all { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], width(c)) } }
+    for (n, r) in all.enumerated() {
+        let line = r.enumerated().map { i, c in i == r.count - 1 ? c : c + String(repeating: " ", count: widths[i] - width(c)) }.joined(separator: "  ")
+        print(line)
+        if n == 0 { print(widths.enumerated().map { i, w in String(repeating: "-", count: i == widths.count - 1 ? max(w, 1) : w) }.joined(separator: "  ")) }
+    }
+}
+
+/// A progress line on a terminal (rows, MB/s); silent when stderr is not a terminal.
+final class ProgressReporter {
+    let enabled: Bool
+    let start = Date()
+    var shown = false
+
+    init(enabled: Bool) { self.enabled = enabled && isatty(2) == 1 }
+
+    func update(rows: Int, bytes: Int64) {
+        guard enabled else { return }
+        let secs = max(Date().timeIntervalSince(start), 0.001)
+        let mb = Double(bytes) / 1_048_576
+        FileHandle.standardError.write(Data(String(format: "\r  %d rows  %.1f MB  %.1f MB/s   ", rows, mb, mb / secs).utf8))
+        shown = true
+    }
+
+    func finish() {
+        if shown { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import KaifangCore
+import KaifangServer
+import Logging
+
+/// Options every command shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .customLong("data-dir"), help: ArgumentHelp("The data directory (default: $KAIFANG_DATA_DIR, else ./kaifang-data).", valueName: "dir"))
+    var dataDir: String?
+
+    @Flag(name: .customLong("json"), help: "Print machine-readable JSON instead of text.")
+    var json = false
+
+    /// The data directory to use, from the flag, the environment or the default.
+    var resolvedDataDir: String {
+        dataDir ?? ProcessInfo.processInfo.environment["KAIFANG_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./kaifang-data"
+    }
+}
+
+@main
+struct Kaifang: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kaifang",
+        abstract: "Kaifang 开放: a public-data open platform with an authorized-development sandbox.",
+        discussion: "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.",
+        version: kaifangVersion,
+        subcommands: [InitCommand.self, DatasetCommand.self, KeyCommand.self, ServeCommand.self, DemoCommand.self, AuditCommand.self]
+    )
+
+    /// Parses, runs, and maps every failure to exit code 1 (runtime) or 2 (usage, input).
+    static func main() async {
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            return h
+        }
+        do {
+            var command = try parseAsRoot(hoistGlobalOptions(Array(CommandLine.arguments.dropFirst())))
+            if var async = command as? AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
+        } catch let e as KaifangError {
+            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+            Foundation.exit(e.kind == .runtime ? 1 : 2)
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { print(message) }
+                Foundation.exit(0)
+            }
+            if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+            // Usage errors (ArgumentParser's 64) are exit 2 in Kaifang.
+            Foundation.exit(code == .validationFailure ? 2 : (code.rawValue == 0 ? 0 : code.rawValue == 64 ? 2 : 1))
+        }
+    }
+}
+
+/// `kaifang [--data-dir D] [--json] <command>`: global options given before the command are moved
+/// after it, where each command's `GlobalOptions` parses them.
+func hoistGlobalOptions(_ args: [String]) -> [String] {
+    var leading: [String] = []
+    var i = 0
+    while i < args.count {
+        let a = args[i]
+        if a == "--json" { leading.append(a); i += 1; continue }
+        if a == "--data-dir", i + 1 < args.count { leading += [a, args[i + 1]]; i += 2; continue }
+        if a.hasPrefix("--data-dir=") { leading.append(a); i += 1; continue }
+        break
+    }
+    return Array(args[i...]) + leading
+}
+
+/// Prints a value as pretty JSON.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try enc.encode(value), as: UTF8.self))
+}
+
+/// Who the CLI acts as, for the audit log.
+var cliActor: String {
+    let env = ProcessInfo.processInfo.environment
+    if let user = env["USER"] ?? env["LOGNAME"], !user.isEmpty { return "cli:" + user }
+    if let pw = getpwuid(getuid()), let name = pw.pointee.pw_name { return "cli:" + String(cString: name) }
+    return "cli:uid\(getuid())"
+}

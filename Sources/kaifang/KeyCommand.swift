@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import KaifangCore
+import Storage
+
+struct KeyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "key", abstract: "Create, list and revoke API keys.",
+                                                    subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an API key; it is shown once and only its hash is stored.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "developer, partner or steward.") var role: String
+        @Option(help: "Who the key is for (a person or an organization).") var name: String
+
+        func validate() throws {
+            guard Role(rawValue: role) != nil else { throw ValidationError("--role must be developer, partner or steward") }
+        }
+
+        func run() throws {
+            let catalog = try openCatalog(global)
+            let (record, key) = try catalog.createKey(role: Role(rawValue: role)!, name: name, actor: cliActor)
+            if global.json {
+                try printJSON(["id": record.id, "role": role, "name": record.name, "key": key])
+            } else {
+                print(key)
+                FileHandle.standardError.write(Data("Created \(role) key \(record.id) for \(record.name). This is the only time the key is shown: store it now.\nUse it as: curl -H 'Authorization: Bearer \(key)' …\n".utf8))
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List keys (ids, roles, names; never secrets).")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            let keys = try openCatalog(global).keys()
+            if global.json {
+                try printJSON(keys.map { ["id": $0.id, "role": $0.role.rawValue, "name": $0.name, "created_at": $0.createdAt, "revoked_at": $0.revokedAt ?? ""] })
+                return
+            }
+            printTable(["id", "role", "name", "created", "revoked"], keys.map { [$0.id, $0.role.rawValue, $0.name, $0.createdAt, $0.revokedAt ?? ""] })
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a key; it fails from its next request on.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The key id (the 8 hex characters after kf_).") var id: String
+
+        func run() throws {
+            try openCatalog(global).revokeKey(id, actor: cliActor)
+            if global.json { try printJSON(["id": id, "revoked": "true"]) } else { print("Revoked key \(id).") }
+        }
+    }
+}
+
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Verify and read the hash-chained audit log.",
+                                                    subcommands: [Verify.self, Tail.self])
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Recompute the hash chain; exit 1 naming the first broken event.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            switch try openCatalog(global).verifyAudit() {
+            case .intact(let count, let head):
+                if global.json { try printJSON(["status": "intact", "events": String(count), "head": head]) }
+                else { print("Audit chain intact: \(count) events, head \(head.prefix(16))….") }
+            case .broken(let seq, let reason):
+                if global.json { try printJSON(["status": "broken", "seq": String(seq), "reason": reason]) }
+                throw KaifangError.runtime("audit chain broken at event \(seq): \(reason)")
+            }
+        }
+    }
+
+    struct Tail: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the newest audit events.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Only events about this dataset.") var dataset: String?
+        @Option(help: "Only events by this key id.") var key: String?
+        @Option(name: .shortAndLong, help: "How many events.") var n: Int = 20
+
+        func run() throws {
+            let events = try openCatalog(global).auditEvents(dataset: dataset, actor: key.map { "key:\($0)" }, limit: max(1, n))
+            for e in events {
+                let line = "\(e.event.seq)  \(e.event.at)  \(e.event.actor)  \(e.event.action)  \(e.event.dataset ?? "-")  \(Audit.JSONValue.object(e.event.detail).canonical)"
+                print(line)
+            }
+        }
+    }
+}
+
+import Audit

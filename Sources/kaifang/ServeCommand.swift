@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import KaifangCore
+import KaifangServer
+import Logging
+import Storage
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the HTTP server (open API) on a data directory.")
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "The address to listen on.") var host: String = "127.0.0.1"
+    @Option(help: "The port to listen on (0 picks a free one).") var port: Int = 8080
+
+    func run() async throws {
+        let catalog = try openCatalog(global)
+        try await runServer(catalog: catalog, host: host, port: port) { port in
+            FileHandle.standardOutput.write(Data("Kaifang serving \(catalog.directory.root.path) on http://\(host):\(port)/ (Ctrl-C stops)\n".utf8))
+        }
+    }
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+func runServer(catalog: CatalogDatabase, host: String, port: Int, announce: @escaping @Sendable (Int) -> Void) async throws {
+    let logger = Logger(label: "kaifang")
+    let app = try buildApplication(AppConfiguration(host: host, port: port), catalog: catalog, logger: logger) { bound in
+        announce(bound)
+    }
+    do {
+        try await app.runService()
+    } catch {
+        throw KaifangError.runtime("the server stopped: is port \(port) already in use? Pick another with --port", cause: error)
+    }
+}
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Import and publish the sample datasets into a fresh data directory, print a developer key, and serve.")
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "The port to listen on.") var port: Int = 8080
+    @Option(help: "The folder of sample datasets (each a folder with dataset.json and a CSV).") var datasets: String = "datasets"
+
+    func run() async throws {
+        let path: String
+        if let explicit = global.dataDir ?? ProcessInfo.processInfo.environment["KAIFANG_DATA_DIR"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            path = explicit
+        } else {
+            path = FileManager.default.temporaryDirectory.appendingPathComponent("kaifang-demo-\(UUID().uuidString.prefix(8).lowercased())").path
+        }
+        let dir = DataDirectory(path: path)
+        if dir.isInitialized, let n = try? CatalogDatabase(directory: dir).datasetCount(), n > 0 {
+            throw KaifangError.badInput("\(path) already holds a catalog with \(n) datasets: the demo needs a fresh data directory; omit --data-dir to use a temporary one")
+        }
+        let catalog = try CatalogDatabase(directory: dir)
+        let imported = try Demo.load(datasetsFolder: datasets, into: catalog, actor: cliActor)
+        let (_, devKey) = try catalog.createKey(role: .developer, name: "demo developer", actor: cliActor)
+        let (_, stewardKey) = try catalog.createKey(role: .steward, name: "demo steward", actor: cliActor)
+        FileHandle.standardOutput.write(Data(imported.map { $0 + "\n" }.joined().utf8))
+        try await runServer(catalog: catalog, host: "127.0.0.1", port: port) { bound in
+            let base = "http://127.0.0.1:\(bound)"
+            FileHandle.standardOutput.write(Data("""
+
+            Kaifang demo is running; data directory \(path)
+              developer key: \(devKey)
+              steward key:   \(stewardKey)
+            Open \(base)/v1/datasets in a browser, or try:
+              curl \(base)/v1/datasets/air-quality
+              curl -H 'Authorization: Bearer \(devKey)' '\(base)/v1/datasets?q=enterprise'
+            Ctrl-C stops the server.
+
+            """.utf8))
+        }
+    }
+}
