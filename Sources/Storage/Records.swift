@@ -70,6 +70,7 @@ public struct DatasetQuery: Sendable {
 public struct FacetCount: Sendable, Equatable {
     public var value: String
     public var count: Int
+    public init(value: String, count: Int) { self.value = value; self.count = count }
 }
 
 /// One page of catalog results.

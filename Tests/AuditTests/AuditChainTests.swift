@@ -1,0 +1,56 @@
+import Audit
+import Testing
+
+@Suite struct AuditChainTests {
+    func chain(_ n: Int) -> [(event: AuditEvent, previous: String, hash: String)] {
+        var prev = AuditChain.genesis
+        var out: [(event: AuditEvent, previous: String, hash: String)] = []
+        for i in 1...n {
+            let e = AuditEvent(seq: Int64(i), at: "2026-11-22T00:00:0\(i % 10).000Z", actor: "cli:test", action: "dataset.import",
+                               dataset: i % 2 == 0 ? "residents" : nil, detail: ["version": .int(Int64(i)), "source": "a,\"b\"\n.csv"])
+            let h = AuditChain.hash(previous: prev, event: e)
+            out.append((e, prev, h))
+            prev = h
+        }
+        return out
+    }
+
+    @Test func canonicalJSONSortsKeysAndEscapesControls() {
+        let v: JSONValue = ["b": 1, "a": ["x\n\"y\"", true, .null], "中": "文\u{01}"]
+        #expect(v.canonical == #"{"a":["x\n\"y\"",true,null],"b":1,"中":"文\u0001"}"#)
+    }
+
+    @Test func theSameEventAlwaysHashesTheSame() {
+        #expect(chain(3).map(\.hash) == chain(3).map(\.hash))
+        #expect(Set(chain(5).map(\.hash)).count == 5)
+    }
+
+    @Test func anIntactChainVerifies() {
+        let c = chain(6)
+        #expect(AuditChain.verify(c) == .intact(count: 6, head: c.last!.hash))
+        #expect(AuditChain.verify([]) == .intact(count: 0, head: AuditChain.genesis))
+    }
+
+    @Test(arguments: 0..<6)
+    func alteringAnyEventBreaksTheChainThere(index: Int) {
+        var c = chain(6)
+        c[index].event.detail["version"] = 99
+        #expect(AuditChain.verify(c) == .broken(seq: Int64(index + 1), reason: "event \(index + 1) was altered: its content no longer matches its hash"))
+    }
+
+    @Test(arguments: 0..<5)
+    func deletingAnEventIsNamed(index: Int) {
+        var c = chain(6)
+        c.remove(at: index)
+        guard case .broken(let seq, let reason) = AuditChain.verify(c) else { Issue.record("not broken"); return }
+        #expect(seq == Int64(index + 1))
+        #expect(reason.contains("deleted"))
+    }
+
+    @Test func rewritingAHashWithoutItsSuccessorIsCaught() {
+        var c = chain(4)
+        c[1].event.actor = "cli:mallory"
+        c[1].hash = AuditChain.hash(previous: c[1].previous, event: c[1].event)
+        #expect(AuditChain.verify(c) == .broken(seq: 3, reason: "event 3 does not point at the hash of event 2"))
+    }
+}

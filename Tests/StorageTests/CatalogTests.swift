@@ -1,0 +1,174 @@
+import Audit
+import Foundation
+import GRDB
+import KaifangCore
+import Storage
+import Testing
+
+/// A temporary data directory, removed when the test ends.
+final class TempDir {
+    let path: String
+    init() {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("kaifang-test-\(UUID().uuidString)").path
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+@Suite struct CatalogTests {
+    let tmp = TempDir()
+    let catalog: CatalogDatabase
+
+    init() throws {
+        catalog = try CatalogDatabase(directory: DataDirectory(path: tmp.path))
+    }
+
+    static func manifest(_ id: String, department: String = "省民政厅", topic: String = "social", title: String? = nil) -> DatasetManifest {
+        DatasetManifest(id: id, title: title ?? "\(id) 数据", description: "测试", department: department, topic: topic, tier: .open, fields: [
+            FieldSpec(name: "name", title: "姓名", type: .string, semantic: .person_name, level: .L3),
+            FieldSpec(name: "age", type: .integer, level: .L2),
+            FieldSpec(name: "score", type: .number, level: .L1),
+        ])
+    }
+
+    /// Writes a version with `n` rows and commits it.
+    @discardableResult
+    func importVersion(_ m: DatasetManifest, rows n: Int) throws -> VersionRecord {
+        let path = catalog.directory.temporaryFile(suffix: ".sqlite")
+        let w = try VersionWriter(path: path, manifest: m)
+        for i in 0..<n { try w.append([.text("张\(i)"), .integer(Int64(i)), i % 3 == 0 ? .null : .real(Double(i) / 2)]) }
+        let sha = try w.finish()
+        return try catalog.commitVersion(manifest: m, temporaryFile: path, rowCount: w.rowCount, sha256: sha, source: "test.csv", actor: "cli:test")
+    }
+
+    @Test func aDataDirectoryHasItsLayoutAndASecretOnlyTheOwnerReads() throws {
+        let fm = FileManager.default
+        for p in ["catalog.sqlite", "secret.key", "versions", "jobs", "rejects"] {
+            #expect(fm.fileExists(atPath: "\(tmp.path)/\(p)"), "\(p)")
+        }
+        let attrs = try fm.attributesOfItem(atPath: "\(tmp.path)/secret.key")
+        #expect((attrs[.posixPermissions] as? Int) == 0o600)
+        #expect((attrs[.size] as? Int) == 32)
+        let mode = try catalog.writer.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
+    }
+
+    @Test func aCommittedVersionIsAReadOnlyFileWithTypedRows() throws {
+        let v = try importVersion(Self.manifest("people"), rows: 5)
+        #expect(v.number == 1 && v.rowCount == 5 && v.sha256.count == 64)
+        let path = catalog.directory.absolute(v.file)
+        #expect(path.hasSuffix("versions/people/1.sqlite"))
+        let attrs = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attrs[.posixPermissions] as? Int) == 0o444)
+        let r = try VersionReader(path: path)
+        #expect(try r.rowCount() == 5)
+        #expect(try r.query("SELECT name, age, score FROM rows WHERE _row = 2") == [[.text("张1"), .integer(1), .real(0.5)]])
+        #expect(try r.query("SELECT typeof(score) FROM rows WHERE _row = 1") == [[.text("null")]])
+        // Read-only: a write fails.
+        #expect(throws: KaifangError.self) { try r.query("DELETE FROM rows") }
+    }
+
+    @Test func theContentHashDependsOnTheContentOnly() throws {
+        let a = try importVersion(Self.manifest("a"), rows: 10)
+        let b = try importVersion(Self.manifest("a"), rows: 10)
+        let c = try importVersion(Self.manifest("a"), rows: 11)
+        #expect(a.sha256 == b.sha256)
+        #expect(a.sha256 != c.sha256)
+        #expect([a.number, b.number, c.number] as [Int] == [1, 2, 3] as [Int])
+    }
+
+    @Test func publishingMovesThePointerAndEveryVersionStaysReadable() throws {
+        let m = Self.manifest("people")
+        try importVersion(m, rows: 3)
+        try importVersion(m, rows: 4)
+        #expect(try catalog.dataset("people")?.isPublished == false)
+        try catalog.publish(dataset: "people", version: 1, tier: .conditional, actor: "cli:test")
+        var (d, v) = try #require(try catalog.publishedVersion("people"))
+        #expect(d.tier == .conditional && v.number == 1 && v.rowCount == 3)
+        try catalog.publish(dataset: "people", tier: .open, actor: "cli:test")
+        (d, v) = try #require(try catalog.publishedVersion("people"))
+        #expect(d.tier == .open && v.number == 2)
+        #expect(try VersionReader(path: catalog.directory.absolute(try #require(try catalog.version("people", 1)).file)).rowCount() == 3)
+        try catalog.withdraw(dataset: "people", actor: "cli:test")
+        #expect(try catalog.publishedVersion("people") == nil)
+        #expect(try catalog.versions("people").count == 2)
+    }
+
+    @Test func publishingSomethingThatDoesNotExistSaysWhatToDo() throws {
+        #expect { try catalog.publish(dataset: "nope", tier: .open, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        try importVersion(Self.manifest("p"), rows: 1)
+        #expect { try catalog.publish(dataset: "p", version: 7, tier: .open, actor: "t") } throws: {
+            ($0 as? KaifangError)?.message.contains("has no version 7") == true
+        }
+    }
+
+    @Test func searchFindsWordsFacetsAndPagesWithACursor() throws {
+        for i in 0..<7 {
+            let m = Self.manifest("d\(i)", department: i < 4 ? "省民政厅" : "省生态环境厅", topic: i % 2 == 0 ? "social" : "environment",
+                                  title: i == 5 ? "空气质量小时数据" : nil)
+            try importVersion(m, rows: 1)
+            if i != 6 { try catalog.publish(dataset: m.id, tier: i < 3 ? .open : .conditional, actor: "t") }
+        }
+        let all = try catalog.search(DatasetQuery(limit: 100))
+        #expect(all.total == 6) // d6 is unpublished
+        #expect(all.departments == [FacetCount(value: "省民政厅", count: 4), FacetCount(value: "省生态环境厅", count: 2)])
+        #expect(try catalog.search(DatasetQuery(limit: 100, includeUnpublished: true)).total == 7)
+        #expect(try catalog.search(DatasetQuery(q: "空气")).datasets.map(\.record.id) == ["d5"])
+        #expect(try catalog.search(DatasetQuery(q: "姓名")).total == 6) // field titles are searched
+        let filtered = try catalog.search(DatasetQuery(department: "省民政厅", tier: .open))
+        #expect(filtered.total == 3)
+        #expect(filtered.tiers.first { $0.value == "conditional" }?.count == 1) // the tier facet ignores the tier filter
+        var seen: [String] = []
+        var cursor: String?
+        repeat {
+            let page = try catalog.search(DatasetQuery(limit: 4, cursor: cursor))
+            seen += page.datasets.map(\.record.id)
+            cursor = page.nextCursor
+        } while cursor != nil
+        #expect(seen.sorted() == ["d0", "d1", "d2", "d3", "d4", "d5"])
+        #expect { try catalog.search(DatasetQuery(cursor: "garbage!")) } throws: { ($0 as? KaifangError)?.kind == .badInput }
+    }
+
+    @Test func keysAreShownOnceStoredHashedAndRevocable() throws {
+        let (record, key) = try catalog.createKey(role: .partner, name: "某大学", actor: "cli:test")
+        #expect(key.hasPrefix("kf_\(record.id)_") && key.count == 3 + 8 + 1 + 64)
+        #expect(try catalog.authenticate(key)?.role == .partner)
+        let stored = try catalog.writer.read { try String.fetchAll($0, sql: "SELECT key_hash FROM api_keys") }
+        #expect(stored.count == 1 && !stored[0].contains(String(key.suffix(64))))
+        var tampered = Array(key)
+        tampered[tampered.count - 1] = tampered.last == "0" ? "1" : "0"
+        #expect(try catalog.authenticate(String(tampered)) == nil)
+        #expect(try catalog.authenticate("kf_nothex_x") == nil)
+        try catalog.revokeKey(record.id, actor: "cli:test")
+        #expect(try catalog.authenticate(key) == nil)
+        #expect { try catalog.revokeKey(record.id, actor: "cli:test") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+    }
+
+    @Test func everyChangeIsAnAuditEventAndTheChainVerifies() throws {
+        try importVersion(Self.manifest("p"), rows: 2)
+        try catalog.publish(dataset: "p", tier: .open, actor: "cli:test")
+        _ = try catalog.createKey(role: .developer, name: "dev", actor: "cli:test")
+        try catalog.withdraw(dataset: "p", actor: "cli:test")
+        let actions = try catalog.auditEvents().map(\.event.action)
+        #expect(actions == ["dataset.import", "dataset.publish", "key.create", "dataset.withdraw"])
+        guard case .intact(count: 4, _) = try catalog.verifyAudit() else { Issue.record("chain broken"); return }
+        try catalog.writer.write { try $0.execute(sql: "UPDATE audit_events SET detail_json = '{\"version\":9}' WHERE seq = 2") }
+        #expect(try catalog.verifyAudit() == .broken(seq: 2, reason: "event 2 was altered: its content no longer matches its hash"))
+    }
+
+    @Test func anUnfinishedWriterLeavesNoFileAndNoCatalogRow() throws {
+        let path = catalog.directory.temporaryFile(suffix: ".sqlite")
+        do {
+            let w = try VersionWriter(path: path, manifest: Self.manifest("x"))
+            try w.append([.text("a"), .integer(1), .null])
+        }
+        #expect(!FileManager.default.fileExists(atPath: path))
+        #expect(try catalog.dataset("x") == nil)
+    }
+
+    @Test func reopeningSweepsTemporaryFilesOfAnInterruptedImport() throws {
+        let stray = catalog.directory.temporaryFile(suffix: ".sqlite")
+        FileManager.default.createFile(atPath: stray, contents: Data("partial".utf8))
+        _ = try CatalogDatabase(directory: DataDirectory(path: tmp.path))
+        #expect(!FileManager.default.fileExists(atPath: stray))
+    }
+}
