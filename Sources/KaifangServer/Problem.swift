@@ -60,7 +60,7 @@ public struct Problem: Error, Codable, Sendable, Equatable {
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = (try? enc.encode(self)) ?? Data("{\"status\":\(status)}".utf8)
         var headers = extra
-        headers[.contentType] = "application/problem+json"
+        headers[.contentType] = "application/problem+json; charset=utf-8"
         return Response(status: HTTPResponse.Status(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -1,0 +1,129 @@
+import Foundation
+import KaifangCore
+import Testing
+
+func ids(_ r: LiveServer.Reply) -> [String] {
+    (r.object["datasets"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+}
+
+/// End to end: the real server on a loopback port, the sample datasets, real HTTP.
+@Suite(.serialized) struct CatalogAPITests {
+    @Test func healthzAnswersWithTheDatasetCount() async throws {
+        try await LiveServer.with { s in
+            let r = try await s.get("/healthz")
+            #expect(r.status == 200)
+            #expect(r.object["status"] as? String == "ok")
+            #expect(r.object["datasets"] as? Int == 3)
+            #expect(r.headers["x-request-id"]?.isEmpty == false)
+        }
+    }
+
+    @Test func theCatalogListsTheThreeSamplesWithFacets() async throws {
+        try await LiveServer.with { s in
+            let r = try await s.get("/v1/datasets")
+            #expect(r.status == 200)
+            let items = r.object["datasets"] as? [[String: Any]] ?? []
+            let listed = Set(ids(r))
+            #expect(listed == ["residents", "enterprises", "air-quality"])
+            #expect(r.object["total"] as? Int == 3)
+            let residents = items.first { $0["id"] as? String == "residents" } ?? [:]
+            #expect(residents["tier"] as? String == "conditional")
+            #expect(residents["row_count"] as? Int == 2000)
+            let tiers = (r.object["facets"] as? [String: Any])?["tier"] as? [[String: Any]] ?? []
+            let openCount = tiers.first { $0["value"] as? String == "open" }?["count"] as? Int
+            #expect(openCount == 2)
+            #expect(r.object["next_cursor"] == nil)
+        }
+    }
+
+    @Test func searchFiltersAndCursorPaging() async throws {
+        try await LiveServer.with { s in
+            let air = try await s.get("/v1/datasets?q=%E7%A9%BA%E6%B0%94") // 空气
+            let airIDs = ids(air)
+            #expect(airIDs == ["air-quality"])
+            let open = try await s.get("/v1/datasets?tier=open")
+            #expect(open.object["total"] as? Int == 2)
+            var paged: [String] = []
+            var path = "/v1/datasets?limit=1"
+            for _ in 0..<5 {
+                let page = try await s.get(path)
+                #expect(page.status == 200)
+                paged += ids(page)
+                guard let next = page.object["next_cursor"] as? String else { break }
+                path = "/v1/datasets?limit=1&cursor=\(next)"
+            }
+            #expect(paged.sorted() == ["air-quality", "enterprises", "residents"])
+        }
+    }
+
+    @Test func aDatasetShowsItsSchemaLevelsActionsAndVersions() async throws {
+        try await LiveServer.with { s in
+            let r = try await s.get("/v1/datasets/enterprises")
+            #expect(r.status == 200)
+            #expect(r.object["view"] as? String == "public")
+            let fields = r.object["fields"] as? [[String: Any]] ?? []
+            let names = fields.compactMap { $0["name"] as? String }
+            #expect(names == ["uscc", "company_name", "legal_representative", "registered_capital", "industry", "district", "established"])
+            let rep = fields.first { $0["name"] as? String == "legal_representative" } ?? [:]
+            #expect(rep["level"] as? String == "L3" && rep["semantic"] as? String == "person_name" && rep["action"] as? String == "mask")
+            let versions = r.object["versions"] as? [[String: Any]] ?? [[:]]
+            #expect(versions.count == 1 && versions[0]["row_count"] as? Int == 1000 && versions[0]["published"] as? Bool == true)
+            // A conditional dataset's rows are not served to an anonymous caller: the schema says so.
+            let residents = try await s.get("/v1/datasets/residents")
+            #expect(residents.object["view"] as? String == "none")
+            let actions = (residents.object["fields"] as? [[String: Any]] ?? []).compactMap { $0["action"] as? String }
+            #expect(actions == Array(repeating: "none", count: 10))
+            #expect(residents.object["entity"] as? String == "id_number")
+        }
+    }
+
+    @Test func errorsAreProblemJSON() async throws {
+        try await LiveServer.with { s in
+            let cases: [(String, Int)] = [("/v1/datasets/nope", 404), ("/v1/nothing", 404), ("/v1/datasets?limit=abc", 400),
+                                          ("/v1/datasets?tier=public", 400), ("/v1/datasets?cursor=bogus", 400), ("/v1/datasets/Bad%20Id", 404)]
+            for (path, status) in cases {
+                let r = try await s.get(path)
+                #expect(r.status == status, "\(path)")
+                #expect(r.headers["content-type"] == "application/problem+json; charset=utf-8", "\(path)")
+                #expect(r.object["status"] as? Int == status, "\(path)")
+                #expect((r.object["title"] as? String)?.isEmpty == false)
+                #expect((r.object["type"] as? String)?.isEmpty == false)
+                #expect((r.object["detail"] as? String)?.isEmpty == false)
+            }
+        }
+    }
+
+    @Test func keysAuthenticateAndStewardsSeeUnpublishedDatasets() async throws {
+        try await LiveServer.with { s in
+            try s.catalog.withdraw(dataset: "air-quality", actor: "test")
+            let (_, steward) = try s.catalog.createKey(role: .steward, name: "s", actor: "test")
+            let (devRecord, dev) = try s.catalog.createKey(role: .developer, name: "d", actor: "test")
+            let anonymous = try await s.get("/v1/datasets")
+            let asDeveloper = try await s.get("/v1/datasets", key: dev)
+            let listAsSteward = try await s.get("/v1/datasets", key: steward)
+            let hidden = try await s.get("/v1/datasets/air-quality")
+            #expect(anonymous.object["total"] as? Int == 2)
+            #expect(asDeveloper.object["total"] as? Int == 2)
+            #expect(listAsSteward.object["total"] as? Int == 3)
+            #expect(hidden.status == 404)
+            let asSteward = try await s.get("/v1/datasets/air-quality", key: steward)
+            #expect(asSteward.status == 200 && asSteward.object["view"] as? String == "steward")
+            let bad = try await s.get("/v1/datasets", key: "kf_00000000_" + String(repeating: "0", count: 64))
+            #expect(bad.status == 401 && bad.headers["content-type"] == "application/problem+json; charset=utf-8")
+            try s.catalog.revokeKey(devRecord.id, actor: "test")
+            let revoked = try await s.get("/v1/datasets", key: dev)
+            #expect(revoked.status == 401)
+        }
+    }
+
+    @Test func metricsCountRequestsByRouteTemplateNotPath() async throws {
+        try await LiveServer.with { s in
+            _ = try await s.get("/v1/datasets/residents")
+            _ = try await s.get("/v1/datasets/enterprises")
+            let m = try await s.get("/metrics")
+            #expect(m.status == 200)
+            #expect(m.text.contains("kaifang_http_requests_total{route=\"/v1/datasets/{id}\",method=\"GET\",status=\"200\"} 2"))
+            #expect(!m.text.contains("residents"))
+        }
+    }
+}

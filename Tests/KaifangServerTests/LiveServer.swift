@@ -1,0 +1,73 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import KaifangServer
+import Logging
+import Storage
+
+/// The real server on a loopback port over a temporary data directory with the sample datasets.
+final class LiveServer: @unchecked Sendable {
+    let dataDir: String
+    let catalog: CatalogDatabase
+    private(set) var port = 0
+    private var task: Task<Void, any Error>?
+
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    init(loadSamples: Bool = true) throws {
+        dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kaifang-e2e-\(UUID().uuidString)").path
+        catalog = try CatalogDatabase(directory: DataDirectory(path: dataDir))
+        if loadSamples {
+            _ = try Demo.load(datasetsFolder: Self.repo.appendingPathComponent("datasets").path, into: catalog, actor: "test")
+        }
+    }
+
+    /// Starts the server on port 0 and waits until it listens.
+    func start() async throws {
+        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
+        var logger = Logger(label: "kaifang-test")
+        logger.logLevel = .warning
+        let app = try buildApplication(AppConfiguration(host: "127.0.0.1", port: 0), catalog: catalog, logger: logger) { port in
+            continuation.yield(port)
+            continuation.finish()
+        }
+        task = Task { try await app.run() }
+        for await p in stream { port = p }
+        guard port > 0 else { throw URLError(.cannotConnectToHost) }
+    }
+
+    func stop() async {
+        task?.cancel()
+        _ = try? await task?.value
+        try? FileManager.default.removeItem(atPath: dataDir)
+    }
+
+    struct Reply {
+        let status: Int
+        let headers: [String: String]
+        let body: Data
+        var json: Any? { try? JSONSerialization.jsonObject(with: body) }
+        var object: [String: Any] { json as? [String: Any] ?? [:] }
+        var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    func get(_ path: String, key: String? = nil, method: String = "GET") async throws -> Reply {
+        var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        req.httpMethod = method
+        if let key { req.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
+        let (data, response) = try await URLSession.shared.data(for: req)
+        let http = response as! HTTPURLResponse
+        var headers: [String: String] = [:]
+        for (k, v) in http.allHeaderFields { headers[String(describing: k).lowercased()] = String(describing: v) }
+        return Reply(status: http.statusCode, headers: headers, body: data)
+    }
+
+    /// Runs `body` against a started server and always stops it.
+    static func with(loadSamples: Bool = true, _ body: (LiveServer) async throws -> Void) async throws {
+        let server = try LiveServer(loadSamples: loadSamples)
+        try await server.start()
+        do { try await body(server) } catch { await server.stop(); throw error }
+        await server.stop()
+    }
+}

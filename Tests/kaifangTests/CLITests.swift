@@ -1,0 +1,156 @@
+import Foundation
+import KaifangCore
+import Storage
+import Testing
+
+/// The steward CLI as a user runs it: exit codes, messages, nothing half-written.
+@Suite struct CLITests {
+    let scratch = Scratch()
+    static let manifest = """
+    {"id": "people", "title": "People", "entity": "pid", "fields": [
+      {"name": "pid", "title": "编号", "type": "string", "semantic": "identifier", "level": "L4"},
+      {"name": "age", "type": "integer", "level": "L2", "min": 0, "max": 150}
+    ]}
+    """
+
+    func initialized() throws -> String {
+        let r = try CLI.run(["init", "--data-dir", scratch.dataDir])
+        #expect(r.status == 0, "\(r.stderr)")
+        return scratch.dataDir
+    }
+
+    /// Everything the catalog holds that an import or publish could change.
+    func snapshot(_ dir: String) throws -> [String] {
+        let c = try CatalogDatabase(directory: DataDirectory(path: dir))
+        let datasets = try c.search(DatasetQuery(limit: 100, includeUnpublished: true)).datasets.map(\.record.id)
+        let events = try c.auditEvents().map(\.hash)
+        let files = (FileManager.default.enumerator(atPath: "\(dir)/versions")?.allObjects as? [String]) ?? []
+        return datasets + events + files.sorted()
+    }
+
+    @Test func initCreatesTheDataDirectoryAndIsIdempotent() throws {
+        let dir = try initialized()
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/catalog.sqlite"))
+        let again = try CLI.run(["--data-dir", dir, "--json", "init"])
+        #expect(again.status == 0)
+        #expect(again.stdout.contains("\"created\" : \"false\""))
+    }
+
+    @Test func theEnvironmentVariableNamesTheDataDirectory() throws {
+        let dir = try initialized()
+        let r = try CLI.run(["dataset", "list", "--json"], env: ["KAIFANG_DATA_DIR": dir])
+        #expect(r.status == 0 && r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]" || r.stdout.contains("[]"), "\(r.stdout)")
+    }
+
+    @Test func importPublishListShowRoundTrip() throws {
+        let dir = try initialized()
+        let m = scratch.write("dataset.json", Self.manifest)
+        let csv = scratch.write("people.csv", "编号,age\nP1,30\nP2,41\n")
+        let imp = try CLI.run(["dataset", "import", csv, "--id", "people", "--manifest", m, "--data-dir", dir, "--json"])
+        #expect(imp.status == 0, "\(imp.stderr)")
+        #expect(imp.stdout.contains("\"rows\" : 2"))
+        let pub = try CLI.run(["--data-dir", dir, "dataset", "publish", "people", "--tier", "restricted"])
+        #expect(pub.status == 0 && pub.stdout.contains("不予开放"))
+        let list = try CLI.run(["--data-dir", dir, "dataset", "list"])
+        #expect(list.stdout.contains("people") && list.stdout.contains("restricted"))
+        let show = try CLI.run(["--data-dir", dir, "dataset", "show", "people", "--view", "licensed"])
+        #expect(show.status == 0)
+        #expect(show.stdout.contains("pid") && show.stdout.contains("L4") && show.stdout.contains("mask"))
+        // A second import without --manifest reuses the catalog's schema and makes version 2.
+        let csv2 = scratch.write("people2.csv", "pid,age\nP3,50\n")
+        let imp2 = try CLI.run(["--data-dir", dir, "--json", "dataset", "import", csv2, "--id", "people"])
+        #expect(imp2.status == 0 && imp2.stdout.contains("\"version\" : 2"), "\(imp2.stderr)")
+        let versions = try CLI.run(["--data-dir", dir, "dataset", "versions", "people"])
+        #expect(versions.stdout.contains("1*"))
+        let audit = try CLI.run(["--data-dir", dir, "audit", "verify"])
+        #expect(audit.status == 0 && audit.stdout.contains("intact"))
+    }
+
+    @Test func aManifestWithAnUnknownLevelExits2AndWritesNothing() throws {
+        let dir = try initialized()
+        let before = try snapshot(dir)
+        let m = scratch.write("bad.json", Self.manifest.replacingOccurrences(of: "\"L2\"", with: "\"L7\""))
+        let csv = scratch.write("people.csv", "pid,age\nP1,30\n")
+        let r = try CLI.run(["dataset", "import", csv, "--id", "people", "--manifest", m, "--data-dir", dir])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("level 'L7' is not one of L1, L2, L3, L4"), "\(r.stderr)")
+        #expect(r.stderr.contains("bad.json"))
+        #expect(try snapshot(dir) == before)
+    }
+
+    @Test func aHeaderThatDoesNotMatchTheManifestExits2AndWritesNothing() throws {
+        let dir = try initialized()
+        let before = try snapshot(dir)
+        let m = scratch.write("dataset.json", Self.manifest)
+        let csv = scratch.write("people.csv", "pid,agee\nP1,30\n")
+        let r = try CLI.run(["dataset", "import", csv, "--id", "people", "--manifest", m, "--data-dir", dir])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("people.csv:1:5: header column 2 'agee' is not a field of the manifest"), "\(r.stderr)")
+        #expect(try snapshot(dir) == before)
+    }
+
+    @Test func badRowsExit2ListPositionsAndWriteNothing() throws {
+        let dir = try initialized()
+        let before = try snapshot(dir)
+        let m = scratch.write("dataset.json", Self.manifest)
+        var text = "pid,age\nP1,30\nP2,abc\nP3,200\n"
+        for i in 0..<30 { text += "Q\(i),x\n" }
+        let csv = scratch.write("people.csv", text)
+        let r = try CLI.run(["dataset", "import", csv, "--id", "people", "--manifest", m, "--data-dir", dir])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("people.csv:3:4: field 'age': expected an integer"), "\(r.stderr)")
+        #expect(r.stderr.contains("people.csv:4:4: field 'age': value is above the declared max 150"))
+        #expect(r.stderr.contains("32 rows refused; nothing was imported"))
+        #expect(r.stderr.contains("… and 12 more rows with problems"))
+        #expect(try snapshot(dir) == before)
+        #expect((try FileManager.default.contentsOfDirectory(atPath: "\(dir)/tmp")).isEmpty)
+    }
+
+    @Test func onErrorSkipImportsGoodRowsAndWritesRejects() throws {
+        let dir = try initialized()
+        let m = scratch.write("dataset.json", Self.manifest)
+        let csv = scratch.write("people.csv", "pid,age\nP1,30\nP2,abc\nP3,40\n")
+        let r = try CLI.run(["dataset", "import", csv, "--id", "people", "--manifest", m, "--on-error", "skip", "--json", "--data-dir", dir])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("\"rows\" : 2") && r.stdout.contains("\"rejected\" : 1"))
+        let files = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/rejects")
+        #expect(files.count == 1)
+        let rejects = try String(contentsOfFile: "\(dir)/rejects/\(files[0])", encoding: .utf8)
+        #expect(rejects.hasPrefix("line,column,field,reason,row\n3,4,age,"))
+    }
+
+    @Test(arguments: [
+        ["dataset", "show", "ghost"], ["dataset", "publish", "ghost", "--tier", "open"], ["dataset", "versions", "ghost"],
+        ["dataset", "withdraw", "ghost"],
+    ])
+    func anUnknownDatasetIdExits2NamingIt(args: [String]) throws {
+        let dir = try initialized()
+        let before = try snapshot(dir)
+        let r = try CLI.run(args + ["--data-dir", dir])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("no dataset 'ghost'"), "\(r.stderr)")
+        #expect(try snapshot(dir) == before)
+    }
+
+    @Test func badUsageExits2() throws {
+        let dir = try initialized()
+        #expect(try CLI.run(["dataset", "publish", "x", "--tier", "public", "--data-dir", dir]).status == 2)
+        #expect(try CLI.run(["dataset", "frobnicate"]).status == 2)
+        #expect(try CLI.run(["key", "create", "--role", "admin", "--name", "x", "--data-dir", dir]).status == 2)
+        let notInit = try CLI.run(["dataset", "list", "--data-dir", scratch.url.appendingPathComponent("nowhere").path])
+        #expect(notInit.status == 2 && notInit.stderr.contains("kaifang init"))
+        #expect(try CLI.run(["--help"]).status == 0)
+    }
+
+    @Test func aKeyIsPrintedOnceAndOnlyItsHashIsStored() throws {
+        let dir = try initialized()
+        let r = try CLI.run(["key", "create", "--role", "developer", "--name", "测试开发者", "--data-dir", dir])
+        #expect(r.status == 0)
+        let key = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(key.hasPrefix("kf_") && key.count == 76)
+        let list = try CLI.run(["key", "list", "--data-dir", dir])
+        #expect(list.stdout.contains("测试开发者") && !list.stdout.contains(String(key.suffix(64))))
+        let catalogBytes = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/catalog.sqlite"))
+        #expect(catalogBytes.range(of: Data(key.suffix(64).utf8)) == nil)
+    }
+}
