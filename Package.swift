@@ -65,7 +65,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
-        ]),
+        ], exclude: ["Embedded"], plugins: ["EmbedResources"]),
+        // Embeds Sources/<target>/Embedded/* (the spec, later the portal's templates and CSS)
+        // into the binary, so `kaifang` runs from anywhere without a resource bundle.
+        .executableTarget(name: "embed-tool"),
+        .plugin(name: "EmbedResources", capability: .buildTool(), dependencies: ["embed-tool"]),
         // The steward CLI.
         .executableTarget(name: "kaifang", dependencies: [
             "KaifangServer",

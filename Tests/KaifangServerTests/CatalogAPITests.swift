@@ -116,6 +116,15 @@ func ids(_ r: LiveServer.Reply) -> [String] {
         }
     }
 
+    @Test func theServerServesTheSpecItWasBuiltWith() async throws {
+        try await LiveServer.with(loadSamples: false) { s in
+            let r = try await s.get("/v1/openapi.yaml")
+            #expect(r.status == 200)
+            let spec = try Data(contentsOf: LiveServer.repo.appendingPathComponent("openapi/openapi.yaml"))
+            #expect(r.body == spec)
+        }
+    }
+
     @Test func metricsCountRequestsByRouteTemplateNotPath() async throws {
         try await LiveServer.with { s in
             _ = try await s.get("/v1/datasets/residents")

@@ -33,6 +33,10 @@ struct APIHandler: APIProtocol {
         .ok(.init(body: .plainText(HTTPBody(metrics.registry.emitToBuffer()))))
     }
 
+    func getOpenAPISpec(_ input: Operations.GetOpenAPISpec.Input) async throws -> Operations.GetOpenAPISpec.Output {
+        .ok(.init(body: .yaml(HTTPBody(EmbeddedFiles.data("openapi.yaml") ?? Data()))))
+    }
+
     func listDatasets(_ input: Operations.ListDatasets.Input) async throws -> Operations.ListDatasets.Output {
         let q = input.query
         let caller = Caller.current

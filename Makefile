@@ -1,0 +1,28 @@
+# Kaifang — the two commands a new user needs:
+#   make demo   builds Kaifang and runs the demo server on http://127.0.0.1:8080
+#   make test   builds and runs the whole test suite
+# Both install the Debian libraries Kaifang needs if they are missing (scripts/setup.sh).
+
+PORT ?= 8080
+SWIFT ?= swift
+
+.PHONY: demo test build setup check-openapi clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(SWIFT) build
+
+demo: build
+	.build/debug/kaifang demo --port $(PORT)
+
+test: setup
+	$(SWIFT) test
+	@bash scripts/check-openapi.sh
+
+check-openapi:
+	@bash scripts/check-openapi.sh
+
+clean:
+	rm -rf .build
