@@ -28,7 +28,7 @@ public enum Demo {
                                                   manifest: manifest, actor: actor)
             var line = "imported \(manifest.id): \(outcome.version.rowCount) rows"
             if let tier = manifest.tier {
-                try catalog.publish(dataset: manifest.id, tier: tier, actor: actor)
+                try Stewardship(catalog: catalog).publish(dataset: manifest.id, tier: tier, actor: actor)
                 line += ", published \(tier.rawValue) (\(tier.chinese))"
             }
             lines.append(line)

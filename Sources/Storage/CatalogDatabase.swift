@@ -208,7 +208,8 @@ public struct CatalogDatabase: Sendable {
     /// Publishes a dataset at a tier, pointing readers at `version` (default: the newest), atomically.
     /// - Throws: `KaifangError.notFound` (no dataset or version), `.conflict` (no version yet).
     @discardableResult
-    public func publish(dataset id: String, version: Int? = nil, tier: Tier, actor: String, reason: String? = nil) throws -> DatasetRecord {
+    public func publish(dataset id: String, version: Int? = nil, tier: Tier, actor: String, reason: String? = nil,
+                        detail extra: [String: JSONValue] = [:]) throws -> DatasetRecord {
         try write { db in
             guard try Row.fetchOne(db, sql: "SELECT id FROM datasets WHERE id = ?", arguments: [id]) != nil else {
                 throw KaifangError.notFound("no dataset '\(id)' in the catalog: `kaifang dataset list` shows the ids")
@@ -232,8 +233,28 @@ public struct CatalogDatabase: Sendable {
             if let pt: String = previous?["tier"] { detail["previous_tier"] = .string(pt) }
             if let pv: Int64 = previous?["published_version"] { detail["previous_version"] = .int(pv) }
             if let reason { detail["reason"] = .string(reason) }
+            detail.merge(extra) { a, _ in a }
             try Self.appendAudit(db, actor: actor, action: "dataset.publish", dataset: id, detail: detail)
             return try Self.datasetRecord(try Row.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id])!)
+        }
+    }
+
+    /// Replaces a dataset's current manifest (metadata, field levels, semantic types, actions),
+    /// as `dataset classify --apply` and `dataset field` do. Versions keep the schema they were
+    /// imported with; serving applies the current field policy.
+    /// - Throws: `KaifangError.notFound`, `.badInput` (a field that no version has).
+    public func updateManifest(_ manifest: DatasetManifest, actor: String, action: String, detail: [String: JSONValue]) throws {
+        try manifest.validate()
+        try write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT manifest_json FROM datasets WHERE id = ?", arguments: [manifest.id]) else {
+                throw KaifangError.notFound("no dataset '\(manifest.id)' in the catalog: `kaifang dataset list` shows the ids")
+            }
+            let current = try Self.decodeManifest(row["manifest_json"])
+            guard Set(current.fields.map(\.name)) == Set(manifest.fields.map(\.name)) else {
+                throw KaifangError.badInput("the fields of '\(manifest.id)' cannot be added or removed here: import a new version with a new manifest")
+            }
+            try Self.saveManifest(db, manifest, at: Self.now())
+            try Self.appendAudit(db, actor: actor, action: action, dataset: manifest.id, detail: detail)
         }
     }
 

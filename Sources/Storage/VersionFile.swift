@@ -208,6 +208,32 @@ public final class VersionReader {
         }
     }
 
+    /// Streams rows (cells in the order of `columns`) without holding them all.
+    /// - Parameters:
+    ///   - every: keep one row in `every` (a deterministic sample; 1 keeps all).
+    ///   - limit: stop after this many rows.
+    /// - Throws: `KaifangError.runtime` with SQLite's message.
+    public func forEachRow(columns: [String], every: Int = 1, limit: Int? = nil, _ body: (Int64, [Cell]) throws -> Void) throws {
+        var stmt: OpaquePointer?
+        let cols = columns.map(quoteIdentifier).joined(separator: ", ")
+        var sql = "SELECT _row, \(cols) FROM rows"
+        if every > 1 { sql += " WHERE _row % \(every) = 1" }
+        sql += " ORDER BY _row"
+        if let limit { sql += " LIMIT \(limit)" }
+        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK else {
+            throw KaifangError.runtime("query failed: \(String(cString: sqlite3_errmsg(db)))")
+        }
+        defer { sqlite3_finalize(stmt) }
+        var row: [Cell] = Array(repeating: .null, count: columns.count)
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else { throw KaifangError.runtime("query failed: \(String(cString: sqlite3_errmsg(db)))") }
+            for c in 0..<columns.count { row[c] = Self.cell(stmt, Int32(c + 1)) }
+            try body(sqlite3_column_int64(stmt, 0), row)
+        }
+    }
+
     /// Number of rows.
     public func rowCount() throws -> Int {
         if case .integer(let n)? = try query("SELECT count(*) FROM rows").first?.first { return Int(n) }

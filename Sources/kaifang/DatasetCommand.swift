@@ -8,7 +8,7 @@ import Storage
 struct DatasetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dataset", abstract: "Import, publish and inspect datasets.",
-        subcommands: [Import.self, Publish.self, Withdraw.self, List.self, Show.self, Versions.self])
+        subcommands: [Import.self, Publish.self, Withdraw.self, List.self, Show.self, Versions.self, Classify.self, Field.self])
 
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Import a CSV file as a new immutable version of a dataset.")
@@ -60,24 +60,104 @@ struct DatasetCommand: ParsableCommand {
     }
 
     struct Publish: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Publish a dataset at a tier (moves the published pointer atomically).")
+        static let configuration = CommandConfiguration(abstract: "Publish a dataset at a tier (moves the published pointer atomically).",
+                                                        discussion: "Publishing `open` checks the k-anonymity of the public view over the quasi-identifiers and refuses below --min-k unless --force --reason is given (audited).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The dataset id.") var id: String
         @Option(help: "open (无条件开放), conditional (有条件开放) or restricted (不予开放).") var tier: String
         @Option(help: "The version to publish (default: the newest).") var version: Int?
+        @Option(name: .customLong("min-k"), help: "The smallest k-anonymity an open dataset's public view may have.") var minK: Int = Stewardship.defaultMinimumK
+        @Flag(help: "Publish open even below --min-k (needs --reason; audited).") var force = false
+        @Option(help: "Why forcing is acceptable (recorded in the audit log).") var reason: String?
 
         func validate() throws {
             guard Tier(rawValue: tier) != nil else { throw ValidationError("--tier must be open, conditional or restricted") }
+            guard minK >= 1 else { throw ValidationError("--min-k must be at least 1") }
         }
 
         func run() throws {
             let catalog = try openCatalog(global)
-            let d = try catalog.publish(dataset: id, version: version, tier: Tier(rawValue: tier)!, actor: cliActor)
+            let (d, report) = try Stewardship(catalog: catalog).publish(dataset: id, version: version, tier: Tier(rawValue: tier)!, force: force,
+                                                                        reason: reason, minimumK: minK, actor: cliActor)
             if global.json {
-                try printJSON(["dataset": d.id, "tier": tier, "version": String(d.publishedVersion ?? 0)])
+                var out = ["dataset": d.id, "tier": tier, "version": String(d.publishedVersion ?? 0)]
+                if let k = report?.k { out["k"] = String(k) }
+                try printJSON(out)
             } else {
                 print("Published \(d.id) version \(d.publishedVersion ?? 0) as \(tier) (\(Tier(rawValue: tier)!.chinese)).")
+                if let r = report, let k = r.k {
+                    print("k-anonymity of the public view: \(k) over \(r.quasiIdentifiers.joined(separator: ", ")) (\(r.classes) groups\(r.passes ? "" : "; FORCED below \(r.threshold)"))")
+                }
             }
+        }
+    }
+
+    struct Classify: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Propose each field's semantic type, level and quasi-identifier flag from a sample.",
+                                                        discussion: "Header hints (Chinese and English) and value validators with check digits. --apply writes the proposals with enough confidence; it never lowers a level.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The dataset id.") var id: String
+        @Flag(help: "Write the accepted proposals into the dataset's field policy (audited).") var apply = false
+        @Option(name: .customLong("min-confidence"), help: "Accept proposals at or above this confidence (0–1).") var minConfidence: Double = 0.8
+        @Option(help: "How many rows to sample.") var sample: Int = 1000
+
+        func run() throws {
+            let catalog = try openCatalog(global)
+            let s = Stewardship(catalog: catalog)
+            let proposals = try s.classify(dataset: id, sampleSize: max(1, sample))
+            let current = try catalog.requireDataset(id).manifest
+            var changed: [String] = []
+            if apply { changed = try s.applyClassification(dataset: id, proposals: proposals, minimumConfidence: minConfidence, actor: cliActor) }
+            if global.json {
+                try printJSON(proposals.map { ProposalJSON(field: $0.field, semantic: $0.semantic?.rawValue, level: $0.level.rawValue, qi: $0.qi,
+                                                           confidence: $0.confidence, reason: $0.reason, accepted: $0.confidence >= minConfidence,
+                                                           applied: changed.contains($0.field)) })
+                return
+            }
+            printTable(["field", "now", "proposed", "qi", "confidence", "why"], proposals.map { p in
+                let f = current.field(named: p.field)
+                let now = "\(f?.semantic?.rawValue ?? "-") \(f?.level.rawValue ?? "")"
+                return [p.field, now, "\(p.semantic?.rawValue ?? "-") \(p.level.rawValue)", p.qi ? "yes" : "", String(format: "%.2f%@", p.confidence, p.confidence >= minConfidence ? "" : " (low)"), p.reason]
+            })
+            if apply {
+                print(changed.isEmpty ? "\nNothing changed." : "\nApplied to: \(changed.joined(separator: ", ")) (levels are never lowered).")
+            } else {
+                print("\nRun again with --apply to write the proposals with confidence ≥ \(minConfidence).")
+            }
+        }
+    }
+
+    struct Field: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set a field's level, semantic type, quasi-identifier flag or masking action.",
+                                                        discussion: "--type names the semantic type (resident_id, phone, …); the storage type of imported versions cannot change.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The dataset id.") var id: String
+        @Argument(help: "The field name.") var field: String
+        @Option(help: "L1, L2, L3 or L4.") var level: String?
+        @Option(help: "The semantic type (resident_id, phone, person_name, address, category, …).") var type: String?
+        @Option(help: "true or false: whether the field is a quasi-identifier.") var qi: Bool?
+        @Option(help: "Override the default action: keep, suppress, mask, pseudonymize, generalize, noise, hash.") var action: String?
+        @Flag(name: .customLong("clear-action"), help: "Remove the override; the default matrix applies again.") var clearAction = false
+
+        func validate() throws {
+            if let level, Level(rawValue: level) == nil { throw ValidationError("--level must be L1, L2, L3 or L4") }
+            if let type, SemanticType(rawValue: type) == nil {
+                throw ValidationError("--type must be one of \(SemanticType.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if let action, ActionName(rawValue: action) == nil {
+                throw ValidationError("--action must be one of \(ActionName.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if level == nil && type == nil && qi == nil && action == nil && !clearAction {
+                throw ValidationError("give at least one of --level, --type, --qi, --action, --clear-action")
+            }
+        }
+
+        func run() throws {
+            let f = try Stewardship(catalog: try openCatalog(global)).setField(
+                dataset: id, field: field, level: level.flatMap(Level.init(rawValue:)), semantic: type.flatMap(SemanticType.init(rawValue:)),
+                qi: qi, action: action.flatMap(ActionName.init(rawValue:)), clearAction: clearAction, actor: cliActor)
+            if global.json { try printJSON(f); return }
+            print("\(id).\(f.name): level \(f.level.rawValue), semantic \(f.semantic?.rawValue ?? "-"), qi \(f.qi ? "yes" : "no"), action \(f.action?.rawValue ?? "default") — public: \(DefaultPolicy.action(for: f, view: .public).rawValue), licensed: \(DefaultPolicy.action(for: f, view: .licensed).rawValue)")
         }
     }
 
@@ -128,6 +208,7 @@ struct DatasetCommand: ParsableCommand {
             let d = try catalog.requireDataset(id)
             let versions = try catalog.versions(id)
             let v = View(rawValue: view)!
+            let explained = try Stewardship(catalog: catalog).plan(for: d, view: v).explain()
             if global.json {
                 try printJSON(ShowJSON(dataset: DatasetJSON(d, rows: versions.first { $0.number == d.publishedVersion }?.rowCount ?? 0),
                                        manifest: d.manifest, view: view,
@@ -141,8 +222,8 @@ struct DatasetCommand: ParsableCommand {
             print("department: \(m.department)   topic: \(m.topic)   updated: \(m.updateFrequency)")
             print("tier: \(d.tier.map { "\($0.rawValue) (\($0.chinese))" } ?? "unpublished")   published version: \(d.publishedVersion.map(String.init) ?? "-")   privacy unit: \(m.entity ?? "one row")")
             print("")
-            printTable(["field", "title", "type", "semantic", "level", "qi", "\(view) action"], m.fields.map {
-                [$0.name, $0.title ?? "", $0.type.rawValue, $0.semantic?.rawValue ?? "", $0.level.rawValue, $0.qi ? "yes" : "", DefaultPolicy.action(for: $0, view: v).rawValue]
+            printTable(["field", "title", "type", "semantic", "level", "qi", "\(view) action", "example"], zip(m.fields, explained).map { f, e in
+                [f.name, f.title ?? "", f.type.rawValue, f.semantic?.rawValue ?? "", f.level.rawValue, f.qi ? "yes" : "", e.action.rawValue, e.example ?? ""]
             })
             print("")
             printTable(["version", "rows", "sha256", "created", "by", "source"], versions.map {
@@ -166,6 +247,17 @@ struct DatasetCommand: ParsableCommand {
             })
         }
     }
+}
+
+struct ProposalJSON: Encodable {
+    var field: String
+    var semantic: String?
+    var level: String
+    var qi: Bool
+    var confidence: Double
+    var reason: String
+    var accepted: Bool
+    var applied: Bool
 }
 
 struct ImportJSON: Encodable {

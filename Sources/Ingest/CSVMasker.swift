@@ -1,0 +1,121 @@
+import Foundation
+import KaifangCore
+import Masking
+
+/// Buffered output to a file descriptor (standard output), flushed in 256 KiB writes.
+public final class ByteSink {
+    private let fd: Int32
+    public private(set) var buffer: [UInt8] = []
+    /// Bytes written so far.
+    public private(set) var written: Int64 = 0
+
+    public init(fileDescriptor: Int32) {
+        self.fd = fileDescriptor
+        buffer.reserveCapacity(1 << 18)
+    }
+
+    @inline(__always) public func append(_ b: UInt8) { buffer.append(b) }
+    @inline(__always) public func append(contentsOf bytes: UnsafeBufferPointer<UInt8>) { buffer.append(contentsOf: bytes) }
+    @inline(__always) public func append(contentsOf bytes: [UInt8]) { buffer.append(contentsOf: bytes) }
+
+    /// Writes out the buffer when it is large.
+    @inline(__always) public func flushIfFull() throws { if buffer.count >= 1 << 18 { try flush() } }
+
+    /// Writes out the buffer.
+    /// - Throws: `KaifangError.runtime` when the write fails (a closed pipe).
+    public func flush() throws {
+        var offset = 0
+        while offset < buffer.count {
+            let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw KaifangError.runtime("write failed: \(String(cString: strerror(errno)))")
+            }
+            offset += n
+        }
+        written += Int64(buffer.count)
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// CSV encoding of values into a sink.
+public enum CSVWriter {
+    /// Appends one field, quoted when it holds a delimiter, quote, CR or LF.
+    @inline(__always)
+    public static func field(_ bytes: UnsafeBufferPointer<UInt8>, to sink: ByteSink) {
+        var needs = false
+        for b in bytes where b == 0x2C || b == 0x22 || b == 0x0A || b == 0x0D { needs = true; break }
+        if !needs { sink.append(contentsOf: bytes); return }
+        sink.append(0x22)
+        for b in bytes {
+            if b == 0x22 { sink.append(0x22) }
+            sink.append(b)
+        }
+        sink.append(0x22)
+    }
+
+    /// Appends one field given as a String.
+    public static func field(_ s: String, to sink: ByteSink) {
+        var copy = s
+        copy.withUTF8 { field($0, to: sink) }
+    }
+}
+
+/// Streams a CSV file through a masking plan (`kaifang mask`): constant memory, UTF-8 bytes in,
+/// UTF-8 bytes out. Columns are matched to fields by header (name or title); columns a
+/// license does not grant are dropped; a header column that is no field is refused.
+public enum CSVMasker {
+    /// Masks `reader`'s rows into `sink`.
+    /// - Returns: the number of data rows written.
+    /// - Throws: `KaifangError.badInput` for a header that does not match the manifest or a
+    ///   malformed CSV; `.runtime` when output fails.
+    @discardableResult
+    public static func run(reader: CSVReader, plan: MaskingPlan, manifest: DatasetManifest, sink: ByteSink) throws -> Int {
+        guard try reader.next() else {
+            throw KaifangError.badInput("\(reader.fileName): the file is empty: it needs a header line")
+        }
+        // For each output column: the CSV column it reads and the plan column it applies.
+        var mapping: [(csv: Int, plan: Int)] = []
+        var seen = Set<Int>()
+        for col in 0..<reader.fieldCount {
+            let header = reader.string(col)
+            guard let fi = manifest.fields.firstIndex(where: { $0.matches(header: header) }) else {
+                throw KaifangError.badInput("\(reader.fileName):\(reader.position(ofField: col)): header column \(col + 1) '\(header)' is not a field of the manifest: the mask refuses columns it has no rule for")
+            }
+            guard seen.insert(fi).inserted else {
+                throw KaifangError.badInput("\(reader.fileName):\(reader.position(ofField: col)): field '\(manifest.fields[fi].name)' appears twice in the header")
+            }
+            if plan.columns[fi].included { mapping.append((col, fi)) }
+        }
+        for (i, m) in mapping.enumerated() {
+            if i > 0 { sink.append(0x2C) }
+            CSVWriter.field(manifest.fields[m.plan].name, to: sink)
+        }
+        sink.append(0x0A)
+        var scratch = MaskScratch()
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        var rows = 0
+        let width = reader.fieldCount
+        while try reader.next() {
+            rows += 1
+            if reader.fieldCount != width {
+                throw KaifangError.badInput("\(reader.fileName):\(reader.recordLine): expected \(width) columns as in the header, found \(reader.fieldCount)")
+            }
+            for (i, m) in mapping.enumerated() {
+                if i > 0 { sink.append(0x2C) }
+                reader.withField(m.csv) { bytes in
+                    if bytes.isEmpty { return }
+                    out.removeAll(keepingCapacity: true)
+                    if plan.apply(column: m.plan, bytes, row: Int64(rows), scratch: &scratch, into: &out) {
+                        out.withUnsafeBufferPointer { CSVWriter.field($0, to: sink) }
+                    }
+                }
+            }
+            sink.append(0x0A)
+            try sink.flushIfFull()
+        }
+        try sink.flush()
+        return rows
+    }
+}

@@ -1,0 +1,209 @@
+import Crypto
+import Foundation
+import KaifangCore
+
+/// What a license grants: its id (the pseudonym scope) and, optionally, the only fields it may see.
+public struct LicenseGrant: Sendable, Equatable {
+    public var licenseID: String
+    /// The granted fields; nil means every field.
+    public var fields: Set<String>?
+
+    public init(licenseID: String, fields: Set<String>? = nil) {
+        self.licenseID = licenseID
+        self.fields = fields
+    }
+}
+
+/// A masking policy compiled once per (dataset version, view, license) into one byte-level
+/// operation per column (DESIGN §2), then applied to rows in a streaming loop.
+public struct MaskingPlan: Sendable {
+    /// One column's compiled rule.
+    public struct Column: Sendable {
+        /// The field.
+        public let field: FieldSpec
+        /// The action named by the policy (for explanations and API responses).
+        public let action: ActionName
+        /// The operation that implements it.
+        public let operation: Operation
+        /// Whether the column is served at all (fields a license does not grant are not).
+        public let included: Bool
+        let key: SymmetricKey?
+    }
+
+    /// The columns, in manifest order.
+    public let columns: [Column]
+    /// The view compiled for.
+    public let view: View
+
+    /// Compiles the plan.
+    /// - Parameters:
+    ///   - keys: the platform's pseudonym keys; without them, keyed operations fail closed (null).
+    ///   - grant: the license of the caller (licensed view).
+    public init(manifest: DatasetManifest, view: View, grant: LicenseGrant? = nil, keys: PseudonymKeys?) {
+        self.view = view
+        let scope = PseudonymKeys.scope(view: view, licenseID: grant?.licenseID)
+        let key = keys?.key(scope: scope)
+        columns = manifest.fields.map { field in
+            let action = DefaultPolicy.action(for: field, view: view)
+            var op = Self.operation(for: action, field: field)
+            switch op {
+            case .pseudonymize, .hash, .noise: if key == nil { op = .suppress }
+            default: break
+            }
+            let included = view == .steward || grant?.fields == nil || grant!.fields!.contains(field.name)
+            return Column(field: field, action: included ? action : .suppress, operation: included ? op : .suppress,
+                          included: included, key: key)
+        }
+    }
+
+    /// The operation implementing `action` on `field`'s type; an action with nothing to act on
+    /// (generalizing free text) fails closed to `suppress`.
+    public static func operation(for action: ActionName, field: FieldSpec) -> Operation {
+        switch action {
+        case .keep: return .keep
+        case .suppress: return .suppress
+        case .mask:
+            switch field.semantic {
+            case .resident_id?: return .maskResidentID
+            case .phone?: return .maskPhone
+            case .landline?: return .maskLandline
+            case .person_name?: return .maskName
+            case .bank_card?: return .maskBankCard
+            case .email?: return .maskEmail
+            case .license_plate?: return .maskPlate
+            case .ip?: return .maskIP
+            case .address?: return .maskAddress
+            case .passport?: return .maskChars(keepFirst: 1, keepLast: 2)
+            case .uscc?: return .maskChars(keepFirst: 8, keepLast: 0)
+            default: return .maskChars(keepFirst: 1, keepLast: 1)
+            }
+        case .pseudonymize: return .pseudonymize(prefix: TokenPrefix.of(field.semantic))
+        case .hash: return .hash
+        case .generalize:
+            if field.type == .date || field.semantic == .date { return .generalizeDate(keepMonth: !field.qi) }
+            if field.type == .datetime || field.semantic == .datetime { return .generalizeDateTime }
+            if field.semantic == .geo { return .generalizeGeo }
+            if field.semantic == .address { return .generalizeAddress }
+            if field.type == .integer || field.type == .number || field.semantic == .amount || field.semantic == .count {
+                return isAgeLike(field) ? .generalizeAge : .generalizeNumber
+            }
+            return .suppress
+        case .noise:
+            guard field.type == .integer || field.type == .number else { return .suppress }
+            let span = (field.max ?? 0) - (field.min ?? 0)
+            return .noise(scale: span > 0 ? span / 100 : 1)
+        }
+    }
+
+    /// An integer field that holds ages: named `age`/`…_age`, or bounded within 0…150.
+    static func isAgeLike(_ f: FieldSpec) -> Bool {
+        let n = f.name.lowercased()
+        if n == "age" || n.hasSuffix("_age") || n.hasPrefix("age_") || (f.title?.contains("年龄") ?? false) { return true }
+        if f.type == .integer, let lo = f.min, let hi = f.max, lo >= 0, hi <= 150, n.contains("age") { return true }
+        return false
+    }
+
+    /// The fields whose served value differs from the stored one.
+    public var maskedFields: [String] {
+        columns.filter { $0.included && $0.operation.changesValue }.map(\.field.name)
+    }
+
+    /// Applies column `index`'s operation to one value's UTF-8 bytes, appending the result to `out`.
+    /// - Parameter row: the row's id, which seeds noise.
+    /// - Returns: false when the result is null (suppressed, or a generalization that failed closed).
+    @inline(__always)
+    public func apply(column index: Int, _ input: UnsafeBufferPointer<UInt8>, row: Int64 = 0,
+                      scratch: inout MaskScratch, into out: inout [UInt8]) -> Bool {
+        let c = columns[index]
+        switch c.operation {
+        case .keep: out.append(contentsOf: input); return true
+        case .suppress: return false
+        case .maskChars(let first, let last): Apply.maskChars(input, keepFirst: first, keepLast: last, &out)
+        case .maskResidentID: Apply.residentID(input, &scratch, &out)
+        case .maskPhone: Apply.phone(input, &scratch, &out)
+        case .maskLandline: Apply.landline(input, &scratch, &out)
+        case .maskName: Apply.name(input, &scratch, &out)
+        case .maskBankCard: Apply.bankCard(input, &scratch, &out)
+        case .maskEmail: Apply.email(input, &scratch, &out)
+        case .maskPlate: Apply.plate(input, &scratch, &out)
+        case .maskIP: Apply.ip(input, &scratch, &out)
+        case .maskAddress, .generalizeAddress: Apply.address(input, &scratch, &out)
+        case .pseudonymize(let prefix): Apply.pseudonym(input, prefix: prefix, semantic: c.field.semantic, key: c.key!, &scratch, &out)
+        case .hash: Apply.keyedHash(input, semantic: c.field.semantic, key: c.key!, &scratch, &out)
+        case .generalizeDate(let keepMonth): return Apply.date(input, keepMonth: keepMonth, &out)
+        case .generalizeDateTime: return Apply.dateTime(input, &out)
+        case .generalizeAge: return Apply.age(input, &out)
+        case .generalizeNumber: return Apply.numberBand(input, &out)
+        case .generalizeGeo: return Apply.geo(input, &out)
+        case .noise(let scale): return Apply.noise(input, scale: scale, key: c.key!, field: c.field.name, row: row, &out)
+        }
+        return true
+    }
+
+    /// Applies column `index` to a String (tests, previews); nil when null.
+    public func apply(column index: Int, _ value: String, row: Int64 = 0) -> String? {
+        var scratch = MaskScratch()
+        var out: [UInt8] = []
+        var copy = value
+        let kept = copy.withUTF8 { apply(column: index, $0, row: row, scratch: &scratch, into: &out) }
+        return kept ? String(decoding: out, as: UTF8.self) : nil
+    }
+
+    /// Applies the plan to a row of cells (nulls stay null); excluded columns become null.
+    public func apply(row cells: [Cell], rowID: Int64 = 0) -> [Cell] {
+        var scratch = MaskScratch()
+        var out: [UInt8] = []
+        var result: [Cell] = []
+        result.reserveCapacity(cells.count)
+        for (i, cell) in cells.enumerated() {
+            if cell == .null || !columns[i].included { result.append(.null); continue }
+            if columns[i].operation == .keep { result.append(cell); continue }
+            out.removeAll(keepingCapacity: true)
+            var text = cell.text
+            let kept = text.withUTF8 { apply(column: i, $0, row: rowID, scratch: &scratch, into: &out) }
+            result.append(kept ? .text(String(decoding: out, as: UTF8.self)) : .null)
+        }
+        return result
+    }
+
+    /// Per field: the action and what it does to a typical value of the field's type
+    /// (`mask — 138****1234`), for `dataset show` and the portal.
+    public func explain() -> [(field: String, action: ActionName, example: String?)] {
+        columns.enumerated().map { i, c in
+            guard c.included else { return (c.field.name, .suppress, nil) }
+            let sample = SampleValues.sample(for: c.field)
+            guard let sample else { return (c.field.name, c.action, nil) }
+            let masked = apply(column: i, sample, row: 1)
+            return (c.field.name, c.action, "\(sample) → \(masked ?? "null")")
+        }
+    }
+}
+
+/// Typical synthetic values per semantic type (valid check digits; nobody's data), for
+/// explanations and the portal.
+public enum SampleValues {
+    public static func sample(for field: FieldSpec) -> String? {
+        switch field.semantic {
+        case .resident_id?: "320102199003071239"
+        case .phone?: "13812341234"
+        case .landline?: "025-83123456"
+        case .person_name?: "欧阳娜娜"
+        case .address?: "江苏省南京市玄武区中山路18号3栋501室"
+        case .email?: "zhang.san@example.com"
+        case .bank_card?: "6222020200112233446"
+        case .uscc?: "91320102MA1N2B3C4W"
+        case .passport?: "E12345678"
+        case .license_plate?: "苏A12345"
+        case .ip?: "192.168.10.21"
+        case .geo?: "32.0603,118.7969"
+        default:
+            switch field.type {
+            case .date: "1990-03-07"
+            case .datetime: "2026-06-01T08:30:00"
+            case .integer: MaskingPlan.isAgeLike(field) ? "37" : "1234"
+            case .number: "461.21"
+            default: nil
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+/// Byte-level normalization before validation: full-width digits and letters become ASCII,
+/// and (for numbers) spaces and hyphens inside are dropped. Works on UTF-8 bytes.
+public enum Normalize {
+    /// Full-width forms: U+FF01…U+FF5E map to U+0021…U+007E (UTF-8 EF BC 81…EF BD 9E);
+    /// U+3000 (ideographic space) maps to a space.
+    @inline(__always)
+    static func foldedASCII(_ b: UnsafeBufferPointer<UInt8>, _ i: Int) -> (UInt8, Int)? {
+        guard i + 3 <= b.count else { return nil }
+        let b0 = b[i], b1 = b[i + 1], b2 = b[i + 2]
+        if b0 == 0xEF && b1 == 0xBC && b2 >= 0x81 && b2 <= 0xBF { return (b2 - 0x81 + 0x21, 3) } // U+FF01…U+FF3F
+        if b0 == 0xEF && b1 == 0xBD && b2 >= 0x80 && b2 <= 0x9E { return (b2 - 0x80 + 0x60, 3) } // U+FF40…U+FF5E
+        if b0 == 0xE3 && b1 == 0x80 && b2 == 0x80 { return (0x20, 3) } // U+3000
+        return nil
+    }
+
+    /// Folds full-width forms to ASCII and trims ASCII and ideographic spaces at both ends.
+    public static func fold(_ b: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
+        var i = 0
+        while i < b.count {
+            let c = b[i]
+            if c >= 0xE3, i + 3 <= b.count, let (a, n) = foldedASCII(b, i) {
+                out.append(a); i += n
+            } else {
+                out.append(c); i += 1
+            }
+        }
+        while let f = out.first, f == 0x20 || f == 0x09 { out.removeFirst() }
+        while let l = out.last, l == 0x20 || l == 0x09 || l == 0x0D || l == 0x0A { out.removeLast() }
+    }
+
+    /// Folds full-width forms and drops every space, tab and hyphen: for numbers written
+    /// `138 1234 5678`, `138-1234-5678` or `１３８１２３４５６７８`.
+    public static func compact(_ b: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
+        var i = 0
+        while i < b.count {
+            let c = b[i]
+            var a = c
+            var n = 1
+            if c >= 0xE3, i + 3 <= b.count, let (f, len) = foldedASCII(b, i) { a = f; n = len }
+            else if c == 0xE2, i + 3 <= b.count, b[i + 1] == 0x80, b[i + 2] >= 0x90 && b[i + 2] <= 0x95 { a = 0x2D; n = 3 } // ‐ ‑ ‒ – — ―
+            if a != 0x20 && a != 0x09 && a != 0x2D { out.append(a) }
+            i += n
+        }
+    }
+
+    /// `compact` for a String (tests, CLI).
+    public static func compact(_ s: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var copy = s
+        copy.withUTF8 { compact($0, into: &out) }
+        return out
+    }
+}

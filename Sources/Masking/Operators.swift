@@ -1,0 +1,359 @@
+import Crypto
+import Foundation
+import KaifangCore
+
+/// One compiled masking operation. Every operation fails closed: a value that does not fit its
+/// rule is fully masked (masks) or nulled (generalizations, noise), never passed through.
+public enum Operation: Sendable, Equatable {
+    case keep
+    case suppress
+    /// Keeps `keepFirst` and `keepLast` characters, masks the rest with `*`.
+    case maskChars(keepFirst: Int, keepLast: Int)
+    case maskResidentID, maskPhone, maskLandline, maskName, maskBankCard, maskEmail, maskPlate, maskIP, maskAddress
+    /// HMAC-SHA256 token with a type prefix (`pid_…`).
+    case pseudonymize(prefix: String)
+    /// A date to its month (`1990-02`) or year (`1990`).
+    case generalizeDate(keepMonth: Bool)
+    /// A datetime to its day.
+    case generalizeDateTime
+    /// An age to a 5-year band (`30-34`).
+    case generalizeAge
+    /// A number to its order-of-magnitude band (`400-500`).
+    case generalizeNumber
+    /// Coordinates to 2 decimals.
+    case generalizeGeo
+    /// An address to its district (`江苏省南京市玄武区`).
+    case generalizeAddress
+    /// Laplace noise of this scale, seeded per key and row.
+    case noise(scale: Double)
+    /// Keyed HMAC-SHA256, hex.
+    case hash
+
+    /// Whether the output differs from the input (for metrics and the "masked fields" list).
+    public var changesValue: Bool { self != .keep }
+}
+
+/// Reusable buffers for the byte loops, owned by one caller (no allocation per value).
+public struct MaskScratch {
+    var folded: [UInt8] = []
+    var compacted: [UInt8] = []
+    public init() {
+        folded.reserveCapacity(64)
+        compacted.reserveCapacity(64)
+    }
+}
+
+/// Applies operations to UTF-8 bytes.
+enum Apply {
+    static let star: UInt8 = 0x2A
+
+    /// Appends `n` stars.
+    @inline(__always) static func stars(_ n: Int, _ out: inout [UInt8]) {
+        for _ in 0..<n { out.append(star) }
+    }
+
+    /// Number of Unicode scalars in valid UTF-8.
+    @inline(__always) static func scalarCount(_ b: UnsafeBufferPointer<UInt8>) -> Int {
+        var n = 0
+        for c in b where c & 0xC0 != 0x80 { n += 1 }
+        return n
+    }
+
+    /// Full mask: one star per character, at least three.
+    @inline(__always) static func full(_ b: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) {
+        stars(max(3, min(scalarCount(b), 32)), &out)
+    }
+
+    /// Byte offset of scalar `k` (or `b.count`).
+    @inline(__always) static func offset(ofScalar k: Int, in b: UnsafeBufferPointer<UInt8>) -> Int {
+        var seen = -1
+        for i in 0..<b.count where b[i] & 0xC0 != 0x80 {
+            seen += 1
+            if seen == k { return i }
+        }
+        return b.count
+    }
+
+    static func maskChars(_ b: UnsafeBufferPointer<UInt8>, keepFirst: Int, keepLast: Int, _ out: inout [UInt8]) {
+        let n = scalarCount(b)
+        if n <= keepFirst + keepLast || n < 3 { full(b, &out); return }
+        let head = offset(ofScalar: keepFirst, in: b)
+        let tail = offset(ofScalar: n - keepLast, in: b)
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: b[0..<head]))
+        stars(n - keepFirst - keepLast, &out)
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: b[tail...]))
+    }
+
+    static func residentID(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+        Normalize.compact(raw, into: &s.compacted)
+        s.compacted.withUnsafeBufferPointer { c in
+            if Validators.residentID18(c) {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: c[0..<6])); stars(8, &out)
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: c[14..<17]))
+                out.append(c[17] == 0x78 ? 0x58 : c[17])
+            } else if Validators.residentID15(c) {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: c[0..<6])); stars(5, &out)
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: c[11..<15]))
+            } else {
+                stars(18, &out)
+            }
+        }
+    }
+
+    static func phone(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+        Normalize.compact(raw, into: &s.compacted)
+        s.compacted.withUnsafeBufferPointer { c in
+            guard Validators.phone(c) else { stars(11, &out); return }
+            let local = Validators.strippedCountryCode(c)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: local[0..<3])); stars(4, &out)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: local[7..<11]))
+        }
+    }
+
+    static func landline(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+        Normalize.compact(raw, into: &s.compacted)
+        s.compacted.withUnsafeBufferPointer { c0 in
+            guard Validators.landline(c0) else { stars(8, &out); return }
+            // Drop parentheses: (025)83123456 → 02583123456.
+            var digits: [UInt8] = []
+            digits.reserveCapacity(12)
+            for ch in c0 where Validators.isDigit(ch) { digits.append(ch) }
+            let area = (digits[1] == 0x31 || digits[1] == 0x32) ? 3 : 4
+            out.append(contentsOf: digits[0..<area]); out.append(0x2D)
+            stars(digits.count - area - 4, &out)
+            out.append(contentsOf: digits[(digits.count - 4)...])
+        }
+    }
+
+    static func bankCard(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+        Normalize.compact(raw, into: &s.compacted)
+        s.compacted.withUnsafeBufferPointer { c in
+            guard Validators.bankCard(c) else { stars(16, &out); return }
+            stars(c.count - 4, &out)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: c[(c.count - 4)...]))
+        }
+    }
+
+    static func email(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+        Normalize.fold(raw, into: &s.folded)
+        s.folded.withUnsafeBufferPointer { f in
+            guard Validators.email(f), let at = f.firstIndex(of: 0x40) else { stars(3, &out); return }
+            out.append(f[0]); stars(3, &out)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: f[at...]))
+        }
+    }
+
+    static func plate(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+        Normalize.fold(raw, into: &s.folded)
+        s.folded.withUnsafeBufferPointer { f in
+            guard Validators.licensePlate(f) else { stars(3, &out); return }
+            let n = scalarCount(f)
+            let head = offset(ofScalar: 2, in: f)
+            let tail = offset(ofScalar: n - 2, in: f)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: f[0..<head]))
+            stars(n - 4, &out)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: f[tail...]))
+        }
+    }
+
+    static func ip(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+        Normalize.fold(raw, into: &s.folded)
+        s.folded.withUnsafeBufferPointer { f in
+            if Validators.ipv4(f) {
+                var dots = 0
+                for c in f {
+                    if c == 0x2E { dots += 1; if dots == 2 { break } }
+                    out.append(c)
+                }
+                out.append(contentsOf: Array(".*.*".utf8))
+            } else if Validators.ipv6(f) {
+                var addr = in6_addr()
+                _ = inet_pton(AF_INET6, String(decoding: f, as: UTF8.self), &addr)
+                let bytes = withUnsafeBytes(of: &addr) { Array($0) }
+                let g1 = String(UInt16(bytes[0]) << 8 | UInt16(bytes[1]), radix: 16)
+                let g2 = String(UInt16(bytes[2]) << 8 | UInt16(bytes[3]), radix: 16)
+                out.append(contentsOf: Array("\(g1):\(g2):*".utf8))
+            } else {
+                stars(3, &out)
+            }
+        }
+    }
+
+    /// Compound surnames (复姓): the surname is two characters.
+    static let compoundSurnames: Set<String> = ["欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒",
+                                                "夏侯", "轩辕", "令狐", "澹台", "端木", "独孤", "南宫", "西门", "百里", "呼延", "万俟", "单于",
+                                                "申屠", "太史", "闻人", "钟离", "淳于", "濮阳", "赫连", "拓跋", "第五", "公冶", "宗政", "东郭",
+                                                "左丘", "司空", "亓官", "仲孙", "鲜于", "段干", "呼衍"]
+
+    @inline(__always) static func isHan(_ v: UInt32) -> Bool {
+        (0x3400...0x9FFF).contains(v) || (0x20000...0x3134F).contains(v) || (0xF900...0xFAFF).contains(v)
+    }
+
+    /// `张*`, `张**`, `欧阳**`; names with a middle dot keep the first character; Latin names
+    /// keep their first letter. Anything else (digits, symbols, over 30 characters) is fully masked.
+    static func name(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+        Normalize.fold(raw, into: &s.folded)
+        s.folded.withUnsafeBufferPointer { f in
+            let text = String(decoding: f, as: UTF8.self)
+            let scalars = Array(text.unicodeScalars)
+            let n = scalars.count
+            guard n >= 1, n <= 30 else { stars(3, &out); return }
+            let allHan = scalars.allSatisfy { isHan($0.value) || $0 == "·" || $0 == "•" }
+            let allLatin = scalars.allSatisfy { ($0.value >= 0x41 && $0.value <= 0x5A) || ($0.value >= 0x61 && $0.value <= 0x7A) || $0 == " " || $0 == "." || $0 == "-" || $0 == "'" }
+            guard allHan || allLatin else { stars(3, &out); return }
+            if n == 1 { stars(1, &out); return }
+            var keep = 1
+            if allHan && n >= 3 && compoundSurnames.contains(String(String.UnicodeScalarView(scalars[0..<2]))) { keep = 2 }
+            if allLatin { keep = 1 }
+            out.append(contentsOf: Array(String(String.UnicodeScalarView(scalars[0..<keep])).utf8))
+            stars(allLatin ? 3 : n - keep, &out)
+        }
+    }
+
+    static let divisionWords: Set<UInt32> = Set("省市区县旗州盟".unicodeScalars.map(\.value))
+    static let districtWords: Set<UInt32> = Set("区县旗".unicodeScalars.map(\.value))
+    /// Characters that begin the part of an address below district level.
+    static let stopWords: Set<UInt32> = Set("路街巷弄号道镇乡村组栋楼室院园苑大小里坊胡同幢单元".unicodeScalars.map(\.value))
+
+    /// Cuts an address after its district (or city, or province) word, before any street,
+    /// township, number or digit. An address with no division word is fully masked.
+    static func address(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+        Normalize.fold(raw, into: &s.folded)
+        s.folded.withUnsafeBufferPointer { f in
+            var cut = -1
+            var i = 0
+            var index = 0
+            while i < f.count {
+                let b0 = f[i]
+                var len = 1
+                var v = UInt32(b0)
+                if b0 >= 0xF0 { len = 4; v = UInt32(b0 & 0x07) } else if b0 >= 0xE0 { len = 3; v = UInt32(b0 & 0x0F) } else if b0 >= 0xC0 { len = 2; v = UInt32(b0 & 0x1F) }
+                if len > 1 {
+                    guard i + len <= f.count else { break }
+                    for j in 1..<len { v = (v << 6) | UInt32(f[i + j] & 0x3F) }
+                }
+                if Validators.isDigit(b0) || stopWords.contains(v) { break }
+                if index >= 1 && divisionWords.contains(v) { cut = i + len }
+                i += len
+                index += 1
+            }
+            if cut <= 0 { stars(3, &out); return }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: f[0..<cut]))
+        }
+    }
+
+    // MARK: generalizations
+
+    static func date(_ raw: UnsafeBufferPointer<UInt8>, keepMonth: Bool, _ out: inout [UInt8]) -> Bool {
+        let b = raw
+        guard b.count >= 10, Validators.isDigit(b[0]), Validators.isDigit(b[3]), b[4] == 0x2D || b[4] == 0x2F,
+              Validators.isDigit(b[5]), Validators.isDigit(b[6]) else { return false }
+        let m = Validators.digit(b[5]) * 10 + Validators.digit(b[6])
+        guard (1...12).contains(m) else { return false }
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: b[0..<4]))
+        if keepMonth { out.append(0x2D); out.append(b[5]); out.append(b[6]) }
+        return true
+    }
+
+    static func dateTime(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) -> Bool {
+        guard raw.count >= 10, Validators.isDigit(raw[0]), raw[4] == 0x2D, raw[7] == 0x2D else { return false }
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: raw[0..<10]))
+        return true
+    }
+
+    static func parseNumber(_ raw: UnsafeBufferPointer<UInt8>) -> Double? {
+        var s = 0, e = raw.count
+        while s < e && (raw[s] == 0x20 || raw[s] == 0x09) { s += 1 }
+        while e > s && (raw[e - 1] == 0x20 || raw[e - 1] == 0x09) { e -= 1 }
+        guard e > s, e - s < 40 else { return nil }
+        for i in s..<e {
+            let c = raw[i]
+            guard Validators.isDigit(c) || c == 0x2E || c == 0x2D || c == 0x2B || c == 0x65 || c == 0x45 else { return nil }
+        }
+        guard let v = Double(String(decoding: UnsafeBufferPointer(rebasing: raw[s..<e]), as: UTF8.self)), v.isFinite else { return nil }
+        return v
+    }
+
+    static func age(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) -> Bool {
+        guard let v = parseNumber(raw), v >= 0, v < 1000 else { return false }
+        let lo = Int(v) / 5 * 5
+        out.append(contentsOf: Array("\(lo)-\(lo + 4)".utf8))
+        return true
+    }
+
+    static func numberBand(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) -> Bool {
+        guard let v = parseNumber(raw) else { return false }
+        if v == 0 { out.append(0x30); return true }
+        let mag = pow(10, floor(log10(abs(v))))
+        let lo = floor(v / mag) * mag
+        out.append(contentsOf: Array("\(Cell.format(lo))-\(Cell.format(lo + mag))".utf8))
+        return true
+    }
+
+    static func geo(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) -> Bool {
+        let text = String(decoding: raw, as: UTF8.self)
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count) else { return false }
+        var rendered: [String] = []
+        for p in parts {
+            guard let v = Double(p.trimmingCharacters(in: .whitespaces)), v.isFinite, abs(v) <= 180 else { return false }
+            rendered.append(String(format: "%.2f", v))
+        }
+        out.append(contentsOf: Array(rendered.joined(separator: ",").utf8))
+        return true
+    }
+
+    // MARK: keyed
+
+    static func pseudonym(_ raw: UnsafeBufferPointer<UInt8>, prefix: String, semantic: SemanticType?, key: SymmetricKey,
+                          _ s: inout MaskScratch, _ out: inout [UInt8]) {
+        normalizedForKeying(raw, semantic: semantic, &s)
+        var h = HMAC<SHA256>(key: key)
+        h.update(data: Array((semantic?.rawValue ?? "text").utf8) + [0])
+        h.update(data: s.compacted)
+        let mac = h.finalize()
+        out.append(contentsOf: Array(prefix.utf8))
+        Base32.append(mac.prefix(10), to: &out)
+    }
+
+    static func keyedHash(_ raw: UnsafeBufferPointer<UInt8>, semantic: SemanticType?, key: SymmetricKey, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+        normalizedForKeying(raw, semantic: semantic, &s)
+        var h = HMAC<SHA256>(key: key)
+        h.update(data: Array("hash:".utf8))
+        h.update(data: s.compacted)
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        for byte in h.finalize() { out.append(hex[Int(byte >> 4)]); out.append(hex[Int(byte & 15)]) }
+    }
+
+    /// The bytes that are keyed: identifiers compacted and upper-cased (`x` → `X`), text folded.
+    static func normalizedForKeying(_ raw: UnsafeBufferPointer<UInt8>, semantic: SemanticType?, _ s: inout MaskScratch) {
+        switch semantic {
+        case .resident_id?, .phone?, .landline?, .bank_card?, .uscc?, .passport?, .license_plate?:
+            Normalize.compact(raw, into: &s.compacted)
+            for i in s.compacted.indices where Validators.isLower(s.compacted[i]) { s.compacted[i] -= 0x20 }
+            if semantic == .phone {
+                let local = s.compacted.withUnsafeBufferPointer { Array(Validators.strippedCountryCode($0)) }
+                s.compacted = local
+            }
+        case .email?:
+            Normalize.fold(raw, into: &s.compacted)
+            for i in s.compacted.indices where Validators.isUpper(s.compacted[i]) { s.compacted[i] += 0x20 }
+        default:
+            Normalize.fold(raw, into: &s.compacted)
+        }
+    }
+
+    static func noise(_ raw: UnsafeBufferPointer<UInt8>, scale: Double, key: SymmetricKey, field: String, row: Int64, _ out: inout [UInt8]) -> Bool {
+        guard let v = parseNumber(raw) else { return false }
+        var h = HMAC<SHA256>(key: key)
+        h.update(data: Array("noise:\(field):\(row)".utf8))
+        let mac = Array(h.finalize())
+        var bits: UInt64 = 0
+        for i in 0..<8 { bits = (bits << 8) | UInt64(mac[i]) }
+        // Uniform in (-0.5, 0.5), then the inverse CDF of the Laplace distribution.
+        let u = (Double(bits >> 11) + 0.5) / Double(1 << 53) - 0.5
+        let x = v - scale * (u < 0 ? -1 : 1) * log(1 - 2 * abs(u))
+        out.append(contentsOf: Array(String(format: "%.2f", x).utf8))
+        return true
+    }
+}
