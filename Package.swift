@@ -77,7 +77,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "KaifangCoreTests", dependencies: ["KaifangCore"]),
-        .testTarget(name: "MaskingTests", dependencies: ["Masking"]),
+        .testTarget(name: "MaskingTests", dependencies: ["Masking", "Ingest"]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),

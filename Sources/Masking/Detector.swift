@@ -16,8 +16,8 @@ public struct Detection: Sendable, Equatable, Hashable {
 /// inside numbers): `@` → email; a plate province + letter → license_plate; a dotted quad →
 /// ip; `:` with hex → ip (v6); 18 symbols → resident_id when shaped like one (province, real
 /// past birth date), else uscc when shaped like one, else bank_card when all digits; 15
-/// digits → resident_id (legacy) when shaped like one, else bank_card; 11 digits starting
-/// with 1 (optionally +86) → phone; a leading 0 or `(0` with 10–12 digits → landline;
+/// digits → resident_id (legacy) when shaped like one (province, YYMMDD), else bank_card; 11 digits starting
+/// with 1 (optionally +86) → phone; a leading 0 (not 00) or `(0` with 9–13 digits → landline;
 /// 13–19 digits → bank_card; a letter and 8 digits → passport.
 public enum Detector {
     /// Detects a String.
@@ -60,7 +60,7 @@ public enum Detector {
         }
         let onlyDigits = digits == n
         if n == 15 && onlyDigits {
-            if Validators.validRegion(c) && Validators.residentID15(c) { return Detection(type: .resident_id, valid: true) }
+            if Validators.looksLikeResidentID15(c) { return Detection(type: .resident_id, valid: Validators.residentID15(c)) }
             return Detection(type: .bank_card, valid: Validators.bankCard(c))
         }
         let plusPrefixed = n == 14 && c[0] == 0x2B && digits == 13
@@ -68,7 +68,7 @@ public enum Detector {
             let local = Validators.strippedCountryCode(c)
             if local.count == 11 && local[0] == 0x31 { return Detection(type: .phone, valid: Validators.phone(c)) }
         }
-        if f.first == 0x28 || (onlyDigits && c.first == 0x30 && (10...12).contains(n)) {
+        if f.first == 0x28 || (onlyDigits && n > 1 && c[0] == 0x30 && c[1] != 0x30 && (9...13).contains(n)) {
             if f.first == 0x28 {
                 let shape = c.allSatisfy { Validators.isDigit($0) || $0 == 0x28 || $0 == 0x29 }
                 if shape { return Detection(type: .landline, valid: Validators.landline(c)) }

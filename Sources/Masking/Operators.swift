@@ -212,8 +212,9 @@ enum Apply {
 
     static let divisionWords: Set<UInt32> = Set("省市区县旗州盟".unicodeScalars.map(\.value))
     static let districtWords: Set<UInt32> = Set("区县旗".unicodeScalars.map(\.value))
-    /// Characters that begin the part of an address below district level.
-    static let stopWords: Set<UInt32> = Set("路街巷弄号道镇乡村组栋楼室院园苑大小里坊胡同幢单元".unicodeScalars.map(\.value))
+    /// Characters that begin the part of an address below district level (streets, numbers,
+    /// townships). A district whose name holds one (道里区) is cut coarser, to its city: safe.
+    static let stopWords: Set<UInt32> = Set("路街巷弄号道镇乡村组".unicodeScalars.map(\.value))
 
     /// Cuts an address after its district (or city, or province) word, before any street,
     /// township, number or digit. An address with no division word is fully masked.

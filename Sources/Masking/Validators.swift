@@ -40,9 +40,11 @@ public enum Validators {
         return year * 10000 + month * 100 + day <= today
     }
 
-    /// The shape of an 18-character resident ID (17 digits, then a digit or X) with a province
-    /// prefix and a real, past birth date: what the value claims to be, before the check digit.
-    public static func looksLikeResidentID18(_ b: UnsafeBufferPointer<UInt8>, today: Int = Validators.today) -> Bool {
+    /// The shape of an 18-character resident ID: 17 digits then a digit or X, a province
+    /// prefix, and digits 7–14 that read as a date of the 19th–21st century (month 01–12, day
+    /// 01–31). This is what the value claims to be; `residentID18` also checks the calendar,
+    /// the future and the check character.
+    public static func looksLikeResidentID18(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
         guard b.count == 18 else { return false }
         for i in 0..<17 where !isDigit(b[i]) { return false }
         let last = b[17]
@@ -50,12 +52,24 @@ public enum Validators {
         guard validRegion(b) else { return false }
         let y = digit(b[6]) * 1000 + digit(b[7]) * 100 + digit(b[8]) * 10 + digit(b[9])
         let m = digit(b[10]) * 10 + digit(b[11]), d = digit(b[12]) * 10 + digit(b[13])
-        return validBirth(year: y, month: m, day: d, today: today)
+        return (1800...2099).contains(y) && (1...12).contains(m) && (1...31).contains(d)
+    }
+
+    /// The shape of a 15-digit legacy resident ID: a province prefix and YYMMDD with month 01–12, day 01–31.
+    public static func looksLikeResidentID15(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard b.count == 15 else { return false }
+        for c in b where !isDigit(c) { return false }
+        guard validRegion(b) else { return false }
+        let m = digit(b[8]) * 10 + digit(b[9]), d = digit(b[10]) * 10 + digit(b[11])
+        return (1...12).contains(m) && (1...31).contains(d)
     }
 
     /// An 18-digit resident ID: shape, province, real past birth date, MOD 11-2 check (`X` or `x`).
     public static func residentID18(_ b: UnsafeBufferPointer<UInt8>, today: Int = Validators.today) -> Bool {
-        guard looksLikeResidentID18(b, today: today) else { return false }
+        guard looksLikeResidentID18(b) else { return false }
+        let y = digit(b[6]) * 1000 + digit(b[7]) * 100 + digit(b[8]) * 10 + digit(b[9])
+        let m = digit(b[10]) * 10 + digit(b[11]), d = digit(b[12]) * 10 + digit(b[13])
+        guard validBirth(year: y, month: m, day: d, today: today) else { return false }
         var last = b[17]
         if last == 0x78 { last = 0x58 }
         return residentIDCheck(b) == last
@@ -63,9 +77,7 @@ public enum Validators {
 
     /// A 15-digit legacy resident ID (before 1999): province, real birth date 19YYMMDD, no check digit.
     public static func residentID15(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard b.count == 15 else { return false }
-        for c in b where !isDigit(c) { return false }
-        guard validRegion(b) else { return false }
+        guard looksLikeResidentID15(b) else { return false }
         let y = 1900 + digit(b[6]) * 10 + digit(b[7])
         let m = digit(b[8]) * 10 + digit(b[9]), d = digit(b[10]) * 10 + digit(b[11])
         return validBirth(year: y, month: m, day: d, today: today)

@@ -1,0 +1,177 @@
+import Crypto
+import Foundation
+import KaifangCore
+import Masking
+import Testing
+
+/// Type-aware operators, each with its fail-closed behaviour.
+@Suite struct OperatorTests {
+    static let keys = PseudonymKeys(secret: SymmetricKey(data: Data(repeating: 7, count: 32)))
+
+    func apply(_ value: String, semantic: SemanticType? = nil, type: FieldType = .string, level: Level = .L3,
+               view: View = .public, action: ActionName? = nil, qi: Bool = false, name: String = "f",
+               min: Double? = nil, max: Double? = nil) -> String? {
+        let f = FieldSpec(name: name, type: type, semantic: semantic, level: level, qi: qi, min: min, max: max, action: action)
+        let plan = MaskingPlan(manifest: DatasetManifest(id: "t", title: "T", fields: [f]), view: view, keys: Self.keys)
+        return plan.apply(column: 0, value, row: 1)
+    }
+
+    @Test(arguments: [
+        ("320102199003071239", "320102********1239"),
+        ("11010519491231002x", "110105********002X"),
+        ("３２０１０２１９９００３０７１２３９", "320102********1239"),
+        ("320102830307123", "320102*****7123"),
+        ("320102199003071238", "******************"),   // wrong check: fully masked
+        ("32010219900307123", "******************"),    // wrong length
+        ("not an id", "******************"),
+    ])
+    func residentIDs(value: String, expected: String) {
+        #expect(apply(value, semantic: .resident_id, level: .L4, view: .licensed) == expected)
+    }
+
+    @Test(arguments: [
+        ("13812341234", "138****1234"), ("+8613812341234", "138****1234"), ("138 1234 1234", "138****1234"),
+        ("1381234123", "***********"), ("12812341234", "***********"), ("138-abcd-1234", "***********"),
+    ])
+    func phones(value: String, expected: String) {
+        #expect(apply(value, semantic: .phone) == expected)
+    }
+
+    @Test(arguments: [
+        ("张三", "张*"), ("王小明", "王**"), ("欧阳娜娜", "欧阳**"), ("司马懿", "司马*"), ("诸葛亮", "诸葛*"),
+        ("欧阳", "欧*"), ("买买提·艾力", "买*****"), ("John Smith", "J***"), ("张", "*"), ("张3", "***"), ("<script>", "***"),
+    ])
+    func personNames(value: String, expected: String) {
+        #expect(apply(value, semantic: .person_name) == expected)
+    }
+
+    @Test func bankCardsEmailsPlatesIPsLandlines() {
+        #expect(apply("6222020200112233446", semantic: .bank_card) == "***************3446")
+        #expect(apply("6222 0202 0011 2233 446", semantic: .bank_card) == "***************3446")
+        #expect(apply("6222020200112233445", semantic: .bank_card) == "****************")
+        #expect(apply("zhang.san@example.com", semantic: .email) == "z***@example.com")
+        #expect(apply("not-an-email", semantic: .email) == "***")
+        #expect(apply("苏A12345", semantic: .license_plate) == "苏A***45")
+        #expect(apply("沪AD12345", semantic: .license_plate) == "沪A****45")
+        #expect(apply("苏I12345", semantic: .license_plate) == "***")
+        #expect(apply("192.168.10.21", semantic: .ip) == "192.168.*.*")
+        #expect(apply("2001:db8::1", semantic: .ip) == "2001:db8:*")
+        #expect(apply("999.1.1.1", semantic: .ip) == "***")
+        #expect(apply("025-83123456", semantic: .landline) == "025-****3456")
+        #expect(apply("(0512)65123456", semantic: .landline) == "0512-****3456")
+    }
+
+    @Test(arguments: [
+        ("江苏省南京市玄武区中山路18号3栋501室", "江苏省南京市玄武区"),
+        ("南京市鼓楼区汉中路1号", "南京市鼓楼区"),
+        ("内蒙古自治区呼和浩特市新城区", "内蒙古自治区呼和浩特市新城区"),
+        ("江苏省苏州市吴中区木渎镇中山路", "江苏省苏州市吴中区"),
+        ("江苏省南京市中山路小区5栋", "江苏省南京市"),
+        ("苏州工业园区星湖街328号", "苏州工业园区"),
+        ("中山路18号", "***"),
+        ("18号楼", "***"),
+    ])
+    func addressesAreCutToTheDistrict(value: String, expected: String) {
+        #expect(apply(value, semantic: .address) == expected)
+    }
+
+    @Test func genericMasksKeepTheEnds() {
+        #expect(apply("ABCDEFG", semantic: .identifier, action: .mask) == "A*****G")
+        #expect(apply("数据开放平台", semantic: .text, action: .mask) == "数****台")
+        #expect(apply("AB", semantic: .identifier, action: .mask) == "***")
+        #expect(apply("E12345678", semantic: .passport, action: .mask) == "E******78")
+    }
+
+    @Test func generalizations() {
+        #expect(apply("1990-03-07", type: .date, level: .L2) == "1990-03")
+        #expect(apply("1990-03-07", type: .date, level: .L2, qi: true) == "1990")
+        #expect(apply("2026-06-01T08:30:00", type: .datetime, level: .L2) == "2026-06-01")
+        #expect(apply("37", type: .integer, level: .L2, name: "age") == "35-39")
+        #expect(apply("461.21", type: .number, level: .L2) == "400-500")
+        #expect(apply("1234", type: .integer, level: .L2) == "1000-2000")
+        #expect(apply("-35", type: .number, level: .L2) == "-40--30")
+        #expect(apply("0", type: .number, level: .L2) == "0")
+        #expect(apply("32.060312,118.796877", semantic: .geo, level: .L2) == "32.06,118.80")
+        #expect(apply("江苏省南京市玄武区中山路18号", semantic: .address, level: .L2) == "江苏省南京市玄武区")
+    }
+
+    @Test func generalizationsFailClosedToNull() {
+        #expect(apply("garbage", type: .date, level: .L2) == nil)
+        #expect(apply("2026-13-01", type: .date, level: .L2) == nil)
+        #expect(apply("12abc", type: .number, level: .L2) == nil)
+        #expect(apply("north", semantic: .geo, level: .L2) == nil)
+        // Generalizing free text has nothing to act on: suppressed.
+        #expect(apply("hello", semantic: .text, level: .L2, action: .generalize) == nil)
+    }
+
+    @Test func suppressionAndTheDefaultMatrix() {
+        #expect(apply("320102199003071239", semantic: .resident_id, level: .L4, view: .public) == nil)
+        #expect(apply("13812341234", semantic: .phone, level: .L1) == "13812341234")
+        #expect(apply("13812341234", semantic: .phone, level: .L3, view: .steward) == "13812341234")
+    }
+
+    @Test func noiseIsSeededPerKeyAndRowAndCentredOnTheValue() {
+        let a = apply("100", type: .number, level: .L2, action: .noise, min: 0, max: 1000)
+        let b = apply("100", type: .number, level: .L2, action: .noise, min: 0, max: 1000)
+        #expect(a == b)
+        #expect(a != "100.00")
+        #expect(abs(Double(a!)! - 100) < 200)
+    }
+
+    @Test func keyedOperationsWithoutKeysFailClosed() {
+        let f = FieldSpec(name: "p", type: .string, semantic: .phone, level: .L3)
+        let plan = MaskingPlan(manifest: DatasetManifest(id: "t", title: "T", fields: [f]), view: .licensed, keys: nil)
+        #expect(plan.columns[0].operation == .suppress)
+        #expect(plan.apply(column: 0, "13812341234") == nil)
+    }
+}
+
+/// Pseudonyms: stable within a license, unlinkable across, not a plain hash.
+@Suite struct PseudonymTests {
+    let keys = PseudonymKeys(secret: SymmetricKey(data: Data((0..<32).map { UInt8($0) })))
+    let manifest = DatasetManifest(id: "t", title: "T", fields: [
+        FieldSpec(name: "pid", type: .string, semantic: .resident_id, level: .L3),
+        FieldSpec(name: "phone", type: .string, semantic: .phone, level: .L3),
+    ])
+
+    func token(_ value: String, license: String, column: Int = 0) -> String? {
+        MaskingPlan(manifest: manifest, view: .licensed, grant: LicenseGrant(licenseID: license), keys: keys).apply(column: column, value)
+    }
+
+    @Test func stableForOneLicenseAndTypePrefixed() {
+        let a = token("320102199003071239", license: "L1")
+        #expect(a == token("320102199003071239", license: "L1"))
+        #expect(a?.hasPrefix("pid_") == true && a?.count == 4 + 16)
+        #expect(token("13812341234", license: "L1", column: 1)?.hasPrefix("tel_") == true)
+    }
+
+    @Test func normalizedFormsGetTheSameToken() {
+        #expect(token("11010519491231002x", license: "L1") == token("11010519491231002X", license: "L1"))
+        #expect(token("+86 138 1234 1234", license: "L1", column: 1) == token("13812341234", license: "L1", column: 1))
+    }
+
+    @Test func differentAcrossLicensesAndValues() {
+        let v = "320102199003071239"
+        #expect(token(v, license: "L1") != token(v, license: "L2"))
+        #expect(token(v, license: "L1") != token("320102199003071247", license: "L1"))
+    }
+
+    @Test func notAPlainHashOfTheValue() {
+        let v = "320102199003071239"
+        let t = token(v, license: "L1")!
+        let body = String(t.dropFirst(4))
+        let plainHex = SHA256.hash(data: Array(v.utf8)).map { String(format: "%02x", $0) }.joined()
+        #expect(!plainHex.contains(body))
+        // Without the platform secret the token cannot be recomputed: another secret gives another token.
+        let other = PseudonymKeys(secret: SymmetricKey(data: Data(repeating: 0, count: 32)))
+        let t2 = MaskingPlan(manifest: manifest, view: .licensed, grant: LicenseGrant(licenseID: "L1"), keys: other).apply(column: 0, v)
+        #expect(t2 != t)
+    }
+
+    @Test func aLicenseSeesOnlyItsGrantedFields() {
+        let plan = MaskingPlan(manifest: manifest, view: .licensed, grant: LicenseGrant(licenseID: "L1", fields: ["phone"]), keys: keys)
+        #expect(plan.columns.map(\.included) == [false, true])
+        #expect(plan.apply(row: [.text("320102199003071239"), .text("13812341234")])[0] == .null)
+        #expect(plan.maskedFields == ["phone"])
+    }
+}

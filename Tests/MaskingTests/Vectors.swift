@@ -1,0 +1,97 @@
+import Foundation
+import KaifangCore
+
+/// Test vectors computed by an implementation written independently of the library's
+/// validators (weights derived from their definitions, not copied tables).
+enum Vectors {
+    struct Rng {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func int(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
+        mutating func digits(_ n: Int) -> String { (0..<n).map { _ in String(int(0...9)) }.joined() }
+        mutating func pick<T>(_ a: [T]) -> T { a[int(0...(a.count - 1))] }
+    }
+
+    static let regions = ["320102", "320106", "320505", "110105", "310115", "440305", "510107", "650102", "420111", "330106"]
+
+    /// ISO 7064 MOD 11-2: weight of position i (from the left, 0-based) is 2^(17-i) mod 11.
+    static func idCheck(_ first17: String) -> Character {
+        var sum = 0
+        for (i, ch) in first17.enumerated() {
+            var w = 1
+            for _ in 0..<(17 - i) { w = w * 2 % 11 }
+            sum += Int(String(ch))! * w
+        }
+        let r = (12 - sum % 11) % 11
+        return r == 10 ? "X" : Character(String(r))
+    }
+
+    static func residentID(_ rng: inout Rng, year: Int? = nil) -> String {
+        let y = year ?? rng.int(1935...2015)
+        let m = rng.int(1...12), d = rng.int(1...28)
+        let body = rng.pick(regions) + String(format: "%04d%02d%02d", y, m, d) + rng.digits(3)
+        return body + String(idCheck(body))
+    }
+
+    /// A resident ID whose check character is wrong (any other of the 11).
+    static func withWrongCheck(_ id: String, _ rng: inout Rng) -> String {
+        let right = id.last!
+        let options = Array("0123456789X").filter { $0 != right }
+        return String(id.dropLast()) + String(rng.pick(options))
+    }
+
+    static let usccAlphabet = Array("0123456789ABCDEFGHJKLMNPQRTUWXY")
+
+    /// GB 32100: weight of position i (1-based) is 3^(i-1) mod 31; check = (31 − Σ mod 31) mod 31.
+    static func usccCheck(_ first17: String) -> Character {
+        var sum = 0
+        var w = 1
+        for ch in first17 {
+            sum += usccAlphabet.firstIndex(of: ch)! * w
+            w = w * 3 % 31
+        }
+        return usccAlphabet[(31 - sum % 31) % 31]
+    }
+
+    static func uscc(_ rng: inout Rng) -> String {
+        let org = (0..<9).map { _ in String(rng.pick(usccAlphabet)) }.joined()
+        let body = rng.pick(["91", "92", "93", "12", "52"]) + rng.pick(regions) + org
+        return body + String(usccCheck(body))
+    }
+
+    static func luhnDigit(_ partial: String) -> Int {
+        var sum = 0
+        for (i, ch) in partial.reversed().enumerated() {
+            var d = Int(String(ch))!
+            if i % 2 == 0 { d *= 2; if d > 9 { d -= 9 } }
+            sum += d
+        }
+        return (10 - sum % 10) % 10
+    }
+
+    static func bankCard(_ rng: inout Rng, length: Int) -> String {
+        let partial = rng.pick(["62", "4", "5", "60"]) 
+        let body = partial + rng.digits(length - 1 - partial.count)
+        return body + String(luhnDigit(body))
+    }
+
+    static func wrongLuhn(_ card: String) -> String {
+        let last = Int(String(card.last!))!
+        return String(card.dropLast()) + String((last + 1 + Int(card.count % 7)) % 10 == last ? (last + 2) % 10 : (last + 1 + card.count % 7) % 10)
+    }
+
+    static func phone(_ rng: inout Rng) -> String { "1" + String(rng.int(3...9)) + rng.digits(9) }
+
+    /// Full-width form of ASCII digits and letters.
+    static func fullWidth(_ s: String) -> String {
+        String(String.UnicodeScalarView(s.unicodeScalars.map { u in
+            (0x21...0x7E).contains(u.value) ? Unicode.Scalar(u.value - 0x21 + 0xFF01)! : u
+        }))
+    }
+}
