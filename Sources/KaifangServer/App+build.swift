@@ -11,6 +11,15 @@ public struct AppConfiguration: Sendable {
     public var host: String
     public var port: Int
     public var logLevel: Logger.Level
+    /// Requests a second per API key (token bucket; 0 disables) and the burst allowed.
+    public var keyRate: Double = 50
+    public var keyBurst: Double = 100
+    /// Requests a second per anonymous address, and the burst.
+    public var anonymousRate: Double = 10
+    public var anonymousBurst: Double = 20
+    /// Exports per key per UTC day (0: unlimited), and per anonymous address.
+    public var exportsPerDay: Int = 100
+    public var anonymousExportsPerDay: Int = 20
 
     public init(host: String = "127.0.0.1", port: Int = 8080, logLevel: Logger.Level = .info) {
         self.host = host; self.port = port; self.logLevel = logLevel
@@ -29,12 +38,24 @@ public func buildApplication(
     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
     let metrics = ServerMetrics()
-    let router = Router(context: BasicRequestContext.self)
+    let router = Router(context: AppRequestContext.self)
     router.add(middleware: ProblemMiddleware(logger: logger))
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: AuthMiddleware(catalog: catalog))
-    let api = APIHandler(catalog: catalog, metrics: metrics, version: kaifangVersion)
-    try api.registerHandlers(on: router)
+    let api = APIHandler(catalog: catalog, metrics: metrics, version: kaifangVersion, configuration: configuration)
+    try api.registerHandlers(on: SelectiveTransport(base: router, skip: ["GET /v1/datasets/{id}/rows"]))
+    router.get("/v1/datasets/:id/rows") { request, context -> Response in
+        let id = try context.parameters.require("id")
+        let query = request.uri.queryParameters
+        func int(_ name: String) throws -> Int? {
+            guard let v = query[name[...]].map(String.init) else { return nil }
+            guard let n = Int(v) else { throw Problem(status: .badRequest, detail: "\(name) must be an integer") }
+            return n
+        }
+        let body = try api.rowsBody(id: id, limit: try int("_limit"), fields: query["_fields"].map(String.init),
+                                    sort: query["_sort"].map(String.init), cursor: query["_cursor"].map(String.init))
+        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kaifang/\(kaifangVersion)"),

@@ -7,13 +7,18 @@ public struct Caller: Sendable, Equatable {
     public var key: APIKeyRecord?
     /// The request id (also in the `X-Request-Id` response header and the logs).
     public var requestID: String
+    /// The peer's address (for anonymous rate limits); never logged with data.
+    public var remote: String = "-"
+    /// The raw query string (the generated handlers only see declared parameters; row filters
+    /// are dynamic).
+    public var rawQuery: String = ""
 
     /// The caller's role; nil when anonymous.
     public var role: Role? { key?.role }
     /// Whether the caller is a steward.
     public var isSteward: Bool { key?.role == .steward }
     /// How the audit log names the caller.
-    public var actor: String { key.map { "key:\($0.id)" } ?? "anonymous" }
+    public var actor: String { key.map { "key:\($0.id)" } ?? "anonymous:\(remote)" }
 
     /// The caller of the current request (set by `AuthMiddleware`).
     @TaskLocal public static var current = Caller(key: nil, requestID: "-")

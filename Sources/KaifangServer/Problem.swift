@@ -10,9 +10,14 @@ public struct Problem: Error, Codable, Sendable, Equatable {
     public var status: Int
     public var detail: String?
     public var instance: String?
+    /// Seconds for a `Retry-After` header (429), not part of the body.
+    public var retryAfter: Int?
+
+    enum CodingKeys: String, CodingKey { case type, title, status, detail, instance }
 
     /// Makes a problem for a status with a detail that says what to do.
-    public init(status: HTTPResponse.Status, detail: String?, instance: String? = nil) {
+    public init(status: HTTPResponse.Status, detail: String?, instance: String? = nil, retryAfter: Int? = nil) {
+        self.retryAfter = retryAfter
         self.status = Int(status.code)
         self.title = status.reasonPhrase
         self.type = "https://kaifang.example/problems/\(Self.slug(status))"
@@ -61,6 +66,7 @@ public struct Problem: Error, Codable, Sendable, Equatable {
         let data = (try? enc.encode(self)) ?? Data("{\"status\":\(status)}".utf8)
         var headers = extra
         headers[.contentType] = "application/problem+json; charset=utf-8"
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         return Response(status: HTTPResponse.Status(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -409,3 +409,12 @@ public struct CatalogDatabase: Sendable {
         }
     }
 }
+
+extension CatalogDatabase {
+    /// How many events of `action` by `actor` happened since `since` (an ISO prefix such as a day).
+    public func countEvents(actor: String, action: String, since: String) throws -> Int {
+        try read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_events WHERE actor = ? AND action = ? AND at >= ?", arguments: [actor, action, since]) ?? 0
+        }
+    }
+}

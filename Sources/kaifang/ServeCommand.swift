@@ -11,19 +11,27 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(help: "The address to listen on.") var host: String = "127.0.0.1"
     @Option(help: "The port to listen on (0 picks a free one).") var port: Int = 8080
+    @OptionGroup var limits: LimitOptions
 
     func run() async throws {
         let catalog = try openCatalog(global)
-        try await runServer(catalog: catalog, host: host, port: port) { port in
+        try await runServer(catalog: catalog, host: host, port: port, limits: limits) { port in
             FileHandle.standardOutput.write(Data("Kaifang serving \(catalog.directory.root.path) on http://\(host):\(port)/ (Ctrl-C stops)\n".utf8))
         }
     }
 }
 
 /// Runs the server until SIGINT/SIGTERM.
-func runServer(catalog: CatalogDatabase, host: String, port: Int, announce: @escaping @Sendable (Int) -> Void) async throws {
+func runServer(catalog: CatalogDatabase, host: String, port: Int, limits: LimitOptions, announce: @escaping @Sendable (Int) -> Void) async throws {
     let logger = Logger(label: "kaifang")
-    let app = try buildApplication(AppConfiguration(host: host, port: port), catalog: catalog, logger: logger) { bound in
+    var config = AppConfiguration(host: host, port: port)
+    config.keyRate = limits.keyRate
+    config.keyBurst = limits.keyRate * 2
+    config.anonymousRate = limits.anonymousRate
+    config.anonymousBurst = limits.anonymousRate * 2
+    config.exportsPerDay = limits.exportsPerDay
+    config.anonymousExportsPerDay = limits.anonymousExportsPerDay
+    let app = try buildApplication(config, catalog: catalog, logger: logger) { bound in
         announce(bound)
     }
     do {
@@ -40,6 +48,7 @@ struct DemoCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(help: "The port to listen on.") var port: Int = 8080
     @Option(help: "The folder of sample datasets (each a folder with dataset.json and a CSV).") var datasets: String = "datasets"
+    @OptionGroup var limits: LimitOptions
 
     func run() async throws {
         let path: String
@@ -57,7 +66,7 @@ struct DemoCommand: AsyncParsableCommand {
         let (_, devKey) = try catalog.createKey(role: .developer, name: "demo developer", actor: cliActor)
         let (_, stewardKey) = try catalog.createKey(role: .steward, name: "demo steward", actor: cliActor)
         FileHandle.standardOutput.write(Data(imported.map { $0 + "\n" }.joined().utf8))
-        try await runServer(catalog: catalog, host: "127.0.0.1", port: port) { bound in
+        try await runServer(catalog: catalog, host: "127.0.0.1", port: port, limits: limits) { bound in
             let base = "http://127.0.0.1:\(bound)"
             FileHandle.standardOutput.write(Data("""
 
@@ -72,4 +81,12 @@ struct DemoCommand: AsyncParsableCommand {
             """.utf8))
         }
     }
+}
+
+/// Rate limits and quotas of the server.
+struct LimitOptions: ParsableArguments {
+    @Option(name: .customLong("key-rate"), help: "Requests a second per API key (bursts of twice that; 0 disables).") var keyRate: Double = 50
+    @Option(name: .customLong("anonymous-rate"), help: "Requests a second per anonymous address (bursts of twice that; 0 disables).") var anonymousRate: Double = 10
+    @Option(name: .customLong("exports-per-day"), help: "Exports per key per UTC day (0: unlimited).") var exportsPerDay: Int = 100
+    @Option(name: .customLong("anonymous-exports-per-day"), help: "Exports per anonymous address per UTC day (0: unlimited).") var anonymousExportsPerDay: Int = 20
 }

@@ -10,6 +10,21 @@ struct APIHandler: APIProtocol {
     let catalog: CatalogDatabase
     let metrics: ServerMetrics
     let version: String
+    let configuration: AppConfiguration
+    let stewardship: Stewardship
+    let pool: VersionPool
+    let limiter: RateLimiter
+
+    init(catalog: CatalogDatabase, metrics: ServerMetrics, version: String, configuration: AppConfiguration) {
+        self.catalog = catalog
+        self.metrics = metrics
+        self.version = version
+        self.configuration = configuration
+        self.stewardship = Stewardship(catalog: catalog)
+        self.pool = VersionPool()
+        self.limiter = RateLimiter(keyRate: configuration.keyRate, keyBurst: configuration.keyBurst,
+                                   anonymousRate: configuration.anonymousRate, anonymousBurst: configuration.anonymousBurst)
+    }
 
     static func date(_ s: String?) -> Date? {
         guard let s else { return nil }
@@ -40,6 +55,7 @@ struct APIHandler: APIProtocol {
     func listDatasets(_ input: Operations.ListDatasets.Input) async throws -> Operations.ListDatasets.Output {
         let q = input.query
         let caller = Caller.current
+        try limiter.admit(caller)
         let query = DatasetQuery(q: q.q, department: q.department, tier: q.tier.flatMap { Tier(rawValue: $0.rawValue) },
                                  topic: q.topic, limit: q.limit ?? 20, cursor: q.cursor, includeUnpublished: caller.isSteward)
         let page: DatasetPage
@@ -63,16 +79,20 @@ struct APIHandler: APIProtocol {
     func getDataset(_ input: Operations.GetDataset.Input) async throws -> Operations.GetDataset.Output {
         let id = input.path.id
         let caller = Caller.current
+        try limiter.admit(caller)
         guard let record = try catalog.dataset(id), record.isPublished || caller.isSteward else {
             return .notFound(.init(body: .applicationProblemJson(Self.problem(Problem(
                 status: .notFound, detail: "no published dataset '\(id)': GET /v1/datasets lists them", instance: "/v1/datasets/\(id)")))))
         }
-        let view = Self.view(for: caller, tier: record.tier)
-        let policyView: View = view ?? .public
+        // The caller's view is the one the rows endpoint would serve (none when it would refuse).
+        let access = try? Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship)
+        let view = access?.view
         let fields = record.manifest.fields.map { f in
-            Components.Schemas.Field(name: f.name, title: f.title, _type: .init(rawValue: f.type.rawValue) ?? .string,
-                                     semantic: f.semantic?.rawValue, level: .init(rawValue: f.level.rawValue) ?? .l4, qi: f.qi,
-                                     action: view == nil ? "none" : DefaultPolicy.action(for: f, view: policyView).rawValue)
+            let column = access?.plan.columns.first { $0.field.name == f.name }
+            let action = column.map { $0.included ? $0.action.rawValue : "not granted" } ?? "none"
+            return Components.Schemas.Field(name: f.name, title: f.title, _type: .init(rawValue: f.type.rawValue) ?? .string,
+                                            semantic: f.semantic?.rawValue, level: .init(rawValue: f.level.rawValue) ?? .l4, qi: f.qi,
+                                            action: action)
         }
         let versions = try catalog.versions(id)
         let visibleVersions = caller.isSteward ? versions : versions.filter { $0.number == record.publishedVersion }
@@ -88,15 +108,6 @@ struct APIHandler: APIProtocol {
                       createdAt: Self.date(v.createdAt) ?? Date(timeIntervalSince1970: 0), published: v.number == record.publishedVersion)
             })
         return .ok(.init(body: .json(body)))
-    }
-
-    /// The view this caller gets of a dataset's rows at `tier`; nil when rows are not served.
-    static func view(for caller: Caller, tier: Tier?) -> View? {
-        if caller.isSteward { return .steward }
-        switch tier {
-        case .open?: return .public
-        default: return nil // conditional: licensed view once licenses exist (issue 5); restricted: never
-        }
     }
 
     static func problem(_ p: Problem) -> Components.Schemas.Problem {

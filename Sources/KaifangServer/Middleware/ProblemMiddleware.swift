@@ -7,7 +7,7 @@ import OpenAPIRuntime
 
 /// Turns every error into one `application/problem+json` shape, gives each request an id
 /// (`X-Request-Id`), and logs one structured line per request without any data value.
-struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+struct ProblemMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware {
     let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -16,7 +16,8 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         let start = ContinuousClock.now
         var response: Response
         do {
-            response = try await Caller.$current.withValue(Caller(key: nil, requestID: requestID)) {
+            let caller = Caller(key: nil, requestID: requestID, remote: context.remoteAddress?.ipAddress ?? "-", rawQuery: request.uri.query ?? "")
+            response = try await Caller.$current.withValue(caller) {
                 try await next(request, context)
             }
         } catch {

@@ -1,0 +1,53 @@
+import Foundation
+import KaifangCore
+import Masking
+import Storage
+
+/// Who may read a dataset's rows, through which view: the one place the tier rules of DESIGN §1
+/// are enforced for reads.
+struct Access {
+    let dataset: DatasetRecord
+    let version: VersionRecord
+    let view: View
+    let license: LicenseRecord?
+    let plan: MaskingPlan
+
+    /// Resolves the caller's access to the rows of `id`'s published version.
+    /// - Throws: `Problem` 404 (unknown or unpublished), 401 (anonymous on licensed data),
+    ///   403 (no license, restricted).
+    static func resolve(_ id: String, caller: Caller, catalog: CatalogDatabase, stewardship: Stewardship) throws -> Access {
+        guard let (d, v) = try catalog.publishedVersion(id) else {
+            if caller.isSteward, let d = try catalog.dataset(id), let v = try catalog.versions(id).last {
+                return try make(d, v, .steward, nil, stewardship)
+            }
+            throw Problem(status: .notFound, detail: "no published dataset '\(id)': GET /v1/datasets lists them")
+        }
+        if caller.isSteward { return try make(d, v, .steward, nil, stewardship) }
+        let license = try caller.key.flatMap { try catalog.activeLicense(keyID: $0.id, dataset: id, use: .rows) }
+        switch d.tier {
+        case .open?:
+            return try make(d, v, license == nil ? .public : .licensed, license, stewardship)
+        case .conditional?:
+            guard caller.key != nil else {
+                throw Problem(status: .unauthorized, detail: "'\(id)' is conditional (有条件开放): call with 'Authorization: Bearer <key>' of a key that holds a license for it; apply with POST /v1/applications")
+            }
+            guard let license else {
+                throw Problem(status: .forbidden, detail: "your key holds no active license to read '\(id)' (有条件开放): apply with POST /v1/applications, or check GET /v1/licenses for an expired or revoked one")
+            }
+            return try make(d, v, .licensed, license, stewardship)
+        case .restricted?, nil:
+            throw Problem(status: caller.key == nil ? .unauthorized : .forbidden,
+                          detail: "'\(id)' is restricted (不予开放): its rows never leave the platform; licensed partners compute over it in the sandbox")
+        }
+    }
+
+    static func make(_ d: DatasetRecord, _ v: VersionRecord, _ view: View, _ license: LicenseRecord?, _ s: Stewardship) throws -> Access {
+        // The policy is the dataset's current one; a field the version lacks is not served.
+        var manifest = d.manifest
+        let stored = Set(v.manifest.fields.map(\.name))
+        manifest.fields = manifest.fields.filter { stored.contains($0.name) }
+        let grant = license.map { LicenseGrant(licenseID: $0.id, fields: $0.fields.isEmpty ? nil : Set($0.fields)) }
+        let plan = MaskingPlan(manifest: manifest, view: view, grant: grant, keys: try s.keys())
+        return Access(dataset: d, version: v, view: view, license: license, plan: plan)
+    }
+}

@@ -1,0 +1,194 @@
+import Audit
+import Foundation
+import GRDBSQLite
+import HTTPTypes
+import KaifangAPI
+import KaifangCore
+import Masking
+import OpenAPIRuntime
+import Storage
+
+extension APIHandler {
+    static let controlParameters: Set<String> = ["_fields", "_sort", "_limit", "_cursor"]
+
+    /// The typed handler (direct calls, e.g. tests): the same bytes as the HTTP route, decoded.
+    func getRows(_ input: Operations.GetRows.Input) async throws -> Operations.GetRows.Output {
+        let body = try rowsBody(id: input.path.id, limit: input.query._limit, fields: input.query._fields, sort: input.query._sort, cursor: input.query._cursor)
+        return .ok(.init(body: .json(try JSONDecoder().decode(Components.Schemas.RowsPage.self, from: Data(body)))))
+    }
+
+    /// A page of masked rows as JSON bytes (the `GET /v1/datasets/{id}/rows` route serves them as they are).
+    func rowsBody(id: String, limit: Int?, fields: String?, sort: String?, cursor: String?) throws -> [UInt8] {
+        let caller = Caller.current
+        try limiter.admit(caller)
+        let access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship)
+        for item in caller.rawQuery.split(separator: "&") {
+            let key = RowQuery.decode(item.split(separator: "=", maxSplits: 1).first ?? "")
+            if key.hasPrefix("_") && !Self.controlParameters.contains(key) {
+                throw Problem(status: .badRequest, detail: "unknown parameter '\(key)': the controls are _fields, _sort, _limit, _cursor; filters are field=value or field__op=value")
+            }
+        }
+        let q = try RowQuery.parse(caller.rawQuery, plan: access.plan, declaredLimit: limit, fields: fields, sort: sort, cursor: cursor)
+        let path = catalog.directory.absolute(access.version.file)
+        let plan = access.plan
+        let (body, count, maskedCells) = try pool.with(path) { reader -> ([UInt8], Int, Int) in
+            let (sql, args) = q.sql(plan: plan, limit: q.limit + 1)
+            let stmt = try Statement.prepare(reader.db, sql, args)
+            defer { sqlite3_finalize(stmt) }
+            var out: [UInt8] = []
+            out.reserveCapacity(256 + q.limit * 40 * max(q.columns.count, 1))
+            JSONOut.raw("{\"dataset\":", into: &out); JSONOut.string(access.dataset.id, into: &out)
+            JSONOut.raw(",\"version\":\(access.version.number),\"view\":\"\(access.view.rawValue)\",\"fields\":[", into: &out)
+            for (i, c) in q.columns.enumerated() { if i > 0 { out.append(0x2C) }; JSONOut.string(plan.columns[c].field.name, into: &out) }
+            JSONOut.raw("],\"masked_fields\":[", into: &out)
+            var first = true
+            for c in q.columns where plan.columns[c].operation.changesValue {
+                if !first { out.append(0x2C) }
+                first = false
+                JSONOut.string(plan.columns[c].field.name, into: &out)
+            }
+            JSONOut.raw("],\"rows\":[", into: &out)
+            var encoder = RowEncoder(plan: plan, columns: q.columns, firstColumn: q.sortColumn == nil ? 1 : 2)
+            let names = RowEncoder.names(plan, q.columns)
+            var n = 0
+            var last: (Cell, Int64) = (.null, 0)
+            var more = false
+            while true {
+                let rc = sqlite3_step(stmt)
+                if rc == SQLITE_DONE { break }
+                guard rc == SQLITE_ROW else { throw KaifangError.runtime("query failed: \(String(cString: sqlite3_errmsg(reader.db)))") }
+                if n == q.limit { more = true; break }
+                let rowID = sqlite3_column_int64(stmt, 0)
+                if n > 0 { out.append(0x2C) }
+                encoder.json(stmt, row: rowID, names: names, into: &out)
+                last = (q.sortColumn == nil ? .null : VersionReader.cell(stmt, 1), rowID)
+                n += 1
+            }
+            out.append(0x5D)
+            if more {
+                JSONOut.raw(",\"next_cursor\":", into: &out)
+                JSONOut.string(RowQuery.encodeCursor(sortColumn: q.sortColumn, descending: q.descending, value: last.0, row: last.1), into: &out)
+            }
+            out.append(0x7D)
+            return (out, n, encoder.maskedCells)
+        }
+        metrics.served(rows: count, maskedCells: maskedCells)
+        try recordRead(access, caller: caller, action: "rows.read", rows: count, columns: q.columns)
+        return body
+    }
+
+    func exportRows(_ input: Operations.ExportRows.Input) async throws -> Operations.ExportRows.Output {
+        let caller = Caller.current
+        let id = input.path.id
+        try limiter.admit(caller)
+        let access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship)
+        try checkExportQuota(caller)
+        let format = input.query.format ?? .csv
+        let columns = access.plan.columns.indices.filter { access.plan.columns[$0].included }
+        let producer = try ExportProducer(pool: pool, path: catalog.directory.absolute(access.version.file), plan: access.plan,
+                                          columns: columns, jsonl: format == .jsonl, metrics: metrics)
+        try recordRead(access, caller: caller, action: "export.read", rows: access.version.rowCount, columns: columns)
+        let body = HTTPBody(ExportSequence(producer: producer), length: .unknown, iterationBehavior: .single)
+        switch format {
+        case .csv: return .ok(.init(body: .csv(body)))
+        case .jsonl: return .ok(.init(body: .applicationXNdjson(body)))
+        }
+    }
+
+    /// The audit event of a served read: dataset, version, view, fields with actions, rows, key, request id.
+    func recordRead(_ access: Access, caller: Caller, action: String, rows: Int, columns: [Int]) throws {
+        var fields: [String: JSONValue] = [:]
+        for c in columns { fields[access.plan.columns[c].field.name] = .string(access.plan.columns[c].action.rawValue) }
+        var detail: [String: JSONValue] = [
+            "version": .int(Int64(access.version.number)), "view": .string(access.view.rawValue), "rows": .int(Int64(rows)),
+            "fields": .object(fields), "request_id": .string(caller.requestID),
+        ]
+        if let l = access.license { detail["license"] = .string(l.id) }
+        try catalog.audit(actor: caller.actor, action: action, dataset: access.dataset.id, detail: detail)
+    }
+
+    /// Exports per key per UTC day, counted from the audit log (so a restart resets nothing).
+    func checkExportQuota(_ caller: Caller) throws {
+        let limit = caller.key == nil ? configuration.anonymousExportsPerDay : configuration.exportsPerDay
+        guard limit > 0 else { return }
+        let today = String(AuditChain.timestamp().prefix(10))
+        let used = try catalog.countEvents(actor: caller.key == nil ? "anonymous:\(caller.remote)" : caller.actor, action: "export.read", since: today)
+        if used >= limit {
+            throw Problem(status: .tooManyRequests, detail: "the daily export quota (\(limit)) is used up; it resets at 00:00 UTC. Page through GET /v1/datasets/{id}/rows instead, or ask a steward for a higher quota")
+        }
+    }
+}
+
+/// Pulls chunks of an export from SQLite as the client reads them: memory stays at one chunk.
+final class ExportProducer: @unchecked Sendable {
+    private let pool: VersionPool
+    private let reader: VersionReader
+    private var stmt: OpaquePointer?
+    private var encoder: RowEncoder
+    private let names: [[UInt8]]
+    private let jsonl: Bool
+    private var headerDone = false
+    private var done = false
+    private let metrics: ServerMetrics
+    private var rows = 0
+    static let chunk = 64 << 10
+
+    init(pool: VersionPool, path: String, plan: MaskingPlan, columns: [Int], jsonl: Bool, metrics: ServerMetrics) throws {
+        self.pool = pool
+        self.reader = try pool.checkout(path)
+        var q = RowQuery()
+        q.columns = columns
+        let (sql, args) = q.sql(plan: plan, limit: nil)
+        self.stmt = try Statement.prepare(reader.db, sql, args)
+        self.encoder = RowEncoder(plan: plan, columns: columns, firstColumn: 1)
+        self.names = RowEncoder.names(plan, columns)
+        self.jsonl = jsonl
+        self.metrics = metrics
+    }
+
+    deinit {
+        sqlite3_finalize(stmt)
+        pool.checkin(reader)
+    }
+
+    func next() throws -> [UInt8]? {
+        if done { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(Self.chunk + 4096)
+        if !headerDone && !jsonl {
+            for (i, c) in encoder.columns.enumerated() {
+                if i > 0 { out.append(0x2C) }
+                out.append(contentsOf: Array(encoder.plan.columns[c].field.name.utf8))
+            }
+            out.append(0x0A)
+        }
+        headerDone = true
+        while out.count < Self.chunk {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_DONE {
+                done = true
+                metrics.served(rows: rows, maskedCells: encoder.maskedCells)
+                break
+            }
+            guard rc == SQLITE_ROW else { throw KaifangError.runtime("export failed: \(String(cString: sqlite3_errmsg(reader.db)))") }
+            let rowID = sqlite3_column_int64(stmt, 0)
+            if jsonl { encoder.json(stmt, row: rowID, names: names, into: &out); out.append(0x0A) } else { encoder.csv(stmt, row: rowID, into: &out) }
+            rows += 1
+        }
+        return out.isEmpty ? nil : out
+    }
+}
+
+struct ExportSequence: AsyncSequence, Sendable {
+    typealias Element = ArraySlice<UInt8>
+    let producer: ExportProducer
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let producer: ExportProducer
+        mutating func next() async throws -> ArraySlice<UInt8>? {
+            try producer.next().map { ArraySlice($0) }
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(producer: producer) }
+}

@@ -1,0 +1,346 @@
+import Foundation
+import GRDBSQLite
+import Ingest
+import KaifangCore
+import Masking
+import Storage
+
+/// A parsed rows request: filters, fields, sort, limit, cursor (DESIGN §4).
+struct RowQuery {
+    enum Op: String, CaseIterable { case exact, not, gt, gte, lt, lte, contains, startswith, `in`, isnull }
+
+    struct Filter {
+        let column: Int
+        let op: Op
+        let values: [Cell]
+    }
+
+    var filters: [Filter] = []
+    var columns: [Int] = []
+    var sortColumn: Int?
+    var descending = false
+    var limit = 100
+    var after: (value: Cell, row: Int64)?
+
+    static let maxLimit = 1000
+
+    /// Parses the raw query string against the plan (which says what the caller may see).
+    /// - Throws: `Problem` 400 naming the parameter and what to do.
+    static func parse(_ raw: String, plan: MaskingPlan, declaredLimit: Int?, fields: String?, sort: String?, cursor: String?) throws -> RowQuery {
+        var q = RowQuery()
+        let byName = Dictionary(uniqueKeysWithValues: plan.columns.enumerated().filter { $0.element.included }.map { ($0.element.field.name, $0.offset) })
+        func column(_ name: String, for purpose: String) throws -> Int {
+            guard let i = byName[name] else {
+                throw Problem(status: .badRequest, detail: "'\(name)' is not a field you can \(purpose): the fields are \(byName.keys.sorted().joined(separator: ", "))")
+            }
+            let c = plan.columns[i]
+            if c.operation != .keep {
+                throw Problem(status: .badRequest, detail: "cannot \(purpose) '\(name)': you see it \(c.action.rawValue == "suppress" ? "suppressed" : "masked (\(c.action.rawValue))"), and a filter or sort on it would reveal the raw value")
+            }
+            return i
+        }
+        if let limit = declaredLimit {
+            guard (1...maxLimit).contains(limit) else { throw Problem(status: .badRequest, detail: "_limit must be 1–\(maxLimit)") }
+            q.limit = limit
+        }
+        if let fields, !fields.isEmpty {
+            for name in fields.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+                guard let i = byName[name] else {
+                    throw Problem(status: .badRequest, detail: "_fields names '\(name)', which is not a field you can see: the fields are \(byName.keys.sorted().joined(separator: ", "))")
+                }
+                if !q.columns.contains(i) { q.columns.append(i) }
+            }
+        } else {
+            q.columns = plan.columns.indices.filter { plan.columns[$0].included }
+        }
+        if let sort, !sort.isEmpty {
+            q.descending = sort.hasPrefix("-")
+            q.sortColumn = try column(String(q.descending ? sort.dropFirst() : Substring(sort)), for: "sort by")
+        }
+        for item in raw.split(separator: "&") {
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = decode(parts[0])
+            let value = parts.count > 1 ? decode(parts[1]) : ""
+            if key.hasPrefix("_") || key.isEmpty { continue }
+            var name = key
+            var op = Op.exact
+            if let r = key.range(of: "__") {
+                name = String(key[..<r.lowerBound])
+                guard let o = Op(rawValue: String(key[r.upperBound...])) else {
+                    throw Problem(status: .badRequest, detail: "'\(key)': the operators are \(Op.allCases.map(\.rawValue).joined(separator: " "))")
+                }
+                op = o
+            }
+            let c = try column(name, for: "filter on")
+            let field = plan.columns[c].field
+            var values: [Cell] = []
+            switch op {
+            case .isnull:
+                guard value == "true" || value == "false" || value == "1" || value == "0" else {
+                    throw Problem(status: .badRequest, detail: "'\(key)' takes true or false")
+                }
+                values = [.integer(value == "true" || value == "1" ? 1 : 0)]
+            case .in:
+                let items = value.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                guard !items.isEmpty, items.count <= 100 else { throw Problem(status: .badRequest, detail: "'\(key)' takes 1–100 comma-separated values") }
+                values = try items.map { try typed($0, field: field, key: key) }
+            case .contains, .startswith:
+                values = [.text(value)]
+            default:
+                values = [try typed(value, field: field, key: key)]
+            }
+            q.filters.append(Filter(column: c, op: op, values: values))
+            if q.filters.count > 20 { throw Problem(status: .badRequest, detail: "at most 20 filters per request") }
+        }
+        if let cursor, !cursor.isEmpty { q.after = try decodeCursor(cursor, sortColumn: q.sortColumn, descending: q.descending) }
+        return q
+    }
+
+    static func decode(_ s: Substring) -> String {
+        String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(s)
+    }
+
+    static func typed(_ value: String, field: FieldSpec, key: String) throws -> Cell {
+        switch field.type {
+        case .integer:
+            guard let v = Int64(value.trimmingCharacters(in: .whitespaces)) else { throw Problem(status: .badRequest, detail: "'\(key)': \(field.name) is an integer field; give an integer") }
+            return .integer(v)
+        case .boolean:
+            switch value.lowercased() {
+            case "true", "1": return .integer(1)
+            case "false", "0": return .integer(0)
+            default: throw Problem(status: .badRequest, detail: "'\(key)': \(field.name) is a boolean field; give true or false")
+            }
+        case .number:
+            guard let v = Double(value.trimmingCharacters(in: .whitespaces)), v.isFinite else { throw Problem(status: .badRequest, detail: "'\(key)': \(field.name) is a number field; give a number") }
+            return .real(v)
+        default:
+            return .text(value)
+        }
+    }
+
+    // MARK: cursor
+
+    /// The cursor: base64url of a small JSON array [sortColumn or -1, desc, kind, value, row].
+    static func encodeCursor(sortColumn: Int?, descending: Bool, value: Cell, row: Int64) -> String {
+        var parts: [Any] = [sortColumn ?? -1, descending ? 1 : 0]
+        switch value {
+        case .null: parts += ["n", 0]
+        case .integer(let v): parts += ["i", String(v)]
+        case .real(let v): parts += ["r", v.bitPattern.description]
+        case .text(let s): parts += ["t", s]
+        }
+        parts.append(String(row))
+        let data = (try? JSONSerialization.data(withJSONObject: parts)) ?? Data()
+        return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decodeCursor(_ s: String, sortColumn: Int?, descending: Bool) throws -> (Cell, Int64) {
+        let bad = Problem(status: .badRequest, detail: "_cursor is not one this server made for this sort: pass the next_cursor of the previous page unchanged, with the same _sort")
+        var b64 = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        b64 += String(repeating: "=", count: (4 - b64.count % 4) % 4)
+        guard s.count <= 2000, let data = Data(base64Encoded: b64),
+              let parts = try? JSONSerialization.jsonObject(with: data) as? [Any], parts.count == 5,
+              let col = parts[0] as? Int, let desc = parts[1] as? Int, let kind = parts[2] as? String, let rowText = parts[4] as? String,
+              let row = Int64(rowText), col == (sortColumn ?? -1), desc == (descending ? 1 : 0) else { throw bad }
+        let value: Cell
+        switch kind {
+        case "n": value = .null
+        case "i": guard let t = parts[3] as? String, let v = Int64(t) else { throw bad }; value = .integer(v)
+        case "r": guard let t = parts[3] as? String, let bits = UInt64(t) else { throw bad }; value = .real(Double(bitPattern: bits))
+        case "t": guard let t = parts[3] as? String else { throw bad }; value = .text(t)
+        default: throw bad
+        }
+        return (value, row)
+    }
+
+    // MARK: SQL
+
+    /// The SELECT for this query: `_row`, the sort column (if any), then the requested columns.
+    func sql(plan: MaskingPlan, limit: Int?) -> (String, [Cell]) {
+        var conds: [String] = []
+        var args: [Cell] = []
+        for f in filters {
+            let col = quoteIdentifier(plan.columns[f.column].field.name)
+            switch f.op {
+            case .exact: conds.append("\(col) = ?"); args += f.values
+            case .not: conds.append("\(col) IS NOT ?"); args += f.values
+            case .gt: conds.append("\(col) > ?"); args += f.values
+            case .gte: conds.append("\(col) >= ?"); args += f.values
+            case .lt: conds.append("\(col) < ?"); args += f.values
+            case .lte: conds.append("\(col) <= ?"); args += f.values
+            case .contains, .startswith:
+                let text = f.values[0].text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+                conds.append("\(col) LIKE ? ESCAPE '\\'")
+                args.append(.text(f.op == .contains ? "%\(text)%" : "\(text)%"))
+            case .in:
+                conds.append("\(col) IN (\(Array(repeating: "?", count: f.values.count).joined(separator: ", ")))"); args += f.values
+            case .isnull:
+                conds.append(f.values[0] == .integer(1) ? "\(col) IS NULL" : "\(col) IS NOT NULL")
+            }
+        }
+        var order = "_row"
+        var select = "_row"
+        if let s = sortColumn {
+            let col = quoteIdentifier(plan.columns[s].field.name)
+            select += ", \(col)"
+            order = descending ? "\(col) DESC, _row DESC" : "\(col), _row"
+            if let after {
+                if after.value == .null {
+                    // NULLs sort first ascending, last descending.
+                    conds.append(descending ? "(\(col) IS NULL AND _row < ?)" : "((\(col) IS NULL AND _row > ?) OR \(col) IS NOT NULL)")
+                    args.append(.integer(after.row))
+                } else {
+                    conds.append(descending ? "((\(col), _row) < (?, ?) OR \(col) IS NULL)" : "(\(col), _row) > (?, ?)")
+                    args += [after.value, .integer(after.row)]
+                }
+            }
+        } else if let after {
+            conds.append("_row > ?")
+            args.append(.integer(after.row))
+        }
+        for c in columns { select += ", \(quoteIdentifier(plan.columns[c].field.name))" }
+        var sql = "SELECT \(select) FROM rows"
+        if !conds.isEmpty { sql += " WHERE " + conds.joined(separator: " AND ") }
+        sql += " ORDER BY \(order)"
+        if let limit { sql += " LIMIT \(limit)" }
+        return (sql, args)
+    }
+}
+
+/// Byte-level JSON output.
+enum JSONOut {
+    static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+
+    @inline(__always)
+    static func string(_ b: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        out.append(0x22)
+        var run = 0
+        for i in 0..<b.count {
+            let c = b[i]
+            if c >= 0x20 && c != 0x22 && c != 0x5C { continue }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: b[run..<i]))
+            switch c {
+            case 0x22: out.append(0x5C); out.append(0x22)
+            case 0x5C: out.append(0x5C); out.append(0x5C)
+            case 0x0A: out.append(0x5C); out.append(0x6E)
+            case 0x0D: out.append(0x5C); out.append(0x72)
+            case 0x09: out.append(0x5C); out.append(0x74)
+            default:
+                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 15)]])
+            }
+            run = i + 1
+        }
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: b[run...]))
+        out.append(0x22)
+    }
+
+    static func string(_ s: String, into out: inout [UInt8]) {
+        var copy = s
+        copy.withUTF8 { string($0, into: &out) }
+    }
+
+    static func raw(_ s: String, into out: inout [UInt8]) { out.append(contentsOf: Array(s.utf8)) }
+}
+
+/// Reads rows from a prepared statement and writes them masked, as JSON objects or CSV lines.
+struct RowEncoder {
+    let plan: MaskingPlan
+    let columns: [Int]
+    /// Offset of the first data column in the statement (after `_row` and the sort column).
+    let firstColumn: Int32
+    var scratch = MaskScratch()
+    var masked: [UInt8] = []
+    var maskedCells = 0
+
+    init(plan: MaskingPlan, columns: [Int], firstColumn: Int32) {
+        self.plan = plan; self.columns = columns; self.firstColumn = firstColumn
+        masked.reserveCapacity(256)
+    }
+
+    /// Calls `body` with the bytes of the statement's column as text (nil for NULL), then masks it.
+    @inline(__always)
+    mutating func value(_ stmt: OpaquePointer?, _ k: Int, row: Int64, _ body: (UnsafeBufferPointer<UInt8>?, Bool) -> Void) {
+        let sc = firstColumn + Int32(k)
+        let planColumn = columns[k]
+        let type = sqlite3_column_type(stmt, sc)
+        if type == SQLITE_NULL { body(nil, false); return }
+        let op = plan.columns[planColumn].operation
+        if type == SQLITE_FLOAT && op == .keep {
+            var text = Cell.format(sqlite3_column_double(stmt, sc))
+            text.withUTF8 { body($0, true) }
+            return
+        }
+        guard let p = sqlite3_column_text(stmt, sc) else { body(nil, false); return }
+        let bytes = UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(stmt, sc)))
+        if op == .keep { body(bytes, type == SQLITE_INTEGER); return }
+        maskedCells += 1
+        masked.removeAll(keepingCapacity: true)
+        if plan.apply(column: planColumn, bytes, row: row, scratch: &scratch, into: &masked) {
+            masked.withUnsafeBufferPointer { body($0, false) }
+        } else {
+            body(nil, false)
+        }
+    }
+
+    /// Appends the current row as a JSON object.
+    mutating func json(_ stmt: OpaquePointer?, row: Int64, names: [[UInt8]], into out: inout [UInt8]) {
+        out.append(0x7B)
+        for k in 0..<columns.count {
+            if k > 0 { out.append(0x2C) }
+            out.append(contentsOf: names[k])
+            value(stmt, k, row: row) { bytes, numeric in
+                guard let bytes else { out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C]); return }
+                if numeric { out.append(contentsOf: bytes) } else { JSONOut.string(bytes, into: &out) }
+            }
+        }
+        out.append(0x7D)
+    }
+
+    /// Appends the current row as a CSV line.
+    mutating func csv(_ stmt: OpaquePointer?, row: Int64, into out: inout [UInt8]) {
+        for k in 0..<columns.count {
+            if k > 0 { out.append(0x2C) }
+            value(stmt, k, row: row) { bytes, _ in
+                guard let bytes else { return }
+                var needs = false
+                for b in bytes where b == 0x2C || b == 0x22 || b == 0x0A || b == 0x0D { needs = true; break }
+                if !needs { out.append(contentsOf: bytes); return }
+                out.append(0x22)
+                for b in bytes { if b == 0x22 { out.append(0x22) }; out.append(b) }
+                out.append(0x22)
+            }
+        }
+        out.append(0x0A)
+    }
+
+    /// The `"name":` prefixes of the columns, JSON-escaped once.
+    static func names(_ plan: MaskingPlan, _ columns: [Int]) -> [[UInt8]] {
+        columns.map { c in
+            var out: [UInt8] = []
+            JSONOut.string(plan.columns[c].field.name, into: &out)
+            out.append(0x3A)
+            return out
+        }
+    }
+}
+
+/// Runs statements on a version connection.
+enum Statement {
+    static func prepare(_ db: OpaquePointer?, _ sql: String, _ args: [Cell]) throws -> OpaquePointer? {
+        var stmt: OpaquePointer?
+        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK else {
+            throw KaifangError.runtime("query failed: \(String(cString: sqlite3_errmsg(db)))")
+        }
+        for (i, a) in args.enumerated() {
+            let idx = Int32(i + 1)
+            switch a {
+            case .null: sqlite3_bind_null(stmt, idx)
+            case .integer(let v): sqlite3_bind_int64(stmt, idx, v)
+            case .real(let v): sqlite3_bind_double(stmt, idx, v)
+            case .text(let s): sqlite3_bind_text(stmt, idx, s, -1, unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self))
+            }
+        }
+        return stmt
+    }
+}
