@@ -15,7 +15,12 @@ final class LiveServer: @unchecked Sendable {
 
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    init(loadSamples: Bool = true) throws {
+    var configuration = AppConfiguration(host: "127.0.0.1", port: 0)
+
+    init(loadSamples: Bool = true, configure: (inout AppConfiguration) -> Void = { _ in }) throws {
+        configuration.keyRate = 0
+        configuration.anonymousRate = 0
+        configure(&configuration)
         dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kaifang-e2e-\(UUID().uuidString)").path
         catalog = try CatalogDatabase(directory: DataDirectory(path: dataDir))
         if loadSamples {
@@ -28,7 +33,7 @@ final class LiveServer: @unchecked Sendable {
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         var logger = Logger(label: "kaifang-test")
         logger.logLevel = .warning
-        let app = try buildApplication(AppConfiguration(host: "127.0.0.1", port: 0), catalog: catalog, logger: logger) { port in
+        let app = try buildApplication(configuration, catalog: catalog, logger: logger) { port in
             continuation.yield(port)
             continuation.finish()
         }
@@ -52,9 +57,14 @@ final class LiveServer: @unchecked Sendable {
         var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    func get(_ path: String, key: String? = nil, method: String = "GET") async throws -> Reply {
+    func get(_ path: String, key: String? = nil, method: String = "GET", json: Any? = nil) async throws -> Reply {
         var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         req.httpMethod = method
+        if let json {
+            req.httpMethod = "POST"
+            req.httpBody = try JSONSerialization.data(withJSONObject: json)
+            req.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
         if let key { req.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
         let (data, response) = try await URLSession.shared.data(for: req)
         let http = response as! HTTPURLResponse
@@ -64,8 +74,9 @@ final class LiveServer: @unchecked Sendable {
     }
 
     /// Runs `body` against a started server and always stops it.
-    static func with(loadSamples: Bool = true, _ body: (LiveServer) async throws -> Void) async throws {
-        let server = try LiveServer(loadSamples: loadSamples)
+    static func with(loadSamples: Bool = true, configure: (inout AppConfiguration) -> Void = { _ in },
+                     _ body: (LiveServer) async throws -> Void) async throws {
+        let server = try LiveServer(loadSamples: loadSamples, configure: configure)
         try await server.start()
         do { try await body(server) } catch { await server.stop(); throw error }
         await server.stop()

@@ -1,0 +1,258 @@
+import Foundation
+import Ingest
+import KaifangCore
+import KaifangServer
+import Masking
+import Storage
+import Testing
+
+func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[String: Any]] ?? [] }
+
+/// Rows, exports and licensing end to end, against the real server.
+@Suite(.serialized) struct RowsAPITests {
+    static let personal: Set<SemanticType> = [.resident_id, .phone, .bank_card]
+
+    /// Whether any value in rows validates as a resident ID, phone or bank card.
+    static func leaked(_ rows: [[String: Any]]) -> [String] {
+        var found: [String] = []
+        for row in rows {
+            for (k, v) in row {
+                guard let s = v as? String else { continue }
+                let d = Detector.detect(s)
+                if let t = d.type, d.valid, personal.contains(t) { found.append(k) }
+            }
+        }
+        return found
+    }
+
+    @Test func anonymousRowsOfAnOpenDatasetHoldNoPersonalValue() async throws {
+        try await LiveServer.with { s in
+            var all: [[String: Any]] = []
+            var path = "/v1/datasets/enterprises/rows?_limit=1000"
+            while true {
+                let r = try await s.get(path)
+                #expect(r.status == 200)
+                #expect(r.headers["content-type"]?.hasPrefix("application/json") == true)
+                all += rows(r)
+                #expect((r.object["masked_fields"] as? [String]) == ["legal_representative"])
+                guard let next = r.object["next_cursor"] as? String else { break }
+                path = "/v1/datasets/enterprises/rows?_limit=1000&_cursor=\(next)"
+            }
+            #expect(all.count == 1000)
+            #expect(Self.leaked(all).isEmpty)
+            let names = all.compactMap { $0["legal_representative"] as? String }
+            #expect(names.count == 1000 && names.allSatisfy { $0.hasSuffix("*") })
+        }
+    }
+
+    @Test func conditionalDataNeedsAKeyAndALicense() async throws {
+        try await LiveServer.with { s in
+            let anon = try await s.get("/v1/datasets/residents/rows")
+            #expect(anon.status == 401 && anon.headers["content-type"]?.hasPrefix("application/problem+json") == true)
+            let (_, dev) = try s.catalog.createKey(role: .developer, name: "d", actor: "t")
+            let unlicensed = try await s.get("/v1/datasets/residents/rows", key: dev)
+            #expect(unlicensed.status == 403)
+            let export = try await s.get("/v1/datasets/residents/export", key: dev)
+            #expect(export.status == 403)
+        }
+    }
+
+    @Test func theLicensingWorkflowFromApplicationToRevocation() async throws {
+        try await LiveServer.with { s in
+            let (devRecord, dev) = try s.catalog.createKey(role: .developer, name: "d", actor: "t")
+            let (_, other) = try s.catalog.createKey(role: .developer, name: "o", actor: "t")
+            let short = try await s.get("/v1/applications", key: dev, json: ["dataset": "residents", "purpose": "short", "use": "rows"])
+            #expect(short.status == 400)
+            let noKey = try await s.get("/v1/applications", json: ["dataset": "residents", "purpose": "a long enough purpose", "use": "rows"])
+            #expect(noKey.status == 401)
+            let created = try await s.get("/v1/applications", key: dev, json: [
+                "dataset": "residents", "purpose": "研究低保发放的区县分布 distribution study", "use": "rows",
+                "fields": ["name", "phone", "district", "benefit_amount"],
+            ])
+            #expect(created.status == 201, "\(created.text)")
+            let appID = try #require(created.object["id"] as? Int)
+            #expect(created.object["status"] as? String == "pending")
+            let mine = try await s.get("/v1/applications/\(appID)", key: dev)
+            let notMine = try await s.get("/v1/applications/\(appID)", key: other)
+            #expect(mine.status == 200 && notMine.status == 404)
+
+            let license = try s.catalog.approve(application: Int64(appID), actor: "cli:steward")
+            let first = try await s.get("/v1/datasets/residents/rows?_limit=50", key: dev)
+            let second = try await s.get("/v1/datasets/residents/rows?_limit=50", key: dev)
+            #expect(first.status == 200, "\(first.text)")
+            #expect(first.object["view"] as? String == "licensed")
+            #expect((first.object["fields"] as? [String]) == ["name", "phone", "district", "benefit_amount"])
+            let phones1 = rows(first).compactMap { $0["phone"] as? String }
+            let phones2 = rows(second).compactMap { $0["phone"] as? String }
+            #expect(phones1.count == 50 && phones1 == phones2)
+            #expect(phones1.allSatisfy { $0.hasPrefix("tel_") })
+            #expect(Self.leaked(rows(first)).isEmpty)
+            let licenses = try await s.get("/v1/licenses", key: dev)
+            let listed = (licenses.object["licenses"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
+            #expect(listed == [license.id])
+            // A field outside the grant cannot be asked for.
+            let notGranted = try await s.get("/v1/datasets/residents/rows?_fields=id_number", key: dev)
+            #expect(notGranted.status == 400)
+
+            try s.catalog.revokeLicense(license.id, actor: "cli:steward")
+            let after = try await s.get("/v1/datasets/residents/rows", key: dev)
+            #expect(after.status == 403)
+            #expect(devRecord.role == .developer)
+        }
+    }
+
+    @Test func filtersAndSortsOnMaskedFieldsAreRefused() async throws {
+        try await LiveServer.with { s in
+            for q in ["legal_representative=%E5%BC%A0", "legal_representative__startswith=%E5%BC%A0", "legal_representative__isnull=true",
+                      "_sort=legal_representative", "_sort=-legal_representative"] {
+                let r = try await s.get("/v1/datasets/enterprises/rows?\(q)")
+                #expect(r.status == 400, "\(q)")
+                #expect((r.object["detail"] as? String)?.contains("would reveal the raw value") == true, "\(q)")
+            }
+            let unknown = try await s.get("/v1/datasets/enterprises/rows?colour=red")
+            #expect(unknown.status == 400)
+            let badOp = try await s.get("/v1/datasets/enterprises/rows?district__like=x")
+            #expect(badOp.status == 400)
+            let badControl = try await s.get("/v1/datasets/enterprises/rows?_limt=5")
+            #expect(badControl.status == 400)
+            let badType = try await s.get("/v1/datasets/enterprises/rows?registered_capital__gt=lots")
+            #expect(badType.status == 400)
+            let tooMany = try await s.get("/v1/datasets/enterprises/rows?_limit=1001")
+            #expect(tooMany.status == 400)
+        }
+    }
+
+    @Test func filterOperatorsSelectTheRightRows() async throws {
+        try await LiveServer.with { s in
+            func count(_ q: String) async throws -> Int {
+                var n = 0
+                var path = "/v1/datasets/air-quality/rows?_limit=1000&\(q)"
+                while true {
+                    let r = try await s.get(path)
+                    #expect(r.status == 200, "\(q): \(r.text)")
+                    n += rows(r).count
+                    guard let next = r.object["next_cursor"] as? String else { return n }
+                    path = "/v1/datasets/air-quality/rows?_limit=1000&\(q)&_cursor=\(next)"
+                }
+            }
+            // Counts computed from the source file.
+            let reader = CSVReader(source: try FileByteSource(path: LiveServer.repo.appendingPathComponent("datasets/air-quality/air-quality.csv").path), fileName: "a")
+            _ = try reader.next()
+            var all: [[String]] = []
+            while try reader.next() { all.append(reader.strings()) }
+            let aqi = all.map { Int($0[3])! }
+            #expect(try await count("aqi__gt=100") == aqi.filter { $0 > 100 }.count)
+            #expect(try await count("aqi__lte=50") == aqi.filter { $0 <= 50 }.count)
+            #expect(try await count("aqi=60") == aqi.filter { $0 == 60 }.count)
+            #expect(try await count("aqi__not=60") == aqi.filter { $0 != 60 }.count)
+            #expect(try await count("aqi__in=60,61,62") == aqi.filter { [60, 61, 62].contains($0) }.count)
+            #expect(try await count("station=%E7%8E%84%E6%AD%A6%E6%B9%96") == all.filter { $0[0] == "玄武湖" }.count)
+            #expect(try await count("station__contains=%E5%8D%8E") == all.filter { $0[0].contains("华") }.count)
+            #expect(try await count("observed_at__startswith=2026-06-02") == all.filter { $0[2].hasPrefix("2026-06-02") }.count)
+            #expect(try await count("pm25__isnull=true") == 0)
+            #expect(try await count("district=%E7%8E%84%E6%AD%A6%E5%8C%BA&aqi__gte=80") == all.filter { $0[1] == "玄武区" && Int($0[3])! >= 80 }.count)
+        }
+    }
+
+    @Test(arguments: ["", "_sort=aqi", "_sort=-aqi", "_sort=station", "_sort=-pm25"])
+    func pagingReturnsEveryRowExactlyOnce(sort: String) async throws {
+        try await LiveServer.with { s in
+            var seen: [String] = []
+            var previous: Double? = nil
+            var path = "/v1/datasets/air-quality/rows?_limit=137&\(sort)"
+            while true {
+                let r = try await s.get(path)
+                #expect(r.status == 200, "\(r.text)")
+                for row in rows(r) {
+                    seen.append("\(row["station"] ?? "")|\(row["observed_at"] ?? "")")
+                    if sort == "_sort=aqi", let v = row["aqi"] as? Double {
+                        if let p = previous { #expect(v >= p) }
+                        previous = v
+                    }
+                }
+                guard let next = r.object["next_cursor"] as? String else { break }
+                path = "/v1/datasets/air-quality/rows?_limit=137&\(sort)&_cursor=\(next)"
+            }
+            #expect(seen.count == 1920)
+            #expect(Set(seen).count == 1920)
+        }
+    }
+
+    @Test func pagingWithNullsInTheSortFieldReturnsEveryRowOnce() async throws {
+        try await LiveServer.with(loadSamples: false) { s in
+            let manifest = DatasetManifest(id: "n", title: "Nulls", fields: [
+                FieldSpec(name: "k", type: .integer, level: .L1), FieldSpec(name: "v", type: .number, level: .L1),
+            ])
+            var csv = "k,v\n"
+            for i in 0..<250 { csv += "\(i),\(i % 3 == 0 ? "" : String(i % 17))\n" }
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("nulls-\(UUID().uuidString).csv").path
+            FileManager.default.createFile(atPath: path, contents: Data(csv.utf8))
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            _ = try Publisher(catalog: s.catalog).importCSV(path: path, datasetID: "n", manifest: manifest, actor: "t")
+            try s.catalog.publish(dataset: "n", tier: .open, actor: "t")
+            for sort in ["v", "-v"] {
+                var keys: [Int] = []
+                var url = "/v1/datasets/n/rows?_limit=7&_sort=\(sort)"
+                while true {
+                    let r = try await s.get(url)
+                    #expect(r.status == 200)
+                    keys += rows(r).compactMap { $0["k"] as? Int }
+                    guard let next = r.object["next_cursor"] as? String else { break }
+                    url = "/v1/datasets/n/rows?_limit=7&_sort=\(sort)&_cursor=\(next)"
+                }
+                #expect(keys.count == 250 && Set(keys).count == 250, "\(sort)")
+            }
+            let badCursor = try await s.get("/v1/datasets/n/rows?_sort=v&_cursor=WzAsMCwibiIsMCwiMiJd")
+            #expect(badCursor.status == 400)
+        }
+    }
+
+    @Test func aBurstBeyondTheLimitGets429WithRetryAfter() async throws {
+        try await LiveServer.with(configure: { $0.anonymousRate = 2; $0.anonymousBurst = 5 }) { s in
+            var statuses: [Int] = []
+            var retry: String?
+            for _ in 0..<12 {
+                let r = try await s.get("/v1/datasets/air-quality/rows?_limit=1")
+                statuses.append(r.status)
+                if r.status == 429 { retry = r.headers["retry-after"]; #expect(r.object["status"] as? Int == 429) }
+            }
+            #expect(statuses.prefix(5).allSatisfy { $0 == 200 })
+            #expect(statuses.contains(429))
+            #expect(Int(retry ?? "") ?? 0 >= 1)
+            // A key has its own bucket.
+            let (_, key) = try s.catalog.createKey(role: .developer, name: "k", actor: "t")
+            let withKey = try await s.get("/v1/datasets/air-quality/rows?_limit=1", key: key)
+            #expect(withKey.status == 200)
+        }
+    }
+
+    @Test func exportsStreamEveryRowMaskedAndCountAgainstTheQuota() async throws {
+        try await LiveServer.with(configure: { $0.anonymousExportsPerDay = 2 }) { s in
+            let csv = try await s.get("/v1/datasets/enterprises/export?format=csv")
+            #expect(csv.status == 200 && csv.headers["content-type"]?.hasPrefix("text/csv") == true)
+            let lines = csv.text.split(separator: "\n")
+            #expect(lines.count == 1001)
+            #expect(lines[0] == "uscc,company_name,legal_representative,registered_capital,industry,district,established")
+            let jsonl = try await s.get("/v1/datasets/enterprises/export?format=jsonl")
+            let objects = jsonl.text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            #expect(objects.count == 1000)
+            #expect(Self.leaked(objects).isEmpty)
+            let third = try await s.get("/v1/datasets/enterprises/export")
+            #expect(third.status == 429)
+            let events = try s.catalog.auditEvents().filter { $0.event.action == "export.read" }
+            #expect(events.count == 2 && events[0].event.detail["rows"] == .int(1000))
+        }
+    }
+
+    @Test func everyReadIsAnAuditEventWithFieldsActionsAndRequestID() async throws {
+        try await LiveServer.with { s in
+            let r = try await s.get("/v1/datasets/enterprises/rows?_limit=3&_fields=company_name,legal_representative")
+            #expect(r.status == 200)
+            let event = try #require(try s.catalog.auditEvents().last?.event)
+            #expect(event.action == "rows.read" && event.dataset == "enterprises")
+            #expect(event.detail["rows"] == .int(3))
+            #expect(event.detail["fields"] == .object(["company_name": "keep", "legal_representative": "mask"]))
+            #expect(event.detail["request_id"] == .string(r.headers["x-request-id"] ?? "?"))
+        }
+    }
+}
