@@ -178,12 +178,28 @@ public final class CSVReader {
     }
 
     private func parseRecord() throws -> Step {
+        // Work on locals: class properties inside the byte loop would pay an exclusivity check
+        // per access. The arrays are moved out and back, not copied.
+        var storage = self.storage; self.storage = []
+        var ends = self.ends; self.ends = []
+        var fieldLines = self.fieldLines; self.fieldLines = []
+        var fieldStarts = self.fieldStarts; self.fieldStarts = []
+        var fieldLineStarts = self.fieldLineStarts; self.fieldLineStarts = []
         storage.removeAll(keepingCapacity: true)
         ends.removeAll(keepingCapacity: true)
         fieldLines.removeAll(keepingCapacity: true)
         fieldStarts.removeAll(keepingCapacity: true)
         fieldLineStarts.removeAll(keepingCapacity: true)
+        var line = self.line
+        var lineStart = self.lineStart
+        let buf = self.buf
+        let end = self.end
+        let eof = self.eof
         var p = pos
+        defer {
+            self.storage = storage; self.ends = ends; self.fieldLines = fieldLines
+            self.fieldStarts = fieldStarts; self.fieldLineStarts = fieldLineStarts
+        }
         if p == end {
             return eof ? .done : .needMore
         }
@@ -222,6 +238,7 @@ public final class CSVReader {
                 if p < end {
                     let b = buf[p]
                     if b != delim && b != cr && b != lf {
+                        self.line = line; self.lineStart = lineStart
                         let col = column(from: lineStart, to: p)
                         throw KaifangError.badInput("\(fileName):\(line):\(col): field \(ends.count + 1): unexpected character after a closing quote: a field that starts with '\"' must end with '\"'; write a quote inside it as \"\"")
                     }
@@ -240,6 +257,7 @@ public final class CSVReader {
             if p == end {
                 // Last record without a final newline.
                 pos = p
+                self.line = line; self.lineStart = lineStart
                 return .record
             }
             let b = buf[p]
@@ -254,6 +272,7 @@ public final class CSVReader {
             line += 1
             lineStart = p
             pos = p
+            self.line = line; self.lineStart = lineStart
             return .record
         }
     }

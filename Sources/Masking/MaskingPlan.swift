@@ -27,13 +27,17 @@ public struct MaskingPlan: Sendable {
         public let operation: Operation
         /// Whether the column is served at all (fields a license does not grant are not).
         public let included: Bool
-        let key: SymmetricKey?
     }
 
     /// The columns, in manifest order.
     public let columns: [Column]
     /// The view compiled for.
     public let view: View
+    // Flat copies for the hot loop: plain values, no reference counting per cell.
+    let ops: [Operation]
+    let semantics: [SemanticType?]
+    let prefixes: [[UInt8]]
+    let key: SymmetricKey?
 
     /// Compiles the plan.
     /// - Parameters:
@@ -43,7 +47,8 @@ public struct MaskingPlan: Sendable {
         self.view = view
         let scope = PseudonymKeys.scope(view: view, licenseID: grant?.licenseID)
         let key = keys?.key(scope: scope)
-        columns = manifest.fields.map { field in
+        self.key = key
+        let columns: [Column] = manifest.fields.map { field in
             let action = DefaultPolicy.action(for: field, view: view)
             var op = Self.operation(for: action, field: field)
             switch op {
@@ -51,9 +56,12 @@ public struct MaskingPlan: Sendable {
             default: break
             }
             let included = view == .steward || grant?.fields == nil || grant!.fields!.contains(field.name)
-            return Column(field: field, action: included ? action : .suppress, operation: included ? op : .suppress,
-                          included: included, key: key)
+            return Column(field: field, action: included ? action : .suppress, operation: included ? op : .suppress, included: included)
         }
+        self.columns = columns
+        ops = columns.map(\.operation)
+        semantics = columns.map(\.field.semantic)
+        prefixes = columns.map { Array(TokenPrefix.of($0.field.semantic).utf8) }
     }
 
     /// The operation implementing `action` on `field`'s type; an action with nothing to act on
@@ -77,7 +85,7 @@ public struct MaskingPlan: Sendable {
             case .uscc?: return .maskChars(keepFirst: 8, keepLast: 0)
             default: return .maskChars(keepFirst: 1, keepLast: 1)
             }
-        case .pseudonymize: return .pseudonymize(prefix: TokenPrefix.of(field.semantic))
+        case .pseudonymize: return .pseudonymize
         case .hash: return .hash
         case .generalize:
             if field.type == .date || field.semantic == .date { return .generalizeDate(keepMonth: !field.qi) }
@@ -114,8 +122,7 @@ public struct MaskingPlan: Sendable {
     @inline(__always)
     public func apply(column index: Int, _ input: UnsafeBufferPointer<UInt8>, row: Int64 = 0,
                       scratch: inout MaskScratch, into out: inout [UInt8]) -> Bool {
-        let c = columns[index]
-        switch c.operation {
+        switch ops[index] {
         case .keep: out.append(contentsOf: input); return true
         case .suppress: return false
         case .maskChars(let first, let last): Apply.maskChars(input, keepFirst: first, keepLast: last, &out)
@@ -128,14 +135,14 @@ public struct MaskingPlan: Sendable {
         case .maskPlate: Apply.plate(input, &scratch, &out)
         case .maskIP: Apply.ip(input, &scratch, &out)
         case .maskAddress, .generalizeAddress: Apply.address(input, &scratch, &out)
-        case .pseudonymize(let prefix): Apply.pseudonym(input, prefix: prefix, semantic: c.field.semantic, key: c.key!, &scratch, &out)
-        case .hash: Apply.keyedHash(input, semantic: c.field.semantic, key: c.key!, &scratch, &out)
+        case .pseudonymize: Apply.pseudonym(input, prefix: prefixes[index], semantic: semantics[index], key: key!, &scratch, &out)
+        case .hash: Apply.keyedHash(input, semantic: semantics[index], key: key!, &scratch, &out)
         case .generalizeDate(let keepMonth): return Apply.date(input, keepMonth: keepMonth, &out)
         case .generalizeDateTime: return Apply.dateTime(input, &out)
         case .generalizeAge: return Apply.age(input, &out)
         case .generalizeNumber: return Apply.numberBand(input, &out)
         case .generalizeGeo: return Apply.geo(input, &out)
-        case .noise(let scale): return Apply.noise(input, scale: scale, key: c.key!, field: c.field.name, row: row, &out)
+        case .noise(let scale): return Apply.noise(input, scale: scale, key: key!, field: columns[index].field.name, row: row, &out)
         }
         return true
     }

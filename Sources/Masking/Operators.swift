@@ -10,8 +10,8 @@ public enum Operation: Sendable, Equatable {
     /// Keeps `keepFirst` and `keepLast` characters, masks the rest with `*`.
     case maskChars(keepFirst: Int, keepLast: Int)
     case maskResidentID, maskPhone, maskLandline, maskName, maskBankCard, maskEmail, maskPlate, maskIP, maskAddress
-    /// HMAC-SHA256 token with a type prefix (`pid_…`).
-    case pseudonymize(prefix: String)
+    /// HMAC-SHA256 token with a type prefix (`pid_…`, see `TokenPrefix`).
+    case pseudonymize
     /// A date to its month (`1990-02`) or year (`1990`).
     case generalizeDate(keepMonth: Bool)
     /// A datetime to its day.
@@ -180,7 +180,12 @@ enum Apply {
     }
 
     /// Compound surnames (复姓): the surname is two characters.
-    static let compoundSurnames: Set<String> = ["欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒",
+    static let compoundSurnames: Set<UInt64> = Set(compoundSurnameList.map { pair in
+        let u = Array(pair.unicodeScalars)
+        return UInt64(u[0].value) << 32 | UInt64(u[1].value)
+    })
+
+    static let compoundSurnameList: [String] = ["欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒",
                                                 "夏侯", "轩辕", "令狐", "澹台", "端木", "独孤", "南宫", "西门", "百里", "呼延", "万俟", "单于",
                                                 "申屠", "太史", "闻人", "钟离", "淳于", "濮阳", "赫连", "拓跋", "第五", "公冶", "宗政", "东郭",
                                                 "左丘", "司空", "亓官", "仲孙", "鲜于", "段干", "呼衍"]
@@ -194,27 +199,54 @@ enum Apply {
     static func name(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
         Normalize.fold(raw, into: &s.folded)
         s.folded.withUnsafeBufferPointer { f in
-            let text = String(decoding: f, as: UTF8.self)
-            let scalars = Array(text.unicodeScalars)
-            let n = scalars.count
-            guard n >= 1, n <= 30 else { stars(3, &out); return }
-            let allHan = scalars.allSatisfy { isHan($0.value) || $0 == "·" || $0 == "•" }
-            let allLatin = scalars.allSatisfy { ($0.value >= 0x41 && $0.value <= 0x5A) || ($0.value >= 0x61 && $0.value <= 0x7A) || $0 == " " || $0 == "." || $0 == "-" || $0 == "'" }
-            guard allHan || allLatin else { stars(3, &out); return }
+            var n = 0
+            var allHan = true, allLatin = true
+            var first: UInt32 = 0, second: UInt32 = 0
+            var end1 = 0, end2 = 0
+            var i = 0
+            while i < f.count {
+                let (v, len) = scalar(f, i)
+                if !(isHan(v) || v == 0xB7 || v == 0x2022) { allHan = false }
+                let latin = (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A) || v == 0x20 || v == 0x2E || v == 0x2D || v == 0x27
+                if !latin { allLatin = false }
+                if n == 0 { first = v; end1 = i + len } else if n == 1 { second = v; end2 = i + len }
+                n += 1
+                i += len
+                if n > 30 { break }
+            }
+            guard n >= 1, n <= 30, allHan || allLatin else { stars(3, &out); return }
             if n == 1 { stars(1, &out); return }
-            var keep = 1
-            if allHan && n >= 3 && compoundSurnames.contains(String(String.UnicodeScalarView(scalars[0..<2]))) { keep = 2 }
-            if allLatin { keep = 1 }
-            out.append(contentsOf: Array(String(String.UnicodeScalarView(scalars[0..<keep])).utf8))
-            stars(allLatin ? 3 : n - keep, &out)
+            if allLatin {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: f[0..<end1])); stars(3, &out); return
+            }
+            let compound = n >= 3 && compoundSurnames.contains(UInt64(first) << 32 | UInt64(second))
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: f[0..<(compound ? end2 : end1)]))
+            stars(n - (compound ? 2 : 1), &out)
         }
     }
 
-    static let divisionWords: Set<UInt32> = Set("省市区县旗州盟".unicodeScalars.map(\.value))
-    static let districtWords: Set<UInt32> = Set("区县旗".unicodeScalars.map(\.value))
-    /// Characters that begin the part of an address below district level (streets, numbers,
-    /// townships). A district whose name holds one (道里区) is cut coarser, to its city: safe.
-    static let stopWords: Set<UInt32> = Set("路街巷弄号道镇乡村组".unicodeScalars.map(\.value))
+    /// 1 for a division word (省 市 区 县 旗 州 盟), 2 for a word that begins the part of an
+    /// address below district level (路 街 巷 弄 号 道 镇 乡 村 组), else 0. A district whose
+    /// name holds one (道里区) is cut coarser, at its city: safe.
+    @inline(__always) static func addressClass(_ v: UInt32) -> UInt8 {
+        switch v {
+        case 0x7701, 0x5E02, 0x533A, 0x53BF, 0x65D7, 0x5DDE, 0x76DF: return 1
+        case 0x8DEF, 0x8857, 0x5DF7, 0x5F04, 0x53F7, 0x9053, 0x9547, 0x4E61, 0x6751, 0x7EC4: return 2
+        default: return 0
+        }
+    }
+
+    /// Decodes the scalar at `i` of valid UTF-8: (value, length).
+    @inline(__always) static func scalar(_ f: UnsafeBufferPointer<UInt8>, _ i: Int) -> (UInt32, Int) {
+        let b0 = f[i]
+        if b0 < 0x80 { return (UInt32(b0), 1) }
+        var len = 2
+        var v = UInt32(b0 & 0x1F)
+        if b0 >= 0xF0 { len = 4; v = UInt32(b0 & 0x07) } else if b0 >= 0xE0 { len = 3; v = UInt32(b0 & 0x0F) }
+        guard i + len <= f.count else { return (0xFFFD, f.count - i) }
+        for j in 1..<len { v = (v << 6) | UInt32(f[i + j] & 0x3F) }
+        return (v, len)
+    }
 
     /// Cuts an address after its district (or city, or province) word, before any street,
     /// township, number or digit. An address with no division word is fully masked.
@@ -226,15 +258,11 @@ enum Apply {
             var index = 0
             while i < f.count {
                 let b0 = f[i]
-                var len = 1
-                var v = UInt32(b0)
-                if b0 >= 0xF0 { len = 4; v = UInt32(b0 & 0x07) } else if b0 >= 0xE0 { len = 3; v = UInt32(b0 & 0x0F) } else if b0 >= 0xC0 { len = 2; v = UInt32(b0 & 0x1F) }
-                if len > 1 {
-                    guard i + len <= f.count else { break }
-                    for j in 1..<len { v = (v << 6) | UInt32(f[i + j] & 0x3F) }
-                }
-                if Validators.isDigit(b0) || stopWords.contains(v) { break }
-                if index >= 1 && divisionWords.contains(v) { cut = i + len }
+                if Validators.isDigit(b0) { break }
+                let (v, len) = scalar(f, i)
+                let cls = addressClass(v)
+                if cls == 2 { break }
+                if cls == 1 && index >= 1 { cut = i + len }
                 i += len
                 index += 1
             }
@@ -282,11 +310,50 @@ enum Apply {
         return true
     }
 
+    /// Parses `-?digits(.digits)?` without allocating; nil for anything else.
+    @inline(__always) static func simpleDecimal(_ b: UnsafeBufferPointer<UInt8>) -> Double? {
+        guard !b.isEmpty, b.count < 19 else { return nil }
+        var i = 0
+        var negative = false
+        if b[0] == 0x2D { negative = true; i = 1 }
+        var intPart: Int64 = 0, frac: Int64 = 0, scale: Int64 = 1
+        var digits = 0
+        var seenDot = false
+        while i < b.count {
+            let c = b[i]
+            if c == 0x2E { if seenDot { return nil }; seenDot = true; i += 1; continue }
+            let d = c &- 0x30
+            guard d < 10 else { return nil }
+            if seenDot { frac = frac * 10 + Int64(d); scale *= 10 } else { intPart = intPart * 10 + Int64(d) }
+            digits += 1
+            i += 1
+        }
+        guard digits > 0 else { return nil }
+        let v = Double(intPart) + Double(frac) / Double(scale)
+        return negative ? -v : v
+    }
+
+    /// Appends an integer's decimal digits.
+    @inline(__always) static func appendInt(_ v: Int64, _ out: inout [UInt8]) {
+        if v < 0 { out.append(0x2D) }
+        var m = v.magnitude
+        var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0
+        withUnsafeMutableBytes(of: &tmp) { t in
+            repeat { t[n] = UInt8(m % 10) + 0x30; m /= 10; n += 1 } while m > 0
+            while n > 0 { n -= 1; out.append(t[n]) }
+        }
+    }
+
     static func numberBand(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) -> Bool {
-        guard let v = parseNumber(raw) else { return false }
+        guard let v = simpleDecimal(raw) ?? parseNumber(raw) else { return false }
         if v == 0 { out.append(0x30); return true }
         let mag = pow(10, floor(log10(abs(v))))
         let lo = floor(v / mag) * mag
+        if mag >= 1, abs(lo) < 1e15 {
+            appendInt(Int64(lo), &out); out.append(0x2D); appendInt(Int64(lo + mag), &out)
+            return true
+        }
         out.append(contentsOf: Array("\(Cell.format(lo))-\(Cell.format(lo + mag))".utf8))
         return true
     }
@@ -306,14 +373,14 @@ enum Apply {
 
     // MARK: keyed
 
-    static func pseudonym(_ raw: UnsafeBufferPointer<UInt8>, prefix: String, semantic: SemanticType?, key: SymmetricKey,
+    static func pseudonym(_ raw: UnsafeBufferPointer<UInt8>, prefix: [UInt8], semantic: SemanticType?, key: SymmetricKey,
                           _ s: inout MaskScratch, _ out: inout [UInt8]) {
         normalizedForKeying(raw, semantic: semantic, &s)
         var h = HMAC<SHA256>(key: key)
         h.update(data: Array((semantic?.rawValue ?? "text").utf8) + [0])
         h.update(data: s.compacted)
         let mac = h.finalize()
-        out.append(contentsOf: Array(prefix.utf8))
+        out.append(contentsOf: prefix)
         Base32.append(mac.prefix(10), to: &out)
     }
 
