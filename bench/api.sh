@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Benchmark: the rows API over the 1 000 000-row residents dataset, Kaifang (release build,
+# masked public view) next to Datasette serving the same SQLite file (unmasked), in one run,
+# driven by wrk on loopback: a page of 100 rows, a filtered page, at 64 connections; then a
+# whole export with the server's peak memory. Writes bench/out/api.txt.
+#
+#   bench/api.sh [DURATION_SECONDS]     (default 15)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-15}
+BIN=${KAIFANG_RELEASE_BIN:-.build-release/release/kaifang}
+DATA=bench/data/residents
+DIR=bench/data/api-datadir
+KPORT=18080
+DPORT=18081
+mkdir -p bench/out
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+python3 -c "import datasette" 2>/dev/null || python3 -m pip install -q datasette
+[ -x "$BIN" ] || swift build -c release --product kaifang --scratch-path .build-release
+[ -f "$DATA/residents.csv" ] || python3 scripts/gen_datasets.py --residents 1000000 --only residents --out bench/data >/dev/null
+
+if [ ! -f "$DIR/catalog.sqlite" ]; then
+  rm -rf "$DIR"
+  "$BIN" init --data-dir "$DIR" >/dev/null
+  "$BIN" dataset import "$DATA/residents.csv" --id residents --manifest "$DATA/dataset.json" --data-dir "$DIR" >/dev/null
+  # Open (public view, anonymous) so both servers answer anonymous requests; k-anonymity is not the point here.
+  "$BIN" dataset publish residents --tier open --force --reason "benchmark" --data-dir "$DIR" >/dev/null
+fi
+FILE=$DIR/$(sqlite3 "$DIR/catalog.sqlite" "SELECT file FROM versions WHERE dataset_id='residents' ORDER BY number DESC LIMIT 1")
+
+cleanup() { kill "$KPID" "$DPID" 2>/dev/null || true; }
+trap cleanup EXIT
+"$BIN" serve --data-dir "$DIR" --port $KPORT --key-rate 0 --anonymous-rate 0 --anonymous-exports-per-day 0 > /dev/null 2>bench/out/kaifang-serve.log &
+KPID=$!
+datasette serve "$FILE" --port $DPORT --setting max_returned_rows 1000 --setting sql_time_limit_ms 10000 --setting default_page_size 100 > /dev/null 2>&1 &
+DPID=$!
+for i in $(seq 1 50); do
+  curl -sf "http://127.0.0.1:$KPORT/healthz" >/dev/null && curl -sf "http://127.0.0.1:$DPORT/-/versions.json" >/dev/null && break
+  sleep 0.3
+done
+DB=$(basename "$FILE" .sqlite)
+DISTRICT=%E7%8E%84%E6%AD%A6%E5%8C%BA   # 玄武区
+
+declare -A URLS=(
+  [kaifang_page]="http://127.0.0.1:$KPORT/v1/datasets/residents/rows?_limit=100"
+  [datasette_page]="http://127.0.0.1:$DPORT/$DB/rows.json?_size=100&_shape=objects"
+  [kaifang_filtered]="http://127.0.0.1:$KPORT/v1/datasets/residents/rows?_limit=100&district=$DISTRICT&service_type__in=%E4%BD%8E%E4%BF%9D,%E5%8C%BB%E7%96%97%E6%95%91%E5%8A%A9"
+  [datasette_filtered]="http://127.0.0.1:$DPORT/$DB/rows.json?_size=100&_shape=objects&district=$DISTRICT&service_type__in=%E4%BD%8E%E4%BF%9D,%E5%8C%BB%E7%96%97%E6%95%91%E5%8A%A9"
+)
+# Last page of a million rows through the cursor (keyset): fetch its cursor first.
+LAST=$(curl -s "http://127.0.0.1:$KPORT/v1/datasets/residents/rows?_limit=1&_cursor=$(python3 -c "
+import base64, json; print(base64.urlsafe_b64encode(json.dumps([-1,0,'n',0,'999899']).encode()).decode().rstrip('='))")" | python3 -c "import sys, json; print(len(json.load(sys.stdin)['rows']))")
+echo "cursor near the end answered with $LAST row(s)" > bench/out/api.txt
+URLS[kaifang_last_page]="http://127.0.0.1:$KPORT/v1/datasets/residents/rows?_limit=100&_cursor=$(python3 -c "
+import base64, json; print(base64.urlsafe_b64encode(json.dumps([-1,0,'n',0,'999900']).encode()).decode().rstrip('='))")"
+URLS[datasette_last_page]="http://127.0.0.1:$DPORT/$DB/rows.json?_size=100&_shape=objects&_next=999900"
+
+for name in kaifang_page datasette_page kaifang_filtered datasette_filtered kaifang_last_page datasette_last_page; do
+  curl -s -o /dev/null -w "%{http_code}" "${URLS[$name]}" | grep -q 200 || { echo "$name: not 200" >&2; exit 1; }
+  wrk -t2 -c64 -d"${DUR}s" --latency "${URLS[$name]}" > "bench/out/wrk-$name.txt"
+  rps=$(awk '/Requests\/sec/ {print $2}' "bench/out/wrk-$name.txt")
+  p99=$(awk '$1 == "99%" {print $2}' "bench/out/wrk-$name.txt")
+  errs=$(awk '/Non-2xx|Socket errors/ {print}' "bench/out/wrk-$name.txt" | tr '\n' ' ')
+  printf '%-22s %10s req/s   p99 %8s   %s\n' "$name" "$rps" "$p99" "$errs" | tee -a bench/out/api.txt
+done
+
+# Export of every row, masked, with the server's resident memory before and its peak after.
+rss() { awk '/VmRSS/ {print $2}' /proc/$KPID/status; }
+hwm() { awk '/VmHWM/ {print $2}' /proc/$KPID/status; }
+before=$(rss)
+start=$(date +%s.%N)
+lines=$(curl -s "http://127.0.0.1:$KPORT/v1/datasets/residents/export?format=csv" | wc -l)
+end=$(date +%s.%N)
+printf 'kaifang export: %s lines in %.2f s; server RSS before %d MiB, peak %d MiB\n' "$lines" "$(echo "$end - $start" | bc)" $((before / 1024)) $(( $(hwm) / 1024 )) | tee -a bench/out/api.txt
