@@ -23,9 +23,14 @@ CSV=$DATA/residents.csv
 MB=$(python3 -c "import os; print(os.path.getsize('$CSV') / 1e6)")
 cat "$CSV" > /dev/null   # warm the page cache for every contender alike
 
+# A crash must not pass for a fast run: check the output once, and every exit status.
+lines=$("$BIN" mask "$CSV" --manifest "$DATA/dataset.json" --view public | wc -l)
+[ "$lines" = "$((ROWS + 1))" ] || { echo "kaifang mask wrote $lines lines, expected $((ROWS + 1))" >&2; exit 1; }
+
 run_kaifang() {
   local out
-  out=$( { /usr/bin/time -f '%e %M' taskset -c 0 "$BIN" mask "$CSV" --manifest "$DATA/dataset.json" --view public > /dev/null; } 2>&1 )
+  out=$( { /usr/bin/time -f '%e %M' taskset -c 0 "$BIN" mask "$CSV" --manifest "$DATA/dataset.json" --view public > /dev/null || echo FAILED; } 2>&1 )
+  if echo "$out" | grep -q FAILED; then echo "kaifang mask failed: $out" >&2; exit 1; fi
   echo "{\"peer\": \"kaifang\", \"seconds\": $(echo "$out" | tail -1 | cut -d' ' -f1), \"rows\": $ROWS, \"peak_rss_mib\": $(echo "$out" | tail -1 | awk '{printf "%.1f", $2/1024}')}"
 }
 

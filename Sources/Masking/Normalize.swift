@@ -13,6 +13,25 @@ public enum Normalize {
         return nil
     }
 
+    /// Whether `fold` would change the bytes (a full-width form, an ideographic space, or
+    /// spaces at either end). Most values need nothing, and skip the copy.
+    @inline(__always)
+    public static func needsFold(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let first = b.first, let last = b.last else { return false }
+        if first == 0x20 || first == 0x09 || last == 0x20 || last == 0x09 || last == 0x0D || last == 0x0A { return true }
+        for c in b where c == 0xEF || c == 0xE3 { return true }
+        return false
+    }
+
+    /// Calls `body` with the folded bytes: the input itself when nothing needs folding, else
+    /// `scratch` after `fold`.
+    @inline(__always)
+    public static func withFolded<R>(_ b: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8], _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if !needsFold(b) { return body(b) }
+        fold(b, into: &scratch)
+        return scratch.withUnsafeBufferPointer(body)
+    }
+
     /// Folds full-width forms to ASCII and trims ASCII and ideographic spaces at both ends.
     public static func fold(_ b: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)

@@ -135,8 +135,7 @@ enum Apply {
     }
 
     static func email(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
-        Normalize.fold(raw, into: &s.folded)
-        s.folded.withUnsafeBufferPointer { f in
+        Normalize.withFolded(raw, scratch: &s.folded) { f in
             guard Validators.email(f), let at = f.firstIndex(of: 0x40) else { stars(3, &out); return }
             out.append(f[0]); stars(3, &out)
             out.append(contentsOf: UnsafeBufferPointer(rebasing: f[at...]))
@@ -197,8 +196,7 @@ enum Apply {
     /// `张*`, `张**`, `欧阳**`; names with a middle dot keep the first character; Latin names
     /// keep their first letter. Anything else (digits, symbols, over 30 characters) is fully masked.
     static func name(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
-        Normalize.fold(raw, into: &s.folded)
-        s.folded.withUnsafeBufferPointer { f in
+        Normalize.withFolded(raw, scratch: &s.folded) { f in
             var n = 0
             var allHan = true, allLatin = true
             var first: UInt32 = 0, second: UInt32 = 0
@@ -251,8 +249,7 @@ enum Apply {
     /// Cuts an address after its district (or city, or province) word, before any street,
     /// township, number or digit. An address with no division word is fully masked.
     static func address(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
-        Normalize.fold(raw, into: &s.folded)
-        s.folded.withUnsafeBufferPointer { f in
+        Normalize.withFolded(raw, scratch: &s.folded) { f in
             var cut = -1
             var i = 0
             var index = 0
