@@ -32,7 +32,7 @@ cleanup() { kill "$KPID" "$DPID" 2>/dev/null || true; }
 trap cleanup EXIT
 "$BIN" serve --data-dir "$DIR" --port $KPORT --key-rate 0 --anonymous-rate 0 --anonymous-exports-per-day 0 > /dev/null 2>bench/out/kaifang-serve.log &
 KPID=$!
-datasette serve "$FILE" --port $DPORT --setting max_returned_rows 1000 --setting sql_time_limit_ms 10000 --setting default_page_size 100 > /dev/null 2>&1 &
+datasette serve "$FILE" --port $DPORT --setting max_returned_rows 1000 --setting default_page_size 100 > /dev/null 2>&1 &
 DPID=$!
 for i in $(seq 1 50); do
   curl -sf "http://127.0.0.1:$KPORT/healthz" >/dev/null && curl -sf "http://127.0.0.1:$DPORT/-/versions.json" >/dev/null && break
@@ -43,9 +43,9 @@ DISTRICT=%E7%8E%84%E6%AD%A6%E5%8C%BA   # 玄武区
 
 declare -A URLS=(
   [kaifang_page]="http://127.0.0.1:$KPORT/v1/datasets/residents/rows?_limit=100"
-  [datasette_page]="http://127.0.0.1:$DPORT/$DB/rows.json?_size=100&_shape=objects"
+  [datasette_page]="http://127.0.0.1:$DPORT/$DB/rows.json?_size=100&_shape=objects&_nocount=1"
   [kaifang_filtered]="http://127.0.0.1:$KPORT/v1/datasets/residents/rows?_limit=100&district=$DISTRICT&service_type__in=%E4%BD%8E%E4%BF%9D,%E5%8C%BB%E7%96%97%E6%95%91%E5%8A%A9"
-  [datasette_filtered]="http://127.0.0.1:$DPORT/$DB/rows.json?_size=100&_shape=objects&district=$DISTRICT&service_type__in=%E4%BD%8E%E4%BF%9D,%E5%8C%BB%E7%96%97%E6%95%91%E5%8A%A9"
+  [datasette_filtered]="http://127.0.0.1:$DPORT/$DB/rows.json?_size=100&_shape=objects&_nocount=1&district=$DISTRICT&service_type__in=%E4%BD%8E%E4%BF%9D,%E5%8C%BB%E7%96%97%E6%95%91%E5%8A%A9"
 )
 # Last page of a million rows through the cursor (keyset): fetch its cursor first.
 LAST=$(curl -s "http://127.0.0.1:$KPORT/v1/datasets/residents/rows?_limit=1&_cursor=$(python3 -c "
@@ -53,11 +53,11 @@ import base64, json; print(base64.urlsafe_b64encode(json.dumps([-1,0,'n',0,'9998
 echo "cursor near the end answered with $LAST row(s)" > bench/out/api.txt
 URLS[kaifang_last_page]="http://127.0.0.1:$KPORT/v1/datasets/residents/rows?_limit=100&_cursor=$(python3 -c "
 import base64, json; print(base64.urlsafe_b64encode(json.dumps([-1,0,'n',0,'999900']).encode()).decode().rstrip('='))")"
-URLS[datasette_last_page]="http://127.0.0.1:$DPORT/$DB/rows.json?_size=100&_shape=objects&_next=999900"
+URLS[datasette_last_page]="http://127.0.0.1:$DPORT/$DB/rows.json?_size=100&_shape=objects&_nocount=1&_next=999900"
 
 for name in kaifang_page datasette_page kaifang_filtered datasette_filtered kaifang_last_page datasette_last_page; do
   curl -s -o /dev/null -w "%{http_code}" "${URLS[$name]}" | grep -q 200 || { echo "$name: not 200" >&2; exit 1; }
-  wrk -t2 -c64 -d"${DUR}s" --latency "${URLS[$name]}" > "bench/out/wrk-$name.txt"
+  wrk -t2 -c64 -d"${DUR}s" --timeout 10s --latency "${URLS[$name]}" > "bench/out/wrk-$name.txt"
   rps=$(awk '/Requests\/sec/ {print $2}' "bench/out/wrk-$name.txt")
   p99=$(awk '$1 == "99%" {print $2}' "bench/out/wrk-$name.txt")
   errs=$(awk '/Non-2xx|Socket errors/ {print}' "bench/out/wrk-$name.txt" | tr '\n' ' ')

@@ -12,6 +12,8 @@ public struct Caller: Sendable, Equatable {
     /// The raw query string (the generated handlers only see declared parameters; row filters
     /// are dynamic).
     public var rawQuery: String = ""
+    /// `http://host:port` as the client addressed the server (for absolute links).
+    public var baseURL: String = "http://127.0.0.1:8080"
 
     /// The caller's role; nil when anonymous.
     public var role: Role? { key?.role }

@@ -418,3 +418,38 @@ extension CatalogDatabase {
         }
     }
 }
+
+/// Catalog KPIs (DESIGN §4 `GET /v1/stats`).
+public struct CatalogStats: Sendable {
+    public var datasets: Int
+    public var published: Int
+    public var byTier: [FacetCount]
+    public var byDepartment: [FacetCount]
+    /// Datasets marked should_open, and how many of them are published open or conditional.
+    public var shouldOpen: Int
+    public var opened: Int
+    /// opened / shouldOpen (应开放公共数据开放率); 1 when none should open.
+    public var openRate: Double
+    /// Row and export reads per dataset since the given day.
+    public var reads: [FacetCount]
+}
+
+extension CatalogDatabase {
+    /// The KPIs, with reads counted since `since` (an ISO day).
+    public func stats(since: String) throws -> CatalogStats {
+        try read { db in
+            let datasets = try Int.fetchOne(db, sql: "SELECT count(*) FROM datasets") ?? 0
+            let published = try Int.fetchOne(db, sql: "SELECT count(*) FROM datasets WHERE tier IS NOT NULL AND published_version IS NOT NULL") ?? 0
+            func facets(_ sql: String, _ args: StatementArguments = []) throws -> [FacetCount] {
+                try Row.fetchAll(db, sql: sql, arguments: args).map { FacetCount(value: $0["v"], count: $0["n"]) }
+            }
+            let byTier = try facets("SELECT tier AS v, count(*) AS n FROM datasets WHERE tier IS NOT NULL GROUP BY tier ORDER BY n DESC, v")
+            let byDepartment = try facets("SELECT department AS v, count(*) AS n FROM datasets WHERE tier IS NOT NULL AND department <> '' GROUP BY department ORDER BY n DESC, v")
+            let shouldOpen = try Int.fetchOne(db, sql: "SELECT count(*) FROM datasets WHERE should_open = 1") ?? 0
+            let opened = try Int.fetchOne(db, sql: "SELECT count(*) FROM datasets WHERE should_open = 1 AND tier IN ('open', 'conditional') AND published_version IS NOT NULL") ?? 0
+            let reads = try facets("SELECT dataset_id AS v, count(*) AS n FROM audit_events WHERE action IN ('rows.read', 'export.read') AND at >= ? AND dataset_id IS NOT NULL GROUP BY dataset_id ORDER BY n DESC, v", [since])
+            return CatalogStats(datasets: datasets, published: published, byTier: byTier, byDepartment: byDepartment, shouldOpen: shouldOpen,
+                                opened: opened, openRate: shouldOpen == 0 ? 1 : Double(opened) / Double(shouldOpen), reads: reads)
+        }
+    }
+}

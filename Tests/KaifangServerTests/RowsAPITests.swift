@@ -256,3 +256,64 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
         }
     }
 }
+
+/// Metadata out: Frictionless, DCAT 3, KPIs.
+@Suite(.serialized) struct MetadataAPITests {
+    @Test func theDataPackageDescribesTheCallersView() async throws {
+        try await LiveServer.with { s in
+            let r = try await s.get("/v1/datasets/enterprises/datapackage.json")
+            #expect(r.status == 200)
+            #expect(r.object["profile"] as? String == "tabular-data-package")
+            let resource = try #require((r.object["resources"] as? [[String: Any]])?.first)
+            #expect((resource["path"] as? String)?.hasSuffix("/v1/datasets/enterprises/export?format=csv") == true)
+            let fields = (resource["schema"] as? [String: Any])?["fields"] as? [[String: Any]] ?? []
+            #expect(fields.count == 7)
+            let rep = fields.first { $0["name"] as? String == "legal_representative" }
+            #expect(rep?["type"] as? String == "string" && rep?["kaifang:action"] as? String == "mask")
+            let capital = fields.first { $0["name"] as? String == "registered_capital" }
+            #expect(capital?["type"] as? String == "number")
+            // The resource's path really serves the rows.
+            let export = try await s.get("/v1/datasets/enterprises/export?format=csv")
+            #expect(export.text.split(separator: "\n").count == 1001)
+            let missing = try await s.get("/v1/datasets/nope/datapackage.json")
+            #expect(missing.status == 404)
+        }
+    }
+
+    @Test func theDCATCatalogLinksVersions() async throws {
+        try await LiveServer.with { s in
+            // A second version of air-quality.
+            let m = try #require(try s.catalog.dataset("air-quality")).manifest
+            _ = try Publisher(catalog: s.catalog).importCSV(path: LiveServer.repo.appendingPathComponent("datasets/air-quality/air-quality.csv").path,
+                                                            datasetID: "air-quality", manifest: m, actor: "t")
+            try s.catalog.publish(dataset: "air-quality", tier: .open, actor: "t")
+            let r = try await s.get("/v1/catalog.jsonld")
+            #expect(r.status == 200 && r.headers["content-type"]?.hasPrefix("application/ld+json") == true)
+            #expect(r.object["@type"] as? String == "dcat:Catalog")
+            let entries = r.object["dcat:dataset"] as? [[String: Any]] ?? []
+            let air = entries.first { $0["dct:identifier"] as? String == "air-quality" }
+            #expect(air?["dcat:version"] as? String == "2")
+            #expect((air?["dcat:hasVersion"] as? [[String: Any]])?.count == 2)
+            let v2 = entries.first { $0["dct:identifier"] as? String == "air-quality@2" }
+            let previous = (v2?["dcat:previousVersion"] as? [String: Any])?["@id"] as? String
+            #expect(previous?.hasSuffix("/v1/datasets/air-quality/versions/1") == true)
+            #expect(entries.filter { $0["dct:identifier"] as? String == "residents" }.count == 1)
+        }
+    }
+
+    @Test func statsCountTiersTheOpenRateAndReads() async throws {
+        try await LiveServer.with { s in
+            _ = try await s.get("/v1/datasets/air-quality/rows?_limit=1")
+            _ = try await s.get("/v1/datasets/air-quality/rows?_limit=1")
+            _ = try await s.get("/v1/datasets/enterprises/rows?_limit=1")
+            try s.catalog.withdraw(dataset: "enterprises", actor: "t")
+            let r = try await s.get("/v1/stats")
+            #expect(r.status == 200)
+            #expect(r.object["datasets"] as? Int == 3 && r.object["published"] as? Int == 2)
+            #expect(r.object["should_open"] as? Int == 3 && r.object["opened"] as? Int == 2)
+            #expect(abs((r.object["open_rate"] as? Double ?? 0) - 2.0 / 3.0) < 1e-9)
+            let reads = r.object["reads_30d"] as? [[String: Any]] ?? []
+            #expect(reads.first?["value"] as? String == "air-quality" && reads.first?["count"] as? Int == 2)
+        }
+    }
+}

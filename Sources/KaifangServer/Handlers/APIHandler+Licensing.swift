@@ -62,4 +62,5 @@ extension APIHandler {
 import Audit
 enum AuditTime {
     static func now() -> String { AuditChain.timestamp() }
+    static func now(daysAgo: Int) -> String { AuditChain.timestamp(Date().addingTimeInterval(-Double(daysAgo) * 86_400)) }
 }

@@ -16,7 +16,10 @@ struct ProblemMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware
         let start = ContinuousClock.now
         var response: Response
         do {
-            let caller = Caller(key: nil, requestID: requestID, remote: context.remoteAddress?.ipAddress ?? "-", rawQuery: request.uri.query ?? "")
+            var caller = Caller(key: nil, requestID: requestID, remote: context.remoteAddress?.ipAddress ?? "-", rawQuery: request.uri.query ?? "")
+            if let host = request.head.authority, Self.isHost(host) {
+                caller.baseURL = "http://\(host)"
+            }
             response = try await Caller.$current.withValue(caller) {
                 try await next(request, context)
             }
@@ -65,6 +68,16 @@ struct ProblemMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware
             logger.error("request failed", metadata: ["request.id": .string(requestID), "error.type": .string(String(describing: type(of: error)))])
             return Problem(status: .internalServerError, detail: "the server failed; the request id in X-Request-Id finds it in the logs", instance: path)
         }
+    }
+
+    /// A Host header safe to echo into links: letters, digits, `.`, `:`, `-`, brackets.
+    static func isHost(_ host: String) -> Bool {
+        guard !host.isEmpty, host.utf8.count <= 255 else { return false }
+        for b in host.utf8 {
+            let ok = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x3A || b == 0x2D || b == 0x5B || b == 0x5D
+            if !ok { return false }
+        }
+        return true
     }
 
     /// Names the parameter an OpenAPI decoding error is about, without echoing its value.
