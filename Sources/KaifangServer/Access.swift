@@ -15,7 +15,10 @@ struct Access {
     /// Resolves the caller's access to the rows of `id`'s published version.
     /// - Throws: `Problem` 404 (unknown or unpublished), 401 (anonymous on licensed data),
     ///   403 (no license, restricted).
-    static func resolve(_ id: String, caller: Caller, catalog: CatalogDatabase, stewardship: Stewardship) throws -> Access {
+    static func resolve(_ id: String, caller: Caller, catalog: CatalogDatabase, stewardship: Stewardship, plans: PlanCache? = nil) throws -> Access {
+        func make(_ d: DatasetRecord, _ v: VersionRecord, _ view: View, _ license: LicenseRecord?, _ s: Stewardship) throws -> Access {
+            try Access.make(d, v, view, license, s, plans: plans)
+        }
         guard let (d, v) = try catalog.publishedVersion(id) else {
             if caller.isSteward, let d = try catalog.dataset(id), let v = try catalog.versions(id).last {
                 return try make(d, v, .steward, nil, stewardship)
@@ -41,13 +44,37 @@ struct Access {
         }
     }
 
-    static func make(_ d: DatasetRecord, _ v: VersionRecord, _ view: View, _ license: LicenseRecord?, _ s: Stewardship) throws -> Access {
+    static func make(_ d: DatasetRecord, _ v: VersionRecord, _ view: View, _ license: LicenseRecord?, _ s: Stewardship, plans: PlanCache?) throws -> Access {
+        // A plan depends on the dataset's policy (its updated_at changes with it), the version,
+        // the view and the license; it is compiled once per combination.
+        let cacheKey = "\(d.id)|\(d.updatedAt)|\(v.number)|\(view.rawValue)|\(license?.id ?? "-")"
+        if let plan = plans?.get(cacheKey) {
+            return Access(dataset: d, version: v, view: view, license: license, plan: plan)
+        }
         // The policy is the dataset's current one; a field the version lacks is not served.
         var manifest = d.manifest
         let stored = Set(v.manifest.fields.map(\.name))
         manifest.fields = manifest.fields.filter { stored.contains($0.name) }
         let grant = license.map { LicenseGrant(licenseID: $0.id, fields: $0.fields.isEmpty ? nil : Set($0.fields)) }
         let plan = MaskingPlan(manifest: manifest, view: view, grant: grant, keys: try s.keys())
+        plans?.put(cacheKey, plan)
         return Access(dataset: d, version: v, view: view, license: license, plan: plan)
+    }
+}
+
+/// Compiled masking plans by (dataset policy, version, view, license), bounded.
+final class PlanCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var plans: [String: MaskingPlan] = [:]
+
+    func get(_ key: String) -> MaskingPlan? {
+        lock.lock(); defer { lock.unlock() }
+        return plans[key]
+    }
+
+    func put(_ key: String, _ plan: MaskingPlan) {
+        lock.lock(); defer { lock.unlock() }
+        if plans.count >= 1024 { plans.removeAll() }
+        plans[key] = plan
     }
 }

@@ -52,7 +52,7 @@ public func buildApplication(
             guard let n = Int(v) else { throw Problem(status: .badRequest, detail: "\(name) must be an integer") }
             return n
         }
-        let body = try api.rowsBody(id: id, limit: try int("_limit"), fields: query["_fields"].map(String.init),
+        let body = try await api.rowsBody(id: id, limit: try int("_limit"), fields: query["_fields"].map(String.init),
                                     sort: query["_sort"].map(String.init), cursor: query["_cursor"].map(String.init))
         return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }

@@ -453,3 +453,24 @@ extension CatalogDatabase {
         }
     }
 }
+
+extension CatalogDatabase {
+    /// One event to append.
+    public struct PendingEvent: Sendable {
+        public var actor: String
+        public var action: String
+        public var dataset: String?
+        public var detail: [String: JSONValue]
+        public init(actor: String, action: String, dataset: String?, detail: [String: JSONValue]) {
+            self.actor = actor; self.action = action; self.dataset = dataset; self.detail = detail
+        }
+    }
+
+    /// Appends several events to the chain in one transaction (group commit of concurrent reads).
+    public func audit(batch: [PendingEvent]) throws {
+        guard !batch.isEmpty else { return }
+        try write { db in
+            for e in batch { _ = try Self.appendAudit(db, actor: e.actor, action: e.action, dataset: e.dataset, detail: e.detail) }
+        }
+    }
+}

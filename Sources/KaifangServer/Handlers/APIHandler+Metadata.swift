@@ -26,7 +26,7 @@ extension APIHandler {
         guard let record = try catalog.dataset(id), record.isPublished || caller.isSteward else {
             throw Problem(status: .notFound, detail: "no published dataset '\(id)': GET /v1/datasets lists them")
         }
-        let access = try? Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship)
+        let access = try? Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
         var fields: [[String: (any Sendable)?]] = []
         for f in record.manifest.fields {
             let column = access?.plan.columns.first { $0.field.name == f.name }

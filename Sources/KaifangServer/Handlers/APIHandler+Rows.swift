@@ -13,15 +13,15 @@ extension APIHandler {
 
     /// The typed handler (direct calls, e.g. tests): the same bytes as the HTTP route, decoded.
     func getRows(_ input: Operations.GetRows.Input) async throws -> Operations.GetRows.Output {
-        let body = try rowsBody(id: input.path.id, limit: input.query._limit, fields: input.query._fields, sort: input.query._sort, cursor: input.query._cursor)
+        let body = try await rowsBody(id: input.path.id, limit: input.query._limit, fields: input.query._fields, sort: input.query._sort, cursor: input.query._cursor)
         return .ok(.init(body: .json(try JSONDecoder().decode(Components.Schemas.RowsPage.self, from: Data(body)))))
     }
 
     /// A page of masked rows as JSON bytes (the `GET /v1/datasets/{id}/rows` route serves them as they are).
-    func rowsBody(id: String, limit: Int?, fields: String?, sort: String?, cursor: String?) throws -> [UInt8] {
+    func rowsBody(id: String, limit: Int?, fields: String?, sort: String?, cursor: String?) async throws -> [UInt8] {
         let caller = Caller.current
         try limiter.admit(caller)
-        let access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship)
+        let access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
         for item in caller.rawQuery.split(separator: "&") {
             let key = RowQuery.decode(item.split(separator: "=", maxSplits: 1).first ?? "")
             if key.hasPrefix("_") && !Self.controlParameters.contains(key) {
@@ -73,7 +73,7 @@ extension APIHandler {
             return (out, n, encoder.maskedCells)
         }
         metrics.served(rows: count, maskedCells: maskedCells)
-        try recordRead(access, caller: caller, action: "rows.read", rows: count, columns: q.columns)
+        try await recordRead(access, caller: caller, action: "rows.read", rows: count, columns: q.columns)
         return body
     }
 
@@ -81,13 +81,13 @@ extension APIHandler {
         let caller = Caller.current
         let id = input.path.id
         try limiter.admit(caller)
-        let access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship)
+        let access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
         try checkExportQuota(caller)
         let format = input.query.format ?? .csv
         let columns = access.plan.columns.indices.filter { access.plan.columns[$0].included }
         let producer = try ExportProducer(pool: pool, path: catalog.directory.absolute(access.version.file), plan: access.plan,
                                           columns: columns, jsonl: format == .jsonl, metrics: metrics)
-        try recordRead(access, caller: caller, action: "export.read", rows: access.version.rowCount, columns: columns)
+        try await recordRead(access, caller: caller, action: "export.read", rows: access.version.rowCount, columns: columns)
         let body = HTTPBody(ExportSequence(producer: producer), length: .unknown, iterationBehavior: .single)
         switch format {
         case .csv: return .ok(.init(body: .csv(body)))
@@ -96,7 +96,7 @@ extension APIHandler {
     }
 
     /// The audit event of a served read: dataset, version, view, fields with actions, rows, key, request id.
-    func recordRead(_ access: Access, caller: Caller, action: String, rows: Int, columns: [Int]) throws {
+    func recordRead(_ access: Access, caller: Caller, action: String, rows: Int, columns: [Int]) async throws {
         var fields: [String: JSONValue] = [:]
         for c in columns { fields[access.plan.columns[c].field.name] = .string(access.plan.columns[c].action.rawValue) }
         var detail: [String: JSONValue] = [
@@ -104,7 +104,7 @@ extension APIHandler {
             "fields": .object(fields), "request_id": .string(caller.requestID),
         ]
         if let l = access.license { detail["license"] = .string(l.id) }
-        try catalog.audit(actor: caller.actor, action: action, dataset: access.dataset.id, detail: detail)
+        try await auditBatcher.record(.init(actor: caller.actor, action: action, dataset: access.dataset.id, detail: detail))
     }
 
     /// Exports per key per UTC day, counted from the audit log (so a restart resets nothing).

@@ -14,6 +14,8 @@ struct APIHandler: APIProtocol {
     let stewardship: Stewardship
     let pool: VersionPool
     let limiter: RateLimiter
+    let auditBatcher: AuditBatcher
+    let plans: PlanCache
 
     init(catalog: CatalogDatabase, metrics: ServerMetrics, version: String, configuration: AppConfiguration) {
         self.catalog = catalog
@@ -22,6 +24,8 @@ struct APIHandler: APIProtocol {
         self.configuration = configuration
         self.stewardship = Stewardship(catalog: catalog)
         self.pool = VersionPool()
+        self.auditBatcher = AuditBatcher(catalog: catalog)
+        self.plans = PlanCache()
         self.limiter = RateLimiter(keyRate: configuration.keyRate, keyBurst: configuration.keyBurst,
                                    anonymousRate: configuration.anonymousRate, anonymousBurst: configuration.anonymousBurst)
     }
@@ -85,7 +89,7 @@ struct APIHandler: APIProtocol {
                 status: .notFound, detail: "no published dataset '\(id)': GET /v1/datasets lists them", instance: "/v1/datasets/\(id)")))))
         }
         // The caller's view is the one the rows endpoint would serve (none when it would refuse).
-        let access = try? Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship)
+        let access = try? Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
         let view = access?.view
         let fields = record.manifest.fields.map { f in
             let column = access?.plan.columns.first { $0.field.name == f.name }
