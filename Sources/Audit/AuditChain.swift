@@ -73,11 +73,18 @@ public enum AuditChain {
         return .intact(count: stored.count, head: expectedPrev)
     }
 
-    /// Current time as the chain writes it.
+    /// A time as the chain writes it: ISO 8601 UTC with milliseconds (`2026-11-22T04:28:52.710Z`).
+    /// Formatted by hand: a date formatter per call costs more than the rest of a read.
     public static func timestamp(_ date: Date = Date()) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: date)
+        let t = date.timeIntervalSince1970
+        var seconds = time_t(floor(t))
+        let millis = min(999, Int(((t - floor(t)) * 1000).rounded(.down)))
+        var tm = tm()
+        gmtime_r(&seconds, &tm)
+        func pad(_ v: Int32, _ w: Int) -> String {
+            let s = String(v)
+            return s.count >= w ? s : String(repeating: "0", count: w - s.count) + s
+        }
+        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
     }
 }

@@ -19,7 +19,18 @@ struct Access {
         func make(_ d: DatasetRecord, _ v: VersionRecord, _ view: View, _ license: LicenseRecord?, _ s: Stewardship) throws -> Access {
             try Access.make(d, v, view, license, s, plans: plans)
         }
-        guard let (d, v) = try catalog.publishedVersion(id) else {
+        let published: (DatasetRecord, VersionRecord)?
+        if let plans, let stamp = try catalog.publicationStamp(id) {
+            if let hit = plans.records(id, stamp: stamp) {
+                published = hit
+            } else {
+                published = try catalog.publishedVersion(id)
+                if let p = published { plans.putRecords(id, stamp: stamp, p) }
+            }
+        } else {
+            published = try catalog.publishedVersion(id)
+        }
+        guard let (d, v) = published else {
             if caller.isSteward, let d = try catalog.dataset(id), let v = try catalog.versions(id).last {
                 return try make(d, v, .steward, nil, stewardship)
             }
@@ -62,10 +73,24 @@ struct Access {
     }
 }
 
-/// Compiled masking plans by (dataset policy, version, view, license), bounded.
+/// Compiled masking plans by (dataset policy, version, view, license), and the decoded catalog
+/// records of published datasets by their publication stamp; bounded.
 final class PlanCache: @unchecked Sendable {
     private let lock = NSLock()
     private var plans: [String: MaskingPlan] = [:]
+    private var published: [String: (stamp: String, records: (DatasetRecord, VersionRecord))] = [:]
+
+    func records(_ id: String, stamp: String) -> (DatasetRecord, VersionRecord)? {
+        lock.lock(); defer { lock.unlock() }
+        guard let e = published[id], e.stamp == stamp else { return nil }
+        return e.records
+    }
+
+    func putRecords(_ id: String, stamp: String, _ records: (DatasetRecord, VersionRecord)) {
+        lock.lock(); defer { lock.unlock() }
+        if published.count >= 4096 { published.removeAll() }
+        published[id] = (stamp, records)
+    }
 
     func get(_ key: String) -> MaskingPlan? {
         lock.lock(); defer { lock.unlock() }

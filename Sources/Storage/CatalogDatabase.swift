@@ -166,6 +166,16 @@ public struct CatalogDatabase: Sendable {
         }
     }
 
+    /// What changes when a dataset is republished or its policy edited: (updated_at, tier,
+    /// published version). One cheap query; callers cache the full records by it.
+    public func publicationStamp(_ id: String) throws -> String? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT updated_at, tier, published_version FROM datasets WHERE id = ?", arguments: [id]).map { row in
+                "\(row["updated_at"] as String)|\((row["tier"] as String?) ?? "-")|\((row["published_version"] as Int64?).map(String.init) ?? "-")"
+            }
+        }
+    }
+
     /// The published version of a dataset, or nil when unpublished.
     public func publishedVersion(_ id: String) throws -> (DatasetRecord, VersionRecord)? {
         try read { db in
