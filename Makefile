@@ -20,6 +20,7 @@ demo: build
 test: setup
 	$(SWIFT) test
 	@bash scripts/check-openapi.sh
+	@bash scripts/schemathesis.sh
 
 check-openapi:
 	@bash scripts/check-openapi.sh
