@@ -50,12 +50,22 @@ import Testing
             var headers: [(String, String)] = []
             var body: String?
             var url = ""
+            var query: [String] = []
             var k = 1
             while k < args.count {
+                if args[k] == "-G" { k += 1; continue }
+                if args[k] == "--data-urlencode" {
+                    let kv = args[k + 1].split(separator: "=", maxSplits: 1).map(String.init)
+                    let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~,"))
+                    query.append(kv[0] + "=" + (kv[1].addingPercentEncoding(withAllowedCharacters: allowed) ?? kv[1]))
+                    k += 2
+                    continue
+                }
                 if args[k] == "-H" { let h = args[k + 1].split(separator: ":", maxSplits: 1); headers.append((String(h[0]), h[1].trimmingCharacters(in: .whitespaces))); k += 2 }
                 else if args[k] == "-d" { body = args[k + 1]; k += 2 }
                 else { url = args[k]; k += 1 }
             }
+            if !query.isEmpty { url += (url.contains("?") ? "&" : "?") + query.joined(separator: "&") }
             return Example(line: line, url: url, headers: headers, body: body, expected: status)
         }
     }
@@ -66,8 +76,10 @@ import Testing
         try await LiveServer.with { s in
             let (_, key) = try s.catalog.createKey(role: .developer, name: "docs", actor: "test")
             for e in examples {
-                var url = e.url.replacingOccurrences(of: "http://127.0.0.1:8080", with: "http://127.0.0.1:\(s.port)")
-                url = url.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.union(.urlPathAllowed)) ?? url
+                let url = e.url.replacingOccurrences(of: "http://127.0.0.1:8080", with: "http://127.0.0.1:\(s.port)")
+                // The guide's URLs must be ASCII: a raw non-ASCII value is refused by the HTTP parser.
+                let ascii = url.unicodeScalars.allSatisfy { $0.isASCII }
+                #expect(ascii, "\(e.line)")
                 var req = URLRequest(url: URL(string: url)!)
                 for (k, v) in e.headers { req.setValue(v.replacingOccurrences(of: "$KEY", with: key), forHTTPHeaderField: k) }
                 if let body = e.body { req.httpMethod = "POST"; req.httpBody = Data(body.utf8) }
