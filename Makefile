@@ -21,6 +21,7 @@ test: setup
 	$(SWIFT) test
 	@bash scripts/check-openapi.sh
 	@bash scripts/schemathesis.sh
+	@bash scripts/portal-check.sh
 
 check-openapi:
 	@bash scripts/check-openapi.sh

@@ -18,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        // Already built for the OpenAPI generator; the portal reads the spec with it for /docs/api.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // Domain types shared by every module: tiers, levels, semantic types, manifests, roles.
@@ -65,6 +68,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Mustache", package: "swift-mustache"),
+            .product(name: "Yams", package: "Yams"),
         ], exclude: ["Embedded"], plugins: ["EmbedResources"]),
         // Embeds Sources/<target>/Embedded/* (the spec, later the portal's templates and CSS)
         // into the binary, so `kaifang` runs from anywhere without a resource bundle.

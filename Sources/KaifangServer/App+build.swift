@@ -56,6 +56,8 @@ public func buildApplication(
                                     sort: query["_sort"].map(String.init), cursor: query["_cursor"].map(String.init))
         return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
+    let portal = Portal(library: try Portal.templates(), catalog: catalog, stewardship: api.stewardship, plans: api.plans)
+    portal.addRoutes(to: router, limiter: api.limiter)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kaifang/\(kaifangVersion)"),

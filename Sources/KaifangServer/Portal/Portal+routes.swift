@@ -1,0 +1,88 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KaifangCore
+import Sandbox
+import Storage
+
+extension Portal {
+    static func html(_ body: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .init("Content-Security-Policy")!: "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'"],
+                 body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    /// The sandbox policy shipped with the binary (`sandbox/policy.json`).
+    static var defaultPolicy: SandboxPolicy {
+        (EmbeddedFiles.data("sandbox-policy.json")).flatMap { try? SandboxPolicy.decode($0, source: "policy.json") } ?? .defaults
+    }
+
+    /// Adds the portal's routes: `/`, `/datasets`, `/datasets/{id}`, `/datasets/{id}/apply`, `/sandbox`, `/docs/api`, `/static/…`.
+    func addRoutes(to router: Router<AppRequestContext>, limiter: RateLimiter) {
+        router.get("/") { _, _ in
+            try limiter.admit(Caller.current)
+            return Self.html(try self.home())
+        }
+        router.get("/datasets") { request, _ in
+            try limiter.admit(Caller.current)
+            let q = request.uri.queryParameters
+            func value(_ k: String) -> String? { q[k[...]].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
+            do {
+                return Self.html(try self.catalogPage(q: value("q"), department: value("department"), tier: value("tier"), topic: value("topic"), cursor: value("cursor")))
+            } catch let e as KaifangError where e.kind == .badInput {
+                return Self.html(self.message("无效的请求 Bad request", e.message, back: "/datasets"), status: .badRequest)
+            }
+        }
+        router.get("/datasets/:id") { _, context in
+            try limiter.admit(Caller.current)
+            let id = try context.parameters.require("id")
+            guard let page = try self.datasetPage(id, caller: Caller.current) else {
+                return Self.html(self.message("未找到 Not found", "没有已发布的数据集“\(id)”。No published dataset '\(id)'.", back: "/datasets"), status: .notFound)
+            }
+            return Self.html(page)
+        }
+        router.post("/datasets/:id/apply") { request, context in
+            try limiter.admit(Caller.current)
+            let id = try context.parameters.require("id")
+            let body = try await request.body.collect(upTo: 64 << 10)
+            let form = Self.form(String(buffer: body))
+            let back = "/datasets/\(id)"
+            guard let key = form["key"]?.first.flatMap({ try? self.catalog.authenticate($0) }) ?? nil else {
+                return Self.html(self.message("密钥无效 Invalid key", "API 密钥未知或已吊销。The API key is unknown or revoked: ask a data steward for one.", back: back), status: .unauthorized)
+            }
+            do {
+                let app = try self.catalog.createApplication(
+                    keyID: key.id, dataset: id, purpose: form["purpose"]?.first ?? "", fields: form["fields"] ?? [],
+                    use: LicenseUse(rawValue: form["use"]?.first ?? "rows") ?? .rows, durationDays: Int(form["duration_days"]?.first ?? "90") ?? 90)
+                return Self.html(self.message("申请已提交 Application received",
+                                              "申请编号 \(app.id)，等待数据管理员审批。Application \(app.id) is pending a steward's decision; follow it with GET /v1/applications/\(app.id).", back: back),
+                                 status: .created)
+            } catch let e as KaifangError where e.kind != .runtime {
+                return Self.html(self.message("申请未提交 Not submitted", e.message, back: back), status: e.kind == .notFound ? .notFound : .badRequest)
+            }
+        }
+        router.get("/sandbox") { _, _ in
+            try limiter.admit(Caller.current)
+            return Self.html(try self.sandboxPage(policy: Self.defaultPolicy))
+        }
+        router.get("/docs/api") { _, _ in
+            try limiter.admit(Caller.current)
+            return Self.html(try self.apiDocsPage())
+        }
+        router.get("/static/kaifang.css") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "public, max-age=3600"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: EmbeddedFiles.data("static/kaifang.css") ?? Data())))
+        }
+    }
+
+    /// Parses an `application/x-www-form-urlencoded` body (repeated keys kept in order).
+    static func form(_ body: String) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for pair in body.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let k = String(kv[0]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            let v = kv.count > 1 ? (String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "") : ""
+            out[k, default: []].append(v)
+        }
+        return out
+    }
+}

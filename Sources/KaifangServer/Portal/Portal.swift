@@ -1,0 +1,206 @@
+import Foundation
+import KaifangCore
+import Masking
+import Mustache
+import Sandbox
+import Storage
+import Yams
+
+/// The web portal: server-rendered pages (Chinese with English), from the templates embedded
+/// in the binary. Pages never show more than the API would give the same visitor: the preview
+/// is the public view, the field examples show only masked output.
+struct Portal: Sendable {
+    let library: MustacheLibrary
+    let catalog: CatalogDatabase
+    let stewardship: Stewardship
+    let plans: PlanCache
+
+    /// Loads the templates.
+    /// - Throws: when a template does not parse (a build error, caught by the tests).
+    static func templates() throws -> MustacheLibrary {
+        var library = MustacheLibrary()
+        for (path, _) in EmbeddedFiles.base64 where path.hasPrefix("templates/") && path.hasSuffix(".mustache") {
+            let name = String(path.dropFirst("templates/".count).dropLast(".mustache".count))
+            let text = String(decoding: EmbeddedFiles.data(path) ?? Data(), as: UTF8.self)
+            try library.register(text, named: name)
+        }
+        return library
+    }
+
+    func render(_ template: String, _ context: [String: Any]) -> String {
+        var c = context
+        c["version"] = kaifangVersion
+        return library.render(c, withTemplate: template) ?? "<!doctype html><title>Kaifang</title><p>template \(template) missing"
+    }
+
+    static func tierLabel(_ tier: Tier?) -> String {
+        guard let tier else { return "未发布 unpublished" }
+        switch tier {
+        case .open: return "无条件开放 open"
+        case .conditional: return "有条件开放 conditional"
+        case .restricted: return "不予开放 restricted"
+        }
+    }
+
+    static func encode(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
+    }
+
+    static func day(_ iso: String?) -> String { iso.map { String($0.prefix(10)) } ?? "" }
+
+    // MARK: pages
+
+    func home() throws -> String {
+        let stats = try catalog.stats(since: String(AuditTime.now(daysAgo: 30).prefix(10)))
+        var popular: [[String: Any]] = []
+        for r in stats.reads.prefix(5) {
+            if let d = try catalog.dataset(r.value), d.isPublished { popular.append(["value": r.value, "count": r.count, "title": d.manifest.title]) }
+        }
+        return render("home", [
+            "stats": ["published": stats.published],
+            "openRatePercent": String(format: "%.0f", stats.openRate * 100),
+            "tiers": stats.byTier.map { ["value": $0.value, "count": $0.count, "label": Self.tierLabel(Tier(rawValue: $0.value))] },
+            "departments": stats.byDepartment.map { ["value": $0.value, "count": $0.count, "encoded": Self.encode($0.value)] },
+            "popular": popular,
+        ])
+    }
+
+    func catalogPage(q: String?, department: String?, tier: String?, topic: String?, cursor: String?) throws -> String {
+        let tierValue = tier.flatMap(Tier.init(rawValue:))
+        let query = DatasetQuery(q: q, department: department, tier: tierValue, topic: topic, limit: 20, cursor: cursor)
+        let page = try catalog.search(query)
+        func link(q: String?, department: String?, tier: String?, topic: String?, cursor: String? = nil) -> String {
+            var items: [String] = []
+            if let q, !q.isEmpty { items.append("q=\(Self.encode(q))") }
+            if let department { items.append("department=\(Self.encode(department))") }
+            if let tier { items.append("tier=\(Self.encode(tier))") }
+            if let topic { items.append("topic=\(Self.encode(topic))") }
+            if let cursor { items.append("cursor=\(Self.encode(cursor))") }
+            return "/datasets" + (items.isEmpty ? "" : "?" + items.joined(separator: "&"))
+        }
+        let facets: [String: Any] = [
+            "tier": page.tiers.map { f in ["value": f.value, "count": f.count, "label": Self.tierLabel(Tier(rawValue: f.value)), "selected": f.value == tier,
+                                            "href": link(q: q, department: department, tier: f.value == tier ? nil : f.value, topic: topic)] as [String: Any] },
+            "department": page.departments.map { f in ["value": f.value, "count": f.count, "selected": f.value == department,
+                                                        "href": link(q: q, department: f.value == department ? nil : f.value, tier: tier, topic: topic)] as [String: Any] },
+            "topic": page.topics.map { f in ["value": f.value, "count": f.count, "selected": f.value == topic,
+                                              "href": link(q: q, department: department, tier: tier, topic: f.value == topic ? nil : f.value)] as [String: Any] },
+        ]
+        var context: [String: Any] = [
+            "q": q ?? "", "total": page.total, "facets": facets, "filtered": q != nil || department != nil || tier != nil || topic != nil,
+            "datasets": page.datasets.map { item -> [String: Any] in
+                let m = item.record.manifest
+                return ["id": m.id, "title": m.title, "description": m.description, "department": m.department, "topic": m.topic,
+                        "tier": item.record.tier?.rawValue ?? "unpublished", "tierLabel": Self.tierLabel(item.record.tier),
+                        "updateFrequency": m.updateFrequency, "version": item.record.publishedVersion ?? 0,
+                        "updatedAt": Self.day(item.updatedAt), "rows": item.rowCount]
+            },
+        ]
+        if let tier { context["tier"] = tier }
+        if let department { context["department"] = department }
+        if let topic { context["topic"] = topic }
+        if let next = page.nextCursor { context["next"] = link(q: q, department: department, tier: tier, topic: topic, cursor: next) }
+        if cursor != nil { context["previous"] = link(q: q, department: department, tier: tier, topic: topic) }
+        return render("catalog", context)
+    }
+
+    /// The dataset page as an anonymous visitor sees it, or nil when there is no such published dataset.
+    func datasetPage(_ id: String, caller: Caller) throws -> String? {
+        guard let d = try catalog.dataset(id), d.isPublished else { return nil }
+        let m = d.manifest
+        let anonymous = Caller(key: nil, requestID: caller.requestID, remote: caller.remote, rawQuery: "", baseURL: caller.baseURL)
+        let access = try? Access.resolve(id, caller: anonymous, catalog: catalog, stewardship: stewardship, plans: plans)
+        // Examples show only what the visitor's view makes of a synthetic value; never the input.
+        let publicPlan = try stewardship.plan(for: d, view: .public)
+        let plan = access?.plan ?? publicPlan
+        let examples = plan.explain()
+        let fields: [[String: Any]] = m.fields.enumerated().map { i, f in
+            let e = examples[i]
+            var example = ""
+            if access != nil, let sample = SampleValues.sample(for: f) {
+                example = plan.apply(column: i, sample, row: 1) ?? "（不提供 withheld）"
+            }
+            let action = access == nil ? "不提供 not served" : e.action.rawValue
+            return ["name": f.name, "title": f.title ?? "", "semantic": f.semantic?.rawValue ?? f.type.rawValue, "level": f.level.rawValue,
+                    "levelLabel": f.level.chinese, "action": action, "example": example]
+        }
+        let versions = try catalog.versions(id)
+        let published = versions.first { $0.number == d.publishedVersion }
+        var context: [String: Any] = [
+            "id": m.id, "title": m.title, "description": m.description, "department": m.department, "topic": m.topic,
+            "updateFrequency": m.updateFrequency, "license": m.license.isEmpty ? "—" : m.license, "rows": published?.rowCount ?? 0,
+            "entity": m.entity ?? "每行一个 one row", "tier": d.tier?.rawValue ?? "unpublished", "tierLabel": Self.tierLabel(d.tier),
+            "baseURL": caller.baseURL, "fields": fields, "canRead": access != nil,
+            "restricted": d.tier == .restricted, "canApply": d.tier == .conditional || d.tier == .restricted,
+            "applyUse": d.tier == .restricted ? "sandbox" : "rows",
+            "accessNote": d.tier == .restricted
+                ? "不予开放：数据不离开平台，获得许可的合作方可在沙箱中计算。Restricted: rows never leave; licensed partners compute in the sandbox."
+                : "有条件开放：持有许可的密钥可通过授权视图读取。Conditional: keys holding a license read it through the licensed view.",
+            "versions": versions.reversed().map { v in ["number": v.number, "createdAt": Self.day(v.createdAt), "rows": v.rowCount,
+                                                        "published": v.number == d.publishedVersion, "shortHash": String(v.sha256.prefix(12))] as [String: Any] },
+        ]
+        if let access, let file = published?.file {
+            // The first rows, through the same plan the API uses for this visitor.
+            let reader = try VersionReader(path: catalog.directory.absolute(file))
+            let columns = access.plan.columns.indices.filter { access.plan.columns[$0].included }
+            var rows: [[String: Any]] = []
+            try reader.forEachRow(columns: columns.map { access.plan.columns[$0].field.name }, limit: 5) { rowID, cells in
+                var full = Array(repeating: Cell.null, count: access.plan.columns.count)
+                for (k, c) in columns.enumerated() { full[c] = cells[k] }
+                let masked = access.plan.apply(row: full, rowID: rowID)
+                rows.append(["cells": columns.map { masked[$0].text }])
+            }
+            context["hasPreview"] = !rows.isEmpty
+            context["preview"] = rows
+            context["previewCount"] = rows.count
+            context["previewHeader"] = columns.map { access.plan.columns[$0].field.name }
+        }
+        return render("dataset", context)
+    }
+
+    func sandboxPage(policy: SandboxPolicy) throws -> String {
+        let page = try catalog.search(DatasetQuery(limit: 100))
+        return render("sandbox", [
+            "policy": ["minUnitsPerRow": policy.minUnitsPerRow, "overlapMaxDifference": policy.overlapMaxDifference,
+                       "maxOutputRows": policy.maxOutputRows, "maxEpsilonPerQuery": Cell.format(policy.maxEpsilonPerQuery),
+                       "monthlyEpsilon": Cell.format(policy.monthlyEpsilon)],
+            "dominancePercent": Cell.format(policy.dominanceShare * 100),
+            "datasets": page.datasets.map { ["id": $0.record.id, "title": $0.record.manifest.title] },
+        ])
+    }
+
+    func apiDocsPage() throws -> String {
+        let text = String(decoding: EmbeddedFiles.data("openapi.yaml") ?? Data(), as: UTF8.self)
+        guard let spec = try Yams.load(yaml: text) as? [String: Any] else { return render("apidocs", ["title": "API"]) }
+        let info = spec["info"] as? [String: Any] ?? [:]
+        let components = (spec["components"] as? [String: Any])?["parameters"] as? [String: Any] ?? [:]
+        var operations: [[String: Any]] = []
+        let paths = spec["paths"] as? [String: Any] ?? [:]
+        for path in paths.keys.sorted() {
+            guard let ops = paths[path] as? [String: Any] else { continue }
+            for method in ["get", "post", "put", "delete"] {
+                guard let op = ops[method] as? [String: Any] else { continue }
+                let params: [[String: Any]] = (op["parameters"] as? [[String: Any]] ?? []).map { p in
+                    var p = p
+                    if let ref = p["$ref"] as? String, let resolved = components[String(ref.split(separator: "/").last ?? "")] as? [String: Any] { p = resolved }
+                    let schema = p["schema"] as? [String: Any] ?? [:]
+                    var type = schema["type"] as? String ?? ""
+                    if let e = schema["enum"] as? [Any] { type += " (" + e.map { "\($0)" }.joined(separator: ", ") + ")" }
+                    return ["name": p["name"] as? String ?? "", "in": p["in"] as? String ?? "", "type": type,
+                            "description": p["description"] as? String ?? "", "required": p["required"] as? Bool ?? false]
+                }
+                let responses = (op["responses"] as? [String: Any] ?? [:]).keys.sorted().map { ["code": $0] }
+                operations.append(["operationId": op["operationId"] as? String ?? "", "method": method, "methodUpper": method.uppercased(),
+                                   "path": path, "summary": op["summary"] as? String ?? "", "description": op["description"] as? String ?? "",
+                                   "parameters": params, "hasParameters": !params.isEmpty, "responses": responses])
+            }
+        }
+        return render("apidocs", ["title": info["title"] as? String ?? "API", "summary": info["summary"] as? String ?? "",
+                                  "description": info["description"] as? String ?? "", "openapi": spec["openapi"] as? String ?? "",
+                                  "version": info["version"] as? String ?? "", "operations": operations])
+    }
+
+    func message(_ heading: String, _ message: String, back: String) -> String {
+        render("message", ["heading": heading, "message": message, "back": back])
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import KaifangCore
+import KaifangServer
+import Masking
+import Storage
+import Testing
+
+/// Every portal page rendered from the real server with an empty, a typical and a long catalog.
+@Suite(.serialized) struct PortalTests {
+    static let pages = ["/", "/datasets", "/datasets?tier=open", "/sandbox", "/docs/api"]
+
+    func assertPage(_ r: LiveServer.Reply, _ path: String) {
+        #expect(r.status == 200, "\(path)")
+        #expect(r.headers["content-type"] == "text/html; charset=utf-8", "\(path)")
+        #expect(r.text.hasPrefix("<!doctype html>"), "\(path)")
+        #expect(r.text.contains("</html>"), "\(path)")
+        #expect(!r.text.contains("{{"), "\(path): an unrendered tag")
+        #expect(!r.text.contains("<script"), "\(path): no JavaScript")
+        #expect(!r.text.contains("https://") || path == "/docs/api", "\(path): nothing fetched from outside")
+    }
+
+    @Test func anEmptyCatalogRendersEveryPage() async throws {
+        try await LiveServer.with(loadSamples: false) { s in
+            for path in Self.pages {
+                let r = try await s.get(path)
+                assertPage(r, path)
+            }
+            let catalog = try await s.get("/datasets")
+            #expect(catalog.text.contains("没有找到数据集"))
+            let home = try await s.get("/")
+            #expect(home.text.contains("暂无访问"))
+            let missing = try await s.get("/datasets/nope")
+            #expect(missing.status == 404 && missing.text.contains("未找到"))
+        }
+    }
+
+    @Test func theTypicalCatalogShowsTiersFacetsAndMaskedPreviews() async throws {
+        try await LiveServer.with { s in
+            for path in Self.pages + ["/datasets/residents", "/datasets/enterprises", "/datasets/air-quality"] {
+                assertPage(try await s.get(path), path)
+            }
+            let home = try await s.get("/")
+            #expect(home.text.contains("100%") && home.text.contains("无条件开放"))
+            let catalog = try await s.get("/datasets?department=%E7%9C%81%E6%B0%91%E6%94%BF%E5%8E%85")
+            #expect(catalog.text.contains("居民服务记录") && !catalog.text.contains("空气质量小时数据"))
+            #expect(catalog.text.contains("aria-current"))
+            let enterprises = try await s.get("/datasets/enterprises")
+            #expect(enterprises.text.contains("/v1/datasets/enterprises/export?format=csv"))
+            #expect(enterprises.text.contains("curl &#39;http://127.0.0.1:\(s.port)/v1/datasets/enterprises/rows") || enterprises.text.contains("curl 'http://127.0.0.1:\(s.port)/v1/datasets/enterprises/rows"))
+            // The preview is the public view: the legal representative is masked, exactly as the API serves it.
+            let api = try await s.get("/v1/datasets/enterprises/rows?_limit=5")
+            for row in rows(api) { #expect(enterprises.text.contains(row["legal_representative"] as? String ?? "?")) }
+            // Conditional: no rows, no preview, the way to apply.
+            let residents = try await s.get("/datasets/residents")
+            #expect(!residents.text.contains("预览") && residents.text.contains("/datasets/residents/apply"))
+            #expect(!residents.text.contains("/v1/datasets/residents/export"))
+            // No value on any page validates as a resident ID, phone or bank card.
+            for path in ["/datasets/residents", "/datasets/enterprises", "/"] {
+                let text = try await s.get(path).text
+                for token in text.split(whereSeparator: { !$0.isNumber && $0 != "X" }) where token.count >= 11 {
+                    let d = Detector.detect(String(token))
+                    #expect(!(d.valid && [SemanticType.resident_id, .phone, .bank_card].contains(d.type)), "\(path)")
+                }
+            }
+            let docs = try await s.get("/docs/api")
+            #expect(docs.text.contains("/v1/datasets/{id}/rows") && docs.text.contains("_cursor"))
+        }
+    }
+
+    @Test func longTitlesManyFieldsAndMarkupAreEscapedAndRendered() async throws {
+        try await LiveServer.with(loadSamples: false) { s in
+            let fields = (0..<60).map { FieldSpec(name: "field_\($0)", title: "很长的字段名称\($0)", type: .integer, level: Level.allCases[$0 % 4]) }
+            let title = String(repeating: "江苏省公共数据开放平台长标题", count: 12) + " <script>alert(1)</script>"
+            let m = DatasetManifest(id: "long", title: title, description: String(repeating: "描述", count: 300), department: "省大数据管理中心",
+                                    topic: "other", tier: .open, fields: fields)
+            var csv = fields.map(\.name).joined(separator: ",") + "\n"
+            for r in 0..<20 { csv += (0..<60).map { String($0 * r) }.joined(separator: ",") + "\n" }
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("long-\(UUID().uuidString).csv").path
+            FileManager.default.createFile(atPath: path, contents: Data(csv.utf8))
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            _ = try Publisher(catalog: s.catalog).importCSV(path: path, datasetID: "long", manifest: m, actor: "t")
+            try s.catalog.publish(dataset: "long", tier: .open, actor: "t")
+            for p in Self.pages + ["/datasets/long"] { assertPage(try await s.get(p), p) }
+            let page = try await s.get("/datasets/long")
+            #expect(page.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+            #expect(page.text.contains("field_59") && page.text.contains("很长的字段名称59"))
+        }
+    }
+
+    @Test func theApplyFormPostsAnApplicationWithAKey() async throws {
+        try await LiveServer.with { s in
+            let (_, key) = try s.catalog.createKey(role: .developer, name: "web", actor: "t")
+            func post(_ body: String) async throws -> LiveServer.Reply {
+                var req = URLRequest(url: URL(string: "http://127.0.0.1:\(s.port)/datasets/residents/apply")!)
+                req.httpMethod = "POST"
+                req.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+                req.httpBody = Data(body.utf8)
+                let (data, response) = try await URLSession.shared.data(for: req)
+                return LiveServer.Reply(status: (response as! HTTPURLResponse).statusCode, headers: [:], body: data)
+            }
+            let ok = try await post("key=\(key)&purpose=%E7%A0%94%E7%A9%B6%E4%BD%8E%E4%BF%9D%E5%8F%91%E6%94%BE%E7%9A%84%E5%8C%BA%E5%8E%BF%E5%88%86%E5%B8%83&fields=district&fields=benefit_amount&use=rows&duration_days=30")
+            #expect(ok.status == 201 && ok.text.contains("申请已提交"))
+            let app = try #require(try s.catalog.applications().first)
+            #expect(app.fields == ["district", "benefit_amount"] && app.durationDays == 30 && app.status == "pending")
+            let badKey = try await post("key=kf_00000000_\(String(repeating: "0", count: 64))&purpose=xxxxxxxxxxxx&use=rows")
+            #expect(badKey.status == 401)
+            let short = try await post("key=\(key)&purpose=short&use=rows")
+            #expect(short.status == 400 && short.text.contains("purpose"))
+        }
+    }
+}
