@@ -317,3 +317,40 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
         }
     }
 }
+
+@Suite(.serialized) struct SyntheticAPITests {
+    @Test func syntheticRowsAreSchemaFaithfulWithValidCheckDigitsAndNoRealValue() async throws {
+        try await LiveServer.with { s in
+            let r = try await s.get("/v1/datasets/residents/synthetic?rows=200&seed=7")
+            #expect(r.status == 200)
+            #expect(r.object["synthetic"] as? Bool == true)
+            let rows = r.object["rows"] as? [[String: Any]] ?? []
+            #expect(rows.count == 200)
+            // Real values of the personal fields, from the source file.
+            let source = try String(contentsOf: LiveServer.repo.appendingPathComponent("datasets/residents/residents.csv"), encoding: .utf8)
+            var realIDs = Set<String>(), realPhones = Set<String>()
+            for line in source.split(separator: "\n").dropFirst() {
+                let f = line.split(separator: ",", omittingEmptySubsequences: false)
+                realIDs.insert(String(f[0])); realPhones.insert(String(f[2]))
+            }
+            let districts = Set(source.split(separator: "\n").dropFirst().map { String($0.split(separator: ",", omittingEmptySubsequences: false)[6]) })
+            for row in rows {
+                let id = row["id_number"] as? String ?? ""
+                #expect(Detector.isValid(id, as: .resident_id) && Detector.detect(id).type == .resident_id)
+                #expect(!realIDs.contains(id))
+                let phone = row["phone"] as? String ?? ""
+                #expect(Detector.isValid(phone, as: .phone) && !realPhones.contains(phone))
+                let amount = row["benefit_amount"] as? Double ?? -1
+                #expect(amount >= 0 && amount <= 100_000)
+                #expect(districts.contains(row["district"] as? String ?? "?"))   // L1 category: public values
+                #expect((row["birth_date"] as? String)?.count == 10)
+            }
+            let again = try await s.get("/v1/datasets/residents/synthetic?rows=200&seed=7")
+            #expect(again.body == r.body)
+            let other = try await s.get("/v1/datasets/residents/synthetic?rows=200&seed=8")
+            #expect(other.body != r.body)
+            let tooMany = try await s.get("/v1/datasets/residents/synthetic?rows=5000")
+            #expect(tooMany.status == 400)
+        }
+    }
+}

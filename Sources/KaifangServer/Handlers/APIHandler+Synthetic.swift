@@ -1,0 +1,44 @@
+import Foundation
+import KaifangAPI
+import KaifangCore
+import OpenAPIRuntime
+import Sandbox
+import Storage
+
+extension APIHandler {
+    func getSynthetic(_ input: Operations.GetSynthetic.Input) async throws -> Operations.GetSynthetic.Output {
+        let caller = Caller.current
+        try limiter.admit(caller)
+        let id = input.path.id
+        guard let (d, v) = try catalog.publishedVersion(id) else {
+            throw Problem(status: .notFound, detail: "no published dataset '\(id)': GET /v1/datasets lists them")
+        }
+        let n = input.query.rows ?? 100
+        guard (1...1000).contains(n) else { throw Problem(status: .badRequest, detail: "rows must be 1–1000") }
+        // Public values of L1 category fields, so that synthetic queries can group by them.
+        var categories: [String: [String]] = [:]
+        let reader = try VersionReader(path: catalog.directory.absolute(v.file))
+        for f in d.manifest.fields where f.semantic == .category && f.level == .L1 && v.manifest.field(named: f.name) != nil {
+            let values = try reader.query("SELECT DISTINCT \(quoteIdentifier(f.name)) FROM rows WHERE \(quoteIdentifier(f.name)) IS NOT NULL LIMIT 200")
+            categories[f.name] = values.compactMap { $0.first?.text }
+        }
+        let seed = UInt64(input.query.seed ?? Int(truncatingIfNeeded: id.utf8.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 } & 0x7FFF_FFFF))
+        var generator = SyntheticGenerator(manifest: d.manifest, categories: categories, seed: seed)
+        let names = d.manifest.fields.map(\.name)
+        var rows: [[String: (any Sendable)?]] = []
+        for _ in 0..<n {
+            var object: [String: (any Sendable)?] = [:]
+            for (name, cell) in zip(names, generator.row()) {
+                switch cell {
+                case .null: object[name] = nil as String?
+                case .integer(let i): object[name] = Int(i)
+                case .real(let r): object[name] = r
+                case .text(let s): object[name] = s
+                }
+            }
+            rows.append(object)
+        }
+        return .ok(.init(body: .json(.init(dataset: id, synthetic: true, fields: names,
+                                           rows: try rows.map { .init(additionalProperties: try OpenAPIObjectContainer(unvalidatedValue: $0)) }))))
+    }
+}
