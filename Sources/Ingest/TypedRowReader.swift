@@ -83,15 +83,28 @@ public final class CSVRowSource: RowSource {
         self.cells = Array(repeating: .null, count: manifest.fields.count)
     }
 
-    /// Convenience: opens a CSV file for a manifest.
+    /// Convenience: opens a CSV file for a manifest, in a given encoding (nil: detect it).
     /// - Throws: `KaifangError.notFound` or `.badInput`.
-    public convenience init(path: String, manifest: DatasetManifest, delimiter: UInt8 = UInt8(ascii: ",")) throws {
-        let src = try FileByteSource(path: path)
-        let reader = CSVReader(source: src, fileName: (path as NSString).lastPathComponent, delimiter: delimiter)
-        try self.init(reader: reader, manifest: manifest, byteSource: src)
+    public convenience init(path: String, manifest: DatasetManifest, delimiter: UInt8 = UInt8(ascii: ","), encoding: TextEncoding? = .utf8) throws {
+        let reader = try Self.openReader(path: path, delimiter: delimiter, encoding: encoding)
+        try self.init(reader: reader.0, manifest: manifest, byteSource: reader.1)
     }
 
-    public var bytesRead: Int64 { (byteSource as? FileByteSource)?.bytesRead ?? 0 }
+    /// A CSV reader over a file in `encoding` (nil: detect it), transcoding GB18030 to UTF-8.
+    /// - Throws: `KaifangError.notFound`, `.runtime`.
+    public static func openReader(path: String, delimiter: UInt8 = UInt8(ascii: ","), encoding: TextEncoding?) throws -> (CSVReader, any ByteSource) {
+        let name = (path as NSString).lastPathComponent
+        let file = try FileByteSource(path: path)
+        let enc = try encoding ?? TextEncoding.detect(path: path)
+        let source: any ByteSource = enc == .gb18030 ? try GB18030Source(file, fileName: name) : file
+        return (CSVReader(source: source, fileName: name, delimiter: delimiter), source)
+    }
+
+    public var bytesRead: Int64 {
+        if let f = byteSource as? FileByteSource { return f.bytesRead }
+        if let g = byteSource as? GB18030Source { return g.bytesRead }
+        return 0
+    }
 
     public func next() throws -> RowResult? {
         guard try reader.next() else { return nil }

@@ -45,10 +45,16 @@ public struct Publisher: Sendable {
     /// - Throws: `KaifangError.badInput` listing `file:line:column: field 'x': reason` for the
     ///   first 20 problems and the count of the rest.
     public func importCSV(path: String, datasetID: String, manifest given: DatasetManifest?, onError: OnError = .reject,
-                          delimiter: UInt8 = UInt8(ascii: ","), actor: String,
+                          delimiter: UInt8 = UInt8(ascii: ","), encoding: TextEncoding? = nil, inferIfNew: Bool = false, actor: String,
                           progress: ((Int, Int64) -> Void)? = nil) throws -> ImportOutcome {
-        let manifest = try resolveManifest(datasetID: datasetID, given: given)
-        let source = try CSVRowSource(path: path, manifest: manifest, delimiter: delimiter)
+        let manifest: DatasetManifest
+        if given == nil, inferIfNew, DatasetManifest.isValidID(datasetID), try catalog.dataset(datasetID) == nil {
+            let (reader, _) = try CSVRowSource.openReader(path: path, delimiter: delimiter, encoding: encoding)
+            manifest = try SchemaInference.infer(reader: reader, id: datasetID)
+        } else {
+            manifest = try resolveManifest(datasetID: datasetID, given: given)
+        }
+        let source = try CSVRowSource(path: path, manifest: manifest, delimiter: delimiter, encoding: encoding)
         return try importRows(source, sourceName: (path as NSString).lastPathComponent, onError: onError, actor: actor, progress: progress)
     }
 

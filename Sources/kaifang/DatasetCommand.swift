@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KaifangCore
+import Ingest
 import KaifangServer
 import Masking
 import Storage
@@ -17,9 +18,9 @@ struct DatasetCommand: ParsableCommand {
         var file: String
         @Option(help: "The dataset id (lower-case letters, digits, '-' and '_').")
         var id: String
-        @Option(help: "The manifest (dataset.json) describing the fields; required the first time.")
+        @Option(help: "The manifest (dataset.json) describing the fields. Without one, a new dataset's schema is inferred from the file (review it with `dataset show`).")
         var manifest: String?
-        @Option(help: "The file's encoding: auto, utf-8 (gb18030 arrives with the ingest pipeline).")
+        @Option(help: "The file's encoding: auto (UTF-8 unless the bytes say GBK), utf-8, gb18030 (gbk).")
         var encoding: String = "auto"
         @Option(name: .customLong("on-error"), help: "reject: refuse the file if any row is bad (default); skip: import the good rows and write the bad ones to rejects/.")
         var onError: String = "reject"
@@ -28,9 +29,7 @@ struct DatasetCommand: ParsableCommand {
 
         func validate() throws {
             guard OnError(rawValue: onError) != nil else { throw ValidationError("--on-error must be reject or skip") }
-            guard ["auto", "utf-8", "utf8"].contains(encoding.lowercased()) else {
-                throw ValidationError("--encoding \(encoding) is not supported yet: convert the file to UTF-8 (iconv -f GB18030 -t UTF-8) or use --encoding utf-8")
-            }
+            do { _ = try TextEncoding.parse(encoding) } catch let e as KaifangError { throw ValidationError(e.message) }
             guard delimiter.utf8.count == 1, let b = delimiter.utf8.first, b < 0x80, b != 0x22, b != 0x0A, b != 0x0D else {
                 throw ValidationError("--delimiter must be one ASCII character other than a quote or a newline")
             }
@@ -41,14 +40,21 @@ struct DatasetCommand: ParsableCommand {
             let m = try manifest.map { try DatasetManifest.load(path: $0) }
             let publisher = Publisher(catalog: catalog)
             let progress = ProgressReporter(enabled: !global.json)
+            let existed = try catalog.dataset(id) != nil
             let outcome = try publisher.importCSV(path: file, datasetID: id, manifest: m, onError: OnError(rawValue: onError)!,
-                                                  delimiter: delimiter.utf8.first!, actor: cliActor, progress: progress.update)
+                                                  delimiter: delimiter.utf8.first!, encoding: try TextEncoding.parse(encoding), inferIfNew: true,
+                                                  actor: cliActor, progress: progress.update)
             progress.finish()
             let v = outcome.version
             if global.json {
                 try printJSON(ImportJSON(dataset: v.dataset, version: v.number, rows: v.rowCount, sha256: v.sha256, rejected: outcome.rejected, rejects_file: outcome.rejectsFile))
             } else {
                 print("Imported \(v.rowCount) rows into \(v.dataset) version \(v.number) (sha256 \(v.sha256.prefix(12))…).")
+                if m == nil && !existed {
+                    print("No manifest: the schema was inferred (types from the values, levels from the classifier, unknown columns L2):")
+                    for f in v.manifest.fields { print("  \(f.name)\(f.title.map { " (\($0))" } ?? ""): \(f.type.rawValue), \(f.semantic?.rawValue ?? "-"), \(f.level.rawValue)\(f.qi ? ", qi" : "")") }
+                    print("Review it with `kaifang dataset show \(v.dataset)`; change a field with `kaifang dataset field \(v.dataset) FIELD --level L`.")
+                }
                 if outcome.rejected > 0, let f = outcome.rejectsFile { print("\(outcome.rejected) rows refused; they and the reasons are in \(f).") }
                 if let d = try catalog.dataset(v.dataset), d.publishedVersion != nil, d.publishedVersion != v.number {
                     print("Readers still see version \(d.publishedVersion!); publish the new one with: kaifang dataset publish \(v.dataset) --version \(v.number) --tier \(d.tier!.rawValue)")
