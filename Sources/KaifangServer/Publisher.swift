@@ -58,6 +58,16 @@ public struct Publisher: Sendable {
         return try importRows(source, sourceName: (path as NSString).lastPathComponent, onError: onError, actor: actor, progress: progress)
     }
 
+    /// Imports a JSON Lines file (one object per line) as a new version.
+    /// - Throws: `KaifangError.badInput` listing the refused lines.
+    public func importJSONLines(path: String, datasetID: String, manifest given: DatasetManifest?, onError: OnError = .reject,
+                                actor: String, progress: ((Int, Int64) -> Void)? = nil) throws -> ImportOutcome {
+        let manifest = try resolveManifest(datasetID: datasetID, given: given)
+        let name = (path as NSString).lastPathComponent
+        let source = JSONLinesRowSource(source: try FileByteSource(path: path), fileName: name, manifest: manifest)
+        return try importRows(source, sourceName: name, onError: onError, actor: actor, progress: progress)
+    }
+
     /// Imports rows from any row source as a new version.
     /// - Throws: `KaifangError.badInput` (invalid rows), `.runtime` (disk).
     public func importRows(_ source: any RowSource, sourceName: String, onError: OnError, actor: String,

@@ -14,7 +14,7 @@ struct DatasetCommand: ParsableCommand {
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Import a CSV file as a new immutable version of a dataset.")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The CSV file (UTF-8, RFC 4180, header line naming the fields by name or title).")
+        @Argument(help: "The file: CSV (RFC 4180, a header naming the fields by name or title; UTF-8 or GBK) or JSON Lines (.jsonl/.ndjson, UTF-8).")
         var file: String
         @Option(help: "The dataset id (lower-case letters, digits, '-' and '_').")
         var id: String
@@ -41,7 +41,10 @@ struct DatasetCommand: ParsableCommand {
             let publisher = Publisher(catalog: catalog)
             let progress = ProgressReporter(enabled: !global.json)
             let existed = try catalog.dataset(id) != nil
-            let outcome = try publisher.importCSV(path: file, datasetID: id, manifest: m, onError: OnError(rawValue: onError)!,
+            let lower = file.lowercased()
+            let outcome = lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson")
+                ? try publisher.importJSONLines(path: file, datasetID: id, manifest: m, onError: OnError(rawValue: onError)!, actor: cliActor, progress: progress.update)
+                : try publisher.importCSV(path: file, datasetID: id, manifest: m, onError: OnError(rawValue: onError)!,
                                                   delimiter: delimiter.utf8.first!, encoding: try TextEncoding.parse(encoding), inferIfNew: true,
                                                   actor: cliActor, progress: progress.update)
             progress.finish()
