@@ -68,6 +68,25 @@ public struct Publisher: Sendable {
         return try importRows(source, sourceName: name, onError: onError, actor: actor, progress: progress)
     }
 
+    /// Imports a bundle (`.zip`/`.tar.gz` holding `datapackage.json` and a CSV) as a new version:
+    /// the manifest given, else the one Kaifang embedded when it exported the bundle, else the
+    /// package's Table Schema (levels L2; classify after).
+    /// - Throws: `KaifangError.badInput` for a bundle without a package or a CSV resource.
+    public func importBundle(path: String, datasetID: String, manifest given: DatasetManifest?, onError: OnError = .reject,
+                             actor: String, progress: ((Int, Int64) -> Void)? = nil) throws -> ImportOutcome {
+        let descriptor = try Bundle.descriptor(path: path)
+        var (manifest, member) = try Bundle.manifest(descriptor: descriptor, id: datasetID)
+        if let given {
+            manifest = try resolveManifest(datasetID: datasetID, given: given)
+        } else if let existing = try catalog.dataset(datasetID) {
+            manifest = existing.manifest
+        }
+        let source = try Bundle.MemberSource(bundle: path, member: member)
+        let name = (path as NSString).lastPathComponent + "/" + member
+        let rows = try CSVRowSource(reader: CSVReader(source: source, fileName: name), manifest: manifest, byteSource: source)
+        return try importRows(rows, sourceName: (path as NSString).lastPathComponent, onError: onError, actor: actor, progress: progress)
+    }
+
     /// Imports rows from any row source as a new version.
     /// - Throws: `KaifangError.badInput` (invalid rows), `.runtime` (disk).
     public func importRows(_ source: any RowSource, sourceName: String, onError: OnError, actor: String,

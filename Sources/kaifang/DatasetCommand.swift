@@ -9,7 +9,30 @@ import Storage
 struct DatasetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dataset", abstract: "Import, publish and inspect datasets.",
-        subcommands: [Import.self, Publish.self, Withdraw.self, List.self, Show.self, Versions.self, Classify.self, Field.self])
+        subcommands: [Import.self, Publish.self, Withdraw.self, List.self, Show.self, Versions.self, Classify.self, Field.self, Export.self])
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Export a version through a view: CSV, JSON Lines, or a bundle that `dataset import` reads back.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The dataset id.") var id: String
+        @Option(help: "public, licensed or steward (raw values).") var view: String = "public"
+        @Option(help: "The license whose pseudonyms to produce (licensed view).") var license: String?
+        @Option(help: "csv, jsonl or bundle (datapackage.json + CSV; -o FILE.zip or FILE.tar.gz).") var format: String = "csv"
+        @Option(help: "The version (default: the published one, else the newest).") var version: Int?
+        @Option(name: .shortAndLong, help: "The output file (default: standard output).") var output: String?
+
+        func validate() throws {
+            guard View(rawValue: view) != nil else { throw ValidationError("--view must be public, licensed or steward") }
+            guard Exporter.Format(rawValue: format) != nil else { throw ValidationError("--format must be csv, jsonl or bundle") }
+        }
+
+        func run() throws {
+            let rows = try Exporter(catalog: try openCatalog(global)).export(
+                dataset: id, version: version, view: View(rawValue: view)!, licenseID: license, format: Exporter.Format(rawValue: format)!,
+                output: output, actor: cliActor)
+            if let output { FileHandle.standardError.write(Data("Exported \(rows) rows of \(id) (\(view) view) to \(output).\n".utf8)) }
+        }
+    }
 
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Import a CSV file as a new immutable version of a dataset.")
@@ -42,7 +65,9 @@ struct DatasetCommand: ParsableCommand {
             let progress = ProgressReporter(enabled: !global.json)
             let existed = try catalog.dataset(id) != nil
             let lower = file.lowercased()
-            let outcome = lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson")
+            let outcome = Bundle.isBundle(lower)
+                ? try publisher.importBundle(path: file, datasetID: id, manifest: m, onError: OnError(rawValue: onError)!, actor: cliActor, progress: progress.update)
+                : lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson")
                 ? try publisher.importJSONLines(path: file, datasetID: id, manifest: m, onError: OnError(rawValue: onError)!, actor: cliActor, progress: progress.update)
                 : try publisher.importCSV(path: file, datasetID: id, manifest: m, onError: OnError(rawValue: onError)!,
                                                   delimiter: delimiter.utf8.first!, encoding: try TextEncoding.parse(encoding), inferIfNew: true,
