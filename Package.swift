@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         // Already built for the OpenAPI generator; the portal reads the spec with it for /docs/api.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Domain types shared by every module: tiers, levels, semantic types, manifests, roles.
@@ -70,6 +71,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Mustache", package: "swift-mustache"),
             .product(name: "Yams", package: "Yams"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], exclude: ["Embedded"], plugins: ["EmbedResources"]),
         // Embeds Sources/<target>/Embedded/* (the spec, later the portal's templates and CSS)
         // into the binary, so `kaifang` runs from anywhere without a resource bundle.

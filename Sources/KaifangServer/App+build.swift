@@ -4,6 +4,7 @@ import KaifangAPI
 import Logging
 import NIOCore
 import OpenAPIHummingbird
+import ServiceLifecycle
 import Storage
 
 /// How to run the server.
@@ -20,6 +21,8 @@ public struct AppConfiguration: Sendable {
     /// Exports per key per UTC day (0: unlimited), and per anonymous address.
     public var exportsPerDay: Int = 100
     public var anonymousExportsPerDay: Int = 20
+    /// How often the harvest scheduler looks for due sources (nil: no scheduler).
+    public var harvestPeriod: Duration? = .seconds(30)
 
     public init(host: String = "127.0.0.1", port: Int = 8080, logLevel: Logger.Level = .info) {
         self.host = host; self.port = port; self.logLevel = logLevel
@@ -58,9 +61,14 @@ public func buildApplication(
     }
     let portal = Portal(library: try Portal.templates(), catalog: catalog, stewardship: api.stewardship, plans: api.plans)
     portal.addRoutes(to: router, limiter: api.limiter)
+    var services: [any Service] = []
+    if let period = configuration.harvestPeriod {
+        services.append(HarvestService(harvester: Harvester(catalog: catalog, logger: logger), period: period))
+    }
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kaifang/\(kaifangVersion)"),
+        services: services,
         onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )

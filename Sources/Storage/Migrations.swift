@@ -109,6 +109,24 @@ enum CatalogMigrations {
             CREATE INDEX audit_by_dataset ON audit_events(dataset_id, seq);
             """)
         }
+        m.registerMigration("v2-sources") { db in
+            try db.execute(sql: """
+            CREATE TABLE sources (
+                dataset_id TEXT PRIMARY KEY NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+                url TEXT NOT NULL,
+                interval_seconds INTEGER NOT NULL,
+                publish INTEGER NOT NULL DEFAULT 0,
+                etag TEXT,
+                last_modified TEXT,
+                content_sha256 TEXT,
+                last_checked_at TEXT,
+                next_due_at TEXT NOT NULL,
+                failures INTEGER NOT NULL DEFAULT 0,
+                last_error TEXT,
+                created_at TEXT NOT NULL
+            );
+            """)
+        }
         return m
     }
 }
