@@ -351,6 +351,11 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
             #expect(other.body != r.body)
             let tooMany = try await s.get("/v1/datasets/residents/synthetic?rows=5000")
             #expect(tooMany.status == 400)
+            // Found by schemathesis: a negative seed crashed the server.
+            let negative = try await s.get("/v1/datasets/residents/synthetic?rows=1&seed=-1")
+            #expect(negative.status == 400)
+            let alive = try await s.get("/healthz")
+            #expect(alive.status == 200)
         }
     }
 }

@@ -22,7 +22,8 @@ extension APIHandler {
             let values = try reader.query("SELECT DISTINCT \(quoteIdentifier(f.name)) FROM rows WHERE \(quoteIdentifier(f.name)) IS NOT NULL LIMIT 200")
             categories[f.name] = values.compactMap { $0.first?.text }
         }
-        let seed = UInt64(input.query.seed ?? Int(truncatingIfNeeded: id.utf8.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 } & 0x7FFF_FFFF))
+        if let s = input.query.seed, s < 0 { throw Problem(status: .badRequest, detail: "seed must be 0 or more") }
+        let seed = input.query.seed.map { UInt64($0) } ?? id.utf8.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 }
         var generator = SyntheticGenerator(manifest: d.manifest, categories: categories, seed: seed)
         let names = d.manifest.fields.map(\.name)
         var rows: [[String: (any Sendable)?]] = []

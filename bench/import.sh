@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Benchmark: import the 1 000 000-row residents CSV with `kaifang dataset import` (release
+# build: every value validated, one transaction, a fresh version file, indexes and ANALYZE
+# after the load) next to the sqlite3 CLI's `.import` (no validation, no index) and DuckDB's
+# read_csv into a table (1 thread), in the same run. Writes bench/out/import.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${KAIFANG_RELEASE_BIN:-.build-release/release/kaifang}
+DATA=bench/data/residents
+mkdir -p bench/out
+[ -x "$BIN" ] || swift build -c release --product kaifang --scratch-path .build-release
+[ -f "$DATA/residents.csv" ] || python3 scripts/gen_datasets.py --residents 1000000 --only residents --out bench/data >/dev/null
+python3 -c "import duckdb" 2>/dev/null || python3 -m pip install -q duckdb
+command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3; }
+CSV=$DATA/residents.csv
+ROWS=$(($(wc -l < "$CSV") - 1))
+cat "$CSV" > /dev/null
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+
+best() { sort -n | head -1; }
+kaifang_run() {
+  rm -rf "$T/k"; "$BIN" init --data-dir "$T/k" >/dev/null
+  /usr/bin/time -f %e "$BIN" dataset import "$CSV" --id residents --manifest "$DATA/dataset.json" --data-dir "$T/k" 2>&1 >/dev/null | tail -1
+}
+sqlite_run() {
+  rm -f "$T/s.db"
+  /usr/bin/time -f %e sqlite3 "$T/s.db" -cmd ".mode csv" ".import $CSV rows" 2>&1 | tail -1
+}
+duck_run() {
+  python3 - "$CSV" <<'PY'
+import duckdb, sys, time
+con = duckdb.connect(); con.execute("SET threads = 1")
+t = time.perf_counter(); con.execute(f"CREATE TABLE rows AS SELECT * FROM read_csv('{sys.argv[1]}', header = true)")
+print(f"{time.perf_counter() - t:.2f}")
+PY
+}
+k=$(for i in 1 2 3; do kaifang_run; done | best)
+s=$(for i in 1 2 3; do sqlite_run; done | best)
+d=$(for i in 1 2 3; do duck_run; done | best)
+{
+  printf '%-28s %8s %12s\n' "importer" "seconds" "rows/s"
+  for pair in "kaifang dataset import:$k" "sqlite3 .import:$s" "duckdb read_csv (1 thread):$d"; do
+    name=${pair%%:*}; sec=${pair##*:}
+    printf '%-28s %8s %12.0f\n' "$name" "$sec" "$(echo "$ROWS / $sec" | bc -l)"
+  done
+} | tee bench/out/import.txt
