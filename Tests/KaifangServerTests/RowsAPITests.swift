@@ -359,3 +359,28 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
         }
     }
 }
+
+@Suite(.serialized) struct AuditAPITests {
+    @Test func stewardsReadTheChainOthersAreRefused() async throws {
+        try await LiveServer.with { s in
+            let (_, steward) = try s.catalog.createKey(role: .steward, name: "s", actor: "t")
+            let (devRecord, dev) = try s.catalog.createKey(role: .developer, name: "d", actor: "t")
+            _ = try await s.get("/v1/datasets/air-quality/rows?_limit=1", key: dev)
+            let anonymous = try await s.get("/v1/audit")
+            let developer = try await s.get("/v1/audit", key: dev)
+            #expect(anonymous.status == 401 && developer.status == 403)
+            let all = try await s.get("/v1/audit?limit=1000", key: steward)
+            #expect(all.status == 200)
+            let events = all.object["events"] as? [[String: Any]] ?? []
+            let stored = try s.catalog.auditEvents()
+            #expect(events.count == stored.count)
+            #expect(events.last?["hash"] as? String == stored.last?.hash)
+            let mine = try await s.get("/v1/audit?key=\(devRecord.id)", key: steward)
+            let reads = (mine.object["events"] as? [[String: Any]] ?? []).compactMap { $0["action"] as? String }
+            #expect(reads == ["rows.read"])
+            let byDataset = try await s.get("/v1/audit?dataset=residents&limit=2", key: steward)
+            let datasets = Set((byDataset.object["events"] as? [[String: Any]] ?? []).compactMap { $0["dataset"] as? String })
+            #expect(datasets == ["residents"])
+        }
+    }
+}
