@@ -73,9 +73,10 @@ struct DemoCommand: AsyncParsableCommand {
             Kaifang demo is running; data directory \(path)
               developer key: \(devKey)
               steward key:   \(stewardKey)
-            Open \(base)/v1/datasets in a browser, or try:
-              curl \(base)/v1/datasets/air-quality
-              curl -H 'Authorization: Bearer \(devKey)' '\(base)/v1/datasets?q=enterprise'
+            Open the portal at \(base)/ in a browser, or try the API:
+              curl \(base)/v1/datasets
+              curl '\(base)/v1/datasets/enterprises/rows?_limit=3'
+              curl -H 'Authorization: Bearer \(devKey)' \(base)/v1/licenses
             Ctrl-C stops the server.
 
             """.utf8))
