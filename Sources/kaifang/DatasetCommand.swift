@@ -260,9 +260,7 @@ struct DatasetCommand: ParsableCommand {
                 [f.name, f.title ?? "", f.type.rawValue, f.semantic?.rawValue ?? "", f.level.rawValue, f.qi ? "yes" : "", e.action.rawValue, e.example ?? ""]
             })
             print("")
-            printTable(["version", "rows", "sha256", "created", "by", "source"], versions.map {
-                ["\($0.number)\($0.number == d.publishedVersion ? "*" : "")", String($0.rowCount), String($0.sha256.prefix(12)), $0.createdAt, $0.createdBy, $0.source]
-            })
+            printVersions(versions, published: d.publishedVersion, fullHash: false)
         }
     }
 
@@ -276,9 +274,7 @@ struct DatasetCommand: ParsableCommand {
             let d = try catalog.requireDataset(id)
             let versions = try catalog.versions(id)
             if global.json { try printJSON(versions.map(VersionJSON.init)); return }
-            printTable(["version", "rows", "sha256", "created", "by", "source"], versions.map {
-                ["\($0.number)\($0.number == d.publishedVersion ? "*" : "")", String($0.rowCount), $0.sha256, $0.createdAt, $0.createdBy, $0.source]
-            })
+            printVersions(versions, published: d.publishedVersion, fullHash: true)
         }
     }
 }
@@ -337,6 +333,14 @@ struct ShowJSON: Encodable {
     var view: String
     var actions: [String: String]
     var versions: [VersionJSON]
+}
+
+/// Prints a dataset's versions; `*` marks the published one.
+func printVersions(_ versions: [VersionRecord], published: Int?, fullHash: Bool) {
+    printTable(["version", "rows", "sha256", "created", "by", "source"], versions.map {
+        ["\($0.number)\($0.number == published ? "*" : "")", String($0.rowCount), fullHash ? $0.sha256 : String($0.sha256.prefix(12)),
+         $0.createdAt, $0.createdBy, $0.source]
+    })
 }
 
 /// Prints rows as an aligned table (widths counted in display columns: CJK counts 2).
