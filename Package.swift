@@ -48,9 +48,13 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The sandbox's second wall around SQLite: sqlite3_db_config (variadic, so C), authorizer,
+        // limits and the deadline progress handler.
+        .target(name: "CSQLiteGuard", linkerSettings: [.linkedLibrary("sqlite3")]),
         // SQL parser and guard, runner, disclosure control, DP, synthetic data.
         .target(name: "Sandbox", dependencies: [
-            "KaifangCore", "Masking", "Storage",
+            "KaifangCore", "Masking", "Storage", "Audit", "CSQLiteGuard",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
@@ -88,7 +92,7 @@ let package = Package(
         .testTarget(name: "IngestTests", dependencies: ["Ingest"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
-        .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "KaifangCore"]),
         .testTarget(name: "KaifangAPITests", dependencies: ["KaifangAPI"]),
         // End-to-end tests start the real server on a loopback port and talk to it with URLSession
         // (HummingbirdTesting would add async-http-client and a second TLS stack to every build).

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import OpenAPIHummingbird
 import ServiceLifecycle
+import Sandbox
 import Storage
 
 /// How to run the server.
@@ -23,6 +24,10 @@ public struct AppConfiguration: Sendable {
     public var anonymousExportsPerDay: Int = 20
     /// How often the harvest scheduler looks for due sources (nil: no scheduler).
     public var harvestPeriod: Duration? = .seconds(30)
+    /// Sandbox worker processes run at once (0: no workers; jobs stay queued).
+    public var sandboxWorkers: Int = 2
+    /// The executable whose `job exec` runs a job (nil: this process's own, i.e. `kaifang`).
+    public var sandboxExecutable: URL?
 
     public init(host: String = "127.0.0.1", port: Int = 8080, logLevel: Logger.Level = .info) {
         self.host = host; self.port = port; self.logLevel = logLevel
@@ -45,7 +50,12 @@ public func buildApplication(
     router.add(middleware: ProblemMiddleware(logger: logger))
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: AuthMiddleware(catalog: catalog))
-    let api = APIHandler(catalog: catalog, metrics: metrics, version: kaifangVersion, configuration: configuration)
+    let jobs = JobService(catalog: catalog, executable: configuration.sandboxExecutable ?? JobService.selfExecutable,
+                          defaultPolicy: embeddedSandboxPolicy)
+    let jobWake = JobWake()
+    let children = ChildRegistry()
+    let api = APIHandler(catalog: catalog, metrics: metrics, version: kaifangVersion, configuration: configuration,
+                         jobs: jobs, jobWake: jobWake, children: children)
     try api.registerHandlers(on: SelectiveTransport(base: router, skip: ["GET /v1/datasets/{id}/rows"]))
     router.get("/v1/datasets/:id/rows") { request, context -> Response in
         let id = try context.parameters.require("id")
@@ -62,6 +72,9 @@ public func buildApplication(
     let portal = Portal(library: try Portal.templates(), catalog: catalog, stewardship: api.stewardship, plans: api.plans)
     portal.addRoutes(to: router, limiter: api.limiter)
     var services: [any Service] = []
+    if configuration.sandboxWorkers > 0 {
+        services.append(SandboxWorkers(jobs: jobs, wake: jobWake, children: children, count: configuration.sandboxWorkers, logger: logger))
+    }
     if let period = configuration.harvestPeriod {
         services.append(HarvestService(harvester: Harvester(catalog: catalog, logger: logger), period: period))
     }
@@ -72,4 +85,42 @@ public func buildApplication(
         onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )
+}
+
+/// The sandbox's worker pool: recovers jobs a previous run left running, then runs queued jobs,
+/// at most `count` child processes at once.
+struct SandboxWorkers: Service {
+    let jobs: JobService
+    let wake: JobWake
+    let children: ChildRegistry
+    let count: Int
+    let logger: Logger
+
+    func run() async throws {
+        let recovered = try jobs.recover()
+        if !recovered.requeued.isEmpty || !recovered.failed.isEmpty {
+            logger.warning("sandbox jobs recovered after a restart", metadata: ["requeued": "\(recovered.requeued.count)", "failed": "\(recovered.failed.count)"])
+        }
+        try await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<count {
+                    group.addTask {
+                        while !Task.isCancelled {
+                            do {
+                                if let id = try jobs.catalog.nextQueuedJob() {
+                                    if let done = try await jobs.run(id, registry: children) {
+                                        logger.info("sandbox job finished", metadata: ["job": "\(done.id)", "status": "\(done.status.rawValue)"])
+                                    }
+                                    continue
+                                }
+                            } catch {
+                                logger.error("sandbox worker error", metadata: ["error": "\(error)"])
+                            }
+                            await wake.wait(timeout: .milliseconds(500))
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

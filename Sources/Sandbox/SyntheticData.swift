@@ -1,6 +1,7 @@
 import Foundation
 import KaifangCore
 import Masking
+import Storage
 
 /// Schema-faithful fake rows for developing sandbox queries (DESIGN §4): every value is made up
 /// — identifiers carry valid check digits, numbers stay inside the declared bounds, dates are
@@ -35,6 +36,18 @@ public struct SyntheticGenerator {
     static let regions = ["320102", "320104", "320105", "320106", "320111", "320505", "320508", "320213"]
     static let surnames = Array("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗").map(String.init) + ["欧阳", "司马"]
     static let given = Array("伟芳娜敏静丽强磊军洋勇艳杰涛明超霞平刚华").map(String.init)
+
+    /// The public values of a version's L1 category fields (at most 200 each), so that synthetic
+    /// rows can be grouped like real ones.
+    public static func publicCategories(manifest: DatasetManifest, path: String) throws -> [String: [String]] {
+        var categories: [String: [String]] = [:]
+        let reader = try VersionReader(path: path)
+        for f in manifest.fields where f.semantic == .category && f.level == .L1 {
+            let values = try reader.query("SELECT DISTINCT \(quoteIdentifier(f.name)) FROM rows WHERE \(quoteIdentifier(f.name)) IS NOT NULL LIMIT 200")
+            categories[f.name] = values.compactMap { $0.first?.text }
+        }
+        return categories
+    }
 
     /// One synthetic row (cells in manifest order).
     public mutating func row() -> [Cell] {

@@ -127,6 +127,32 @@ enum CatalogMigrations {
             );
             """)
         }
+        m.registerMigration("v3-sandbox") { db in
+            try db.execute(sql: """
+            ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE jobs ADD COLUMN dry_run INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE jobs ADD COLUMN datasets_json TEXT NOT NULL DEFAULT '[]';
+            CREATE INDEX jobs_by_key ON jobs(key_id, created_at);
+            CREATE TABLE epsilon_spend (
+                job_id TEXT NOT NULL REFERENCES jobs(id),
+                key_id TEXT NOT NULL,
+                dataset_id TEXT NOT NULL,
+                license_id TEXT,
+                month TEXT NOT NULL,
+                epsilon REAL NOT NULL,
+                PRIMARY KEY (job_id, dataset_id)
+            );
+            CREATE INDEX epsilon_by_key ON epsilon_spend(key_id, dataset_id, month);
+            CREATE TABLE job_rowsets (
+                job_id TEXT NOT NULL REFERENCES jobs(id),
+                key_id TEXT NOT NULL,
+                dataset_id TEXT NOT NULL,
+                units INTEGER NOT NULL,
+                PRIMARY KEY (job_id, dataset_id)
+            );
+            CREATE INDEX rowsets_by_key ON job_rowsets(key_id, dataset_id, units);
+            """)
+        }
         return m
     }
 }

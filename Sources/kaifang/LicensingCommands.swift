@@ -70,7 +70,7 @@ struct ApplicationCommand: ParsableCommand {
 }
 
 struct LicenseCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "license", abstract: "List and revoke licenses.", subcommands: [List.self, Revoke.self])
+    static let configuration = CommandConfiguration(commandName: "license", abstract: "List, grant and revoke licenses.", subcommands: [List.self, Grant.self, Revoke.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List licenses, newest first.")
@@ -89,6 +89,30 @@ struct LicenseCommand: ParsableCommand {
                 [$0.id, $0.dataset, $0.keyID, $0.use.rawValue, $0.fields.isEmpty ? "all" : $0.fields.joined(separator: ","), $0.expiresAt,
                  $0.revokedAt != nil ? "revoked" : ($0.isActive(at: now) ? "active" : "expired")]
             })
+        }
+    }
+
+    struct Grant: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Grant a license directly (an application approved at once, e.g. after an offline agreement).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The key id (kf_…'s id part) that receives the license.") var key: String
+        @Option(help: "The dataset id.") var dataset: String
+        @Option(help: "rows or sandbox.") var use: String
+        @Option(help: "What the data is for (at least 10 characters; recorded).") var purpose: String
+        @Option(help: "Only these fields, comma-separated (default: all).") var fields: String?
+        @Option(help: "Days the license lasts (1–366).") var days: Int = 90
+
+        func validate() throws {
+            if LicenseUse(rawValue: use) == nil { throw ValidationError("--use must be rows or sandbox") }
+        }
+
+        func run() throws {
+            let catalog = try openCatalog(global)
+            let list = fields.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+            let app = try catalog.createApplication(keyID: key, dataset: dataset, purpose: purpose, fields: list, use: LicenseUse(rawValue: use)!, durationDays: days)
+            let l = try catalog.approve(application: app.id, actor: cliActor)
+            if global.json { try printJSON(["license": l.id, "dataset": l.dataset, "key_id": l.keyID, "use": l.use.rawValue, "expires_at": l.expiresAt]); return }
+            print("Granted license \(l.id): key \(l.keyID) may \(l.use == .rows ? "read" : "run sandbox jobs over") \(l.dataset) (\(l.fields.isEmpty ? "all fields" : l.fields.joined(separator: ", "))) until \(l.expiresAt).")
         }
     }
 

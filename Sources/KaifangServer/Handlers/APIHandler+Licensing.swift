@@ -49,11 +49,21 @@ extension APIHandler {
         try limiter.admit(caller)
         let key = try Self.requireKey(caller)
         let now = AuditTime.now()
+        let month = CatalogDatabase.month(now)
         let licenses = try catalog.licenses(keyID: caller.isSteward ? nil : key.id).map { l in
-            Components.Schemas.License(id: l.id, dataset: l.dataset, fields: l.fields, use: .init(rawValue: l.use.rawValue) ?? .rows,
-                                       createdAt: Self.date(l.createdAt) ?? Date(timeIntervalSince1970: 0),
-                                       expiresAt: Self.date(l.expiresAt) ?? Date(timeIntervalSince1970: 0),
-                                       revokedAt: Self.date(l.revokedAt), active: l.isActive(at: now))
+            var used: Components.Schemas.License.EpsilonUsedPayload?
+            var left: Components.Schemas.License.EpsilonLeftPayload?
+            if l.use == .sandbox {
+                let spent = try catalog.epsilonUsed(keyID: l.keyID, dataset: l.dataset, month: month)
+                let monthly = try jobs.policy(for: l.dataset).monthlyEpsilon
+                used = .init(additionalProperties: [l.dataset: spent])
+                left = .init(additionalProperties: [l.dataset: max(0, monthly - spent)])
+            }
+            return Components.Schemas.License(id: l.id, dataset: l.dataset, fields: l.fields, use: .init(rawValue: l.use.rawValue) ?? .rows,
+                                              createdAt: Self.date(l.createdAt) ?? Date(timeIntervalSince1970: 0),
+                                              expiresAt: Self.date(l.expiresAt) ?? Date(timeIntervalSince1970: 0),
+                                              revokedAt: Self.date(l.revokedAt), active: l.isActive(at: now),
+                                              epsilonUsed: used, epsilonLeft: left)
         }
         return .ok(.init(body: .json(.init(licenses: licenses))))
     }

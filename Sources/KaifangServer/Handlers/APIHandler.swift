@@ -3,6 +3,7 @@ import KaifangAPI
 import KaifangCore
 import Masking
 import OpenAPIRuntime
+import Sandbox
 import Storage
 
 /// The open API: implements the protocol generated from `openapi/openapi.yaml`.
@@ -16,8 +17,13 @@ struct APIHandler: APIProtocol {
     let limiter: RateLimiter
     let auditBatcher: AuditBatcher
     let plans: PlanCache
+    let jobs: JobService
+    let jobWake: JobWake
+    let children: ChildRegistry
 
-    init(catalog: CatalogDatabase, metrics: ServerMetrics, version: String, configuration: AppConfiguration) {
+    init(catalog: CatalogDatabase, metrics: ServerMetrics, version: String, configuration: AppConfiguration,
+         jobs: JobService, jobWake: JobWake, children: ChildRegistry) {
+        self.jobs = jobs; self.jobWake = jobWake; self.children = children
         self.catalog = catalog
         self.metrics = metrics
         self.version = version

@@ -86,3 +86,6 @@ extension Portal {
         return out
     }
 }
+
+/// The sandbox policy shipped with the binary (`sandbox/policy.json`), for the CLI and the server.
+public var embeddedSandboxPolicy: SandboxPolicy { Portal.defaultPolicy }

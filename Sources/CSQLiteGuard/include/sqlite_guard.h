@@ -1,0 +1,19 @@
+#ifndef KAIFANG_SQLITE_GUARD_H
+#define KAIFANG_SQLITE_GUARD_H
+
+// The sandbox's second wall around SQLite (DESIGN §5). The pointers are `sqlite3 *`, typed
+// `void *` here so Swift does not see <sqlite3.h> twice (GRDBSQLite already exports it).
+
+/// Turns on SQLITE_DBCONFIG_DEFENSIVE, turns off trusted_schema, extension loading, triggers,
+/// views and double-quoted string literals, tightens sqlite3_limit()s, and installs the
+/// allowlist authorizer and the deadline progress handler. Returns 0 on success.
+int kaifang_sqlite_harden(void *db, double deadline_seconds, long long heap_limit_bytes);
+
+/// Whether the deadline set by kaifang_sqlite_harden has passed (the query was interrupted).
+int kaifang_sqlite_deadline_passed(void);
+
+/// How many authorizer denials happened, and the last denied action's code (for error messages).
+int kaifang_sqlite_denials(void);
+int kaifang_sqlite_last_denied_action(void);
+
+#endif

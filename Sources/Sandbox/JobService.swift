@@ -1,0 +1,385 @@
+import Audit
+import Crypto
+import Foundation
+import KaifangCore
+import Storage
+
+/// A job as submitted by a partner.
+public struct JobSubmission: Sendable {
+    public var sql: String
+    public var mode: String
+    public var epsilon: Double?
+    public var purpose: String
+    public var dryRun: Bool
+    /// Fixes the DP noise (tests only; the API does not expose it).
+    public var seed: UInt64?
+
+    public init(sql: String, mode: String = "aggregate", epsilon: Double? = nil, purpose: String = "", dryRun: Bool = false, seed: UInt64? = nil) {
+        self.sql = sql; self.mode = mode; self.epsilon = epsilon; self.purpose = purpose; self.dryRun = dryRun; self.seed = seed
+    }
+}
+
+/// The sandbox's parent side (DESIGN §5): checks and queues jobs, runs each in a child process
+/// under limits, applies overlap control and the release rule, and records every step.
+public struct JobService: Sendable {
+    public let catalog: CatalogDatabase
+    /// The `kaifang` executable that runs `job exec`.
+    public let executable: URL
+    /// The platform default policy (`sandbox/policy.json`, embedded in the binary).
+    public let defaultPolicy: SandboxPolicy
+
+    public init(catalog: CatalogDatabase, executable: URL, defaultPolicy: SandboxPolicy) {
+        self.catalog = catalog; self.executable = executable; self.defaultPolicy = defaultPolicy
+    }
+
+    /// This process's own executable (what `kaifang` runs as).
+    public static var selfExecutable: URL { URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath() }
+
+    var jobsDir: URL { catalog.directory.jobsDir }
+    func directory(_ id: String) -> URL { jobsDir.appendingPathComponent(id, isDirectory: true) }
+
+    /// A dataset's policy: the platform default tightened by `<data-dir>/sandbox/policy.json` and
+    /// `<data-dir>/sandbox/<dataset>.json` when present.
+    public func policy(for dataset: String) throws -> SandboxPolicy {
+        var p = defaultPolicy
+        let dir = URL(fileURLWithPath: catalog.directory.root.path).appendingPathComponent("sandbox")
+        for name in ["policy.json", "\(dataset).json"] {
+            let url = dir.appendingPathComponent(name)
+            if let data = FileManager.default.contents(atPath: url.path) {
+                p = p.strictest(try SandboxPolicy.decode(data, source: url.path))
+            }
+        }
+        return p
+    }
+
+    /// The datasets a key may name in a job: every published `open` dataset, and those it holds an
+    /// active sandbox license for (only the granted fields).
+    public func tables(for keyID: String) throws -> [(SandboxTable, LicenseRecord?)] {
+        var out: [(SandboxTable, LicenseRecord?)] = []
+        for d in try catalog.search(DatasetQuery(limit: 10_000)).datasets {
+            guard let (rec, v) = try catalog.publishedVersion(d.record.id), let tier = rec.tier else { continue }
+            var license: LicenseRecord?
+            if tier != .open {
+                guard let l = try catalog.activeLicense(keyID: keyID, dataset: rec.id, use: .sandbox) else { continue }
+                license = l
+            }
+            let granted = license.flatMap { $0.fields.isEmpty ? nil : Set($0.fields) }
+            var manifest = rec.manifest
+            manifest.fields = manifest.fields.filter { f in v.manifest.fields.contains { $0.name == f.name } }
+            out.append((SandboxTable(manifest: manifest, version: v.number, path: catalog.directory.absolute(v.file), tier: tier,
+                                     granted: granted, policy: try policy(for: rec.id)), license))
+        }
+        return out
+    }
+
+    /// Checks a job and queues it.
+    /// - Throws: `KaifangError.badInput` (the refusal, with rule and position), `.forbidden` (ε budget).
+    public func submit(_ s: JobSubmission, keyID: String) throws -> JobRecord {
+        guard ["aggregate", "dp"].contains(s.mode) else { throw KaifangError.badInput("mode must be 'aggregate' or 'dp'") }
+        guard s.sql.utf8.count <= 20_000 else { throw KaifangError.badInput("the SQL is longer than 20 000 bytes") }
+        let sqlHash = SHA256.hash(data: Data(s.sql.utf8)).map { String(format: "%02x", $0) }.joined()
+        let available = try tables(for: keyID)
+        let plan: QueryPlan
+        do {
+            plan = try QueryChecker(tables: available.map(\.0), mode: s.mode).check(s.sql)
+        } catch {
+            try catalog.audit(actor: keyID, action: "sandbox.refuse", dataset: nil,
+                              detail: ["rule": .string(error.rule), "sql_sha256": .string(sqlHash),
+                                       "at": .string(error.position.map { "\($0.line):\($0.column)" } ?? "")])
+            throw error.asError
+        }
+        let used = available.filter { t in plan.attachments.values.contains(t.0.path) }
+        var policy = used.map(\.0.policy).reduce(defaultPolicy) { $0.strictest($1) }
+        policy = policy.strictest(defaultPolicy)
+        var epsilon: Double?
+        if s.mode == "dp" {
+            let e = s.epsilon ?? min(0.5, policy.maxEpsilonPerQuery)
+            guard e > 0, e.isFinite else { throw KaifangError.badInput("epsilon must be a positive number") }
+            guard e <= policy.maxEpsilonPerQuery else {
+                throw KaifangError.badInput("epsilon \(e) is above the per-query limit \(policy.maxEpsilonPerQuery) of these datasets")
+            }
+            epsilon = e
+        } else if s.epsilon != nil {
+            throw KaifangError.badInput("epsilon applies to dp mode only")
+        }
+        let now = AuditChain.timestamp()
+        let id = "job_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+        var detail = JobDetail()
+        detail.rules = plan.rules
+        detail.sqlSHA256 = sqlHash
+        let record = JobRecord(id: id, keyID: keyID, sql: s.sql, mode: s.mode, epsilon: epsilon, purpose: s.purpose, status: .queued,
+                               detail: detail, createdAt: now, startedAt: nil, finishedAt: nil, attempts: 0, dryRun: s.dryRun,
+                               datasets: used.map { JobDataset(id: $0.0.id, version: $0.0.version, tier: $0.0.tier) })
+        // The child's instructions, written before the job becomes visible to workers.
+        let dir = directory(id)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var finalPlan = plan
+        if s.dryRun {
+            for (t, _) in used {
+                let file = dir.appendingPathComponent("synthetic-\(t.id).sqlite").path
+                try Self.writeSynthetic(t, to: file, rows: 1000)
+                for (schema, path) in finalPlan.attachments where path == t.path { finalPlan.attachments[schema] = file }
+            }
+        }
+        let spec = JobSpec(plan: finalPlan, policy: policy, epsilon: epsilon, seed: s.seed, dryRun: s.dryRun, rowSetSalt: try rowSetSalt())
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try encoder.encode(spec).write(to: dir.appendingPathComponent("spec.json"), options: .atomic)
+        let personal = used.filter { $0.0.isPersonal }
+        do {
+            try catalog.insertJob(record, spend: personal.map { (dataset: $0.0.id, licenseID: $0.1?.id, monthly: $0.0.policy.monthlyEpsilon) })
+        } catch {
+            try? FileManager.default.removeItem(at: dir)
+            throw error
+        }
+        return record
+    }
+
+    func rowSetSalt() throws -> UInt64 {
+        let key = try catalog.directory.secret()
+        let mac = HMAC<SHA256>.authenticationCode(for: Data("kaifang sandbox row sets".utf8), using: key)
+        return Data(mac).prefix(8).reduce(UInt64(0)) { ($0 << 8) | UInt64($1) }
+    }
+
+    /// Writes a synthetic copy of a dataset version (for dry runs).
+    static func writeSynthetic(_ t: SandboxTable, to path: String, rows: Int) throws {
+        let categories = try SyntheticGenerator.publicCategories(manifest: t.manifest, path: t.path)
+        var g = SyntheticGenerator(manifest: t.manifest, categories: categories, seed: 42)
+        let w = try VersionWriter(path: path, manifest: t.manifest)
+        for _ in 0..<rows { try w.append(g.row()) }
+        _ = try w.finish()
+    }
+
+    // MARK: running
+
+    /// Runs one queued job to its end (claiming it first). Returns the final record, or nil when
+    /// another worker had it.
+    @discardableResult
+    public func run(_ id: String, registry: ChildRegistry? = nil) async throws -> JobRecord? {
+        guard let job = try catalog.claimJob(id) else { return nil }
+        do {
+            return try await execute(job, registry: registry)
+        } catch {
+            var d = job.detail
+            d.reason = "the runner failed: \(error)"
+            return try finish(job, .failed, d)
+        }
+    }
+
+    func execute(_ job: JobRecord, registry: ChildRegistry?) async throws -> JobRecord {
+        let id = job.id
+        let dir = directory(id)
+        for leftover in ["output.json", "error.json"] { try? FileManager.default.removeItem(at: dir.appendingPathComponent(leftover)) }
+        let spec = try JSONDecoder().decode(JobSpec.self, from: Data(contentsOf: dir.appendingPathComponent("spec.json")))
+        let started = Date()
+        let outcome = try await Self.spawn(executable: executable, directory: dir, wallSeconds: spec.policy.wallSeconds, job: id, registry: registry)
+        var detail = job.detail
+        detail.runSeconds = (Date().timeIntervalSince(started) * 1000).rounded() / 1000
+        if let current = try catalog.job(id), current.status == .cancelled { return current }
+        switch outcome {
+        case .timedOut:
+            detail.reason = "the job ran past its \(spec.policy.wallSeconds) s limit and was stopped"
+            return try finish(job, .timed_out, detail)
+        case .crashed(let why):
+            detail.reason = why
+            return try finish(job, .failed, detail)
+        case .failed(let f):
+            detail.reason = f.reason
+            if f.reason.hasPrefix("rule-8") { detail.rule = "rule-8" }
+            return try finish(job, JobStatus(rawValue: f.status) ?? .failed, detail)
+        case .finished:
+            break
+        }
+        try catalog.updateJob(id, status: .checking, detail: detail, from: [.running], actor: "kaifang")
+        let output = try JSONDecoder().decode(JobOutput.self, from: Data(contentsOf: dir.appendingPathComponent("output.json")))
+        detail.outputRows = output.rows.count
+        detail.rowsSuppressed = output.rowsSuppressed
+        detail.cellsSuppressed = output.cellsSuppressed
+        detail.groupsCensored = job.mode == "dp" ? output.groupsCensored : nil
+        detail.notes = output.notes
+        if let rule = output.refusedRule {
+            detail.rule = rule
+            detail.reason = output.refusedReason
+            return try finish(job, .rejected, detail)
+        }
+        // Rule 7: against every answered job of this key over the same dataset.
+        if !job.dryRun {
+            for (dataset, units) in output.rowSetUnits.sorted(by: { $0.key < $1.key }) {
+                let slack = spec.policy.overlapMaxDifference
+                guard slack > 0, let mine = RowSet.read(dir.appendingPathComponent("rowset-\(dataset).bin")) else { continue }
+                for earlier in try catalog.rowSets(keyID: job.keyID, dataset: dataset, units: units, slack: slack) where earlier.job != id {
+                    guard let theirs = RowSet.read(directory(earlier.job).appendingPathComponent("rowset-\(dataset).bin")) else { continue }
+                    let d = RowSet.symmetricDifference(mine, theirs, limit: slack)
+                    if d >= 1 && d <= slack {
+                        detail.rule = "rule-7"
+                        detail.reason = "this query's rows differ from those of your job \(earlier.job) by \(d) \(d == 1 ? "person" : "people") (1–\(slack) are refused): comparing the two answers would describe them"
+                        return try finish(job, .rejected, detail)
+                    }
+                }
+            }
+        }
+        // The released output and its manifest.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let result = try encoder.encode(JobResult(columns: output.columns, rows: output.rows))
+        detail.outputSHA256 = SHA256.hash(data: result).map { String(format: "%02x", $0) }.joined()
+        try result.write(to: dir.appendingPathComponent("result.json"), options: .atomic)
+        if !job.dryRun {
+            for (dataset, units) in output.rowSetUnits { try catalog.recordRowSet(job: id, keyID: job.keyID, dataset: dataset, units: units) }
+        }
+        if job.mode == "dp", !job.dryRun {
+            var left: [String: Double] = [:]
+            for d in job.datasets {
+                let p = try policy(for: d.id)
+                left[d.id] = max(0, p.monthlyEpsilon - (try catalog.epsilonUsed(keyID: job.keyID, dataset: d.id, month: CatalogDatabase.month(job.createdAt))))
+            }
+            detail.epsilonLeft = left
+        }
+        let restricted = job.datasets.contains { $0.tier == .restricted }
+        return try finish(job, restricted && !job.dryRun ? .pending_review : .released, detail)
+    }
+
+    func finish(_ job: JobRecord, _ status: JobStatus, _ detail: JobDetail) throws -> JobRecord {
+        _ = try catalog.updateJob(job.id, status: status, detail: detail, from: [.running, .checking], actor: "kaifang",
+                                  audit: "sandbox.verdict",
+                                  auditDetail: ["rules": .array(detail.rules.map(JSONValueBridge.string)),
+                                                "output_sha256": .string(detail.outputSHA256 ?? ""),
+                                                "rows": .int(Int64(detail.outputRows ?? 0))])
+        return try catalog.job(job.id) ?? job
+    }
+
+    enum Outcome {
+        case finished
+        case failed(JobFailure)
+        case timedOut
+        case crashed(String)
+    }
+
+    /// Runs `kaifang job exec DIR` and waits, killing it at the wall-clock limit.
+    static func spawn(executable: URL, directory: URL, wallSeconds: Int, job: String, registry: ChildRegistry?) async throws -> Outcome {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = ["job", "exec", directory.path]
+        p.environment = ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"]
+        let log = directory.appendingPathComponent("child.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        defer { try? handle.close() }
+        p.standardOutput = handle
+        p.standardError = handle
+        p.standardInput = FileHandle.nullDevice
+        let done = AsyncStream<Void>.makeStream()
+        p.terminationHandler = { _ in done.continuation.yield(); done.continuation.finish() }
+        try p.run()
+        await registry?.add(job, p)
+        defer { Task { await registry?.remove(job) } }
+        let deadline = ContinuousClock.now + .seconds(wallSeconds + 2)
+        let timer = Task {
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            if !Task.isCancelled && p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        }
+        for await _ in done.stream {}
+        timer.cancel()
+        let timedOut = ContinuousClock.now >= deadline
+        if p.terminationReason == .uncaughtSignal {
+            let sig = p.terminationStatus
+            if timedOut || sig == SIGXCPU || sig == SIGKILL { return .timedOut }
+            return .crashed("the job's process was stopped by signal \(sig) (a limit was hit)")
+        }
+        switch p.terminationStatus {
+        case 0:
+            return .finished
+        default:
+            if let data = try? Data(contentsOf: directory.appendingPathComponent("error.json")),
+               let f = try? JSONDecoder().decode(JobFailure.self, from: data) {
+                return f.status == "timed_out" ? .timedOut : .failed(f)
+            }
+            return .crashed("the job's process exited with status \(p.terminationStatus) (a limit was hit)")
+        }
+    }
+
+    // MARK: steward and owner actions
+
+    /// Cancels a job that has not ended.
+    /// - Throws: `.notFound`, `.conflict` when it already ended.
+    public func cancel(_ id: String, actor: String, registry: ChildRegistry? = nil) async throws -> JobRecord {
+        guard let job = try catalog.job(id) else { throw KaifangError.notFound("no job '\(id)'") }
+        guard [.queued, .running, .checking].contains(job.status) else {
+            throw KaifangError.conflict("job '\(id)' is \(job.status.rawValue): only queued or running jobs can be cancelled")
+        }
+        var d = job.detail
+        d.reason = "cancelled by its owner"
+        guard try catalog.updateJob(id, status: .cancelled, detail: d, from: [.queued, .running, .checking], actor: actor, audit: "sandbox.cancel") else {
+            throw KaifangError.conflict("job '\(id)' ended before it could be cancelled")
+        }
+        await registry?.kill(id)
+        return try catalog.job(id) ?? job
+    }
+
+    /// A steward's decision on a job waiting for review; the steward may not be the job's owner.
+    /// - Throws: `.notFound`, `.conflict` (not pending), `.forbidden` (own job).
+    public func decide(_ id: String, release: Bool, reason: String?, actor: String, actorKeyID: String? = nil) throws -> JobRecord {
+        guard let job = try catalog.job(id) else { throw KaifangError.notFound("no job '\(id)'") }
+        guard job.status == .pending_review else {
+            throw KaifangError.conflict("job '\(id)' is \(job.status.rawValue): only jobs in pending_review wait for a decision")
+        }
+        let ownerName = try catalog.keyName(job.keyID)
+        if actor == job.keyID || actorKeyID == job.keyID || (ownerName != nil && (actor == ownerName || actor == "cli:" + ownerName!)) {
+            throw KaifangError.forbidden("a job's owner may not release or reject it: ask another steward")
+        }
+        if !release && (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
+            throw KaifangError.badInput("give --reason when rejecting a job: the partner sees it")
+        }
+        var d = job.detail
+        d.reviewer = actor
+        if !release { d.reason = reason; d.rule = "review" }
+        _ = try catalog.updateJob(id, status: release ? .released : .rejected, detail: d, from: [.pending_review], actor: actor,
+                                  audit: release ? "sandbox.release" : "sandbox.reject",
+                                  auditDetail: reason.map { ["reason": .string($0)] } ?? [:])
+        return try catalog.job(id) ?? job
+    }
+
+    /// The released output of a job.
+    /// - Throws: `.notFound`, `.conflict` when it is not released.
+    public func result(_ id: String) throws -> JobResult {
+        guard let job = try catalog.job(id) else { throw KaifangError.notFound("no job '\(id)'") }
+        guard job.status == .released else {
+            throw KaifangError.conflict("job '\(id)' is \(job.status.rawValue): a result is available once the job is released")
+        }
+        return try JSONDecoder().decode(JobResult.self, from: Data(contentsOf: directory(id).appendingPathComponent("result.json")))
+    }
+
+    /// After a restart: nothing is left `running`.
+    public func recover() throws -> (requeued: [String], failed: [String]) { try catalog.recoverJobs() }
+}
+
+/// A released result: columns and rows.
+public struct JobResult: Codable, Sendable {
+    public var columns: [String]
+    public var rows: [[OutputCell]]
+
+    /// As CSV (RFC 4180).
+    public var csv: String {
+        func field(_ s: String) -> String {
+            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+        }
+        var out = columns.map(field).joined(separator: ",") + "\r\n"
+        for r in rows { out += r.map { field($0.text) }.joined(separator: ",") + "\r\n" }
+        return out
+    }
+}
+
+/// Running child processes, so a cancel can stop one.
+public actor ChildRegistry {
+    var children: [String: Process] = [:]
+    public init() {}
+    func add(_ job: String, _ p: Process) { children[job] = p }
+    func remove(_ job: String) { children[job] = nil }
+    func kill(_ job: String) {
+        if let p = children[job], p.isRunning { Foundation.kill(p.processIdentifier, SIGKILL) }
+    }
+}
+
+enum JSONValueBridge {
+    static func string(_ s: String) -> JSONValue { .string(s) }
+}

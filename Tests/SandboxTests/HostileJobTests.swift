@@ -1,0 +1,122 @@
+import Foundation
+import KaifangCore
+import Sandbox
+import Testing
+
+/// The static wall: every job in `sandbox/hostile-jobs.json` is refused with the rule it breaks,
+/// and the legitimate examples in `sandbox/examples/` pass.
+@Suite struct HostileJobTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func table(_ id: String, tier: Tier) throws -> SandboxTable {
+        let data = try Data(contentsOf: repo.appendingPathComponent("datasets/\(id)/dataset.json"))
+        let m = try JSONDecoder().decode(DatasetManifest.self, from: data)
+        return SandboxTable(manifest: m, version: 1, path: "/data/\(id).sqlite", tier: tier, granted: nil, policy: .defaults)
+    }
+
+    static var tables: [SandboxTable] {
+        get throws { [try table("residents", tier: .conditional), try table("enterprises", tier: .open), try table("air-quality", tier: .open)] }
+    }
+
+    struct Hostile: Decodable { var name: String; var rule: String; var sql: String; var mode: String? }
+    struct File: Decodable { var jobs: [Hostile] }
+
+    static var hostile: [Hostile] {
+        (try? JSONDecoder().decode(File.self, from: Data(contentsOf: repo.appendingPathComponent("sandbox/hostile-jobs.json"))).jobs) ?? []
+    }
+
+    @Test func theSuiteHasAtLeastFortyJobs() {
+        #expect(Self.hostile.count >= 40)
+    }
+
+    @Test(arguments: hostile.map(\.name))
+    func hostileJobIsRefusedWithItsRule(_ name: String) throws {
+        let job = Self.hostile.first { $0.name == name }!
+        let checker = QueryChecker(tables: try Self.tables, mode: job.mode ?? "aggregate")
+        do {
+            let plan = try checker.check(job.sql)
+            Issue.record("'\(name)' was accepted; it ran as: \(plan.sql)")
+        } catch {
+            #expect(error.rule == job.rule, "'\(name)': \(error)")
+            #expect(error.position != nil, "'\(name)' refusal names no position: \(error)")
+        }
+    }
+
+    @Test(arguments: ["count-by-district", "benefit-by-age-band", "enterprises-by-industry"])
+    func exampleJobsPass(_ name: String) throws {
+        let sql = try String(contentsOf: Self.repo.appendingPathComponent("sandbox/examples/\(name).sql"), encoding: .utf8)
+        let plan = try QueryChecker(tables: try Self.tables, mode: "aggregate").check(sql)
+        #expect(!plan.sql.isEmpty)
+    }
+
+    @Test func theDPExamplePassesInDPMode() throws {
+        let sql = try String(contentsOf: Self.repo.appendingPathComponent("sandbox/examples/dp-count-by-district.sql"), encoding: .utf8)
+        let plan = try QueryChecker(tables: try Self.tables, mode: "dp").check(sql)
+        #expect(plan.mode == .dp)
+        #expect(plan.dpColumns == [.group(0), .count, .avg(0, lower: 0, upper: 100_000)])
+    }
+
+    @Test func refusalsSayWhereOnWhichLine() throws {
+        let sql = "SELECT district,\n       COUNT(*)\nFROM residents\nWHERE district = '姑苏区' OR gender = '女'\nGROUP BY district"
+        let checker = QueryChecker(tables: try Self.tables, mode: "aggregate")
+        do {
+            _ = try checker.check(sql)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.rule == "rule-4")
+            #expect(error.position == SQLPosition(line: 4, column: 24))
+        }
+    }
+
+    @Test func theAggregateRewriteCountsUnitsAndKeepsGroupKeys() throws {
+        let plan = try QueryChecker(tables: try Self.tables, mode: "aggregate")
+            .check("SELECT district, COUNT(*) AS n, SUM(benefit_amount) FROM residents WHERE gender = '女' GROUP BY district")
+        #expect(plan.mode == .aggregate)
+        #expect(plan.hiddenGroupKeys == 1)
+        #expect(plan.unitDatasets == ["residents"])
+        #expect(plan.sql.contains("COUNT(DISTINCT \"residents\".\"id_number\") AS \"__units_residents\""))
+        #expect(plan.dominance.count == 1 && plan.dominance[0].columns == [2])
+        #expect(plan.countColumns == [1])
+        #expect(plan.rowSetSQL["residents"]?.contains("WHERE (\"gender\" = '女')") == true)
+    }
+
+    @Test func identifiersMayBeCountedDistinctAndJoinedOn() throws {
+        let checker = QueryChecker(tables: try Self.tables, mode: "aggregate")
+        _ = try checker.check("SELECT district, COUNT(DISTINCT id_number) FROM residents GROUP BY district")
+        _ = try checker.check("SELECT r.district, COUNT(*) FROM residents r JOIN enterprises e ON r.district = e.district GROUP BY r.district")
+    }
+
+    @Test func hyphenatedIdsMayBeQuotedOrUnderscored() throws {
+        let checker = QueryChecker(tables: try Self.tables, mode: "aggregate")
+        let a = try checker.check("SELECT station, AVG(pm25) FROM \"air-quality\" GROUP BY station")
+        let b = try checker.check("SELECT station, AVG(pm25) FROM air_quality GROUP BY station")
+        #expect(a.mode == .rows && b.mode == .rows)
+    }
+
+    @Test func ungrantedFieldsDoNotExist() throws {
+        var t = try Self.table("residents", tier: .conditional)
+        t.granted = ["district", "benefit_amount"]
+        let checker = QueryChecker(tables: [t], mode: "aggregate")
+        do {
+            _ = try checker.check("SELECT gender, COUNT(*) FROM residents GROUP BY gender")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.rule == "column")
+            #expect(error.message.contains("district") && !error.message.contains("gender,"))
+        }
+    }
+
+    @Test func theLexerRefusesEveryNonASCIICharacterOutsideStrings() throws {
+        let checker = QueryChecker(tables: try Self.tables, mode: "aggregate")
+        _ = try checker.check("SELECT COUNT(*) FROM residents WHERE district = '姑苏区'")
+        for trick in ["\u{00A0}", "\u{FEFF}", "\u{3000}", "\u{FF0A}", "\u{2028}"] {
+            #expect(throws: SQLRefusal.self) { try checker.check("SELECT COUNT(\(trick)*) FROM residents") }
+        }
+    }
+
+    @Test func deepNestingIsRefusedNotACrash() throws {
+        let sql = "SELECT " + String(repeating: "(", count: 500) + "1" + String(repeating: ")", count: 500) + " FROM enterprises"
+        let checker = QueryChecker(tables: try Self.tables, mode: "aggregate")
+        #expect(throws: SQLRefusal.self) { try checker.check(sql) }
+    }
+}
