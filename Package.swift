@@ -97,6 +97,6 @@ let package = Package(
         // End-to-end tests start the real server on a loopback port and talk to it with URLSession
         // (HummingbirdTesting would add async-http-client and a second TLS stack to every build).
         .testTarget(name: "KaifangServerTests", dependencies: ["KaifangServer", "Masking", "Storage", "Ingest"]),
-        .testTarget(name: "kaifangTests", dependencies: ["kaifang", "KaifangCore", "Storage"]),
+        .testTarget(name: "kaifangTests", dependencies: ["kaifang", "KaifangCore", "Storage", "Audit"]),
     ]
 )

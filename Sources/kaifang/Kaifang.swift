@@ -42,6 +42,8 @@ struct Kaifang: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+        } catch let e as ExitCode {
+            Foundation.exit(e.rawValue)
         } catch let e as KaifangError {
             FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
             Foundation.exit(e.kind == .runtime ? 1 : 2)
