@@ -159,6 +159,8 @@ public struct JobService: Sendable {
         guard let job = try catalog.claimJob(id) else { return nil }
         do {
             return try await execute(job, registry: registry)
+        } catch is CancellationError {
+            throw CancellationError()
         } catch {
             var d = job.detail
             d.reason = "the runner failed: \(error)"
@@ -280,6 +282,14 @@ public struct JobService: Sendable {
         }
         for await _ in done.stream {}
         timer.cancel()
+        if p.isRunning {
+            // The server is stopping (this task was cancelled): stop the child and leave the job
+            // `running`, so the next start re-queues it.
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            throw CancellationError()
+        }
+        p.waitUntilExit()
         let timedOut = ContinuousClock.now >= deadline
         if p.terminationReason == .uncaughtSignal {
             let sig = p.terminationStatus

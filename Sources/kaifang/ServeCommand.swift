@@ -65,6 +65,13 @@ struct DemoCommand: AsyncParsableCommand {
         let imported = try Demo.load(datasetsFolder: datasets, into: catalog, actor: cliActor)
         let (_, devKey) = try catalog.createKey(role: .developer, name: "demo developer", actor: cliActor)
         let (_, stewardKey) = try catalog.createKey(role: .steward, name: "demo steward", actor: cliActor)
+        // A partner with a sandbox license on residents, so the sandbox can be tried at once.
+        let (partnerRecord, partnerKey) = try catalog.createKey(role: .partner, name: "demo partner", actor: cliActor)
+        if (try? catalog.publishedVersion("residents")) != nil {
+            let app = try catalog.createApplication(keyID: partnerRecord.id, dataset: "residents", purpose: "demo: district statistics in the sandbox",
+                                                    fields: [], use: .sandbox, durationDays: 30)
+            _ = try catalog.approve(application: app.id, actor: cliActor)
+        }
         FileHandle.standardOutput.write(Data(imported.map { $0 + "\n" }.joined().utf8))
         try await runServer(catalog: catalog, host: "127.0.0.1", port: port, limits: limits) { bound in
             let base = "http://127.0.0.1:\(bound)"
@@ -73,10 +80,13 @@ struct DemoCommand: AsyncParsableCommand {
             Kaifang demo is running; data directory \(path)
               developer key: \(devKey)
               steward key:   \(stewardKey)
+              partner key:   \(partnerKey)   (sandbox license on residents)
             Open the portal at \(base)/ in a browser, or try the API:
               curl \(base)/v1/datasets
               curl '\(base)/v1/datasets/enterprises/rows?_limit=3'
               curl -H 'Authorization: Bearer \(devKey)' \(base)/v1/licenses
+              curl -H 'Authorization: Bearer \(partnerKey)' -H 'Content-Type: application/json' \\
+                   -d '{"sql": "SELECT district, COUNT(*) AS n FROM residents GROUP BY district"}' \(base)/v1/sandbox/jobs
             Ctrl-C stops the server.
 
             """.utf8))

@@ -20,6 +20,8 @@ final class LiveServer: @unchecked Sendable {
     init(loadSamples: Bool = true, configure: (inout AppConfiguration) -> Void = { _ in }) throws {
         configuration.keyRate = 0
         configuration.anonymousRate = 0
+        // Sandbox jobs run `kaifang job exec`; this process is the test runner, not kaifang.
+        configuration.sandboxExecutable = SandboxAPITests.kaifang
         configure(&configuration)
         dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kaifang-e2e-\(UUID().uuidString)").path
         catalog = try CatalogDatabase(directory: DataDirectory(path: dataDir))

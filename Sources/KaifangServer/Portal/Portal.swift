@@ -165,6 +165,7 @@ struct Portal: Sendable {
                        "maxOutputRows": policy.maxOutputRows, "maxEpsilonPerQuery": Cell.format(policy.maxEpsilonPerQuery),
                        "monthlyEpsilon": Cell.format(policy.monthlyEpsilon)],
             "dominancePercent": Cell.format(policy.dominanceShare * 100),
+            "baseURL": Caller.current.baseURL,
             "datasets": page.datasets.map { ["id": $0.record.id, "title": $0.record.manifest.title] },
         ])
     }
