@@ -3,6 +3,12 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
+
+static pid_t parent_pid = 0;
+static int parent_gone = 0;
+
+int kaifang_parent_gone(void) { return parent_gone; }
 
 static double deadline = 0;
 static int deadline_passed = 0;
@@ -18,6 +24,7 @@ static double now_seconds(void) {
 static int progress(void *arg) {
     (void)arg;
     if (now_seconds() > deadline) { deadline_passed = 1; return 1; }
+    if (parent_pid != 0 && getppid() != parent_pid) { parent_gone = 1; return 1; }
     return 0;
 }
 
@@ -75,6 +82,7 @@ int kaifang_sqlite_harden(void *handle, double deadline_seconds, long long heap_
     if (heap_limit_bytes > 0) sqlite3_hard_heap_limit64(heap_limit_bytes);
     deadline = now_seconds() + deadline_seconds;
     deadline_passed = 0;
+    parent_pid = getppid();
     sqlite3_progress_handler(db, 1000, progress, 0);
     if (sqlite3_set_authorizer(db, authorizer, 0) != SQLITE_OK) return 6;
     return 0;

@@ -214,6 +214,9 @@ public enum JobExecutor {
 
     static func check(_ db: OpaquePointer?, _ rc: Int32) throws {
         if rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE { return }
+        if kaifang_parent_gone() != 0 {
+            throw JobFailure(status: "failed", reason: "the runner stopped while the job ran")
+        }
         if kaifang_sqlite_deadline_passed() != 0 || rc == SQLITE_INTERRUPT {
             throw JobFailure(status: "timed_out", reason: "the job ran past its time limit and was stopped")
         }

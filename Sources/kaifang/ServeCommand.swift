@@ -31,6 +31,7 @@ func runServer(catalog: CatalogDatabase, host: String, port: Int, limits: LimitO
     config.anonymousBurst = limits.anonymousRate * 2
     config.exportsPerDay = limits.exportsPerDay
     config.anonymousExportsPerDay = limits.anonymousExportsPerDay
+    config.sandboxWorkers = limits.sandboxWorkers
     let app = try buildApplication(config, catalog: catalog, logger: logger) { bound in
         announce(bound)
     }
@@ -100,4 +101,5 @@ struct LimitOptions: ParsableArguments {
     @Option(name: .customLong("anonymous-rate"), help: "Requests a second per anonymous address (bursts of twice that; 0 disables).") var anonymousRate: Double = 10
     @Option(name: .customLong("exports-per-day"), help: "Exports per key per UTC day (0: unlimited).") var exportsPerDay: Int = 100
     @Option(name: .customLong("anonymous-exports-per-day"), help: "Exports per anonymous address per UTC day (0: unlimited).") var anonymousExportsPerDay: Int = 20
+    @Option(name: .customLong("sandbox-workers"), help: "Sandbox jobs run at once, each in its own process (0: none run).") var sandboxWorkers: Int = 2
 }

@@ -206,6 +206,20 @@ import Testing
         kill(runner.processIdentifier, SIGKILL)
         runner.waitUntilExit()
         #expect(try catalog.job(id)?.status == .running)
+        // The orphaned child notices its runner is gone and stops well before its 4 s limit.
+        func childAlive() -> Bool {
+            let procs = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            return procs.contains { pid in
+                guard Int(pid) != nil, let cmd = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+                return String(decoding: cmd, as: UTF8.self).contains(id)
+            }
+        }
+        var gone = false
+        for _ in 0..<40 {
+            if !childAlive() { gone = true; break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(gone, "the job's child outlived its runner")
         let server = try CLI.start(["serve", "--port", "0", "--data-dir", dir])
         defer { kill(server.processIdentifier, SIGTERM); server.waitUntilExit() }
         var final: JobStatus?

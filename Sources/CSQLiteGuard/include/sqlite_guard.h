@@ -16,4 +16,9 @@ int kaifang_sqlite_deadline_passed(void);
 int kaifang_sqlite_denials(void);
 int kaifang_sqlite_last_denied_action(void);
 
+/// Whether the runner that started this process is gone (the progress handler then stops the
+/// query, so a job never outlives its runner). PR_SET_PDEATHSIG is not used: it fires when the
+/// spawning *thread* exits, which in a thread pool is any time.
+int kaifang_parent_gone(void);
+
 #endif
