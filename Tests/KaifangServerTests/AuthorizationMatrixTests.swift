@@ -1,0 +1,108 @@
+import Foundation
+import GRDB
+import KaifangCore
+import KaifangServer
+import Storage
+import Testing
+
+/// Every API route × every kind of caller, from one table, against the live server. A cell is the
+/// status that caller must get; every 4xx must be problem+json.
+@Suite struct AuthorizationMatrixTests {
+    /// The callers, in column order.
+    static let roles = ["anonymous", "developer", "partner", "unlicensed", "expired", "revoked", "steward"]
+
+    /// Setting: enterprises open, residents conditional, air-quality restricted. `partner` holds
+    /// rows and sandbox licenses on residents and a sandbox license on air-quality; `expired`
+    /// held the same on residents, now expired; `unlicensed` and `developer` hold none.
+    /// `{job}` is a queued sandbox job of `partner`, `{app}` an application of `partner`.
+    static let table: [(String, [Int])] = [
+        // route                                                     anon dev  part unlic exp  rev  stew
+        ("GET /healthz",                                             [200, 200, 200, 200, 200, 401, 200]),
+        ("GET /metrics",                                             [200, 200, 200, 200, 200, 401, 200]),
+        ("GET /v1/openapi.yaml",                                     [200, 200, 200, 200, 200, 401, 200]),
+        ("GET /v1/datasets",                                         [200, 200, 200, 200, 200, 401, 200]),
+        ("GET /v1/datasets/enterprises",                             [200, 200, 200, 200, 200, 401, 200]),
+        ("GET /v1/datasets/residents",                               [200, 200, 200, 200, 200, 401, 200]),
+        ("GET /v1/datasets/air-quality",                             [200, 200, 200, 200, 200, 401, 200]),
+        ("GET /v1/datasets/no-such-dataset",                         [404, 404, 404, 404, 404, 401, 404]),
+        ("GET /v1/datasets/enterprises/rows?_limit=2",               [200, 200, 200, 200, 200, 401, 200]),
+        ("GET /v1/datasets/residents/rows?_limit=2",                 [401, 403, 200, 403, 403, 401, 200]),
+        ("GET /v1/datasets/air-quality/rows?_limit=2",               [401, 403, 403, 403, 403, 401, 200]),
+        ("GET /v1/datasets/enterprises/export?format=csv",           [200, 200, 200, 200, 200, 401, 200]),
+        ("GET /v1/datasets/residents/export?format=jsonl",           [401, 403, 200, 403, 403, 401, 200]),
+        ("GET /v1/datasets/air-quality/export?format=csv",           [401, 403, 403, 403, 403, 401, 200]),
+        ("GET /v1/datasets/residents/datapackage.json",              [200, 200, 200, 200, 200, 401, 200]),
+        ("GET /v1/datasets/residents/synthetic?rows=3",              [200, 200, 200, 200, 200, 401, 200]),
+        ("GET /v1/catalog.jsonld",                                   [200, 200, 200, 200, 200, 401, 200]),
+        ("GET /v1/stats",                                            [200, 200, 200, 200, 200, 401, 200]),
+        ("GET /v1/audit?limit=5",                                    [401, 403, 403, 403, 403, 401, 200]),
+        ("GET /v1/licenses",                                         [401, 200, 200, 200, 200, 401, 200]),
+        ("POST /v1/applications residents",                          [401, 201, 201, 201, 201, 401, 201]),
+        ("GET /v1/applications/{app}",                               [401, 404, 200, 404, 404, 401, 200]),
+        ("POST /v1/sandbox/jobs residents",                          [401, 400, 202, 400, 400, 401, 400]),
+        ("POST /v1/sandbox/jobs air-quality",                        [401, 400, 202, 400, 400, 401, 400]),
+        ("POST /v1/sandbox/jobs enterprises",                        [401, 202, 202, 202, 202, 401, 202]),
+        ("GET /v1/sandbox/jobs",                                     [401, 200, 200, 200, 200, 401, 200]),
+        ("GET /v1/sandbox/jobs/{job}",                               [401, 404, 200, 404, 404, 401, 200]),
+        ("GET /v1/sandbox/jobs/{job}/result",                        [401, 404, 409, 404, 404, 401, 409]),
+        ("DELETE /v1/sandbox/jobs/{job}",                            [401, 404, 200, 404, 404, 401, 409]),
+    ]
+
+    nonisolated(unsafe) static let bodies: [String: [String: Any]] = [
+        "POST /v1/applications residents": ["dataset": "residents", "purpose": "研究补贴的区县分布 district study", "use": "rows"],
+        "POST /v1/sandbox/jobs residents": ["sql": "SELECT district, COUNT(*) AS n FROM residents GROUP BY district"],
+        "POST /v1/sandbox/jobs air-quality": ["sql": "SELECT station, AVG(pm25) FROM air_quality GROUP BY station"],
+        "POST /v1/sandbox/jobs enterprises": ["sql": "SELECT industry, COUNT(*) FROM enterprises GROUP BY industry"],
+    ]
+
+    @Test func everyRouteForEveryCaller() async throws {
+        // Workers off: jobs stay queued, so a result is 409 and a cancel succeeds for its owner.
+        try await LiveServer.with(configure: { $0.sandboxWorkers = 0 }) { s in
+            _ = try s.catalog.publish(dataset: "air-quality", tier: .restricted, actor: "t")
+            var keys: [String: String] = [:]
+            var ids: [String: String] = [:]
+            for (role, kind) in [("developer", Role.developer), ("partner", .partner), ("unlicensed", .partner), ("expired", .partner),
+                                 ("revoked", .developer), ("steward", .steward)] {
+                let (record, key) = try s.catalog.createKey(role: kind, name: role, actor: "t")
+                keys[role] = key; ids[role] = record.id
+            }
+            try s.catalog.revokeKey(ids["revoked"]!, actor: "t")
+            func grant(_ role: String, _ dataset: String, _ use: LicenseUse) throws -> ApplicationRecord {
+                let a = try s.catalog.createApplication(keyID: ids[role]!, dataset: dataset, purpose: "授权矩阵测试 authorization matrix", fields: [], use: use, durationDays: 30)
+                _ = try s.catalog.approve(application: a.id, actor: "cli:steward")
+                return a
+            }
+            let app = try grant("partner", "residents", .rows)
+            _ = try grant("partner", "residents", .sandbox)
+            _ = try grant("partner", "air-quality", .sandbox)
+            _ = try grant("expired", "residents", .rows)
+            _ = try grant("expired", "residents", .sandbox)
+            let expiredID = ids["expired"]!
+            try await s.catalog.writer.write { db in
+                try db.execute(sql: "UPDATE licenses SET expires_at = '2020-01-01T00:00:00.000Z' WHERE key_id = ?", arguments: [expiredID])
+            }
+            let job = try await s.get("/v1/sandbox/jobs", key: keys["partner"], json: ["sql": "SELECT industry, COUNT(*) FROM enterprises GROUP BY industry"])
+            let jobID = try #require(job.object["id"] as? String)
+
+            var cells = 0
+            for (route, expected) in Self.table {
+                #expect(expected.count == Self.roles.count, "\(route): one status per role")
+                let parts = route.split(separator: " ").map(String.init)
+                let method = parts[0]
+                let path = parts[1].replacingOccurrences(of: "{job}", with: jobID).replacingOccurrences(of: "{app}", with: String(app.id))
+                for (role, status) in zip(Self.roles, expected) {
+                    let key: String? = role == "anonymous" ? nil : (role == "revoked" ? keys["revoked"] : keys[role])
+                    let r = method == "POST"
+                        ? try await s.get(path, key: key, json: Self.bodies[route]!)
+                        : try await s.get(path, key: key, method: method)
+                    #expect(r.status == status, "\(route) as \(role): \(r.status), expected \(status): \(r.text.prefix(200))")
+                    if status >= 400 {
+                        #expect(r.headers["content-type"]?.hasPrefix("application/problem+json") == true, "\(route) as \(role)")
+                    }
+                    cells += 1
+                }
+            }
+            #expect(cells == Self.table.count * Self.roles.count)
+        }
+    }
+}
