@@ -22,6 +22,7 @@ test: setup
 	@bash scripts/check-openapi.sh
 	@bash scripts/schemathesis.sh
 	@bash scripts/portal-check.sh
+	@bash scripts/fuzz.sh $${FUZZ_SECONDS:-10}
 
 check-openapi:
 	@bash scripts/check-openapi.sh

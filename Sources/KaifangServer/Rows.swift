@@ -121,37 +121,16 @@ struct RowQuery {
 
     // MARK: cursor
 
-    /// The cursor: base64url of a small JSON array [sortColumn or -1, desc, kind, value, row].
+    /// The cursor (see `RowCursor`).
     static func encodeCursor(sortColumn: Int?, descending: Bool, value: Cell, row: Int64) -> String {
-        var parts: [Any] = [sortColumn ?? -1, descending ? 1 : 0]
-        switch value {
-        case .null: parts += ["n", 0]
-        case .integer(let v): parts += ["i", String(v)]
-        case .real(let v): parts += ["r", v.bitPattern.description]
-        case .text(let s): parts += ["t", s]
-        }
-        parts.append(String(row))
-        let data = (try? JSONSerialization.data(withJSONObject: parts)) ?? Data()
-        return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        RowCursor.encode(sortColumn: sortColumn, descending: descending, value: value, row: row)
     }
 
     static func decodeCursor(_ s: String, sortColumn: Int?, descending: Bool) throws -> (Cell, Int64) {
-        let bad = Problem(status: .badRequest, detail: "_cursor is not one this server made for this sort: pass the next_cursor of the previous page unchanged, with the same _sort")
-        var b64 = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        b64 += String(repeating: "=", count: (4 - b64.count % 4) % 4)
-        guard s.count <= 2000, let data = Data(base64Encoded: b64),
-              let parts = try? JSONSerialization.jsonObject(with: data) as? [Any], parts.count == 5,
-              let col = parts[0] as? Int, let desc = parts[1] as? Int, let kind = parts[2] as? String, let rowText = parts[4] as? String,
-              let row = Int64(rowText), col == (sortColumn ?? -1), desc == (descending ? 1 : 0) else { throw bad }
-        let value: Cell
-        switch kind {
-        case "n": value = .null
-        case "i": guard let t = parts[3] as? String, let v = Int64(t) else { throw bad }; value = .integer(v)
-        case "r": guard let t = parts[3] as? String, let bits = UInt64(t) else { throw bad }; value = .real(Double(bitPattern: bits))
-        case "t": guard let t = parts[3] as? String else { throw bad }; value = .text(t)
-        default: throw bad
+        guard let decoded = RowCursor.decode(s, sortColumn: sortColumn, descending: descending) else {
+            throw Problem(status: .badRequest, detail: "_cursor is not one this server made for this sort: pass the next_cursor of the previous page unchanged, with the same _sort")
         }
-        return (value, row)
+        return decoded
     }
 
     // MARK: SQL

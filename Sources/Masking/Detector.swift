@@ -49,8 +49,11 @@ public enum Detector {
             else if Validators.isUpper(ch) || Validators.isLower(ch) { letters += 1 }
             else { other += 1 }
         }
-        if dots == 3 && digits + dots == c.count { return Detection(type: .ip, valid: Validators.ipv4(c)) }
-        if colons >= 2 && other == 0 && digits + hex + colons + dots == c.count { return Detection(type: .ip, valid: Validators.ipv6(c)) }
+        // An address is never written with spaces or hyphens inside: only the folded form counts
+        // (found by fuzzing: "2db8::21   3" compacted into a valid IPv6 that isValid refused).
+        let unbroken = f.count == c.count
+        if unbroken && dots == 3 && digits + dots == c.count { return Detection(type: .ip, valid: Validators.ipv4(c)) }
+        if unbroken && colons >= 2 && other == 0 && digits + hex + colons + dots == c.count { return Detection(type: .ip, valid: Validators.ipv6(c)) }
         let n = c.count
         if n == 18 {
             if Validators.looksLikeResidentID18(c) { return Detection(type: .resident_id, valid: Validators.residentID18(c)) }
@@ -111,7 +114,11 @@ public enum Detector {
                 case .ip: Validators.ipv4(f) || Validators.ipv6(f)
                 default: Validators.licensePlate(f)
                 }
-            }
+            } || (type == .license_plate && {
+                // Plates are often written 苏A 12345 / 苏A-12345: detection reads them compacted.
+                Normalize.compact(raw, into: &compacted)
+                return compacted.withUnsafeBufferPointer { Validators.licensePlate($0) }
+            }())
         default:
             return true
         }

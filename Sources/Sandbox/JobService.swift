@@ -83,7 +83,7 @@ public struct JobService: Sendable {
         do {
             plan = try QueryChecker(tables: available.map(\.0), mode: s.mode).check(s.sql)
         } catch {
-            try catalog.audit(actor: keyID, action: "sandbox.refuse", dataset: nil,
+            try catalog.audit(actor: "key:\(keyID)", action: "sandbox.refuse", dataset: nil,
                               detail: ["rule": .string(error.rule), "sql_sha256": .string(sqlHash),
                                        "at": .string(error.position.map { "\($0.line):\($0.column)" } ?? "")])
             throw error.asError
@@ -227,7 +227,11 @@ public struct JobService: Sendable {
         detail.outputSHA256 = SHA256.hash(data: result).map { String(format: "%02x", $0) }.joined()
         try result.write(to: dir.appendingPathComponent("result.json"), options: .atomic)
         if !job.dryRun {
-            for (dataset, units) in output.rowSetUnits { try catalog.recordRowSet(job: id, keyID: job.keyID, dataset: dataset, units: units) }
+            for (dataset, units) in output.rowSetUnits {
+                let data = (try? Data(contentsOf: dir.appendingPathComponent("rowset-\(dataset).bin"))) ?? Data()
+                let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+                try catalog.recordRowSet(job: id, keyID: job.keyID, dataset: dataset, units: units, sha256: digest)
+            }
         }
         if job.mode == "dp", !job.dryRun {
             var left: [String: Double] = [:]
@@ -334,7 +338,7 @@ public struct JobService: Sendable {
             throw KaifangError.conflict("job '\(id)' is \(job.status.rawValue): only jobs in pending_review wait for a decision")
         }
         let ownerName = try catalog.keyName(job.keyID)
-        if actor == job.keyID || actorKeyID == job.keyID || (ownerName != nil && (actor == ownerName || actor == "cli:" + ownerName!)) {
+        if actor == job.keyID || actor == "key:" + job.keyID || actorKeyID == job.keyID || (ownerName != nil && (actor == ownerName || actor == "cli:" + ownerName!)) {
             throw KaifangError.forbidden("a job's owner may not release or reject it: ask another steward")
         }
         if !release && (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {

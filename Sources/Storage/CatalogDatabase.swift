@@ -78,9 +78,52 @@ public struct CatalogDatabase: Sendable {
         }
     }
 
-    /// Recomputes the whole chain.
-    public func verifyAudit() throws -> AuditChain.Verdict {
-        AuditChain.verify(try auditEvents())
+    /// Recomputes the whole chain, then checks it against the anchors: the data directory's
+    /// `audit.head` (the head after the last write) and any kept elsewhere (`seq`, `hash`). An
+    /// anchor beyond the stored head means the newest events were deleted; a different hash at
+    /// the anchor's event means the chain was rewritten.
+    public func verifyAudit(anchors: [(seq: Int64, hash: String)] = []) throws -> AuditChain.Verdict {
+        let events = try auditEvents()
+        let verdict = AuditChain.verify(events)
+        guard case .intact = verdict else { return verdict }
+        var all = anchors.map { (source: "the given anchor", seq: $0.seq, hash: $0.hash) }
+        if let file = auditAnchor() { all.append((source: "audit.head", seq: file.seq, hash: file.hash)) }
+        let last = events.last?.event.seq ?? 0
+        for a in all.sorted(by: { $0.seq < $1.seq }) {
+            if a.seq > last {
+                return .broken(seq: last + 1, reason: "events after \(last) were deleted: \(a.source) records event \(a.seq)")
+            }
+            if let stored = events.first(where: { $0.event.seq == a.seq }), stored.hash != a.hash {
+                return .broken(seq: a.seq, reason: "event \(a.seq)'s hash differs from \(a.source): the chain was rewritten at or before it")
+            }
+        }
+        return verdict
+    }
+
+    /// The chain's head: the last event's seq and hash.
+    public func auditHead() throws -> (seq: Int64, hash: String)? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").map { ($0["seq"], $0["hash"]) }
+        }
+    }
+
+    /// `audit.head` in the data directory: `<seq> <hash>`, rewritten after every write that
+    /// appended events (never moved backwards).
+    public var auditAnchorPath: String { directory.root.appendingPathComponent("audit.head").path }
+
+    public func auditAnchor() -> (seq: Int64, hash: String)? {
+        guard let text = try? String(contentsOfFile: auditAnchorPath, encoding: .utf8) else { return nil }
+        let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard parts.count >= 2, let seq = Int64(parts[0]) else { return nil }
+        return (seq, String(parts[1]))
+    }
+
+    func updateAuditAnchor() {
+        guard let head = try? writer.read({ db in
+            try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").map { (seq: $0["seq"] as Int64, hash: $0["hash"] as String) }
+        }) ?? nil else { return }
+        if let current = auditAnchor(), current.seq >= head.seq { return }
+        try? Data("\(head.seq) \(head.hash)\n".utf8).write(to: URL(fileURLWithPath: auditAnchorPath), options: .atomic)
     }
 
     // MARK: - Helpers
@@ -92,9 +135,12 @@ public struct CatalogDatabase: Sendable {
     }
 
     func write<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try writer.write(body) } catch let e as KaifangError { throw e } catch {
+        let result: T
+        do { result = try writer.write(body) } catch let e as KaifangError { throw e } catch {
             throw KaifangError.runtime("catalog write failed", cause: error)
         }
+        updateAuditAnchor()
+        return result
     }
 
     static func decodeManifest(_ json: String) throws -> DatasetManifest {
@@ -303,6 +349,12 @@ public struct CatalogDatabase: Sendable {
             if !query.includeUnpublished { base.append("d.tier IS NOT NULL AND d.published_version IS NOT NULL") }
             if let q = query.q?.trimmingCharacters(in: .whitespaces), !q.isEmpty {
                 for word in q.split(whereSeparator: { $0 == " " || $0 == "　" }) {
+                    if word.count >= 3 {
+                        // FTS5 trigram index; the word is one quoted phrase (no FTS syntax from callers).
+                        base.append("d.id IN (SELECT id FROM dataset_fts WHERE dataset_fts MATCH ?)")
+                        args.append("\"" + word.replacingOccurrences(of: "\"", with: "\"\"") + "\"")
+                        continue
+                    }
                     let like = "%" + String(word).replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
                     base.append("(d.id LIKE ? ESCAPE '\\' OR d.title LIKE ? ESCAPE '\\' OR d.description LIKE ? ESCAPE '\\' OR d.department LIKE ? ESCAPE '\\' OR d.topic LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM fields f WHERE f.dataset_id = d.id AND (f.title LIKE ? ESCAPE '\\' OR f.name LIKE ? ESCAPE '\\')))")
                     args.append(contentsOf: Array(repeating: like, count: 7))

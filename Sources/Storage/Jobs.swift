@@ -136,7 +136,7 @@ extension CatalogDatabase {
                 "datasets": .array(job.datasets.map { .string("\($0.id)@\($0.version)") }), "dry_run": .bool(job.dryRun),
             ]
             if let eps = job.epsilon { detail["epsilon"] = .string(Self.formatEpsilon(eps)) }
-            try Self.appendAudit(db, actor: job.keyID, action: "sandbox.submit", dataset: job.datasets.first?.id, detail: detail)
+            try Self.appendAudit(db, actor: "key:\(job.keyID)", action: "sandbox.submit", dataset: job.datasets.first?.id, detail: detail)
         }
     }
 
@@ -223,11 +223,12 @@ extension CatalogDatabase {
         }
     }
 
-    /// Keeps the size of an answered job's row set (the set itself is a file in the job's folder).
-    public func recordRowSet(job: String, keyID: String, dataset: String, units: Int) throws {
+    /// Keeps the size and digest of an answered job's row set (the set itself is a file in the
+    /// job's folder); a set identical to one already kept for the key and dataset is not kept again.
+    public func recordRowSet(job: String, keyID: String, dataset: String, units: Int, sha256: String) throws {
         try write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO job_rowsets (job_id, key_id, dataset_id, units) VALUES (?, ?, ?, ?)",
-                           arguments: [job, keyID, dataset, units])
+            try db.execute(sql: "INSERT OR IGNORE INTO job_rowsets (job_id, key_id, dataset_id, units, set_sha256) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [job, keyID, dataset, units, sha256])
         }
     }
 

@@ -153,6 +153,58 @@ enum CatalogMigrations {
             CREATE INDEX rowsets_by_key ON job_rowsets(key_id, dataset_id, units);
             """)
         }
+        m.registerMigration("v4-rowset-digests") { db in
+            // Identical row sets are kept once per key and dataset, so repeating a query does not
+            // grow what overlap control compares against.
+            try db.execute(sql: """
+            ALTER TABLE job_rowsets ADD COLUMN set_sha256 TEXT;
+            CREATE UNIQUE INDEX rowsets_unique ON job_rowsets(key_id, dataset_id, set_sha256);
+            """)
+        }
+        m.registerMigration("v5-catalog-fts") { db in
+            // Full-text search over id, title, description, department, topic and field names and
+            // titles, with the trigram tokenizer (substring matches in Chinese text: 空气质 in
+            // 空气质量; queries of one or two characters fall back to LIKE). Triggers keep it current.
+            try db.execute(sql: """
+            CREATE VIRTUAL TABLE dataset_fts USING fts5(id UNINDEXED, body, tokenize = 'trigram');
+            INSERT INTO dataset_fts (id, body) SELECT d.id, d.id || ' ' || d.title || ' ' || d.description || ' ' || d.department || ' ' || d.topic || ' ' ||
+                COALESCE((SELECT group_concat(f.name || ' ' || COALESCE(f.title, ''), ' ') FROM fields f WHERE f.dataset_id = d.id), '')
+                FROM datasets d;
+            CREATE TRIGGER dataset_fts_ai AFTER INSERT ON datasets BEGIN
+                DELETE FROM dataset_fts WHERE id = NEW.id;
+                INSERT INTO dataset_fts (id, body) SELECT d.id, d.id || ' ' || d.title || ' ' || d.description || ' ' || d.department || ' ' || d.topic || ' ' ||
+                    COALESCE((SELECT group_concat(f.name || ' ' || COALESCE(f.title, ''), ' ') FROM fields f WHERE f.dataset_id = d.id), '')
+                    FROM datasets d WHERE d.id = NEW.id;
+            END;
+            CREATE TRIGGER dataset_fts_au AFTER UPDATE ON datasets BEGIN
+                DELETE FROM dataset_fts WHERE id = NEW.id;
+                INSERT INTO dataset_fts (id, body) SELECT d.id, d.id || ' ' || d.title || ' ' || d.description || ' ' || d.department || ' ' || d.topic || ' ' ||
+                    COALESCE((SELECT group_concat(f.name || ' ' || COALESCE(f.title, ''), ' ') FROM fields f WHERE f.dataset_id = d.id), '')
+                    FROM datasets d WHERE d.id = NEW.id;
+            END;
+            CREATE TRIGGER dataset_fts_ad AFTER DELETE ON datasets BEGIN
+                DELETE FROM dataset_fts WHERE id = OLD.id;
+            END;
+            CREATE TRIGGER dataset_fts_fi AFTER INSERT ON fields BEGIN
+                DELETE FROM dataset_fts WHERE id = NEW.dataset_id;
+                INSERT INTO dataset_fts (id, body) SELECT d.id, d.id || ' ' || d.title || ' ' || d.description || ' ' || d.department || ' ' || d.topic || ' ' ||
+                    COALESCE((SELECT group_concat(f.name || ' ' || COALESCE(f.title, ''), ' ') FROM fields f WHERE f.dataset_id = d.id), '')
+                    FROM datasets d WHERE d.id = NEW.dataset_id;
+            END;
+            CREATE TRIGGER dataset_fts_fu AFTER UPDATE ON fields BEGIN
+                DELETE FROM dataset_fts WHERE id = NEW.dataset_id;
+                INSERT INTO dataset_fts (id, body) SELECT d.id, d.id || ' ' || d.title || ' ' || d.description || ' ' || d.department || ' ' || d.topic || ' ' ||
+                    COALESCE((SELECT group_concat(f.name || ' ' || COALESCE(f.title, ''), ' ') FROM fields f WHERE f.dataset_id = d.id), '')
+                    FROM datasets d WHERE d.id = NEW.dataset_id;
+            END;
+            CREATE TRIGGER dataset_fts_fd AFTER DELETE ON fields BEGIN
+                DELETE FROM dataset_fts WHERE id = OLD.dataset_id;
+                INSERT INTO dataset_fts (id, body) SELECT d.id, d.id || ' ' || d.title || ' ' || d.description || ' ' || d.department || ' ' || d.topic || ' ' ||
+                    COALESCE((SELECT group_concat(f.name || ' ' || COALESCE(f.title, ''), ' ') FROM fields f WHERE f.dataset_id = d.id), '')
+                    FROM datasets d WHERE d.id = OLD.dataset_id;
+            END;
+            """)
+        }
         return m
     }
 }

@@ -57,14 +57,22 @@ struct KeyCommand: ParsableCommand {
 
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "audit", abstract: "Verify and read the hash-chained audit log.",
-                                                    subcommands: [Verify.self, Tail.self])
+                                                    subcommands: [Verify.self, Head.self, Tail.self])
 
     struct Verify: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Recompute the hash chain; exit 1 naming the first broken event.")
+        static let configuration = CommandConfiguration(abstract: "Recompute the hash chain and check it against its anchors; exit 1 naming the first broken event.")
         @OptionGroup var global: GlobalOptions
+        @Option(help: "A head kept outside the data directory, as printed by `audit head`: SEQ:HASH (repeatable).") var anchor: [String] = []
 
         func run() throws {
-            switch try openCatalog(global).verifyAudit() {
+            let anchors = try anchor.map { a throws -> (seq: Int64, hash: String) in
+                let parts = a.split(separator: ":", maxSplits: 1)
+                guard parts.count == 2, let seq = Int64(parts[0]), parts[1].count == 64 else {
+                    throw KaifangError.badInput("--anchor must be SEQ:HASH as `kaifang audit head` prints it, e.g. 42:9f86d0…")
+                }
+                return (seq, String(parts[1]))
+            }
+            switch try openCatalog(global).verifyAudit(anchors: anchors) {
             case .intact(let count, let head):
                 if global.json { try printJSON(["status": "intact", "events": String(count), "head": head]) }
                 else { print("Audit chain intact: \(count) events, head \(head.prefix(16))….") }
@@ -72,6 +80,16 @@ struct AuditCommand: ParsableCommand {
                 if global.json { try printJSON(["status": "broken", "seq": String(seq), "reason": reason]) }
                 throw KaifangError.runtime("audit chain broken at event \(seq): \(reason)")
             }
+        }
+    }
+
+    struct Head: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the chain's head (SEQ:HASH): keep it outside the data directory and pass it to `audit verify --anchor`.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            guard let head = try openCatalog(global).auditHead() else { throw KaifangError.notFound("the audit log is empty") }
+            if global.json { try printJSON(["seq": String(head.seq), "hash": head.hash]) } else { print("\(head.seq):\(head.hash)") }
         }
     }
 

@@ -56,6 +56,31 @@ func ids(_ r: LiveServer.Reply) -> [String] {
         }
     }
 
+    /// Words of three characters or more go through the FTS5 trigram index (Chinese substrings,
+    /// any case, field titles included); shorter ones through LIKE; quotes are just text.
+    @Test func fullTextSearchFindsChineseSubstringsAndFieldTitles() async throws {
+        try await LiveServer.with { s in
+            func search(_ q: String) async throws -> [String] {
+                let enc = q.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? q
+                let r = try await s.get("/v1/datasets?q=\(enc)")
+                #expect(r.status == 200, "\(q): \(r.text)")
+                return ids(r).sorted()
+            }
+            #expect(try await search("空气质") == ["air-quality"])
+            #expect(try await search("气质量") == ["air-quality"])
+            #expect(try await search("AIR QUALITY") == ["air-quality"])
+            #expect(try await search("身份证号") == ["residents"])          // a field title
+            #expect(try await search("补贴金额 民政") == ["residents"])      // FTS and LIKE words together
+            #expect(try await search("空气 企业") == [])
+            #expect(try await search("\"\" OR *") == [])
+            // Stewards' field edits reach the index (triggers on fields).
+            var m = try #require(try s.catalog.dataset("enterprises")).manifest
+            m.fields[0].title = "统一社会信用代码甲乙丙"
+            try s.catalog.updateManifest(m, actor: "t", action: "dataset.field", detail: [:])
+            #expect(try await search("甲乙丙") == ["enterprises"])
+        }
+    }
+
     @Test func aDatasetShowsItsSchemaLevelsActionsAndVersions() async throws {
         try await LiveServer.with { s in
             let r = try await s.get("/v1/datasets/enterprises")

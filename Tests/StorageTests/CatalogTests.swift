@@ -155,6 +155,24 @@ final class TempDir {
         #expect(try catalog.verifyAudit() == .broken(seq: 2, reason: "event 2 was altered: its content no longer matches its hash"))
     }
 
+    /// Deleting the newest events keeps the chain's links intact: the anchor catches it.
+    @Test func deletingTheLastEventsIsCaughtByTheAnchor() throws {
+        for i in 0..<4 { _ = try catalog.createKey(role: .developer, name: "k\(i)", actor: "cli:test") }
+        let head = try #require(try catalog.auditHead())
+        #expect(head.seq == 4)
+        #expect(catalog.auditAnchor()?.seq == 4 && catalog.auditAnchor()?.hash == head.hash)
+        guard case .intact(count: 4, _) = try catalog.verifyAudit() else { Issue.record("chain broken"); return }
+        try catalog.writer.write { try $0.execute(sql: "DELETE FROM audit_events WHERE seq >= 3") }
+        #expect(try catalog.verifyAudit() == .broken(seq: 3, reason: "events after 2 were deleted: audit.head records event 4"))
+        // A steward who also rewrites audit.head is caught by a head kept elsewhere.
+        try FileManager.default.removeItem(atPath: catalog.auditAnchorPath)
+        guard case .intact = try catalog.verifyAudit() else { Issue.record("expected intact without anchors"); return }
+        #expect(try catalog.verifyAudit(anchors: [(seq: 4, hash: head.hash)]) == .broken(seq: 3, reason: "events after 2 were deleted: the given anchor records event 4"))
+        // An anchor whose hash differs at its event names that event.
+        #expect(try catalog.verifyAudit(anchors: [(seq: 2, hash: String(repeating: "0", count: 64))]) ==
+            .broken(seq: 2, reason: "event 2's hash differs from the given anchor: the chain was rewritten at or before it"))
+    }
+
     @Test func anUnfinishedWriterLeavesNoFileAndNoCatalogRow() throws {
         let path = catalog.directory.temporaryFile(suffix: ".sqlite")
         do {

@@ -57,7 +57,7 @@ extension APIHandler {
         let caller = Caller.current
         try limiter.admit(caller)
         let j = try ownedJob(input.path.jobId, caller)
-        let done = try await jobs.cancel(j.id, actor: caller.key?.id ?? "anonymous", registry: children)
+        let done = try await jobs.cancel(j.id, actor: caller.key.map { "key:\($0.id)" } ?? "anonymous", registry: children)
         return .ok(.init(body: .json(Self.job(done))))
     }
 
