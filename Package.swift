@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "KaifangAPITests", dependencies: ["KaifangAPI"]),
         // End-to-end tests start the real server on a loopback port and talk to it with URLSession
         // (HummingbirdTesting would add async-http-client and a second TLS stack to every build).
-        .testTarget(name: "KaifangServerTests", dependencies: ["KaifangServer", "KaifangCore", "Masking", "Storage", "Ingest"]),
+        .testTarget(name: "KaifangServerTests", dependencies: ["KaifangServer", "KaifangCore", "Masking", "Storage", "Ingest", "Sandbox"]),
         .testTarget(name: "kaifangTests", dependencies: ["kaifang", "KaifangCore", "Storage", "Audit"]),
     ]
 )

@@ -171,6 +171,21 @@ public struct JobService: Sendable {
     func execute(_ job: JobRecord, registry: ChildRegistry?) async throws -> JobRecord {
         let id = job.id
         let dir = directory(id)
+        // A license revoked, or a key revoked, after submission stops the job before it reads anything.
+        if !job.dryRun {
+            var detail = job.detail
+            if try catalog.keys().first(where: { $0.id == job.keyID })?.isActive != true {
+                detail.reason = "the key that submitted this job was revoked before it ran"
+                detail.rule = "license"
+                return try finish(job, .rejected, detail)
+            }
+            let available = Set(try tables(for: job.keyID).map(\.0.id))
+            if let lost = job.datasets.first(where: { !available.contains($0.id) }) {
+                detail.reason = "the sandbox license for '\(lost.id)' ended (revoked or expired) before the job ran"
+                detail.rule = "license"
+                return try finish(job, .rejected, detail)
+            }
+        }
         for leftover in ["output.json", "error.json"] { try? FileManager.default.removeItem(at: dir.appendingPathComponent(leftover)) }
         let spec = try JSONDecoder().decode(JobSpec.self, from: Data(contentsOf: dir.appendingPathComponent("spec.json")))
         let started = Date()

@@ -1,5 +1,6 @@
 import Foundation
 import KaifangServer
+import Sandbox
 import Storage
 import Testing
 
@@ -101,6 +102,24 @@ import Testing
             #expect(result.status == 409)
             let bad = try await s.get("/v1/sandbox/jobs", key: key, json: ["sql": "SELECT 1", "mode": "neither"])
             #expect(bad.status == 400)
+        }
+    }
+
+    /// A license revoked after submission stops the queued job before it reads anything.
+    @Test func revokingALicenseStopsAQueuedJob() async throws {
+        try await LiveServer.with(configure: { c in c.sandboxExecutable = Self.kaifang; c.sandboxWorkers = 0 }) { s in
+            let (record, key) = try s.catalog.createKey(role: .partner, name: "p", actor: "t")
+            let app = try s.catalog.createApplication(keyID: record.id, dataset: "residents", purpose: "撤销测试 revocation test", fields: [], use: .sandbox, durationDays: 30)
+            let license = try s.catalog.approve(application: app.id, actor: "cli:steward")
+            let r = try await s.get("/v1/sandbox/jobs", key: key, json: ["sql": "SELECT district, COUNT(*) FROM residents GROUP BY district"])
+            #expect(r.status == 202)
+            let id = try #require(r.object["id"] as? String)
+            try s.catalog.revokeLicense(license.id, actor: "cli:steward")
+            let jobs = JobService(catalog: s.catalog, executable: Self.kaifang, defaultPolicy: .defaults)
+            let done = try #require(try await jobs.run(id))
+            #expect(done.status == .rejected)
+            #expect(done.detail.rule == "license")
+            #expect(!FileManager.default.fileExists(atPath: s.catalog.directory.jobsDir.appendingPathComponent("\(id)/output.json").path))
         }
     }
 }
