@@ -9,6 +9,7 @@ static pid_t parent_pid = 0;
 static int parent_gone = 0;
 
 int kaifang_parent_gone(void) { return parent_gone; }
+void kaifang_set_runner(int pid) { parent_pid = (pid_t)pid; }
 
 static double deadline = 0;
 static int deadline_passed = 0;
@@ -82,7 +83,7 @@ int kaifang_sqlite_harden(void *handle, double deadline_seconds, long long heap_
     if (heap_limit_bytes > 0) sqlite3_hard_heap_limit64(heap_limit_bytes);
     deadline = now_seconds() + deadline_seconds;
     deadline_passed = 0;
-    parent_pid = getppid();
+    if (parent_pid == 0) parent_pid = getppid();
     sqlite3_progress_handler(db, 1000, progress, 0);
     if (sqlite3_set_authorizer(db, authorizer, 0) != SQLITE_OK) return 6;
     return 0;

@@ -97,6 +97,10 @@ public enum JobExecutor {
         } catch {
             return fail(JobFailure(status: "failed", reason: "cannot read the job's spec: \(error)"))
         }
+        if let runner = ProcessInfo.processInfo.environment["KAIFANG_RUNNER_PID"].flatMap(Int32.init) {
+            guard getppid() == runner else { return fail(JobFailure(status: "failed", reason: "the runner stopped before the job started")) }
+            kaifang_set_runner(runner)
+        }
         limitSelf(spec.policy)
         do {
             let output = try execute(spec, directory: dir)

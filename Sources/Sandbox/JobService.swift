@@ -281,7 +281,7 @@ public struct JobService: Sendable {
         let p = Process()
         p.executableURL = executable
         p.arguments = ["job", "exec", directory.path]
-        p.environment = ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"]
+        p.environment = ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "KAIFANG_RUNNER_PID": String(getpid())]
         let log = directory.appendingPathComponent("child.log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)

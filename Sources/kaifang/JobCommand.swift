@@ -17,7 +17,7 @@ struct JobCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Check a job for a key, queue it, and (unless --no-wait) run it here and print the outcome.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "A file with the SQL ('-' for stdin); or give --sql.") var file: String?
-        @Option(help: "The SQL text.") var sql: String?
+        @Option(help: "A file with the SQL ('-' for stdin), or the SQL text itself.") var sql: String?
         @Option(help: "The key id (kf_…) the job runs for: its licenses decide which datasets it may read.") var key: String
         @Option(help: "aggregate or dp.") var mode: String = "aggregate"
         @Option(help: "dp mode: ε this query spends (default 0.5).") var epsilon: Double?
@@ -28,7 +28,13 @@ struct JobCommand: ParsableCommand {
 
         func run() async throws {
             let text: String
-            if let sql { text = sql }
+            // DESIGN §8 spells it `--sql FILE`; SQL text is accepted too (it is never an existing path).
+            if let sql, sql == "-" || FileManager.default.fileExists(atPath: sql) {
+                guard let data = sql == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: sql) else {
+                    throw KaifangError.badInput("cannot read \(sql)")
+                }
+                text = String(decoding: data, as: UTF8.self)
+            } else if let sql { text = sql }
             else if let file {
                 guard let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file) else {
                     throw KaifangError.badInput("cannot read \(file)")

@@ -71,11 +71,16 @@ import Testing
 
     @Test func averageBenefitByAgeBandIsReleased() throws {
         let key = try setUp()
-        let r = try CLI.run(["job", "submit", "sandbox/examples/benefit-by-age-band.sql", "--key", key, "--json", "--data-dir", dir])
+        // `--sql FILE`, as DESIGN §8 spells it.
+        let r = try CLI.run(["job", "submit", "--sql", "sandbox/examples/benefit-by-age-band.sql", "--key", key, "--json", "--data-dir", dir])
         let object = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
         let o = Outcome(status: r.status, job: object["job"] as? [String: Any] ?? [:], result: object["result"] as? [String: Any], stderr: r.stderr)
         #expect(o.jobStatus == "released", "\(o.stderr) \(o.detail)")
         for row in o.rows { #expect((row[2] as? Int ?? 0) >= 10) }
+        let stats = try CLI.run(["stats", "--json", "--data-dir", dir])
+        let figures = try #require(try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any])
+        #expect((figures["jobs"] as? [String: Int])?["released"] == 1)
+        #expect(figures["datasets"] as? Int == 3)
     }
 
     @Test func aDominatedSumIsBlanked() throws {
@@ -215,7 +220,7 @@ import Testing
             }
         }
         var gone = false
-        for _ in 0..<40 {
+        for _ in 0..<60 {
             if !childAlive() { gone = true; break }
             try await Task.sleep(for: .milliseconds(50))
         }

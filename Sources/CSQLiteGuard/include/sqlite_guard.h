@@ -21,4 +21,7 @@ int kaifang_sqlite_last_denied_action(void);
 /// spawning *thread* exits, which in a thread pool is any time.
 int kaifang_parent_gone(void);
 
+/// The runner's pid (given by the runner, so a child started after its runner died still knows).
+void kaifang_set_runner(int pid);
+
 #endif
