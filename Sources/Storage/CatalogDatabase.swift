@@ -48,6 +48,10 @@ public struct CatalogDatabase: Sendable {
         let detailJSON = JSONValue.object(detail).canonical
         try db.execute(sql: "INSERT INTO audit_events (seq, at, actor, action, dataset_id, detail_json, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        arguments: [seq, event.at, actor, action, dataset, detailJSON, prev, hash])
+        if let dataset, action == "rows.read" || action == "export.read" {
+            try db.execute(sql: "INSERT INTO read_counts (day, dataset_id, n) VALUES (?, ?, 1) ON CONFLICT (day, dataset_id) DO UPDATE SET n = n + 1",
+                           arguments: [String(event.at.prefix(10)), dataset])
+        }
         return event
     }
 
@@ -509,7 +513,7 @@ extension CatalogDatabase {
             let byDepartment = try facets("SELECT department AS v, count(*) AS n FROM datasets WHERE tier IS NOT NULL AND department <> '' GROUP BY department ORDER BY n DESC, v")
             let shouldOpen = try Int.fetchOne(db, sql: "SELECT count(*) FROM datasets WHERE should_open = 1") ?? 0
             let opened = try Int.fetchOne(db, sql: "SELECT count(*) FROM datasets WHERE should_open = 1 AND tier IN ('open', 'conditional') AND published_version IS NOT NULL") ?? 0
-            let reads = try facets("SELECT dataset_id AS v, count(*) AS n FROM audit_events WHERE action IN ('rows.read', 'export.read') AND at >= ? AND dataset_id IS NOT NULL GROUP BY dataset_id ORDER BY n DESC, v", [since])
+            let reads = try facets("SELECT dataset_id AS v, SUM(n) AS n FROM read_counts WHERE day >= ? GROUP BY dataset_id ORDER BY n DESC, v", [String(since.prefix(10))])
             return CatalogStats(datasets: datasets, published: published, byTier: byTier, byDepartment: byDepartment, shouldOpen: shouldOpen,
                                 opened: opened, openRate: shouldOpen == 0 ? 1 : Double(opened) / Double(shouldOpen), reads: reads)
         }
