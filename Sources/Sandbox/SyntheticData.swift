@@ -8,7 +8,7 @@ import Storage
 /// real calendar dates — and none is taken from the data, except the values of L1 category
 /// fields, which are public anyway and which a query needs to group by.
 public struct SyntheticGenerator {
-    var state: UInt64
+    var rng: SeededGenerator
     let manifest: DatasetManifest
     let categories: [String: [String]]
 
@@ -18,16 +18,10 @@ public struct SyntheticGenerator {
     public init(manifest: DatasetManifest, categories: [String: [String]], seed: UInt64) {
         self.manifest = manifest
         self.categories = categories
-        self.state = seed &+ 0x9E37_79B9_7F4A_7C15
+        self.rng = SeededGenerator(seed: seed &+ 0x9E37_79B9_7F4A_7C15)
     }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { rng.next() }
 
     mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.count)) }
     mutating func digits(_ n: Int) -> String { String((0..<n).map { _ in Character(String(int(0...9))) }) }
