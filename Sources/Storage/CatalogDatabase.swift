@@ -12,6 +12,8 @@ public struct CatalogDatabase: Sendable {
     public let writer: DatabasePool
     /// The data directory it belongs to.
     public let directory: DataDirectory
+    /// The highest seq this process has anchored (so a write that appended nothing skips the file).
+    let anchored = AnchorMark()
 
     /// Opens (creating if needed) the catalog of a data directory and migrates it.
     /// - Throws: `KaifangError.runtime` when the database cannot be opened.
@@ -126,6 +128,8 @@ public struct CatalogDatabase: Sendable {
         guard let head = try? writer.read({ db in
             try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").map { (seq: $0["seq"] as Int64, hash: $0["hash"] as String) }
         }) ?? nil else { return }
+        // Writes that appended nothing (job claims, row-set records) stop here, without touching the file.
+        guard anchored.advance(to: head.seq) else { return }
         if let current = auditAnchor(), current.seq >= head.seq { return }
         try? Data("\(head.seq) \(head.hash)\n".utf8).write(to: URL(fileURLWithPath: auditAnchorPath), options: .atomic)
     }
@@ -538,5 +542,19 @@ extension CatalogDatabase {
         try write { db in
             for e in batch { _ = try Self.appendAudit(db, actor: e.actor, action: e.action, dataset: e.dataset, detail: e.detail) }
         }
+    }
+}
+
+/// A monotonic high-water mark of anchored audit seqs, shared by copies of a `CatalogDatabase`.
+final class AnchorMark: @unchecked Sendable {
+    private let lock = NSLock()
+    private var seq: Int64 = 0
+
+    /// Raises the mark to `to`; false when it was already there or above.
+    func advance(to new: Int64) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard new > seq else { return false }
+        seq = new
+        return true
     }
 }

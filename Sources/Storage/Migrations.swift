@@ -165,45 +165,27 @@ enum CatalogMigrations {
             // Full-text search over id, title, description, department, topic and field names and
             // titles, with the trigram tokenizer (substring matches in Chinese text: 空气质 in
             // 空气质量; queries of one or two characters fall back to LIKE). Triggers keep it current.
-            try db.execute(sql: """
-            CREATE VIRTUAL TABLE dataset_fts USING fts5(id UNINDEXED, body, tokenize = 'trigram');
-            INSERT INTO dataset_fts (id, body) SELECT d.id, d.id || ' ' || d.title || ' ' || d.description || ' ' || d.department || ' ' || d.topic || ' ' ||
-                COALESCE((SELECT group_concat(f.name || ' ' || COALESCE(f.title, ''), ' ') FROM fields f WHERE f.dataset_id = d.id), '')
-                FROM datasets d;
-            CREATE TRIGGER dataset_fts_ai AFTER INSERT ON datasets BEGIN
-                DELETE FROM dataset_fts WHERE id = NEW.id;
+            /// The indexed text of the datasets `filter` selects.
+            func body(_ filter: String) -> String {
+                """
                 INSERT INTO dataset_fts (id, body) SELECT d.id, d.id || ' ' || d.title || ' ' || d.description || ' ' || d.department || ' ' || d.topic || ' ' ||
                     COALESCE((SELECT group_concat(f.name || ' ' || COALESCE(f.title, ''), ' ') FROM fields f WHERE f.dataset_id = d.id), '')
-                    FROM datasets d WHERE d.id = NEW.id;
-            END;
-            CREATE TRIGGER dataset_fts_au AFTER UPDATE ON datasets BEGIN
-                DELETE FROM dataset_fts WHERE id = NEW.id;
-                INSERT INTO dataset_fts (id, body) SELECT d.id, d.id || ' ' || d.title || ' ' || d.description || ' ' || d.department || ' ' || d.topic || ' ' ||
-                    COALESCE((SELECT group_concat(f.name || ' ' || COALESCE(f.title, ''), ' ') FROM fields f WHERE f.dataset_id = d.id), '')
-                    FROM datasets d WHERE d.id = NEW.id;
-            END;
-            CREATE TRIGGER dataset_fts_ad AFTER DELETE ON datasets BEGIN
-                DELETE FROM dataset_fts WHERE id = OLD.id;
-            END;
-            CREATE TRIGGER dataset_fts_fi AFTER INSERT ON fields BEGIN
-                DELETE FROM dataset_fts WHERE id = NEW.dataset_id;
-                INSERT INTO dataset_fts (id, body) SELECT d.id, d.id || ' ' || d.title || ' ' || d.description || ' ' || d.department || ' ' || d.topic || ' ' ||
-                    COALESCE((SELECT group_concat(f.name || ' ' || COALESCE(f.title, ''), ' ') FROM fields f WHERE f.dataset_id = d.id), '')
-                    FROM datasets d WHERE d.id = NEW.dataset_id;
-            END;
-            CREATE TRIGGER dataset_fts_fu AFTER UPDATE ON fields BEGIN
-                DELETE FROM dataset_fts WHERE id = NEW.dataset_id;
-                INSERT INTO dataset_fts (id, body) SELECT d.id, d.id || ' ' || d.title || ' ' || d.description || ' ' || d.department || ' ' || d.topic || ' ' ||
-                    COALESCE((SELECT group_concat(f.name || ' ' || COALESCE(f.title, ''), ' ') FROM fields f WHERE f.dataset_id = d.id), '')
-                    FROM datasets d WHERE d.id = NEW.dataset_id;
-            END;
-            CREATE TRIGGER dataset_fts_fd AFTER DELETE ON fields BEGIN
-                DELETE FROM dataset_fts WHERE id = OLD.dataset_id;
-                INSERT INTO dataset_fts (id, body) SELECT d.id, d.id || ' ' || d.title || ' ' || d.description || ' ' || d.department || ' ' || d.topic || ' ' ||
-                    COALESCE((SELECT group_concat(f.name || ' ' || COALESCE(f.title, ''), ' ') FROM fields f WHERE f.dataset_id = d.id), '')
-                    FROM datasets d WHERE d.id = OLD.dataset_id;
-            END;
-            """)
+                    FROM datasets d \(filter);
+                """
+            }
+            /// A trigger that re-indexes the dataset `id` names after `event`.
+            func refresh(_ name: String, _ event: String, _ id: String) -> String {
+                "CREATE TRIGGER \(name) AFTER \(event) BEGIN DELETE FROM dataset_fts WHERE id = \(id); \(body("WHERE d.id = \(id)")) END;"
+            }
+            try db.execute(sql: "CREATE VIRTUAL TABLE dataset_fts USING fts5(id UNINDEXED, body, tokenize = 'trigram');" + body(""))
+            try db.execute(sql: [
+                refresh("dataset_fts_ai", "INSERT ON datasets", "NEW.id"),
+                refresh("dataset_fts_au", "UPDATE ON datasets", "NEW.id"),
+                "CREATE TRIGGER dataset_fts_ad AFTER DELETE ON datasets BEGIN DELETE FROM dataset_fts WHERE id = OLD.id; END;",
+                refresh("dataset_fts_fi", "INSERT ON fields", "NEW.dataset_id"),
+                refresh("dataset_fts_fu", "UPDATE ON fields", "NEW.dataset_id"),
+                refresh("dataset_fts_fd", "DELETE ON fields", "OLD.dataset_id"),
+            ].joined(separator: "\n"))
         }
         m.registerMigration("v6-read-counts") { db in
             // Reads per dataset per day, kept with each audited read, so `/v1/stats` and the
