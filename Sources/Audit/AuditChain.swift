@@ -1,4 +1,5 @@
 import Crypto
+import KaifangCore
 import Foundation
 
 /// One audit event: who did what to which dataset, with details (never a raw data value).
@@ -21,13 +22,16 @@ public struct AuditEvent: Sendable, Equatable {
     }
 
     /// The canonical JSON that is hashed.
-    public var canonicalJSON: String {
+    public var canonicalJSON: String { String(decoding: canonicalBytes, as: UTF8.self) }
+
+    /// `canonicalJSON` as UTF-8 bytes.
+    public var canonicalBytes: [UInt8] {
         var o: [String: JSONValue] = [
             "seq": .int(seq), "at": .string(at), "actor": .string(actor), "action": .string(action),
             "detail": .object(detail),
         ]
         o["dataset"] = dataset.map(JSONValue.string) ?? .null
-        return JSONValue.object(o).canonical
+        return JSONValue.object(o).canonicalBytes
     }
 }
 
@@ -40,8 +44,8 @@ public enum AuditChain {
     public static func hash(previous: String, event: AuditEvent) -> String {
         var h = SHA256()
         h.update(data: Array(previous.utf8))
-        h.update(data: Array(event.canonicalJSON.utf8))
-        return h.finalize().map { String(format: "%02x", $0) }.joined()
+        h.update(data: event.canonicalBytes)
+        return h.finalize().hexString
     }
 
     /// What verification found.

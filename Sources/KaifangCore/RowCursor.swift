@@ -5,16 +5,59 @@ import Foundation
 /// the same sort; anything else is nil (a 400 for the caller).
 public enum RowCursor {
     public static func encode(sortColumn: Int?, descending: Bool, value: Cell, row: Int64) -> String {
-        var parts: [Any] = [sortColumn ?? -1, descending ? 1 : 0]
+        // The same JSON `JSONSerialization` would write, built on bytes (one cursor per page).
+        var json: [UInt8] = []
+        json.reserveCapacity(64)
+        json.append(0x5B)
+        json.append(contentsOf: String(sortColumn ?? -1).utf8)
+        json.append(contentsOf: descending ? Array(",1,".utf8) : Array(",0,".utf8))
         switch value {
-        case .null: parts += ["n", 0]
-        case .integer(let v): parts += ["i", String(v)]
-        case .real(let v): parts += ["r", v.bitPattern.description]
-        case .text(let s): parts += ["t", s]
+        case .null: json.append(contentsOf: "\"n\",0".utf8)
+        case .integer(let v): json.append(contentsOf: "\"i\",".utf8); jsonString(String(v), into: &json)
+        case .real(let v): json.append(contentsOf: "\"r\",".utf8); jsonString(v.bitPattern.description, into: &json)
+        case .text(let s): json.append(contentsOf: "\"t\",".utf8); jsonString(s, into: &json)
         }
-        parts.append(String(row))
-        let data = (try? JSONSerialization.data(withJSONObject: parts)) ?? Data()
-        return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        json.append(0x2C)
+        jsonString(String(row), into: &json)
+        json.append(0x5D)
+        return base64URL(json)
+    }
+
+    static func jsonString(_ s: String, into out: inout [UInt8]) {
+        out.append(0x22)
+        for b in s.utf8 {
+            switch b {
+            case 0x22: out.append(contentsOf: [0x5C, 0x22])
+            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: out.append(b)
+            }
+        }
+        out.append(0x22)
+    }
+
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    /// Base64url without padding.
+    static func base64URL(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i + 3 <= bytes.count {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out.append(alphabet[Int(v >> 18)]); out.append(alphabet[Int(v >> 12 & 63)])
+            out.append(alphabet[Int(v >> 6 & 63)]); out.append(alphabet[Int(v & 63)])
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest > 0 {
+            let v = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
+            out.append(alphabet[Int(v >> 18)]); out.append(alphabet[Int(v >> 12 & 63)])
+            if rest == 2 { out.append(alphabet[Int(v >> 6 & 63)]) }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     public static func decode(_ s: String, sortColumn: Int?, descending: Bool) -> (Cell, Int64)? {

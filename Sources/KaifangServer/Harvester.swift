@@ -74,7 +74,7 @@ public struct Harvester: Sendable {
                 return .notModified
             }
             guard http.statusCode == 200 else { throw KaifangError.runtime("HTTP \(http.statusCode)") }
-            let sha = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+            let sha = SHA256.hash(data: data).hexString
             if sha == source.contentSHA256 {
                 try catalog.recordFetch(dataset: dataset, etag: etag, lastModified: lastModified, contentSHA256: sha, error: nil, nextDue: next)
                 return .unchanged

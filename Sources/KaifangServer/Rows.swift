@@ -96,8 +96,38 @@ struct RowQuery {
         return q
     }
 
+    /// Form decoding of one query component: `+` is a space, `%XX` a byte; text that is not
+    /// valid percent-encoded UTF-8 stays as it was given.
     static func decode(_ s: Substring) -> String {
-        String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(s)
+        let u = s.utf8
+        guard u.contains(where: { $0 == 0x25 || $0 == 0x2B }) else { return String(s) }
+        var out: [UInt8] = []
+        out.reserveCapacity(u.count)
+        var i = u.startIndex
+        func hex(_ b: UInt8) -> UInt8? {
+            switch b {
+            case 0x30...0x39: return b - 0x30
+            case 0x41...0x46: return b - 0x37
+            case 0x61...0x66: return b - 0x57
+            default: return nil
+            }
+        }
+        while i < u.endIndex {
+            let b = u[i]
+            if b == 0x2B {
+                out.append(0x20)
+            } else if b == 0x25 {
+                let j = u.index(after: i)
+                guard j < u.endIndex, u.index(after: j) < u.endIndex, let hi = hex(u[j]), let lo = hex(u[u.index(after: j)]) else { return String(s) }
+                out.append(hi << 4 | lo)
+                i = u.index(j, offsetBy: 2)
+                continue
+            } else {
+                out.append(b)
+            }
+            i = u.index(after: i)
+        }
+        return String(validating: out, as: UTF8.self) ?? String(s)
     }
 
     static func typed(_ value: String, field: FieldSpec, key: String) throws -> Cell {
@@ -250,6 +280,14 @@ struct RowEncoder {
             text.withUTF8 { body($0, true) }
             return
         }
+        if type == SQLITE_FLOAT {
+            masked.removeAll(keepingCapacity: true)
+            if let kept = plan.applyNumber(column: planColumn, sqlite3_column_double(stmt, sc), into: &masked) {
+                maskedCells += 1
+                if kept { masked.withUnsafeBufferPointer { body($0, false) } } else { body(nil, false) }
+                return
+            }
+        }
         guard let p = sqlite3_column_text(stmt, sc) else { body(nil, false); return }
         let bytes = UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(stmt, sc)))
         if op == .keep { body(bytes, type == SQLITE_INTEGER); return }
@@ -311,15 +349,7 @@ enum Statement {
         guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK else {
             throw KaifangError.runtime("query failed: \(String(cString: sqlite3_errmsg(db)))")
         }
-        for (i, a) in args.enumerated() {
-            let idx = Int32(i + 1)
-            switch a {
-            case .null: sqlite3_bind_null(stmt, idx)
-            case .integer(let v): sqlite3_bind_int64(stmt, idx, v)
-            case .real(let v): sqlite3_bind_double(stmt, idx, v)
-            case .text(let s): sqlite3_bind_text(stmt, idx, s, -1, unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self))
-            }
-        }
+        VersionReader.bind(stmt, args)
         return stmt
     }
 }

@@ -147,6 +147,14 @@ public struct MaskingPlan: Sendable {
         return true
     }
 
+    /// For a number stored as REAL: the generalization applied to the number itself (no text
+    /// round trip); nil when the column's operation works on text (then format and `apply`).
+    @inline(__always)
+    public func applyNumber(column index: Int, _ v: Double, into out: inout [UInt8]) -> Bool? {
+        if case .generalizeNumber = ops[index] { return Apply.numberBand(value: v, &out) }
+        return nil
+    }
+
     /// Applies column `index` to a String (tests, previews); nil when null.
     public func apply(column index: Int, _ value: String, row: Int64 = 0) -> String? {
         var scratch = MaskScratch()

@@ -344,6 +344,11 @@ enum Apply {
 
     static func numberBand(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) -> Bool {
         guard let v = simpleDecimal(raw) ?? parseNumber(raw) else { return false }
+        return numberBand(value: v, &out)
+    }
+
+    static func numberBand(value v: Double, _ out: inout [UInt8]) -> Bool {
+        guard v.isFinite else { return false }
         if v == 0 { out.append(0x30); return true }
         let mag = pow(10, floor(log10(abs(v))))
         let lo = floor(v / mag) * mag

@@ -77,7 +77,7 @@ public struct JobService: Sendable {
     public func submit(_ s: JobSubmission, keyID: String) throws -> JobRecord {
         guard ["aggregate", "dp"].contains(s.mode) else { throw KaifangError.badInput("mode must be 'aggregate' or 'dp'") }
         guard s.sql.utf8.count <= 20_000 else { throw KaifangError.badInput("the SQL is longer than 20 000 bytes") }
-        let sqlHash = SHA256.hash(data: Data(s.sql.utf8)).map { String(format: "%02x", $0) }.joined()
+        let sqlHash = SHA256.hash(data: Data(s.sql.utf8)).hexString
         let available = try tables(for: keyID)
         let plan: QueryPlan
         do {
@@ -239,12 +239,12 @@ public struct JobService: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let result = try encoder.encode(JobResult(columns: output.columns, rows: output.rows))
-        detail.outputSHA256 = SHA256.hash(data: result).map { String(format: "%02x", $0) }.joined()
+        detail.outputSHA256 = SHA256.hash(data: result).hexString
         try result.write(to: dir.appendingPathComponent("result.json"), options: .atomic)
         if !job.dryRun {
             for (dataset, units) in output.rowSetUnits {
                 let data = (try? Data(contentsOf: dir.appendingPathComponent("rowset-\(dataset).bin"))) ?? Data()
-                let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+                let digest = SHA256.hash(data: data).hexString
                 try catalog.recordRowSet(job: id, keyID: job.keyID, dataset: dataset, units: units, sha256: digest)
             }
         }

@@ -42,17 +42,17 @@ public struct CatalogDatabase: Sendable {
     /// Appends one event to the hash chain inside the caller's transaction.
     @discardableResult
     static func appendAudit(_ db: Database, actor: String, action: String, dataset: String?, detail: [String: JSONValue]) throws -> AuditEvent {
-        let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"))
         let seq: Int64 = (last?["seq"] as Int64? ?? 0) + 1
         let prev: String = last?["hash"] ?? AuditChain.genesis
         let event = AuditEvent(seq: seq, at: now(), actor: actor, action: action, dataset: dataset, detail: detail)
         let hash = AuditChain.hash(previous: prev, event: event)
         let detailJSON = JSONValue.object(detail).canonical
-        try db.execute(sql: "INSERT INTO audit_events (seq, at, actor, action, dataset_id, detail_json, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       arguments: [seq, event.at, actor, action, dataset, detailJSON, prev, hash])
+        try db.cachedStatement(sql: "INSERT INTO audit_events (seq, at, actor, action, dataset_id, detail_json, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .execute(arguments: [seq, event.at, actor, action, dataset, detailJSON, prev, hash])
         if let dataset, action == "rows.read" || action == "export.read" {
-            try db.execute(sql: "INSERT INTO read_counts (day, dataset_id, n) VALUES (?, ?, 1) ON CONFLICT (day, dataset_id) DO UPDATE SET n = n + 1",
-                           arguments: [String(event.at.prefix(10)), dataset])
+            try db.cachedStatement(sql: "INSERT INTO read_counts (day, dataset_id, n) VALUES (?, ?, 1) ON CONFLICT (day, dataset_id) DO UPDATE SET n = n + 1")
+                .execute(arguments: [String(event.at.prefix(10)), dataset])
         }
         return event
     }
@@ -124,14 +124,21 @@ public struct CatalogDatabase: Sendable {
         return (seq, String(parts[1]))
     }
 
-    func updateAuditAnchor() {
-        guard let head = try? writer.read({ db in
-            try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").map { (seq: $0["seq"] as Int64, hash: $0["hash"] as String) }
-        }) ?? nil else { return }
+    /// Writes `audit.head` when `head` is beyond what is anchored: in place, one fixed-width
+    /// record (a rename and an fsync per write cost more than the write they anchor; like the
+    /// catalog's own commits, synchronous=NORMAL, the file may lag after a power loss).
+    func updateAuditAnchor(_ head: (seq: Int64, hash: String)?) {
+        guard let head else { return }
         // Writes that appended nothing (job claims, row-set records) stop here, without touching the file.
         guard anchored.advance(to: head.seq) else { return }
         if let current = auditAnchor(), current.seq >= head.seq { return }
-        try? Data("\(head.seq) \(head.hash)\n".utf8).write(to: URL(fileURLWithPath: auditAnchorPath), options: .atomic)
+        var line = Array("\(head.seq) \(head.hash)\n".utf8)
+        if line.count < 96 { line.insert(contentsOf: repeatElement(UInt8(ascii: " "), count: 96 - line.count), at: line.count - 1) }
+        let fd = open(auditAnchorPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        _ = line.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        if lseek(fd, 0, SEEK_END) > line.count { _ = ftruncate(fd, off_t(line.count)) }
+        close(fd)
     }
 
     // MARK: - Helpers
@@ -142,12 +149,28 @@ public struct CatalogDatabase: Sendable {
         }
     }
 
+    /// One SELECT (atomic by itself), without the snapshot transaction of `read`: the hot
+    /// per-request lookups (publication stamp, key, license) use it with cached statements.
+    func readOne<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try writer.unsafeRead(body) } catch let e as KaifangError { throw e } catch {
+            throw KaifangError.runtime("catalog read failed", cause: error)
+        }
+    }
+
     func write<T>(_ body: (Database) throws -> T) throws -> T {
         let result: T
-        do { result = try writer.write(body) } catch let e as KaifangError { throw e } catch {
+        let head: (seq: Int64, hash: String)?
+        do {
+            (result, head) = try writer.write { db in
+                let r = try body(db)
+                let h = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"))
+                    .map { (seq: $0[0] as Int64, hash: $0[1] as String) }
+                return (r, h)
+            }
+        } catch let e as KaifangError { throw e } catch {
             throw KaifangError.runtime("catalog write failed", cause: error)
         }
-        updateAuditAnchor()
+        updateAuditAnchor(head)
         return result
     }
 
@@ -223,8 +246,8 @@ public struct CatalogDatabase: Sendable {
     /// What changes when a dataset is republished or its policy edited: (updated_at, tier,
     /// published version). One cheap query; callers cache the full records by it.
     public func publicationStamp(_ id: String) throws -> String? {
-        try read { db in
-            try Row.fetchOne(db, sql: "SELECT updated_at, tier, published_version FROM datasets WHERE id = ?", arguments: [id]).map { row in
+        try readOne { db in
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT updated_at, tier, published_version FROM datasets WHERE id = ?"), arguments: [id]).map { row in
                 "\(row["updated_at"] as String)|\((row["tier"] as String?) ?? "-")|\((row["published_version"] as Int64?).map(String.init) ?? "-")"
             }
         }
@@ -436,7 +459,7 @@ public struct CatalogDatabase: Sendable {
     }
 
     static func hashKey(_ key: String) -> String {
-        SHA256.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Array(key.utf8)).hexString
     }
 
     /// The active key matching a presented secret, or nil (unknown, malformed or revoked).
@@ -444,8 +467,8 @@ public struct CatalogDatabase: Sendable {
         let parts = presented.split(separator: "_", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "kf", parts[1].count == 8, parts[2].count == 64 else { return nil }
         let id = String(parts[1])
-        return try read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE id = ?", arguments: [id]) else { return nil }
+        return try readOne { db in
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM api_keys WHERE id = ?"), arguments: [id]) else { return nil }
             let stored: String = row["key_hash"]
             let given = Self.hashKey(presented)
             // Constant-time comparison of the two digests.

@@ -9,8 +9,13 @@ public struct DataDirectory: Sendable {
     public let root: URL
 
     /// Names a data directory (nothing is created).
+    /// The root's path, ending in "/" (joined with relative paths per request without URL work).
+    let rootPrefix: String
+
     public init(path: String) {
         self.root = URL(fileURLWithPath: path, isDirectory: true).standardizedFileURL
+        let p = root.path
+        self.rootPrefix = p.hasSuffix("/") ? p : p + "/"
     }
 
     public var catalogPath: String { root.appendingPathComponent("catalog.sqlite").path }
@@ -26,7 +31,9 @@ public struct DataDirectory: Sendable {
     }
 
     /// Absolute path of a relative path stored in the catalog.
-    public func absolute(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+    public func absolute(_ relative: String) -> String {
+        relative.hasPrefix("/") ? rootPrefix + relative.dropFirst() : rootPrefix + relative
+    }
 
     /// Whether `init` has run here.
     public var isInitialized: Bool { FileManager.default.fileExists(atPath: catalogPath) }

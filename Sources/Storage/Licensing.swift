@@ -178,8 +178,8 @@ extension CatalogDatabase {
     /// revocation or an expiry takes effect on the next one).
     public func activeLicense(keyID: String, dataset: String, use: LicenseUse) throws -> LicenseRecord? {
         let now = Self.now()
-        return try read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM licenses WHERE key_id = ? AND dataset_id = ? AND use = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY expires_at DESC LIMIT 1",
+        return try readOne { db in
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM licenses WHERE key_id = ? AND dataset_id = ? AND use = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY expires_at DESC LIMIT 1"),
                              arguments: [keyID, dataset, use.rawValue, now]).map(Self.licenseRecord)
         }
     }

@@ -130,13 +130,13 @@ public final class VersionWriter {
         if fd >= 0 { fsync(fd); close(fd) }
         chmod(path, 0o444)
         finished = true
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hexString
     }
 }
 
 /// Quotes an SQL identifier.
 public func quoteIdentifier(_ name: String) -> String {
-    "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    name.utf8.contains(0x22) ? "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : "\"" + name + "\""
 }
 
 /// Quotes an SQL string literal.
@@ -162,16 +162,44 @@ public final class VersionReader {
         sqlite3_exec(db, "PRAGMA query_only=1", nil, nil, nil)
     }
 
-    deinit { sqlite3_close(db) }
+    deinit {
+        for stmt in statements.values { sqlite3_finalize(stmt) }
+        sqlite3_close(db)
+    }
 
-    /// Runs a query and returns all rows as cells (for small results: previews, tests).
+    /// Prepared statements of this connection by SQL text (the rows API asks the same few
+    /// shapes again and again; preparing one costs as much as stepping a page).
+    private var statements: [String: OpaquePointer] = [:]
+
+    /// Runs `body` with the prepared statement for `sql` with `bindings` bound, from this
+    /// connection's cache; resets it afterwards. Not reentrant for the same `sql`.
     /// - Throws: `KaifangError.runtime` with SQLite's message.
-    public func query(_ sql: String, _ bindings: [Cell] = []) throws -> [[Cell]] {
-        var stmt: OpaquePointer?
-        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK else {
-            throw KaifangError.runtime("query failed: \(String(cString: sqlite3_errmsg(db)))")
+    public func withStatement<T>(_ sql: String, _ bindings: [Cell], _ body: (OpaquePointer) throws -> T) throws -> T {
+        let stmt: OpaquePointer
+        if let s = statements[sql] {
+            stmt = s
+        } else {
+            var p: OpaquePointer?
+            guard sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &p, nil) == SQLITE_OK, let p else {
+                throw KaifangError.runtime("query failed: \(String(cString: sqlite3_errmsg(db)))")
+            }
+            if statements.count >= 64 {
+                for old in statements.values { sqlite3_finalize(old) }
+                statements.removeAll(keepingCapacity: true)
+            }
+            statements[sql] = p
+            stmt = p
         }
-        defer { sqlite3_finalize(stmt) }
+        defer {
+            sqlite3_reset(stmt)
+            sqlite3_clear_bindings(stmt)
+        }
+        Self.bind(stmt, bindings)
+        return try body(stmt)
+    }
+
+    /// Binds `bindings` to the parameters of `stmt` in order.
+    public static func bind(_ stmt: OpaquePointer?, _ bindings: [Cell]) {
         for (i, b) in bindings.enumerated() {
             let idx = Int32(i + 1)
             switch b {
@@ -181,6 +209,17 @@ public final class VersionReader {
             case .text(let s): sqlite3_bind_text(stmt, idx, s, -1, sqliteTransient)
             }
         }
+    }
+
+    /// Runs a query and returns all rows as cells (for small results: previews, tests).
+    /// - Throws: `KaifangError.runtime` with SQLite's message.
+    public func query(_ sql: String, _ bindings: [Cell] = []) throws -> [[Cell]] {
+        var stmt: OpaquePointer?
+        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK else {
+            throw KaifangError.runtime("query failed: \(String(cString: sqlite3_errmsg(db)))")
+        }
+        defer { sqlite3_finalize(stmt) }
+        Self.bind(stmt, bindings)
         var out: [[Cell]] = []
         let n = sqlite3_column_count(stmt)
         while true {

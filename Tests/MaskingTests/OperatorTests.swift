@@ -95,6 +95,25 @@ import Testing
         #expect(apply("江苏省南京市玄武区中山路18号", semantic: .address, level: .L2) == "江苏省南京市玄武区")
     }
 
+    /// The rows API bands REAL cells from the number itself; it must give what banding the
+    /// stored text gives, and fail closed on what is not a finite number.
+    @Test func numberBandFromTheNumberMatchesTheText() {
+        let f = FieldSpec(name: "amount", type: .number, level: .L2)
+        let plan = MaskingPlan(manifest: DatasetManifest(id: "t", title: "T", fields: [f]), view: .public, keys: Self.keys)
+        for v in [461.21, 0, -35, 1234.5, 0.0042, 99.99, 1e20, -0.5, 7] {
+            var out: [UInt8] = []
+            let kept = plan.applyNumber(column: 0, v, into: &out)
+            let text = plan.apply(column: 0, Cell.format(v), row: 1)
+            #expect(kept == (text != nil), "\(v)")
+            #expect(String(decoding: out, as: UTF8.self) == (text ?? ""), "\(v)")
+        }
+        var out: [UInt8] = []
+        #expect(plan.applyNumber(column: 0, .infinity, into: &out) == false)
+        #expect(plan.applyNumber(column: 0, .nan, into: &out) == false)
+        let kept = MaskingPlan(manifest: DatasetManifest(id: "t", title: "T", fields: [FieldSpec(name: "amount", type: .number, level: .L1)]), view: .public, keys: Self.keys)
+        #expect(kept.applyNumber(column: 0, 5, into: &out) == nil, "keep works on text")
+    }
+
     @Test func generalizationsFailClosedToNull() {
         #expect(apply("garbage", type: .date, level: .L2) == nil)
         #expect(apply("2026-13-01", type: .date, level: .L2) == nil)

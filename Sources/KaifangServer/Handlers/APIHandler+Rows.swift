@@ -33,8 +33,7 @@ extension APIHandler {
         let plan = access.plan
         let (body, count, maskedCells) = try pool.with(path) { reader -> ([UInt8], Int, Int) in
             let (sql, args) = q.sql(plan: plan, limit: q.limit + 1)
-            let stmt = try Statement.prepare(reader.db, sql, args)
-            defer { sqlite3_finalize(stmt) }
+            return try reader.withStatement(sql, args) { stmt -> ([UInt8], Int, Int) in
             var out: [UInt8] = []
             out.reserveCapacity(256 + q.limit * 40 * max(q.columns.count, 1))
             JSONOut.raw("{\"dataset\":", into: &out); JSONOut.string(access.dataset.id, into: &out)
@@ -71,6 +70,7 @@ extension APIHandler {
             }
             out.append(0x7D)
             return (out, n, encoder.maskedCells)
+            }
         }
         metrics.served(rows: count, maskedCells: maskedCells)
         try await recordRead(access, caller: caller, action: "rows.read", rows: count, columns: q.columns)
