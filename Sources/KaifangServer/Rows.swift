@@ -262,8 +262,12 @@ struct RowEncoder {
     var masked: [UInt8] = []
     var maskedCells = 0
 
+    /// Per requested column: whether its value is served as stored (no masking).
+    let keeps: [Bool]
+
     init(plan: MaskingPlan, columns: [Int], firstColumn: Int32) {
         self.plan = plan; self.columns = columns; self.firstColumn = firstColumn
+        self.keeps = columns.map { plan.columns[$0].operation == .keep }
         masked.reserveCapacity(256)
     }
 
@@ -274,8 +278,8 @@ struct RowEncoder {
         let planColumn = columns[k]
         let type = sqlite3_column_type(stmt, sc)
         if type == SQLITE_NULL { body(nil, false); return }
-        let op = plan.columns[planColumn].operation
-        if type == SQLITE_FLOAT && op == .keep {
+        let keep = keeps[k]
+        if type == SQLITE_FLOAT && keep {
             var text = Cell.format(sqlite3_column_double(stmt, sc))
             text.withUTF8 { body($0, true) }
             return
@@ -290,7 +294,7 @@ struct RowEncoder {
         }
         guard let p = sqlite3_column_text(stmt, sc) else { body(nil, false); return }
         let bytes = UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(stmt, sc)))
-        if op == .keep { body(bytes, type == SQLITE_INTEGER); return }
+        if keep { body(bytes, type == SQLITE_INTEGER); return }
         maskedCells += 1
         masked.removeAll(keepingCapacity: true)
         if plan.apply(column: planColumn, bytes, row: row, scratch: &scratch, into: &masked) {

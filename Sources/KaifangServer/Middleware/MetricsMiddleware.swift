@@ -1,3 +1,4 @@
+import Synchronization
 import Hummingbird
 import Prometheus
 
@@ -20,7 +21,16 @@ public final class ServerMetrics: Sendable {
     /// The registry `GET /metrics` emits.
     public let registry = PrometheusCollectorRegistry()
 
-    public init() {}
+    private let rowsCounter: Counter
+    private let maskedCounter: Counter
+    /// Counters and histograms by their labels, made once (the registry's lookup per request
+    /// costs a lock, label arrays and a dictionary probe).
+    private let byLabels = Mutex<(counters: [String: Counter], histograms: [String: DurationHistogram])>(([:], [:]))
+
+    public init() {
+        rowsCounter = registry.makeCounter(descriptor: Self.rows)
+        maskedCounter = registry.makeCounter(descriptor: Self.masked)
+    }
 
     static var requests: MetricNameDescriptor { MetricNameDescriptor(namespace: "kaifang", metricName: "http_requests", unitName: "total", helpText: "HTTP requests by route template, method and status.") }
     static var latency: MetricNameDescriptor { MetricNameDescriptor(namespace: "kaifang", metricName: "http_request_duration", unitName: "seconds", helpText: "HTTP request latency by route template.") }
@@ -28,15 +38,24 @@ public final class ServerMetrics: Sendable {
     static var masked: MetricNameDescriptor { MetricNameDescriptor(namespace: "kaifang", metricName: "masked_cells", unitName: "total", helpText: "Cells masked, generalized, pseudonymized or suppressed before serving.") }
 
     func record(route: String, method: String, status: Int, duration: Duration) {
-        registry.makeCounter(descriptor: Self.requests, labels: [("route", route), ("method", method), ("status", String(status))]).increment()
-        registry.makeDurationHistogram(descriptor: Self.latency, labels: [("route", route)],
-                                       buckets: [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(20),
-                                                 .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)]).record(duration)
+        let key = "\(route) \(method) \(status)"
+        let (counter, histogram) = byLabels.withLock { cache -> (Counter, DurationHistogram) in
+            let c = cache.counters[key] ?? registry.makeCounter(descriptor: Self.requests, labels: [("route", route), ("method", method), ("status", String(status))])
+            cache.counters[key] = c
+            let h = cache.histograms[route] ?? registry.makeDurationHistogram(
+                descriptor: Self.latency, labels: [("route", route)],
+                buckets: [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(20),
+                          .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)])
+            cache.histograms[route] = h
+            return (c, h)
+        }
+        counter.increment()
+        histogram.record(duration)
     }
 
     /// Counts rows and masked cells served.
     public func served(rows: Int, maskedCells: Int) {
-        registry.makeCounter(descriptor: Self.rows).increment(by: Int64(rows))
-        registry.makeCounter(descriptor: Self.masked).increment(by: Int64(maskedCells))
+        rowsCounter.increment(by: Int64(rows))
+        maskedCounter.increment(by: Int64(maskedCells))
     }
 }
