@@ -114,9 +114,13 @@ public enum ValueParser {
         return isoDate(y, m, d)
     }
 
+    /// `YYYY-MM-DD` (year 0–9999), written as bytes into a small string (no allocation).
     static func isoDate(_ y: Int, _ m: Int, _ d: Int) -> String {
-        func pad(_ v: Int, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))"
+        precondition((0...9999).contains(y) && (0...99).contains(m) && (0...99).contains(d))
+        let t: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (
+            UInt8(0x30 + y / 1000), UInt8(0x30 + y / 100 % 10), UInt8(0x30 + y / 10 % 10), UInt8(0x30 + y % 10), 0x2D,
+            UInt8(0x30 + m / 10), UInt8(0x30 + m % 10), 0x2D, UInt8(0x30 + d / 10), UInt8(0x30 + d % 10))
+        return withUnsafeBytes(of: t) { String(decoding: $0, as: UTF8.self) }
     }
 
     static func datePart(_ b: UnsafeBufferPointer<UInt8>) -> (Int, Int, Int, Int)? {

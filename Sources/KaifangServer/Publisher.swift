@@ -94,6 +94,12 @@ public struct Publisher: Sendable {
         let manifest = source.manifest
         let tmp = catalog.directory.temporaryFile(suffix: ".sqlite")
         let writer = try VersionWriter(path: tmp, manifest: manifest)
+        // Reading and validating on this thread, writing SQLite on another: the two halves
+        // of an import take about the same time, and the machine has two cores.
+        let pipe = RowPipe(writer: writer)
+        defer { pipe.stop() }
+        var batch: [[Cell]] = []
+        batch.reserveCapacity(RowPipe.batchSize)
         var issues: [ImportIssue] = []
         var badRows = 0
         var rejects: RejectsWriter?
@@ -103,7 +109,13 @@ public struct Publisher: Sendable {
             seen += 1
             switch result {
             case .row(let cells):
-                if badRows == 0 || onError == .skip { try writer.append(cells) }
+                if badRows == 0 || onError == .skip {
+                    batch.append(cells)
+                    if batch.count == RowPipe.batchSize {
+                        try pipe.put(batch)
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                }
             case .rejected(let rowIssues, let raw):
                 badRows += 1
                 if issues.count < Self.listedIssues { issues.append(contentsOf: rowIssues.prefix(Self.listedIssues - issues.count)) }
@@ -123,6 +135,8 @@ public struct Publisher: Sendable {
             if more > 0 { lines.append("… and \(more) more row\(more == 1 ? "" : "s") with problems") }
             throw KaifangError.badInput("\(sourceName): \(badRows) row\(badRows == 1 ? "" : "s") refused; nothing was imported. Fix the file, or import the good rows with --on-error skip:\n" + lines.joined(separator: "\n"))
         }
+        if !batch.isEmpty { try pipe.put(batch) }
+        try pipe.drain()
         let sha = try writer.finish()
         let version = try catalog.commitVersion(manifest: manifest, temporaryFile: tmp, rowCount: writer.rowCount, sha256: sha,
                                                 source: sourceName, actor: actor, rejected: badRows)
@@ -134,6 +148,81 @@ public struct Publisher: Sendable {
         f.dateFormat = "yyyyMMdd'T'HHmmss"
         f.timeZone = TimeZone(identifier: "UTC")
         return f.string(from: Date())
+    }
+}
+
+/// Hands batches of rows to a thread that appends them to a `VersionWriter`, in order, with a
+/// bounded queue (memory stays at a few batches). The writer is touched only by that thread
+/// until `drain` returns.
+final class RowPipe: @unchecked Sendable {
+    static let batchSize = 2048
+    private static let maxQueued = 4
+    private let writer: VersionWriter
+    private let cond = NSCondition()
+    private var queue: [[[Cell]]] = []
+    private var closed = false
+    private var failure: (any Error)?
+    private var running = true
+
+    init(writer: VersionWriter) {
+        self.writer = writer
+        let t = Thread { [self] in run() }
+        t.name = "kaifang-import-writer"
+        t.start()
+    }
+
+    private func run() {
+        while true {
+            cond.lock()
+            while queue.isEmpty && !closed { cond.wait() }
+            if queue.isEmpty || failure != nil {
+                running = false
+                cond.broadcast()
+                cond.unlock()
+                return
+            }
+            let batch = queue.removeFirst()
+            cond.broadcast()
+            cond.unlock()
+            do {
+                for row in batch { try writer.append(row) }
+            } catch {
+                cond.lock()
+                failure = error
+                queue.removeAll()
+                cond.broadcast()
+                cond.unlock()
+            }
+        }
+    }
+
+    /// Queues a batch (waits while the queue is full).
+    /// - Throws: the writer's error, once it has failed.
+    func put(_ batch: [[Cell]]) throws {
+        cond.lock()
+        defer { cond.unlock() }
+        while queue.count >= Self.maxQueued && failure == nil && running { cond.wait() }
+        if let failure { throw failure }
+        queue.append(batch)
+        cond.broadcast()
+    }
+
+    /// Waits until every queued row is written.
+    /// - Throws: the writer's error.
+    func drain() throws {
+        stop()
+        cond.lock()
+        defer { cond.unlock() }
+        if let failure { throw failure }
+    }
+
+    /// Stops the thread after what is queued (or at once after a failure) and waits for it.
+    func stop() {
+        cond.lock()
+        closed = true
+        cond.broadcast()
+        while running { cond.wait() }
+        cond.unlock()
     }
 }
 

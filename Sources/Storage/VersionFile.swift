@@ -67,46 +67,54 @@ public final class VersionWriter {
         }
     }
 
+    /// The canonical bytes of the row being appended (hashed once per row; bound text points
+    /// into it, so SQLite need not copy each value).
+    private var rowBytes: [UInt8] = []
+    private var textSpans: [(index: Int32, start: Int, count: Int)] = []
+
     /// Appends one row (one cell per manifest field, in order).
     /// - Throws: `KaifangError.runtime` when SQLite refuses (disk full).
     public func append(_ cells: [Cell]) throws {
         precondition(cells.count == fields.count)
+        // The hashed serialization, per cell: a type byte (0 null, 1 integer, 2 real, 3 text),
+        // the value (little-endian 8 bytes, or the UTF-8), then 0x1F; 0x1E ends the row.
+        rowBytes.removeAll(keepingCapacity: true)
+        textSpans.removeAll(keepingCapacity: true)
         for (i, cell) in cells.enumerated() {
             let idx = Int32(i + 1)
             switch cell {
             case .null:
                 sqlite3_bind_null(insert, idx)
-                hasher.update(data: [0x00, 0x1F])
+                rowBytes.append(0x00)
             case .integer(let v):
                 sqlite3_bind_int64(insert, idx, v)
-                var le = v.littleEndian
-                hasher.update(data: [0x01])
-                withUnsafeBytes(of: &le) { hasher.update(bufferPointer: $0) }
-                hasher.update(data: [0x1F])
+                rowBytes.append(0x01)
+                withUnsafeBytes(of: v.littleEndian) { rowBytes.append(contentsOf: $0) }
             case .real(let v):
                 sqlite3_bind_double(insert, idx, v)
-                var bits = v.bitPattern.littleEndian
-                hasher.update(data: [0x02])
-                withUnsafeBytes(of: &bits) { hasher.update(bufferPointer: $0) }
-                hasher.update(data: [0x1F])
+                rowBytes.append(0x02)
+                withUnsafeBytes(of: v.bitPattern.littleEndian) { rowBytes.append(contentsOf: $0) }
             case .text(var s):
-                s.withUTF8 { u in
-                    if let base = u.baseAddress {
-                        _ = UnsafeRawPointer(base).withMemoryRebound(to: CChar.self, capacity: u.count) {
-                            sqlite3_bind_text(insert, idx, $0, Int32(u.count), sqliteTransient)
-                        }
-                    } else {
-                        sqlite3_bind_text(insert, idx, "", 0, sqliteTransient)
-                    }
-                    hasher.update(data: [0x03])
-                    hasher.update(bufferPointer: UnsafeRawBufferPointer(u))
-                    hasher.update(data: [0x1F])
-                }
+                rowBytes.append(0x03)
+                let start = rowBytes.count
+                s.withUTF8 { rowBytes.append(contentsOf: $0) }
+                textSpans.append((idx, start, rowBytes.count - start))
             }
+            rowBytes.append(0x1F)
         }
-        hasher.update(data: [0x1E])
-        let rc = sqlite3_step(insert)
-        sqlite3_reset(insert)
+        rowBytes.append(0x1E)
+        hasher.update(data: rowBytes)
+        let rc = rowBytes.withUnsafeBufferPointer { buf -> Int32 in
+            let base = UnsafeRawPointer(buf.baseAddress!).assumingMemoryBound(to: CChar.self)
+            for t in textSpans {
+                // SQLITE_STATIC: the buffer is not touched until the step below has run.
+                sqlite3_bind_text(insert, t.index, base + t.start, Int32(t.count), nil)
+            }
+            let rc = sqlite3_step(insert)
+            sqlite3_reset(insert)
+            sqlite3_clear_bindings(insert)
+            return rc
+        }
         guard rc == SQLITE_DONE else {
             throw KaifangError.runtime("writing version file \(path) failed: \(String(cString: sqlite3_errmsg(db))): check free disk space")
         }
@@ -120,6 +128,10 @@ public final class VersionWriter {
         sqlite3_finalize(insert)
         insert = nil
         try exec("COMMIT")
+        // Index builds sort: SQLite's sorter merges in worker threads, and with a small cache
+        // it spills sorted runs early and merges them in parallel (measured on the 1 M-row
+        // residents file: the six indexes about twice as fast as one thread with 16 MiB).
+        try exec("PRAGMA threads=\(min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))); PRAGMA cache_size=-4096;")
         for f in fields where f.type != .string || f.semantic == .category {
             try exec("CREATE INDEX \(quoteIdentifier("ix_\(f.name)")) ON rows (\(quoteIdentifier(f.name)), _row)")
         }

@@ -1,4 +1,5 @@
 import Audit
+import Crypto
 import Foundation
 import GRDB
 import KaifangCore
@@ -50,6 +51,35 @@ final class TempDir {
         #expect((attrs[.size] as? Int) == 32)
         let mode = try catalog.writer.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
+    }
+
+    /// The content SHA-256 is over the documented serialization (per cell a type byte 0 null /
+    /// 1 integer / 2 real / 3 text, the value little-endian or UTF-8, 0x1F; 0x1E per row), so
+    /// versions imported by any build of Kaifang compare equal. Computed here from that rule.
+    @Test func theContentHashIsOverTheCanonicalSerialization() throws {
+        let rows: [[Cell]] = [[.text("张三"), .integer(-7), .real(2.5)], [.null, .integer(0), .null], [.text(""), .integer(.max), .real(-0.0)]]
+        let path = catalog.directory.temporaryFile(suffix: ".sqlite")
+        let w = try VersionWriter(path: path, manifest: Self.manifest("h"))
+        for r in rows { try w.append(r) }
+        let sha = try w.finish()
+        var bytes: [UInt8] = []
+        for r in rows {
+            for c in r {
+                switch c {
+                case .null: bytes.append(0)
+                case .integer(let v): bytes.append(1); for k in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: UInt64(bitPattern: v) >> (8 * k))) }
+                case .real(let v): bytes.append(2); for k in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v.bitPattern >> (8 * k))) }
+                case .text(let s): bytes.append(3); bytes.append(contentsOf: s.utf8)
+                }
+                bytes.append(0x1F)
+            }
+            bytes.append(0x1E)
+        }
+        let expected = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        #expect(sha == expected)
+        let back = try VersionReader(path: path).query("SELECT name, age, score FROM rows ORDER BY _row")
+        #expect(back == rows)
+        unlink(path)
     }
 
     @Test func aCommittedVersionIsAReadOnlyFileWithTypedRows() throws {
