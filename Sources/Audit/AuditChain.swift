@@ -25,13 +25,23 @@ public struct AuditEvent: Sendable, Equatable {
     public var canonicalJSON: String { String(decoding: canonicalBytes, as: UTF8.self) }
 
     /// `canonicalJSON` as UTF-8 bytes.
-    public var canonicalBytes: [UInt8] {
-        var o: [String: JSONValue] = [
-            "seq": .int(seq), "at": .string(at), "actor": .string(actor), "action": .string(action),
-            "detail": .object(detail),
-        ]
-        o["dataset"] = dataset.map(JSONValue.string) ?? .null
-        return JSONValue.object(o).canonicalBytes
+    public var canonicalBytes: [UInt8] { canonicalBytes(detail: JSONValue.object(detail).canonicalBytes) }
+
+    /// The canonical bytes around an already serialized `detail` (the catalog stores those
+    /// bytes too, so they are written once). Keys in UTF-8 order: action, actor, at, dataset,
+    /// detail, seq — what `JSONValue.object(…).canonical` of the whole event gives.
+    public func canonicalBytes(detail detailBytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(detailBytes.count + 160)
+        out.append(contentsOf: #"{"action":"#.utf8); JSONValue.writeString(action, into: &out)
+        out.append(contentsOf: #","actor":"#.utf8); JSONValue.writeString(actor, into: &out)
+        out.append(contentsOf: #","at":"#.utf8); JSONValue.writeString(at, into: &out)
+        out.append(contentsOf: #","dataset":"#.utf8)
+        if let dataset { JSONValue.writeString(dataset, into: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(contentsOf: #","detail":"#.utf8); out.append(contentsOf: detailBytes)
+        out.append(contentsOf: #","seq":"#.utf8); out.append(contentsOf: String(seq).utf8)
+        out.append(0x7D)
+        return out
     }
 }
 
@@ -42,9 +52,14 @@ public enum AuditChain {
 
     /// The hash of `event` chained after `previous`.
     public static func hash(previous: String, event: AuditEvent) -> String {
+        hash(previous: previous, canonical: event.canonicalBytes)
+    }
+
+    /// The hash of an event given its canonical bytes.
+    public static func hash(previous: String, canonical: [UInt8]) -> String {
         var h = SHA256()
         h.update(data: Array(previous.utf8))
-        h.update(data: event.canonicalBytes)
+        h.update(data: canonical)
         return h.finalize().hexString
     }
 

@@ -80,7 +80,7 @@ public enum JSONValue: Sendable, Equatable, Codable, ExpressibleByStringLiteral,
 
     /// A JSON string: `"` `\\` and the controls escaped (`\\n \\r \\t`, else `\\u00xx`),
     /// every other character as its UTF-8 bytes.
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(0x22)
         for b in s.utf8 {
             switch b {

@@ -46,8 +46,9 @@ public struct CatalogDatabase: Sendable {
         let seq: Int64 = (last?["seq"] as Int64? ?? 0) + 1
         let prev: String = last?["hash"] ?? AuditChain.genesis
         let event = AuditEvent(seq: seq, at: now(), actor: actor, action: action, dataset: dataset, detail: detail)
-        let hash = AuditChain.hash(previous: prev, event: event)
-        let detailJSON = JSONValue.object(detail).canonical
+        let detailBytes = JSONValue.object(detail).canonicalBytes
+        let hash = AuditChain.hash(previous: prev, canonical: event.canonicalBytes(detail: detailBytes))
+        let detailJSON = String(decoding: detailBytes, as: UTF8.self)
         try db.cachedStatement(sql: "INSERT INTO audit_events (seq, at, actor, action, dataset_id, detail_json, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             .execute(arguments: [seq, event.at, actor, action, dataset, detailJSON, prev, hash])
         if let dataset, action == "rows.read" || action == "export.read" {

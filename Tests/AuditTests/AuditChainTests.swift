@@ -20,6 +20,19 @@ import Testing
         #expect(v.canonical == #"{"a":["x\n\"y\"",true,null],"b":1,"中":"文\u0001"}"#)
     }
 
+    /// The event's hand-ordered serialization is exactly the generic canonical JSON of the
+    /// event as an object (so chains written before and after stay verifiable).
+    @Test func anEventSerializesAsItsCanonicalObject() {
+        for (dataset, actor) in [(nil, "cli:test"), (Optional("居民\"x\""), "anonymous:127.0.0.1"), (Optional(""), "key:\u{1F}\\")] {
+            let e = AuditEvent(seq: 42, at: "2026-11-22T01:02:03.004Z", actor: actor, action: "rows.read", dataset: dataset,
+                               detail: ["fields": ["name": "mask", "年龄": "keep"], "rows": 100, "note": "a\tb"])
+            var o: [String: JSONValue] = ["seq": .int(e.seq), "at": .string(e.at), "actor": .string(e.actor), "action": .string(e.action),
+                                          "detail": .object(e.detail)]
+            o["dataset"] = e.dataset.map(JSONValue.string) ?? .null
+            #expect(e.canonicalJSON == JSONValue.object(o).canonical)
+        }
+    }
+
     @Test func theSameEventAlwaysHashesTheSame() {
         #expect(chain(3).map(\.hash) == chain(3).map(\.hash))
         #expect(Set(chain(5).map(\.hash)).count == 5)
