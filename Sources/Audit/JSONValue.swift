@@ -1,3 +1,5 @@
+import KaifangCore
+
 /// A JSON value with a canonical serialization (sorted keys, no spaces, minimal escapes), so
 /// that the same event always hashes to the same bytes on every platform.
 public enum JSONValue: Sendable, Equatable, Codable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral,
@@ -78,24 +80,7 @@ public enum JSONValue: Sendable, Equatable, Codable, ExpressibleByStringLiteral,
         }
     }
 
-    /// A JSON string: `"` `\\` and the controls escaped (`\\n \\r \\t`, else `\\u00xx`),
-    /// every other character as its UTF-8 bytes.
-    public static func writeString(_ s: String, into out: inout [UInt8]) {
-        out.append(0x22)
-        for b in s.utf8 {
-            switch b {
-            case 0x22: out.append(0x5C); out.append(0x22)
-            case 0x5C: out.append(0x5C); out.append(0x5C)
-            case 0x0A: out.append(0x5C); out.append(0x6E)
-            case 0x0D: out.append(0x5C); out.append(0x72)
-            case 0x09: out.append(0x5C); out.append(0x74)
-            case 0..<0x20:
-                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hexDigit(b >> 4), hexDigit(b & 15)])
-            default: out.append(b)
-            }
-        }
-        out.append(0x22)
-    }
+    /// A JSON string (see `JSONBytes`).
+    public static func writeString(_ s: String, into out: inout [UInt8]) { JSONBytes.appendString(s, to: &out) }
 
-    private static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x57 + v }
 }

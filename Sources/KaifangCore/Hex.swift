@@ -11,4 +11,4 @@ extension Sequence where Element == UInt8 {
     }
 }
 
-private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)

@@ -219,35 +219,10 @@ struct RowQuery {
 
 /// Byte-level JSON output.
 enum JSONOut {
-    static let hex: [UInt8] = Array("0123456789abcdef".utf8)
-
     @inline(__always)
-    static func string(_ b: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
-        out.append(0x22)
-        var run = 0
-        for i in 0..<b.count {
-            let c = b[i]
-            if c >= 0x20 && c != 0x22 && c != 0x5C { continue }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: b[run..<i]))
-            switch c {
-            case 0x22: out.append(0x5C); out.append(0x22)
-            case 0x5C: out.append(0x5C); out.append(0x5C)
-            case 0x0A: out.append(0x5C); out.append(0x6E)
-            case 0x0D: out.append(0x5C); out.append(0x72)
-            case 0x09: out.append(0x5C); out.append(0x74)
-            default:
-                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 15)]])
-            }
-            run = i + 1
-        }
-        out.append(contentsOf: UnsafeBufferPointer(rebasing: b[run...]))
-        out.append(0x22)
-    }
+    static func string(_ b: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) { JSONBytes.appendString(b, to: &out) }
 
-    static func string(_ s: String, into out: inout [UInt8]) {
-        var copy = s
-        copy.withUTF8 { string($0, into: &out) }
-    }
+    static func string(_ s: String, into out: inout [UInt8]) { JSONBytes.appendString(s, to: &out) }
 
     static func raw(_ s: String, into out: inout [UInt8]) { out.append(contentsOf: Array(s.utf8)) }
 }
