@@ -24,17 +24,30 @@ public final class ByteSink {
     /// Writes out the buffer.
     /// - Throws: `KaifangError.runtime` when the write fails (a closed pipe).
     public func flush() throws {
+        let pending = buffer
+        buffer.removeAll(keepingCapacity: true)
+        try writeOut(pending)
+    }
+
+    /// Writes `bytes` straight to the descriptor, after what is buffered (for callers that
+    /// fill their own buffer in a hot loop).
+    /// - Throws: `KaifangError.runtime` when the write fails (a closed pipe).
+    public func write(_ bytes: [UInt8]) throws {
+        try flush()
+        try writeOut(bytes)
+    }
+
+    private func writeOut(_ bytes: [UInt8]) throws {
         var offset = 0
-        while offset < buffer.count {
-            let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw KaifangError.runtime("write failed: \(String(cString: strerror(errno)))")
             }
             offset += n
         }
-        written += Int64(buffer.count)
-        buffer.removeAll(keepingCapacity: true)
+        written += Int64(bytes.count)
     }
 }
 
@@ -52,6 +65,26 @@ public enum CSVWriter {
             sink.append(b)
         }
         sink.append(0x22)
+    }
+
+    /// Quotes the field that starts at `start` and runs to the end of `out`, when it holds a
+    /// delimiter, quote, CR or LF (values are masked straight into the output, then checked).
+    @inline(__always)
+    public static func quoteTail(_ out: inout [UInt8], from start: Int) {
+        var needs = false
+        for i in start..<out.count {
+            let b = out[i]
+            if b == 0x2C || b == 0x22 || b == 0x0A || b == 0x0D { needs = true; break }
+        }
+        if !needs { return }
+        let value = Array(out[start...])
+        out.removeSubrange(start...)
+        out.append(0x22)
+        for b in value {
+            if b == 0x22 { out.append(0x22) }
+            out.append(b)
+        }
+        out.append(0x22)
     }
 
     /// Appends one field given as a String.
@@ -93,8 +126,12 @@ public enum CSVMasker {
         }
         sink.append(0x0A)
         var scratch = MaskScratch()
+        // The hot loop writes into a local buffer (no class property, so no exclusivity or
+        // uniqueness checks per byte) and masks each value straight into it.
         var out: [UInt8] = []
-        out.reserveCapacity(256)
+        out.reserveCapacity((1 << 18) + (1 << 16))
+        let csvColumns = mapping.map(\.csv)
+        let planColumns = mapping.map(\.plan)
         var rows = 0
         let width = reader.fieldCount
         while try reader.next() {
@@ -102,19 +139,28 @@ public enum CSVMasker {
             if reader.fieldCount != width {
                 throw KaifangError.badInput("\(reader.fileName):\(reader.recordLine): expected \(width) columns as in the header, found \(reader.fieldCount)")
             }
-            for (i, m) in mapping.enumerated() {
-                if i > 0 { sink.append(0x2C) }
-                reader.withField(m.csv) { bytes in
-                    if bytes.isEmpty { return }
-                    out.removeAll(keepingCapacity: true)
-                    if plan.apply(column: m.plan, bytes, row: Int64(rows), scratch: &scratch, into: &out) {
-                        out.withUnsafeBufferPointer { CSVWriter.field($0, to: sink) }
+            let row = Int64(rows)
+            reader.withRecord { all, ends in
+                for i in 0..<csvColumns.count {
+                    if i > 0 { out.append(0x2C) }
+                    let c = csvColumns[i]
+                    let field = UnsafeBufferPointer(rebasing: all[(c == 0 ? 0 : ends[c - 1])..<ends[c]])
+                    if field.isEmpty { continue }
+                    let mark = out.count
+                    if plan.apply(column: planColumns[i], field, row: row, scratch: &scratch, into: &out) {
+                        CSVWriter.quoteTail(&out, from: mark)
+                    } else if out.count > mark {
+                        out.removeSubrange(mark...)
                     }
                 }
             }
-            sink.append(0x0A)
-            try sink.flushIfFull()
+            out.append(0x0A)
+            if out.count >= 1 << 18 {
+                try sink.write(out)
+                out.removeAll(keepingCapacity: true)
+            }
         }
+        try sink.write(out)
         try sink.flush()
         return rows
     }

@@ -71,6 +71,14 @@ public final class CSVReader {
     }
 
     /// Calls `body` with the bytes of field `i` (no copy).
+    /// Calls `body` with the current record's bytes and the end offset of each field (field
+    /// `i` is `bytes[ends[i-1] ..< ends[i]]`, the first starts at 0): one access per record.
+    public func withRecord<R>(_ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<Int>) throws -> R) rethrows -> R {
+        try storage.withUnsafeBufferPointer { all in
+            try ends.withUnsafeBufferPointer { e in try body(all, e) }
+        }
+    }
+
     public func withField<R>(_ i: Int, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
         let start = i == 0 ? 0 : ends[i - 1]
         return try storage.withUnsafeBufferPointer { all in
