@@ -240,9 +240,23 @@ struct RowEncoder {
     /// Per requested column: whether its value is served as stored (no masking).
     let keeps: [Bool]
 
+    /// The `"name":` prefixes of the columns, JSON-escaped once, in one array (`nameEnds[k]`
+    /// ends column k's): one buffer access per row instead of an array retained per cell.
+    let nameBytes: [UInt8]
+    let nameEnds: [Int]
+
     init(plan: MaskingPlan, columns: [Int], firstColumn: Int32) {
         self.plan = plan; self.columns = columns; self.firstColumn = firstColumn
         self.keeps = columns.map { plan.columns[$0].operation == .keep }
+        var bytes: [UInt8] = []
+        var ends: [Int] = []
+        for c in columns {
+            JSONOut.string(plan.columns[c].field.name, into: &bytes)
+            bytes.append(0x3A)
+            ends.append(bytes.count)
+        }
+        self.nameBytes = bytes
+        self.nameEnds = ends
         masked.reserveCapacity(256)
     }
 
@@ -280,11 +294,14 @@ struct RowEncoder {
     }
 
     /// Appends the current row as a JSON object.
-    mutating func json(_ stmt: OpaquePointer?, row: Int64, names: [[UInt8]], into out: inout [UInt8]) {
+    mutating func json(_ stmt: OpaquePointer?, row: Int64, into out: inout [UInt8]) {
         out.append(0x7B)
+        let names = nameBytes
         for k in 0..<columns.count {
             if k > 0 { out.append(0x2C) }
-            out.append(contentsOf: names[k])
+            names.withUnsafeBufferPointer { n in
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: n[(k == 0 ? 0 : nameEnds[k - 1])..<nameEnds[k]]))
+            }
             value(stmt, k, row: row) { bytes, numeric in
                 guard let bytes else { out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C]); return }
                 if numeric { out.append(contentsOf: bytes) } else { JSONOut.string(bytes, into: &out) }
@@ -308,16 +325,6 @@ struct RowEncoder {
             }
         }
         out.append(0x0A)
-    }
-
-    /// The `"name":` prefixes of the columns, JSON-escaped once.
-    static func names(_ plan: MaskingPlan, _ columns: [Int]) -> [[UInt8]] {
-        columns.map { c in
-            var out: [UInt8] = []
-            JSONOut.string(plan.columns[c].field.name, into: &out)
-            out.append(0x3A)
-            return out
-        }
     }
 }
 

@@ -48,7 +48,6 @@ extension APIHandler {
             }
             JSONOut.raw("],\"rows\":[", into: &out)
             var encoder = RowEncoder(plan: plan, columns: q.columns, firstColumn: q.sortColumn == nil ? 1 : 2)
-            let names = RowEncoder.names(plan, q.columns)
             var n = 0
             var last: (Cell, Int64) = (.null, 0)
             var more = false
@@ -59,7 +58,7 @@ extension APIHandler {
                 if n == q.limit { more = true; break }
                 let rowID = sqlite3_column_int64(stmt, 0)
                 if n > 0 { out.append(0x2C) }
-                encoder.json(stmt, row: rowID, names: names, into: &out)
+                encoder.json(stmt, row: rowID, into: &out)
                 last = (q.sortColumn == nil ? .null : VersionReader.cell(stmt, 1), rowID)
                 n += 1
             }
@@ -125,7 +124,6 @@ final class ExportProducer: @unchecked Sendable {
     private let reader: VersionReader
     private var stmt: OpaquePointer?
     private var encoder: RowEncoder
-    private let names: [[UInt8]]
     private let jsonl: Bool
     private var headerDone = false
     private var done = false
@@ -141,7 +139,6 @@ final class ExportProducer: @unchecked Sendable {
         let (sql, args) = q.sql(plan: plan, limit: nil)
         self.stmt = try Statement.prepare(reader.db, sql, args)
         self.encoder = RowEncoder(plan: plan, columns: columns, firstColumn: 1)
-        self.names = RowEncoder.names(plan, columns)
         self.jsonl = jsonl
         self.metrics = metrics
     }
@@ -172,7 +169,7 @@ final class ExportProducer: @unchecked Sendable {
             }
             guard rc == SQLITE_ROW else { throw KaifangError.runtime("export failed: \(String(cString: sqlite3_errmsg(reader.db)))") }
             let rowID = sqlite3_column_int64(stmt, 0)
-            if jsonl { encoder.json(stmt, row: rowID, names: names, into: &out); out.append(0x0A) } else { encoder.csv(stmt, row: rowID, into: &out) }
+            if jsonl { encoder.json(stmt, row: rowID, into: &out); out.append(0x0A) } else { encoder.csv(stmt, row: rowID, into: &out) }
             rows += 1
         }
         return out.isEmpty ? nil : out
