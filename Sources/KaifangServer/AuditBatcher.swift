@@ -1,47 +1,74 @@
 import Audit
-import Dispatch
 import Foundation
 import Storage
 
-/// Group commit for read events: concurrent requests hand their event over and wait; one
-/// writer appends everything waiting in a single transaction, then releases them all. Every
+/// Group commit for read events: concurrent requests hand their event over and wait; one of
+/// them — the leader — appends everything waiting in a single transaction on its own thread,
+/// releases the others, and hands the lead to the next waiter if more arrived meanwhile. Every
 /// read is still recorded before its response is sent, but a busy server pays one SQLite
-/// commit per batch instead of one per request.
+/// commit per batch instead of one per request, and no thread hop to a writer thread.
 final class AuditBatcher: @unchecked Sendable {
+    private enum Role { case done, lead }
+    private typealias Waiter = (event: CatalogDatabase.PendingEvent, continuation: CheckedContinuation<Role, any Error>)
+
     private let catalog: CatalogDatabase
     private let lock = NSLock()
-    private var pending: [(CatalogDatabase.PendingEvent, CheckedContinuation<Void, any Error>)] = []
-    private var flushing = false
-    private let queue = DispatchQueue(label: "kaifang.audit")
+    private var pending: [Waiter] = []
+    private var leading = false
 
     init(catalog: CatalogDatabase) { self.catalog = catalog }
 
     /// Records an event; returns once it is committed.
     /// - Throws: the catalog's error when the commit fails.
     func record(_ event: CatalogDatabase.PendingEvent) async throws {
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
-            lock.lock()
-            pending.append((event, cont))
-            let start = !flushing
-            flushing = true
-            lock.unlock()
-            if start { queue.async { self.flush() } }
+        let first = lock.withLock { () -> Bool in
+            if leading { return false }
+            leading = true
+            return true
         }
-    }
-
-    private func flush() {
-        while true {
+        if first {
+            try lead(own: event)
+            return
+        }
+        let role: Role = try await withCheckedThrowingContinuation { continuation in
             lock.lock()
-            let batch = pending
-            pending = []
-            if batch.isEmpty { flushing = false; lock.unlock(); return }
-            lock.unlock()
-            do {
-                try catalog.audit(batch: batch.map(\.0))
-                for (_, c) in batch { c.resume() }
-            } catch {
-                for (_, c) in batch { c.resume(throwing: error) }
+            if leading {
+                pending.append((event, continuation))
+                lock.unlock()
+            } else {
+                // The leader finished between the two locks: lead ourselves.
+                leading = true
+                lock.unlock()
+                continuation.resume(returning: .lead)
             }
         }
+        if role == .lead { try lead(own: event) }
+    }
+
+    /// Commits `own` with everything waiting, releases the waiters, passes the lead on.
+    private func lead(own: CatalogDatabase.PendingEvent) throws {
+        lock.lock()
+        let batch = pending
+        pending = []
+        lock.unlock()
+        var failure: (any Error)?
+        do {
+            try catalog.audit(batch: [own] + batch.map(\.event))
+        } catch {
+            failure = error
+        }
+        for w in batch {
+            if let failure { w.continuation.resume(throwing: failure) } else { w.continuation.resume(returning: .done) }
+        }
+        lock.lock()
+        if pending.isEmpty {
+            leading = false
+            lock.unlock()
+        } else {
+            let next = pending.removeFirst()
+            lock.unlock()
+            next.continuation.resume(returning: .lead)
+        }
+        if let failure { throw failure }
     }
 }

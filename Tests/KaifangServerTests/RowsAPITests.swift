@@ -255,6 +255,34 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
             #expect(event.detail["request_id"] == .string(r.headers["x-request-id"] ?? "?"))
         }
     }
+
+    /// Group commit under load: many reads at once are each recorded exactly once, before
+    /// their response, in one unbroken chain (the leader/waiter hand-off loses none).
+    @Test func concurrentReadsAreEachRecordedOnceInAnIntactChain() async throws {
+        try await LiveServer.with { s in
+            let before = try s.catalog.auditEvents().count
+            let n = 120
+            let ids = try await withThrowingTaskGroup(of: String.self) { group in
+                for i in 0..<n {
+                    group.addTask {
+                        let r = try await s.get("/v1/datasets/air-quality/rows?_limit=\(1 + i % 7)")
+                        #expect(r.status == 200)
+                        return r.headers["x-request-id"] ?? "?"
+                    }
+                }
+                var all: [String] = []
+                for try await id in group { all.append(id) }
+                return all
+            }
+            let events = try s.catalog.auditEvents()
+            #expect(events.count == before + n)
+            let recorded = events.suffix(n).compactMap { e -> String? in
+                if case .string(let id)? = e.event.detail["request_id"] { return id } else { return nil }
+            }
+            #expect(Set(recorded) == Set(ids) && Set(ids).count == n)
+            guard case .intact = try s.catalog.verifyAudit() else { Issue.record("the chain is broken"); return }
+        }
+    }
 }
 
 /// Metadata out: Frictionless, DCAT 3, KPIs.
