@@ -27,6 +27,43 @@ public enum RowCursor {
 
     static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
+    /// Decodes base64url (the standard alphabet's `+` `/` and `=` padding accepted too);
+    /// nil for any other character or an impossible length.
+    static func base64URLDecode(_ s: String) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count * 3 / 4)
+        var acc: UInt32 = 0
+        var n = 0
+        var padding = 0
+        for c in s.utf8 {
+            let v: UInt32
+            switch c {
+            case 0x41...0x5A: v = UInt32(c - 0x41)
+            case 0x61...0x7A: v = UInt32(c - 0x61 + 26)
+            case 0x30...0x39: v = UInt32(c - 0x30 + 52)
+            case 0x2D, 0x2B: v = 62
+            case 0x5F, 0x2F: v = 63
+            case 0x3D: padding += 1; continue
+            default: return nil
+            }
+            if padding > 0 { return nil }
+            acc = acc << 6 | v
+            n += 1
+            if n == 4 {
+                out.append(UInt8(acc >> 16)); out.append(UInt8(acc >> 8 & 0xFF)); out.append(UInt8(acc & 0xFF))
+                acc = 0; n = 0
+            }
+        }
+        switch n {
+        case 0: break
+        case 2: out.append(UInt8(acc >> 4))
+        case 3: out.append(UInt8(acc >> 10)); out.append(UInt8(acc >> 2 & 0xFF))
+        default: return nil
+        }
+        guard padding <= 2 else { return nil }
+        return out
+    }
+
     /// Base64url without padding.
     static func base64URL(_ bytes: [UInt8]) -> String {
         var out: [UInt8] = []
@@ -49,10 +86,8 @@ public enum RowCursor {
 
     public static func decode(_ s: String, sortColumn: Int?, descending: Bool) -> (Cell, Int64)? {
         guard s.utf8.count <= 2000 else { return nil }
-        var b64 = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        b64 += String(repeating: "=", count: (4 - b64.count % 4) % 4)
-        guard let data = Data(base64Encoded: b64),
-              let parts = try? JSONSerialization.jsonObject(with: data) as? [Any], parts.count == 5,
+        guard let bytes = base64URLDecode(s),
+              let parts = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [Any], parts.count == 5,
               let col = parts[0] as? Int, let desc = parts[1] as? Int, let kind = parts[2] as? String, let rowText = parts[4] as? String,
               let row = Int64(rowText), col == (sortColumn ?? -1), desc == (descending ? 1 : 0) else { return nil }
         switch kind {

@@ -1,5 +1,5 @@
 import Foundation
-import KaifangCore
+@testable import KaifangCore
 import Testing
 
 /// The rows API cursor: the byte-level encoder writes what `JSONSerialization` reads back, for
@@ -36,5 +36,24 @@ import Testing
         #expect(parts[2] as? String == "t")
         #expect(parts[3] as? String == "x\"y")
         #expect(parts[4] as? String == "7")
+    }
+}
+
+/// The cursor's base64url decoder against Foundation's decoder, over every length.
+@Suite struct Base64URLTests {
+    @Test func decodesWhatFoundationDecodes() throws {
+        var bytes: [UInt8] = []
+        for n in 0..<40 {
+            let std = Data(bytes).base64EncodedString()
+            let url = std.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            let expected = try #require(Data(base64Encoded: std))
+            #expect(RowCursor.base64URLDecode(url) == Array(expected), "length \(n)")
+            #expect(RowCursor.base64URLDecode(std) == Array(expected), "padded, standard alphabet, length \(n)")
+            #expect(RowCursor.base64URLDecode(url + "*") == nil)
+            bytes.append(UInt8(truncatingIfNeeded: n * 37 + 200))
+        }
+        #expect(RowCursor.base64URLDecode("A") == nil)
+        #expect(RowCursor.base64URLDecode("AA=A") == nil)
+        #expect(RowCursor.base64URLDecode("AA===") == nil)
     }
 }
