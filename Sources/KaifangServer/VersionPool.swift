@@ -3,6 +3,8 @@ import Storage
 
 /// Keeps read-only connections to version files for reuse across requests (opening a file per
 /// request costs more than the query of a page). At most `perFile` idle connections per file.
+/// Only committed version files come here (they are never written again), so connections are
+/// opened `immutable`.
 final class VersionPool: @unchecked Sendable {
     private let lock = NSLock()
     private var idle: [String: [VersionReader]] = [:]
@@ -25,7 +27,7 @@ final class VersionPool: @unchecked Sendable {
             return r
         }
         lock.unlock()
-        return try VersionReader(path: path)
+        return try VersionReader(path: path, immutable: true)
     }
 
     func checkin(_ reader: VersionReader) {

@@ -164,10 +164,31 @@ public final class VersionReader {
     public let path: String
 
     /// Opens a version file read-only.
+    ///
+    /// `immutable` (for committed version files, which nothing writes again) opens it with
+    /// SQLite's `immutable=1`: no file lock and no change-counter read per statement.
     /// - Throws: `KaifangError.runtime` when the file is missing or damaged.
-    public init(path: String) throws {
+    public init(path: String, immutable: Bool = false) throws {
         self.path = path
-        guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
+        let opened: Int32
+        if immutable {
+            // A file: URI; every byte but unreserved ones and '/' percent-encoded.
+            var uri: [UInt8] = Array("file:".utf8)
+            for b in path.utf8 {
+                switch b {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                     UInt8(ascii: "/"), UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                    uri.append(b)
+                default:
+                    uri.append(UInt8(ascii: "%")); uri.append(contentsOf: Array([b].hexString.utf8))
+                }
+            }
+            uri.append(contentsOf: Array("?immutable=1".utf8))
+            opened = sqlite3_open_v2(String(decoding: uri, as: UTF8.self), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, nil)
+        } else {
+            opened = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nil)
+        }
+        guard opened == SQLITE_OK else {
             sqlite3_close(db)
             throw KaifangError.runtime("cannot open version file \(path)")
         }
