@@ -75,6 +75,7 @@ public func buildApplication(
     if configuration.sandboxWorkers > 0 {
         services.append(SandboxWorkers(jobs: jobs, wake: jobWake, children: children, count: configuration.sandboxWorkers, logger: logger))
     }
+    services.append(CheckpointService(checkpointer: Checkpointer(catalog: catalog)))
     if let period = configuration.harvestPeriod {
         services.append(HarvestService(harvester: Harvester(catalog: catalog, logger: logger), period: period))
     }
@@ -85,6 +86,17 @@ public func buildApplication(
         onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )
+}
+
+/// Runs the catalog's WAL checkpoints off the request path while the server runs (see `Checkpointer`).
+struct CheckpointService: Service {
+    let checkpointer: Checkpointer
+
+    func run() async throws {
+        try checkpointer.start()
+        defer { checkpointer.stop() }
+        try? await gracefulShutdown()
+    }
 }
 
 /// The sandbox's worker pool: recovers jobs a previous run left running, then runs queued jobs,

@@ -97,6 +97,23 @@ final class TempDir {
         #expect(throws: KaifangError.self) { try r.query("DELETE FROM rows") }
     }
 
+    @Test func aCommittedVersionOpensImmutableUnderAnAwkwardPath() throws {
+        // The server's pool opens committed files with a file: URI (immutable=1): every byte
+        // of the path that a URI would read differently must be encoded.
+        let odd = TempDir()
+        let dir = odd.path + "/数据 50%?a#b"
+        let c = try CatalogDatabase(directory: DataDirectory(path: dir))
+        let path = c.directory.temporaryFile(suffix: ".sqlite")
+        let w = try VersionWriter(path: path, manifest: Self.manifest("odd"))
+        for i in 0..<7 { try w.append([.text("李\(i)"), .integer(Int64(i)), .real(1)]) }
+        let sha = try w.finish()
+        let v = try c.commitVersion(manifest: Self.manifest("odd"), temporaryFile: path, rowCount: w.rowCount, sha256: sha, source: "t.csv", actor: "cli:test")
+        let r = try VersionReader(path: c.directory.absolute(v.file), immutable: true)
+        #expect(try r.rowCount() == 7)
+        #expect(try r.query("SELECT name FROM rows WHERE _row = 3") == [[.text("李2")]])
+        #expect(throws: KaifangError.self) { try VersionReader(path: dir + "/versions/odd/9.sqlite", immutable: true).rowCount() }
+    }
+
     @Test func theContentHashDependsOnTheContentOnly() throws {
         let a = try importVersion(Self.manifest("a"), rows: 10)
         let b = try importVersion(Self.manifest("a"), rows: 10)
@@ -156,6 +173,22 @@ final class TempDir {
         } while cursor != nil
         #expect(seen.sorted() == ["d0", "d1", "d2", "d3", "d4", "d5"])
         #expect { try catalog.search(DatasetQuery(cursor: "garbage!")) } throws: { ($0 as? KaifangError)?.kind == .badInput }
+    }
+
+    @Test func theCheckpointerMovesTheLogOffTheWritersPath() throws {
+        let c = Checkpointer(catalog: catalog, periodSeconds: 0.02)
+        try c.start()
+        func autoCheckpoint() throws -> Int { try catalog.writer.write { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") ?? -1 } }
+        #expect(try autoCheckpoint() == 0)
+        for i in 0..<400 { try catalog.audit(actor: "cli:test", action: "test.event", dataset: nil, detail: ["i": .int(Int64(i))]) }
+        let deadline = Date(timeIntervalSinceNow: 10)
+        while c.progress.frames == 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        c.stop()
+        #expect(c.progress.runs > 0 && c.progress.frames > 0)
+        #expect(try autoCheckpoint() == 1000)
+        // Nothing is lost: a second catalog on the same directory reads every event.
+        let again = try CatalogDatabase(directory: DataDirectory(path: tmp.path))
+        #expect(try again.auditEvents(limit: 1000).filter { $0.event.action == "test.event" }.count == 400)
     }
 
     @Test func keysAreShownOnceStoredHashedAndRevocable() throws {
