@@ -2,6 +2,7 @@ import Audit
 import Crypto
 import Foundation
 import GRDB
+import GRDBSQLite
 import KaifangCore
 
 /// The catalog: datasets, versions, fields, keys, licenses, applications, jobs and the audit
@@ -12,6 +13,8 @@ public struct CatalogDatabase: Sendable {
     public let writer: DatabasePool
     /// The data directory it belongs to.
     public let directory: DataDirectory
+    /// GRDB-free connections for the per-request publication stamp.
+    let rawReads: RawReads
     /// The highest seq this process has anchored (so a write that appended nothing skips the file).
     let anchored = AnchorMark()
 
@@ -20,6 +23,7 @@ public struct CatalogDatabase: Sendable {
     public init(directory: DataDirectory) throws {
         self.directory = directory
         try directory.prepare()
+        rawReads = RawReads(path: directory.catalogPath)
         var config = Configuration()
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(10)
@@ -42,20 +46,45 @@ public struct CatalogDatabase: Sendable {
     /// Appends one event to the hash chain inside the caller's transaction.
     @discardableResult
     static func appendAudit(_ db: Database, actor: String, action: String, dataset: String?, detail: [String: JSONValue]) throws -> AuditEvent {
+        var head = try chainHead(db)
+        var reads: [String: Int] = [:]
+        let event = try appendAudit(db, after: &head, reads: &reads, actor: actor, action: action, dataset: dataset, detail: detail)
+        try countReads(db, reads)
+        return event
+    }
+
+    /// The last event's seq and hash (0 and the genesis hash for an empty chain).
+    static func chainHead(_ db: Database) throws -> (seq: Int64, hash: String) {
         let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"))
-        let seq: Int64 = (last?["seq"] as Int64? ?? 0) + 1
-        let prev: String = last?["hash"] ?? AuditChain.genesis
+        return ((last?["seq"] as Int64? ?? 0), last?["hash"] ?? AuditChain.genesis)
+    }
+
+    /// Appends one event after `head` (which it advances) and counts a read in `reads`
+    /// (by day and dataset) for `countReads`.
+    static func appendAudit(_ db: Database, after head: inout (seq: Int64, hash: String), reads: inout [String: Int],
+                            actor: String, action: String, dataset: String?, detail: [String: JSONValue]) throws -> AuditEvent {
+        let seq = head.seq + 1
+        let prev = head.hash
         let event = AuditEvent(seq: seq, at: now(), actor: actor, action: action, dataset: dataset, detail: detail)
         let detailBytes = JSONValue.object(detail).canonicalBytes
         let hash = AuditChain.hash(previous: prev, canonical: event.canonicalBytes(detail: detailBytes))
         let detailJSON = String(decoding: detailBytes, as: UTF8.self)
         try db.cachedStatement(sql: "INSERT INTO audit_events (seq, at, actor, action, dataset_id, detail_json, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             .execute(arguments: [seq, event.at, actor, action, dataset, detailJSON, prev, hash])
+        head = (seq, hash)
         if let dataset, action == "rows.read" || action == "export.read" {
-            try db.cachedStatement(sql: "INSERT INTO read_counts (day, dataset_id, n) VALUES (?, ?, 1) ON CONFLICT (day, dataset_id) DO UPDATE SET n = n + 1")
-                .execute(arguments: [String(event.at.prefix(10)), dataset])
+            reads["\(event.at.prefix(10))|\(dataset)", default: 0] += 1
         }
         return event
+    }
+
+    /// Adds the counted reads to the per-day, per-dataset counters.
+    static func countReads(_ db: Database, _ reads: [String: Int]) throws {
+        for (key, n) in reads {
+            let bar = key.firstIndex(of: "|")!
+            try db.cachedStatement(sql: "INSERT INTO read_counts (day, dataset_id, n) VALUES (?, ?, ?) ON CONFLICT (day, dataset_id) DO UPDATE SET n = n + excluded.n")
+                .execute(arguments: [String(key[..<bar]), String(key[key.index(after: bar)...]), n])
+        }
     }
 
     /// Records an event on its own (for reads, which change nothing else).
@@ -247,9 +276,12 @@ public struct CatalogDatabase: Sendable {
     /// What changes when a dataset is republished or its policy edited: (updated_at, tier,
     /// published version). One cheap query; callers cache the full records by it.
     public func publicationStamp(_ id: String) throws -> String? {
-        try readOne { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT updated_at, tier, published_version FROM datasets WHERE id = ?"), arguments: [id]).map { row in
-                "\(row["updated_at"] as String)|\((row["tier"] as String?) ?? "-")|\((row["published_version"] as Int64?).map(String.init) ?? "-")"
+        try rawReads.withStatement("SELECT updated_at, tier, published_version FROM datasets WHERE id = ?", [id]) { stmt in
+            switch sqlite3_step(stmt) {
+            case SQLITE_DONE: return nil
+            case SQLITE_ROW:
+                return "\(RawReads.text(stmt, 0) ?? "")|\(RawReads.text(stmt, 1) ?? "-")|\(RawReads.text(stmt, 2) ?? "-")"
+            default: throw KaifangError.runtime("catalog read failed: \(String(cString: sqlite3_errmsg(sqlite3_db_handle(stmt))))")
             }
         }
     }
@@ -564,7 +596,10 @@ extension CatalogDatabase {
     public func audit(batch: [PendingEvent]) throws {
         guard !batch.isEmpty else { return }
         try write { db in
-            for e in batch { _ = try Self.appendAudit(db, actor: e.actor, action: e.action, dataset: e.dataset, detail: e.detail) }
+            var head = try Self.chainHead(db)
+            var reads: [String: Int] = [:]
+            for e in batch { _ = try Self.appendAudit(db, after: &head, reads: &reads, actor: e.actor, action: e.action, dataset: e.dataset, detail: e.detail) }
+            try Self.countReads(db, reads)
         }
     }
 }
