@@ -32,9 +32,11 @@ public final class CSVReader {
 
     private var storage: [UInt8] = []
     private var ends: [Int] = []
-    private var fieldLines: [Int] = []
-    private var fieldStarts: [Int] = []
-    private var fieldLineStarts: [Int] = []
+    /// Where the current record starts in `buf`, and the offset of its line's start: positions
+    /// of fields are found again from there when an error message needs one (keeping them for
+    /// every field cost a fifth of a masking run).
+    private var recordStart = 0
+    private var recordLineStart = 0
     /// The line on which the current record starts.
     public private(set) var recordLine = 0
     /// Records returned so far.
@@ -95,15 +97,36 @@ public final class CSVReader {
     public func strings() -> [String] { (0..<fieldCount).map(string) }
 
     /// Where field `i` of the current record starts (line, character column).
-    /// Valid until the next call to `next()`.
+    /// Valid until the next call to `next()` (the record is still in the buffer until then).
     public func position(ofField i: Int) -> TextPosition {
-        guard i < fieldStarts.count else { return TextPosition(line: recordLine, column: 1) }
-        return TextPosition(line: fieldLines[i], column: column(from: fieldLineStarts[i], to: fieldStarts[i]))
+        guard i < ends.count else { return TextPosition(line: recordLine, column: 1) }
+        // Walk the record's raw bytes again, as parseRecord did, up to field i.
+        let quote: UInt8 = 0x22, cr: UInt8 = 0x0D, lf: UInt8 = 0x0A
+        var p = recordStart, line = recordLine, lineStart = recordLineStart, f = 0
+        while f < i && p < end {
+            if buf[p] == quote {
+                p += 1
+                while p < end {
+                    if buf[p] == quote {
+                        if p + 1 < end && buf[p + 1] == quote { p += 2; continue }
+                        p += 1
+                        break
+                    }
+                    if buf[p] == lf { line += 1; lineStart = p + 1 }
+                    p += 1
+                }
+            }
+            while p < end && buf[p] != delimiter && buf[p] != lf && buf[p] != cr { p += 1 }
+            guard p < end && buf[p] == delimiter else { break }
+            p += 1
+            f += 1
+        }
+        return TextPosition(line: line, column: column(from: lineStart, to: p))
     }
 
     /// Where the end of field `i` is; used for "expected more columns" errors.
     public func position(afterField i: Int) -> TextPosition {
-        guard i < fieldStarts.count else { return TextPosition(line: recordLine, column: 1) }
+        guard i < ends.count else { return TextPosition(line: recordLine, column: 1) }
         let p = position(ofField: i)
         let len = String(decoding: fieldBytes(i), as: UTF8.self).unicodeScalars.count
         return TextPosition(line: p.line, column: p.column + len)
@@ -190,41 +213,32 @@ public final class CSVReader {
         // per access. The arrays are moved out and back, not copied.
         var storage = self.storage; self.storage = []
         var ends = self.ends; self.ends = []
-        var fieldLines = self.fieldLines; self.fieldLines = []
-        var fieldStarts = self.fieldStarts; self.fieldStarts = []
-        var fieldLineStarts = self.fieldLineStarts; self.fieldLineStarts = []
         storage.removeAll(keepingCapacity: true)
         ends.removeAll(keepingCapacity: true)
-        fieldLines.removeAll(keepingCapacity: true)
-        fieldStarts.removeAll(keepingCapacity: true)
-        fieldLineStarts.removeAll(keepingCapacity: true)
         var line = self.line
         var lineStart = self.lineStart
         let buf = self.buf
         let end = self.end
         let eof = self.eof
         var p = pos
-        defer {
-            self.storage = storage; self.ends = ends; self.fieldLines = fieldLines
-            self.fieldStarts = fieldStarts; self.fieldLineStarts = fieldLineStarts
-        }
+        defer { self.storage = storage; self.ends = ends }
         if p == end {
             return eof ? .done : .needMore
         }
         recordLine = line
+        recordStart = p
+        recordLineStart = lineStart
         let quote: UInt8 = 0x22, cr: UInt8 = 0x0D, lf: UInt8 = 0x0A
         let delim = delimiter
         while true {
-            fieldLines.append(line)
-            fieldStarts.append(p)
-            fieldLineStarts.append(lineStart)
+            let fieldLine = line, fieldStart = p, fieldLineStart = lineStart
             if p < end && buf[p] == quote {
                 p += 1
                 var runStart = p
                 while true {
                     if p == end {
                         if !eof { return .needMore }
-                        let at = TextPosition(line: fieldLines.last!, column: column(from: fieldLineStarts.last!, to: fieldStarts.last!))
+                        let at = TextPosition(line: fieldLine, column: column(from: fieldLineStart, to: fieldStart))
                         throw KaifangError.badInput("\(fileName):\(at): field \(ends.count + 1): a quoted field is never closed: add the closing '\"' (a quote inside a field is written twice: \"\")")
                     }
                     let b = buf[p]

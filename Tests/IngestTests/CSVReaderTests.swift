@@ -48,6 +48,25 @@ import Testing
         #expect(try !r.next())
     }
 
+    /// Positions are found again from the record's bytes when asked: after quoted fields with
+    /// doubled quotes and embedded CRLF, a BOM, and a record cut across buffer refills.
+    @Test(arguments: [16, 23, 1 << 20])
+    func fieldPositionsAfterQuotedMultiLineFields(chunk: Int) throws {
+        let text = [0xEF, 0xBB, 0xBF] + Array("名,说明,值,末\r\n甲,\"一\"\"二\r\n三四\",\"x,y\",5\r\n乙,,\"\",\"q\nr\"\n".utf8)
+        let r = CSVReader(source: MemoryByteSource(text), fileName: "t.csv", chunkSize: chunk)
+        #expect(try r.next())
+        #expect(r.position(ofField: 0) == TextPosition(line: 1, column: 1))
+        #expect(r.position(ofField: 3) == TextPosition(line: 1, column: 8))
+        #expect(try r.next() && r.recordLine == 2)
+        #expect(r.position(ofField: 1) == TextPosition(line: 2, column: 3))
+        #expect(r.position(ofField: 2) == TextPosition(line: 3, column: 5))
+        #expect(r.position(ofField: 3) == TextPosition(line: 3, column: 11))
+        #expect(try r.next() && r.recordLine == 4)
+        #expect(r.position(ofField: 2) == TextPosition(line: 4, column: 4))
+        #expect(r.position(ofField: 3) == TextPosition(line: 4, column: 7))
+        #expect(try !r.next())
+    }
+
     @Test func columnsCountCharactersNotBytes() throws {
         let r = CSVReader(source: MemoryByteSource("姓名,手机\n张三,138\n"), fileName: "t.csv")
         _ = try r.next(); _ = try r.next()
