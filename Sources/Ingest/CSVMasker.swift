@@ -26,21 +26,22 @@ public final class ByteSink {
     public func flush() throws {
         let pending = buffer
         buffer.removeAll(keepingCapacity: true)
-        try writeOut(pending)
+        try pending.withUnsafeBufferPointer { try writeOut($0) }
     }
 
     /// Writes `bytes` straight to the descriptor, after what is buffered (for callers that
     /// fill their own buffer in a hot loop).
     /// - Throws: `KaifangError.runtime` when the write fails (a closed pipe).
-    public func write(_ bytes: [UInt8]) throws {
+    public func write(_ bytes: UnsafeBufferPointer<UInt8>) throws {
         try flush()
         try writeOut(bytes)
     }
 
-    private func writeOut(_ bytes: [UInt8]) throws {
+    private func writeOut(_ bytes: UnsafeBufferPointer<UInt8>) throws {
+        guard let base = bytes.baseAddress else { return }
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let n = Glibc.write(fd, base + offset, bytes.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw KaifangError.runtime("write failed: \(String(cString: strerror(errno)))")
@@ -70,15 +71,16 @@ public enum CSVWriter {
     /// Quotes the field that starts at `start` and runs to the end of `out`, when it holds a
     /// delimiter, quote, CR or LF (values are masked straight into the output, then checked).
     @inline(__always)
-    public static func quoteTail(_ out: inout [UInt8], from start: Int) {
+    public static func quoteTail(_ out: inout ByteBuilder, from start: Int) {
         var needs = false
+        let p = out.base
         for i in start..<out.count {
-            let b = out[i]
+            let b = p[i]
             if b == 0x2C || b == 0x22 || b == 0x0A || b == 0x0D { needs = true; break }
         }
         if !needs { return }
-        let value = Array(out[start...])
-        out.removeSubrange(start...)
+        let value = Array(UnsafeBufferPointer(start: p + start, count: out.count - start))
+        out.truncate(to: start)
         out.append(0x22)
         for b in value {
             if b == 0x22 { out.append(0x22) }
@@ -128,8 +130,7 @@ public enum CSVMasker {
         var scratch = MaskScratch()
         // The hot loop writes into a local buffer (no class property, so no exclusivity or
         // uniqueness checks per byte) and masks each value straight into it.
-        var out: [UInt8] = []
-        out.reserveCapacity((1 << 18) + (1 << 16))
+        var out = ByteBuilder(capacity: (1 << 18) + (1 << 16))
         let csvColumns = mapping.map(\.csv)
         let planColumns = mapping.map(\.plan)
         var rows = 0
@@ -149,18 +150,18 @@ public enum CSVMasker {
                     let mark = out.count
                     if plan.apply(column: planColumns[i], field, row: row, scratch: &scratch, into: &out) {
                         CSVWriter.quoteTail(&out, from: mark)
-                    } else if out.count > mark {
-                        out.removeSubrange(mark...)
+                    } else {
+                        out.truncate(to: mark)
                     }
                 }
             }
             out.append(0x0A)
             if out.count >= 1 << 18 {
-                try sink.write(out)
-                out.removeAll(keepingCapacity: true)
+                try sink.write(out.bytes)
+                out.removeAll()
             }
         }
-        try sink.write(out)
+        try sink.write(out.bytes)
         try sink.flush()
         return rows
     }

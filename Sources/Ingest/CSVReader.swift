@@ -30,7 +30,7 @@ public final class CSVReader {
     private var lineStart = 0
     private var atFileStart = true
 
-    private var storage: [UInt8] = []
+    private var storage = ByteBuilder(capacity: 4096)
     private var ends: [Int] = []
     /// Where the current record starts in `buf`, and the offset of its line's start: positions
     /// of fields are found again from there when an error message needs one (keeping them for
@@ -52,7 +52,6 @@ public final class CSVReader {
         self.delimiter = delimiter
         self.capacity = max(chunkSize, 16)
         self.buf = .allocate(capacity: capacity)
-        storage.reserveCapacity(4096)
     }
 
     deinit { buf.deallocate() }
@@ -60,32 +59,26 @@ public final class CSVReader {
     /// Number of fields in the current record.
     public var fieldCount: Int { ends.count }
 
-    /// The bytes of field `i` of the current record, unquoted.
-    @inlinable
+    /// The bytes of field `i` of the current record, unquoted (a copy).
     public func field(_ i: Int) -> ArraySlice<UInt8> {
-        fieldBytes(i)
+        ArraySlice(fieldBytes(i))
     }
 
-    @usableFromInline
-    func fieldBytes(_ i: Int) -> ArraySlice<UInt8> {
+    /// Field `i`'s bytes in the record buffer: valid until the next call to `next()`.
+    func fieldBytes(_ i: Int) -> UnsafeBufferPointer<UInt8> {
         let start = i == 0 ? 0 : ends[i - 1]
-        return storage[start..<ends[i]]
+        return UnsafeBufferPointer(start: storage.base + start, count: ends[i] - start)
     }
 
     /// Calls `body` with the bytes of field `i` (no copy).
     /// Calls `body` with the current record's bytes and the end offset of each field (field
     /// `i` is `bytes[ends[i-1] ..< ends[i]]`, the first starts at 0): one access per record.
     public func withRecord<R>(_ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<Int>) throws -> R) rethrows -> R {
-        try storage.withUnsafeBufferPointer { all in
-            try ends.withUnsafeBufferPointer { e in try body(all, e) }
-        }
+        try ends.withUnsafeBufferPointer { e in try body(storage.bytes, e) }
     }
 
     public func withField<R>(_ i: Int, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
-        let start = i == 0 ? 0 : ends[i - 1]
-        return try storage.withUnsafeBufferPointer { all in
-            try body(UnsafeBufferPointer(rebasing: all[start..<ends[i]]))
-        }
+        try body(fieldBytes(i))
     }
 
     /// Field `i` of the current record as a String (invalid UTF-8 is repaired with U+FFFD).
@@ -161,7 +154,7 @@ public final class CSVReader {
             let recordStart = pos
             let savedLine = line
             let savedLineStart = lineStart
-            switch try parseRecord() {
+            switch try parseRecord(&storage, &ends) {
             case .record:
                 // Skip blank lines: one empty unquoted field.
                 if ends.count == 1 && ends[0] == 0 && pos - recordStart <= 2 && buf[recordStart] != 0x22 {
@@ -208,12 +201,11 @@ public final class CSVReader {
         if n == 0 { eof = true } else { end += n }
     }
 
-    private func parseRecord() throws -> Step {
-        // Work on locals: class properties inside the byte loop would pay an exclusivity check
-        // per access. The arrays are moved out and back, not copied.
-        var storage = self.storage; self.storage = []
-        var ends = self.ends; self.ends = []
-        storage.removeAll(keepingCapacity: true)
+    /// Parses one record into `storage` and `ends` (passed inout: class properties used inside
+    /// the byte loop would pay an exclusivity check per access; an inout argument is one
+    /// access per record).
+    private func parseRecord(_ storage: inout ByteBuilder, _ ends: inout [Int]) throws -> Step {
+        storage.removeAll()
         ends.removeAll(keepingCapacity: true)
         var line = self.line
         var lineStart = self.lineStart
@@ -221,7 +213,6 @@ public final class CSVReader {
         let end = self.end
         let eof = self.eof
         var p = pos
-        defer { self.storage = storage; self.ends = ends }
         if p == end {
             return eof ? .done : .needMore
         }

@@ -3,7 +3,7 @@
 /// API, the cursor and the audit chain's canonical form (whose hashes depend on these bytes).
 public enum JSONBytes {
     @inline(__always)
-    public static func appendString(_ b: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+    public static func appendString(_ b: UnsafeBufferPointer<UInt8>, to out: inout ByteBuilder) {
         out.append(0x22)
         var run = 0
         for i in 0..<b.count {
@@ -22,6 +22,18 @@ public enum JSONBytes {
         }
         out.append(contentsOf: UnsafeBufferPointer(rebasing: b[run...]))
         out.append(0x22)
+    }
+
+    public static func appendString(_ s: String, to out: inout ByteBuilder) {
+        var copy = s
+        copy.withUTF8 { appendString($0, to: &out) }
+    }
+
+    /// The same escaping, appended to an array (the audit chain's canonical form, cursors).
+    public static func appendString(_ b: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        var built = ByteBuilder(capacity: b.count + 8)
+        appendString(b, to: &built)
+        out.append(contentsOf: built.bytes)
     }
 
     public static func appendString(_ s: String, to out: inout [UInt8]) {

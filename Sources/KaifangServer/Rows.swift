@@ -220,21 +220,21 @@ struct RowQuery {
 /// Byte-level JSON output.
 enum JSONOut {
     @inline(__always)
-    static func string(_ b: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) { JSONBytes.appendString(b, to: &out) }
+    static func string(_ b: UnsafeBufferPointer<UInt8>, into out: inout ByteBuilder) { JSONBytes.appendString(b, to: &out) }
 
-    static func string(_ s: String, into out: inout [UInt8]) { JSONBytes.appendString(s, to: &out) }
+    static func string(_ s: String, into out: inout ByteBuilder) { JSONBytes.appendString(s, to: &out) }
 
-    static func raw(_ s: String, into out: inout [UInt8]) { out.append(contentsOf: Array(s.utf8)) }
+    static func raw(_ s: String, into out: inout ByteBuilder) { out.append(s) }
 }
 
 /// Reads rows from a prepared statement and writes them masked, as JSON objects or CSV lines.
-struct RowEncoder {
+struct RowEncoder: ~Copyable {
     let plan: MaskingPlan
     let columns: [Int]
     /// Offset of the first data column in the statement (after `_row` and the sort column).
     let firstColumn: Int32
     var scratch = MaskScratch()
-    var masked: [UInt8] = []
+    var masked = ByteBuilder(capacity: 256)
     var maskedCells = 0
 
     /// Per requested column: whether its value is served as stored (no masking).
@@ -248,16 +248,15 @@ struct RowEncoder {
     init(plan: MaskingPlan, columns: [Int], firstColumn: Int32) {
         self.plan = plan; self.columns = columns; self.firstColumn = firstColumn
         self.keeps = columns.map { plan.columns[$0].operation == .keep }
-        var bytes: [UInt8] = []
+        var bytes = ByteBuilder()
         var ends: [Int] = []
         for c in columns {
             JSONOut.string(plan.columns[c].field.name, into: &bytes)
             bytes.append(0x3A)
             ends.append(bytes.count)
         }
-        self.nameBytes = bytes
+        self.nameBytes = bytes.array
         self.nameEnds = ends
-        masked.reserveCapacity(256)
     }
 
     /// Calls `body` with the bytes of the statement's column as text (nil for NULL), then masks it.
@@ -274,10 +273,10 @@ struct RowEncoder {
             return
         }
         if type == SQLITE_FLOAT {
-            masked.removeAll(keepingCapacity: true)
+            masked.removeAll()
             if let kept = plan.applyNumber(column: planColumn, sqlite3_column_double(stmt, sc), into: &masked) {
                 maskedCells += 1
-                if kept { masked.withUnsafeBufferPointer { body($0, false) } } else { body(nil, false) }
+                if kept { body(masked.bytes, false) } else { body(nil, false) }
                 return
             }
         }
@@ -285,16 +284,16 @@ struct RowEncoder {
         let bytes = UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(stmt, sc)))
         if keep { body(bytes, type == SQLITE_INTEGER); return }
         maskedCells += 1
-        masked.removeAll(keepingCapacity: true)
+        masked.removeAll()
         if plan.apply(column: planColumn, bytes, row: row, scratch: &scratch, into: &masked) {
-            masked.withUnsafeBufferPointer { body($0, false) }
+            body(masked.bytes, false)
         } else {
             body(nil, false)
         }
     }
 
     /// Appends the current row as a JSON object.
-    mutating func json(_ stmt: OpaquePointer?, row: Int64, into out: inout [UInt8]) {
+    mutating func json(_ stmt: OpaquePointer?, row: Int64, into out: inout ByteBuilder) {
         out.append(0x7B)
         let names = nameBytes
         for k in 0..<columns.count {
@@ -311,7 +310,7 @@ struct RowEncoder {
     }
 
     /// Appends the current row as a CSV line.
-    mutating func csv(_ stmt: OpaquePointer?, row: Int64, into out: inout [UInt8]) {
+    mutating func csv(_ stmt: OpaquePointer?, row: Int64, into out: inout ByteBuilder) {
         for k in 0..<columns.count {
             if k > 0 { out.append(0x2C) }
             value(stmt, k, row: row) { bytes, _ in

@@ -23,18 +23,16 @@ public enum Detector {
     /// Detects a String.
     public static func detect(_ value: String) -> Detection {
         var copy = value
-        var a: [UInt8] = [], b: [UInt8] = []
+        var a = ByteBuilder(), b = ByteBuilder()
         return copy.withUTF8 { detect($0, folded: &a, compacted: &b) }
     }
 
     /// Detects UTF-8 bytes, using two caller-owned scratch buffers (no allocation per value).
-    public static func detect(_ raw: UnsafeBufferPointer<UInt8>, folded: inout [UInt8], compacted: inout [UInt8]) -> Detection {
+    public static func detect(_ raw: UnsafeBufferPointer<UInt8>, folded: inout ByteBuilder, compacted: inout ByteBuilder) -> Detection {
         Normalize.fold(raw, into: &folded)
         if folded.isEmpty { return Detection(type: nil, valid: false) }
         Normalize.compact(raw, into: &compacted)
-        return folded.withUnsafeBufferPointer { f in
-            compacted.withUnsafeBufferPointer { c in classify(folded: f, compact: c) }
-        }
+        return classify(folded: folded.bytes, compact: compacted.bytes)
     }
 
     static func classify(folded f: UnsafeBufferPointer<UInt8>, compact c: UnsafeBufferPointer<UInt8>) -> Detection {
@@ -87,38 +85,36 @@ public enum Detector {
     /// Whether a value passes the checks of `type` (types without a format always pass).
     public static func isValid(_ value: String, as type: SemanticType) -> Bool {
         var copy = value
-        var a: [UInt8] = [], b: [UInt8] = []
+        var a = ByteBuilder(), b = ByteBuilder()
         return copy.withUTF8 { isValid($0, as: type, folded: &a, compacted: &b) }
     }
 
     /// Whether bytes pass the checks of `type`, with caller-owned scratch buffers.
-    public static func isValid(_ raw: UnsafeBufferPointer<UInt8>, as type: SemanticType, folded: inout [UInt8], compacted: inout [UInt8]) -> Bool {
+    public static func isValid(_ raw: UnsafeBufferPointer<UInt8>, as type: SemanticType, folded: inout ByteBuilder, compacted: inout ByteBuilder) -> Bool {
         switch type {
         case .resident_id, .phone, .bank_card, .uscc, .passport, .landline:
             Normalize.compact(raw, into: &compacted)
-            return compacted.withUnsafeBufferPointer { c in
-                switch type {
-                case .resident_id: Validators.residentID18(c) || Validators.residentID15(c)
-                case .phone: Validators.phone(c)
-                case .bank_card: Validators.bankCard(c)
-                case .uscc: Validators.uscc(c)
-                case .passport: Validators.passport(c)
-                default: Validators.landline(c)
-                }
+            let c = compacted.bytes
+            switch type {
+            case .resident_id: return Validators.residentID18(c) || Validators.residentID15(c)
+            case .phone: return Validators.phone(c)
+            case .bank_card: return Validators.bankCard(c)
+            case .uscc: return Validators.uscc(c)
+            case .passport: return Validators.passport(c)
+            default: return Validators.landline(c)
             }
         case .email, .ip, .license_plate:
             Normalize.fold(raw, into: &folded)
-            return folded.withUnsafeBufferPointer { f in
-                switch type {
-                case .email: Validators.email(f)
-                case .ip: Validators.ipv4(f) || Validators.ipv6(f)
-                default: Validators.licensePlate(f)
-                }
-            } || (type == .license_plate && {
+            let f = folded.bytes
+            switch type {
+            case .email: return Validators.email(f)
+            case .ip: return Validators.ipv4(f) || Validators.ipv6(f)
+            default:
+                if Validators.licensePlate(f) { return true }
                 // Plates are often written 苏A 12345 / 苏A-12345: detection reads them compacted.
                 Normalize.compact(raw, into: &compacted)
-                return compacted.withUnsafeBufferPointer { Validators.licensePlate($0) }
-            }())
+                return Validators.licensePlate(compacted.bytes)
+            }
         default:
             return true
         }

@@ -21,14 +21,14 @@ public struct KAnonymityReport: Sendable, Equatable {
 }
 
 /// Counts equivalence classes row by row (memory grows with the number of classes, not rows).
-public struct KAnonymityCounter {
+public struct KAnonymityCounter: ~Copyable {
     let plan: MaskingPlan
     let qiColumns: [Int]
     var counts: [[UInt8]: Int] = [:]
     var rows = 0
     var scratch = MaskScratch()
     var key: [UInt8] = []
-    var out: [UInt8] = []
+    var out = ByteBuilder()
 
     /// Counts over the quasi-identifiers of `plan`'s manifest, as `plan` serves them.
     public init(plan: MaskingPlan) {
@@ -41,13 +41,13 @@ public struct KAnonymityCounter {
         guard !qiColumns.isEmpty else { rows += 1; return }
         key.removeAll(keepingCapacity: true)
         for c in qiColumns {
-            out.removeAll(keepingCapacity: true)
+            out.removeAll()
             var kept = false
             if cells[c] != .null {
                 var text = cells[c].text
                 kept = text.withUTF8 { plan.apply(column: c, $0, row: 0, scratch: &scratch, into: &out) }
             }
-            if kept { key.append(1); key.append(contentsOf: out) } else { key.append(0) }
+            if kept { key.append(1); key.append(contentsOf: out.bytes) } else { key.append(0) }
             key.append(0x1F)
         }
         counts[key, default: 0] += 1

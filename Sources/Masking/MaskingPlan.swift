@@ -121,7 +121,7 @@ public struct MaskingPlan: Sendable {
     /// - Returns: false when the result is null (suppressed, or a generalization that failed closed).
     @inline(__always)
     public func apply(column index: Int, _ input: UnsafeBufferPointer<UInt8>, row: Int64 = 0,
-                      scratch: inout MaskScratch, into out: inout [UInt8]) -> Bool {
+                      scratch: inout MaskScratch, into out: inout ByteBuilder) -> Bool {
         switch ops[index] {
         case .keep: out.append(contentsOf: input); return true
         case .suppress: return false
@@ -150,7 +150,7 @@ public struct MaskingPlan: Sendable {
     /// For a number stored as REAL: the generalization applied to the number itself (no text
     /// round trip); nil when the column's operation works on text (then format and `apply`).
     @inline(__always)
-    public func applyNumber(column index: Int, _ v: Double, into out: inout [UInt8]) -> Bool? {
+    public func applyNumber(column index: Int, _ v: Double, into out: inout ByteBuilder) -> Bool? {
         if case .generalizeNumber = ops[index] { return Apply.numberBand(value: v, &out) }
         return nil
     }
@@ -158,25 +158,25 @@ public struct MaskingPlan: Sendable {
     /// Applies column `index` to a String (tests, previews); nil when null.
     public func apply(column index: Int, _ value: String, row: Int64 = 0) -> String? {
         var scratch = MaskScratch()
-        var out: [UInt8] = []
+        var out = ByteBuilder()
         var copy = value
         let kept = copy.withUTF8 { apply(column: index, $0, row: row, scratch: &scratch, into: &out) }
-        return kept ? String(decoding: out, as: UTF8.self) : nil
+        return kept ? String(decoding: out.bytes, as: UTF8.self) : nil
     }
 
     /// Applies the plan to a row of cells (nulls stay null); excluded columns become null.
     public func apply(row cells: [Cell], rowID: Int64 = 0) -> [Cell] {
         var scratch = MaskScratch()
-        var out: [UInt8] = []
+        var out = ByteBuilder()
         var result: [Cell] = []
         result.reserveCapacity(cells.count)
         for (i, cell) in cells.enumerated() {
             if cell == .null || !columns[i].included { result.append(.null); continue }
             if columns[i].operation == .keep { result.append(cell); continue }
-            out.removeAll(keepingCapacity: true)
+            out.removeAll()
             var text = cell.text
             let kept = text.withUTF8 { apply(column: i, $0, row: rowID, scratch: &scratch, into: &out) }
-            result.append(kept ? .text(String(decoding: out, as: UTF8.self)) : .null)
+            result.append(kept ? .text(String(decoding: out.bytes, as: UTF8.self)) : .null)
         }
         return result
     }

@@ -1,3 +1,5 @@
+import KaifangCore
+
 /// Byte-level normalization before validation: full-width digits and letters become ASCII,
 /// and (for numbers) spaces and hyphens inside are dropped. Works on UTF-8 bytes.
 public enum Normalize {
@@ -26,15 +28,15 @@ public enum Normalize {
     /// Calls `body` with the folded bytes: the input itself when nothing needs folding, else
     /// `scratch` after `fold`.
     @inline(__always)
-    public static func withFolded<R>(_ b: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8], _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+    public static func withFolded<R>(_ b: UnsafeBufferPointer<UInt8>, scratch: inout ByteBuilder, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
         if !needsFold(b) { return body(b) }
         fold(b, into: &scratch)
-        return scratch.withUnsafeBufferPointer(body)
+        return body(scratch.bytes)
     }
 
     /// Folds full-width forms to ASCII and trims ASCII and ideographic spaces at both ends.
-    public static func fold(_ b: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
-        out.removeAll(keepingCapacity: true)
+    public static func fold(_ b: UnsafeBufferPointer<UInt8>, into out: inout ByteBuilder) {
+        out.removeAll()
         var i = 0
         while i < b.count {
             let c = b[i]
@@ -44,14 +46,18 @@ public enum Normalize {
                 out.append(c); i += 1
             }
         }
-        while let f = out.first, f == 0x20 || f == 0x09 { out.removeFirst() }
-        while let l = out.last, l == 0x20 || l == 0x09 || l == 0x0D || l == 0x0A { out.removeLast() }
+        var lead = 0
+        while lead < out.count && (out[lead] == 0x20 || out[lead] == 0x09) { lead += 1 }
+        out.removeFirst(lead)
+        var n = out.count
+        while n > 0 && (out[n - 1] == 0x20 || out[n - 1] == 0x09 || out[n - 1] == 0x0D || out[n - 1] == 0x0A) { n -= 1 }
+        out.truncate(to: n)
     }
 
     /// Folds full-width forms and drops every space, tab and hyphen: for numbers written
     /// `138 1234 5678`, `138-1234-5678` or `１３８１２３４５６７８`.
-    public static func compact(_ b: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
-        out.removeAll(keepingCapacity: true)
+    public static func compact(_ b: UnsafeBufferPointer<UInt8>, into out: inout ByteBuilder) {
+        out.removeAll()
         var i = 0
         while i < b.count {
             let c = b[i]
@@ -66,9 +72,9 @@ public enum Normalize {
 
     /// `compact` for a String (tests, CLI).
     public static func compact(_ s: String) -> [UInt8] {
-        var out: [UInt8] = []
+        var out = ByteBuilder()
         var copy = s
         copy.withUTF8 { compact($0, into: &out) }
-        return out
+        return out.array
     }
 }

@@ -34,13 +34,10 @@ public enum Operation: Sendable, Equatable {
 }
 
 /// Reusable buffers for the byte loops, owned by one caller (no allocation per value).
-public struct MaskScratch {
-    var folded: [UInt8] = []
-    var compacted: [UInt8] = []
-    public init() {
-        folded.reserveCapacity(64)
-        compacted.reserveCapacity(64)
-    }
+public struct MaskScratch: ~Copyable {
+    var folded = ByteBuilder()
+    var compacted = ByteBuilder()
+    public init() {}
 }
 
 /// Applies operations to UTF-8 bytes.
@@ -48,8 +45,8 @@ enum Apply {
     static let star: UInt8 = 0x2A
 
     /// Appends `n` stars.
-    @inline(__always) static func stars(_ n: Int, _ out: inout [UInt8]) {
-        for _ in 0..<n { out.append(star) }
+    @inline(__always) static func stars(_ n: Int, _ out: inout ByteBuilder) {
+        out.append(repeating: star, count: n)
     }
 
     /// Number of Unicode scalars in valid UTF-8.
@@ -60,7 +57,7 @@ enum Apply {
     }
 
     /// Full mask: one star per character, at least three.
-    @inline(__always) static func full(_ b: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) {
+    @inline(__always) static func full(_ b: UnsafeBufferPointer<UInt8>, _ out: inout ByteBuilder) {
         stars(max(3, min(scalarCount(b), 32)), &out)
     }
 
@@ -74,7 +71,7 @@ enum Apply {
         return b.count
     }
 
-    static func maskChars(_ b: UnsafeBufferPointer<UInt8>, keepFirst: Int, keepLast: Int, _ out: inout [UInt8]) {
+    static func maskChars(_ b: UnsafeBufferPointer<UInt8>, keepFirst: Int, keepLast: Int, _ out: inout ByteBuilder) {
         let n = scalarCount(b)
         if n <= keepFirst + keepLast || n < 3 { full(b, &out); return }
         let head = offset(ofScalar: keepFirst, in: b)
@@ -84,9 +81,9 @@ enum Apply {
         out.append(contentsOf: UnsafeBufferPointer(rebasing: b[tail...]))
     }
 
-    static func residentID(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+    static func residentID(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
         Normalize.compact(raw, into: &s.compacted)
-        s.compacted.withUnsafeBufferPointer { c in
+        do { let c = s.compacted.bytes
             if Validators.residentID18(c) {
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: c[0..<6])); stars(8, &out)
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: c[14..<17]))
@@ -100,9 +97,9 @@ enum Apply {
         }
     }
 
-    static func phone(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+    static func phone(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
         Normalize.compact(raw, into: &s.compacted)
-        s.compacted.withUnsafeBufferPointer { c in
+        do { let c = s.compacted.bytes
             guard Validators.phone(c) else { stars(11, &out); return }
             let local = Validators.strippedCountryCode(c)
             out.append(contentsOf: UnsafeBufferPointer(rebasing: local[0..<3])); stars(4, &out)
@@ -110,9 +107,9 @@ enum Apply {
         }
     }
 
-    static func landline(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+    static func landline(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
         Normalize.compact(raw, into: &s.compacted)
-        s.compacted.withUnsafeBufferPointer { c0 in
+        do { let c0 = s.compacted.bytes
             guard Validators.landline(c0) else { stars(8, &out); return }
             // Drop parentheses: (025)83123456 → 02583123456.
             var digits: [UInt8] = []
@@ -125,16 +122,16 @@ enum Apply {
         }
     }
 
-    static func bankCard(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+    static func bankCard(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
         Normalize.compact(raw, into: &s.compacted)
-        s.compacted.withUnsafeBufferPointer { c in
+        do { let c = s.compacted.bytes
             guard Validators.bankCard(c) else { stars(16, &out); return }
             stars(c.count - 4, &out)
             out.append(contentsOf: UnsafeBufferPointer(rebasing: c[(c.count - 4)...]))
         }
     }
 
-    static func email(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+    static func email(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
         Normalize.withFolded(raw, scratch: &s.folded) { f in
             guard Validators.email(f), let at = f.firstIndex(of: 0x40) else { stars(3, &out); return }
             out.append(f[0]); stars(3, &out)
@@ -142,9 +139,9 @@ enum Apply {
         }
     }
 
-    static func plate(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+    static func plate(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
         Normalize.fold(raw, into: &s.folded)
-        s.folded.withUnsafeBufferPointer { f in
+        do { let f = s.folded.bytes
             guard Validators.licensePlate(f) else { stars(3, &out); return }
             let n = scalarCount(f)
             let head = offset(ofScalar: 2, in: f)
@@ -155,9 +152,9 @@ enum Apply {
         }
     }
 
-    static func ip(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+    static func ip(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
         Normalize.fold(raw, into: &s.folded)
-        s.folded.withUnsafeBufferPointer { f in
+        do { let f = s.folded.bytes
             if Validators.ipv4(f) {
                 var dots = 0
                 for c in f {
@@ -195,7 +192,7 @@ enum Apply {
 
     /// `张*`, `张**`, `欧阳**`; names with a middle dot keep the first character; Latin names
     /// keep their first letter. Anything else (digits, symbols, over 30 characters) is fully masked.
-    static func name(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+    static func name(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
         Normalize.withFolded(raw, scratch: &s.folded) { f in
             var n = 0
             var allHan = true, allLatin = true
@@ -248,7 +245,7 @@ enum Apply {
 
     /// Cuts an address after its district (or city, or province) word, before any street,
     /// township, number or digit. An address with no division word is fully masked.
-    static func address(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+    static func address(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
         Normalize.withFolded(raw, scratch: &s.folded) { f in
             var cut = -1
             var i = 0
@@ -270,7 +267,7 @@ enum Apply {
 
     // MARK: generalizations
 
-    static func date(_ raw: UnsafeBufferPointer<UInt8>, keepMonth: Bool, _ out: inout [UInt8]) -> Bool {
+    static func date(_ raw: UnsafeBufferPointer<UInt8>, keepMonth: Bool, _ out: inout ByteBuilder) -> Bool {
         let b = raw
         guard b.count >= 10, Validators.isDigit(b[0]), Validators.isDigit(b[3]), b[4] == 0x2D || b[4] == 0x2F,
               Validators.isDigit(b[5]), Validators.isDigit(b[6]) else { return false }
@@ -281,7 +278,7 @@ enum Apply {
         return true
     }
 
-    static func dateTime(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) -> Bool {
+    static func dateTime(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout ByteBuilder) -> Bool {
         guard raw.count >= 10, Validators.isDigit(raw[0]), raw[4] == 0x2D, raw[7] == 0x2D else { return false }
         out.append(contentsOf: UnsafeBufferPointer(rebasing: raw[0..<10]))
         return true
@@ -300,7 +297,7 @@ enum Apply {
         return v
     }
 
-    static func age(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) -> Bool {
+    static func age(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout ByteBuilder) -> Bool {
         guard let v = parseNumber(raw), v >= 0, v < 1000 else { return false }
         let lo = Int(v) / 5 * 5
         out.append(contentsOf: Array("\(lo)-\(lo + 4)".utf8))
@@ -331,7 +328,7 @@ enum Apply {
     }
 
     /// Appends an integer's decimal digits.
-    @inline(__always) static func appendInt(_ v: Int64, _ out: inout [UInt8]) {
+    @inline(__always) static func appendInt(_ v: Int64, _ out: inout ByteBuilder) {
         if v < 0 { out.append(0x2D) }
         var m = v.magnitude
         var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -342,12 +339,12 @@ enum Apply {
         }
     }
 
-    static func numberBand(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) -> Bool {
+    static func numberBand(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout ByteBuilder) -> Bool {
         guard let v = simpleDecimal(raw) ?? parseNumber(raw) else { return false }
         return numberBand(value: v, &out)
     }
 
-    static func numberBand(value v: Double, _ out: inout [UInt8]) -> Bool {
+    static func numberBand(value v: Double, _ out: inout ByteBuilder) -> Bool {
         guard v.isFinite else { return false }
         if v == 0 { out.append(0x30); return true }
         let mag = pow(10, floor(log10(abs(v))))
@@ -360,7 +357,7 @@ enum Apply {
         return true
     }
 
-    static func geo(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) -> Bool {
+    static func geo(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout ByteBuilder) -> Bool {
         let text = String(decoding: raw, as: UTF8.self)
         let parts = text.split(separator: ",", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count) else { return false }
@@ -376,21 +373,21 @@ enum Apply {
     // MARK: keyed
 
     static func pseudonym(_ raw: UnsafeBufferPointer<UInt8>, prefix: [UInt8], semantic: SemanticType?, key: SymmetricKey,
-                          _ s: inout MaskScratch, _ out: inout [UInt8]) {
+                          _ s: inout MaskScratch, _ out: inout ByteBuilder) {
         normalizedForKeying(raw, semantic: semantic, &s)
         var h = HMAC<SHA256>(key: key)
         h.update(data: Array((semantic?.rawValue ?? "text").utf8) + [0])
-        h.update(data: s.compacted)
+        h.update(data: UnsafeRawBufferPointer(s.compacted.bytes))
         let mac = h.finalize()
         out.append(contentsOf: prefix)
         Base32.append(mac.prefix(10), to: &out)
     }
 
-    static func keyedHash(_ raw: UnsafeBufferPointer<UInt8>, semantic: SemanticType?, key: SymmetricKey, _ s: inout MaskScratch, _ out: inout [UInt8]) {
+    static func keyedHash(_ raw: UnsafeBufferPointer<UInt8>, semantic: SemanticType?, key: SymmetricKey, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
         normalizedForKeying(raw, semantic: semantic, &s)
         var h = HMAC<SHA256>(key: key)
         h.update(data: Array("hash:".utf8))
-        h.update(data: s.compacted)
+        h.update(data: UnsafeRawBufferPointer(s.compacted.bytes))
         let hex: [UInt8] = Array("0123456789abcdef".utf8)
         for byte in h.finalize() { out.append(hex[Int(byte >> 4)]); out.append(hex[Int(byte & 15)]) }
     }
@@ -400,20 +397,21 @@ enum Apply {
         switch semantic {
         case .resident_id?, .phone?, .landline?, .bank_card?, .uscc?, .passport?, .license_plate?:
             Normalize.compact(raw, into: &s.compacted)
-            for i in s.compacted.indices where Validators.isLower(s.compacted[i]) { s.compacted[i] -= 0x20 }
+            for i in 0..<s.compacted.count where Validators.isLower(s.compacted[i]) { s.compacted[i] -= 0x20 }
             if semantic == .phone {
-                let local = s.compacted.withUnsafeBufferPointer { Array(Validators.strippedCountryCode($0)) }
-                s.compacted = local
+                let local = Array(Validators.strippedCountryCode(s.compacted.bytes))
+                s.compacted.removeAll()
+                s.compacted.append(contentsOf: local)
             }
         case .email?:
             Normalize.fold(raw, into: &s.compacted)
-            for i in s.compacted.indices where Validators.isUpper(s.compacted[i]) { s.compacted[i] += 0x20 }
+            for i in 0..<s.compacted.count where Validators.isUpper(s.compacted[i]) { s.compacted[i] += 0x20 }
         default:
             Normalize.fold(raw, into: &s.compacted)
         }
     }
 
-    static func noise(_ raw: UnsafeBufferPointer<UInt8>, scale: Double, key: SymmetricKey, field: String, row: Int64, _ out: inout [UInt8]) -> Bool {
+    static func noise(_ raw: UnsafeBufferPointer<UInt8>, scale: Double, key: SymmetricKey, field: String, row: Int64, _ out: inout ByteBuilder) -> Bool {
         guard let v = parseNumber(raw) else { return false }
         var h = HMAC<SHA256>(key: key)
         h.update(data: Array("noise:\(field):\(row)".utf8))

@@ -48,7 +48,7 @@ enum Base32 {
     static let alphabet: [UInt8] = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
 
     /// Appends the lower-case base32 (RFC 4648, no padding) of `bytes` to `out`.
-    static func append<D: Sequence>(_ bytes: D, to out: inout [UInt8]) where D.Element == UInt8 {
+    static func append<D: Sequence>(_ bytes: D, to out: inout ByteBuilder) where D.Element == UInt8 {
         var buffer: UInt32 = 0
         var bits = 0
         for b in bytes {

@@ -18,7 +18,7 @@ struct PIICommand: ParsableCommand {
         func run() throws {
             let source: any ByteSource = try file.map { try FileByteSource(path: $0) } ?? FileByteSource(fileDescriptor: 0)
             let sink = ByteSink(fileDescriptor: 1)
-            var folded: [UInt8] = [], compacted: [UInt8] = []
+            var folded = ByteBuilder(), compacted = ByteBuilder()
             try LineReader.forEachLine(source) { line in
                 let d = Detector.detect(line, folded: &folded, compacted: &compacted)
                 sink.append(contentsOf: Array("{\"type\":".utf8))

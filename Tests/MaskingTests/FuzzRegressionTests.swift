@@ -24,7 +24,7 @@ import Testing
     @Test(arguments: inputs("validators"))
     func detectionAgreesWithValidation(_ name: String) throws {
         let bytes = try Self.data("validators", name)
-        var folded: [UInt8] = [], compacted: [UInt8] = []
+        var folded = ByteBuilder(), compacted = ByteBuilder()
         try bytes.withUnsafeBufferPointer { raw in
             let d = Detector.detect(UnsafeBufferPointer(rebasing: raw.prefix(256)), folded: &folded, compacted: &compacted)
             if let type = d.type, d.valid {

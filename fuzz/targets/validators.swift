@@ -3,7 +3,7 @@
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzValidators(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let raw = UnsafeBufferPointer(start: data, count: min(size, 256))
-    var folded: [UInt8] = [], compacted: [UInt8] = []
+    var folded = ByteBuilder(), compacted = ByteBuilder()
     let d = Detector.detect(raw, folded: &folded, compacted: &compacted)
     if let type = d.type, d.valid {
         precondition(Detector.isValid(raw, as: type, folded: &folded, compacted: &compacted), "detect and isValid disagree")

@@ -34,8 +34,7 @@ extension APIHandler {
         let (body, count, maskedCells) = try pool.with(path) { reader -> ([UInt8], Int, Int) in
             let (sql, args) = q.sql(plan: plan, limit: q.limit + 1)
             return try reader.withStatement(sql, args) { stmt -> ([UInt8], Int, Int) in
-            var out: [UInt8] = []
-            out.reserveCapacity(256 + q.limit * 40 * max(q.columns.count, 1))
+            var out = ByteBuilder(capacity: 256 + q.limit * 40 * max(q.columns.count, 1))
             JSONOut.raw("{\"dataset\":", into: &out); JSONOut.string(access.dataset.id, into: &out)
             JSONOut.raw(",\"version\":\(access.version.number),\"view\":\"\(access.view.rawValue)\",\"fields\":[", into: &out)
             for (i, c) in q.columns.enumerated() { if i > 0 { out.append(0x2C) }; JSONOut.string(plan.columns[c].field.name, into: &out) }
@@ -68,7 +67,7 @@ extension APIHandler {
                 JSONOut.string(RowQuery.encodeCursor(sortColumn: q.sortColumn, descending: q.descending, value: last.0, row: last.1), into: &out)
             }
             out.append(0x7D)
-            return (out, n, encoder.maskedCells)
+            return (out.array, n, encoder.maskedCells)
             }
         }
         metrics.served(rows: count, maskedCells: maskedCells)
@@ -150,8 +149,7 @@ final class ExportProducer: @unchecked Sendable {
 
     func next() throws -> [UInt8]? {
         if done { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(Self.chunk + 4096)
+        var out = ByteBuilder(capacity: Self.chunk + 4096)
         if !headerDone && !jsonl {
             for (i, c) in encoder.columns.enumerated() {
                 if i > 0 { out.append(0x2C) }
@@ -172,7 +170,7 @@ final class ExportProducer: @unchecked Sendable {
             if jsonl { encoder.json(stmt, row: rowID, into: &out); out.append(0x0A) } else { encoder.csv(stmt, row: rowID, into: &out) }
             rows += 1
         }
-        return out.isEmpty ? nil : out
+        return out.isEmpty ? nil : out.array
     }
 }
 

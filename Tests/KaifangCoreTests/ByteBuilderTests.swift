@@ -1,0 +1,47 @@
+import KaifangCore
+import Testing
+
+/// The hot loops' output buffer against `[UInt8]` doing the same edits.
+@Suite struct ByteBuilderTests {
+    @Test func randomEditsMatchAnArray() {
+        var rng = SystemRandomNumberGenerator()
+        var consistent = true
+        for round in 0..<200 {
+            var b = ByteBuilder(capacity: round % 5)   // below the minimum: starts at 16
+            var a: [UInt8] = []
+            for _ in 0..<300 {
+                switch Int.random(in: 0..<8, using: &rng) {
+                case 0, 1:
+                    let x = UInt8.random(in: 0...255, using: &rng)
+                    b.append(x); a.append(x)
+                case 2:
+                    let chunk = (0..<Int.random(in: 0..<90, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                    chunk.withUnsafeBufferPointer { b.append(contentsOf: $0) }
+                    a.append(contentsOf: chunk)
+                case 3:
+                    let n = Int.random(in: 0..<40, using: &rng)
+                    b.append(repeating: 0x2A, count: n); a.append(contentsOf: repeatElement(0x2A, count: n))
+                case 4:
+                    let n = Int.random(in: 0...a.count, using: &rng)
+                    b.truncate(to: n); a.removeSubrange(n...)
+                case 5:
+                    let n = Int.random(in: 0...a.count, using: &rng)
+                    b.removeFirst(n); a.removeFirst(n)
+                case 6:
+                    b.append("空气质量 AQI"); a.append(contentsOf: Array("空气质量 AQI".utf8))
+                default:
+                    if !a.isEmpty {
+                        let i = Int.random(in: 0..<a.count, using: &rng)
+                        b[i] = 7; a[i] = 7
+                    }
+                }
+                if b.count != a.count || b.capacity < b.count { consistent = false }
+            }
+            #expect(b.array == a)
+            #expect(Array(b.bytes) == a)
+            b.removeAll()
+            #expect(b.isEmpty && b.bytes.isEmpty)
+        }
+        #expect(consistent)
+    }
+}
