@@ -2,14 +2,25 @@
 /// controls as `\u00xx` (lower-case hex), everything else as it is. One escaper for the rows
 /// API, the cursor and the audit chain's canonical form (whose hashes depend on these bytes).
 public enum JSONBytes {
-    @inline(__always)
     public static func appendString(_ b: UnsafeBufferPointer<UInt8>, to out: inout ByteBuilder) {
         out.append(0x22)
+        guard let base = b.baseAddress else { out.append(0x22); return }
+        let n = b.count
         var run = 0
-        for i in 0..<b.count {
-            let c = b[i]
-            if c >= 0x20 && c != 0x22 && c != 0x5C { continue }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: b[run..<i]))
+        var i = 0
+        while i < n {
+            if i + 8 <= n {
+                // Eight bytes at a time: the lowest byte below 0x20, or equal to '"' or '\',
+                // is the lowest set high bit (higher ones may be false); none → all plain.
+                let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self).littleEndian
+                let hit = ((w &- 0x2020_2020_2020_2020) & ~w & 0x8080_8080_8080_8080)
+                    | zeroBytes(w ^ 0x2222_2222_2222_2222) | zeroBytes(w ^ 0x5C5C_5C5C_5C5C_5C5C)
+                if hit == 0 { i += 8; continue }
+                i += hit.trailingZeroBitCount >> 3
+            }
+            let c = base[i]
+            if c >= 0x20 && c != 0x22 && c != 0x5C { i += 1; continue }
+            out.append(contentsOf: UnsafeBufferPointer(start: base + run, count: i - run))
             switch c {
             case 0x22: out.append(0x5C); out.append(0x22)
             case 0x5C: out.append(0x5C); out.append(0x5C)
@@ -18,10 +29,16 @@ public enum JSONBytes {
             case 0x09: out.append(0x5C); out.append(0x74)
             default: out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hexDigits[Int(c >> 4)], hexDigits[Int(c & 15)]])
             }
-            run = i + 1
+            i += 1
+            run = i
         }
-        out.append(contentsOf: UnsafeBufferPointer(rebasing: b[run...]))
+        out.append(contentsOf: UnsafeBufferPointer(start: base + run, count: n - run))
         out.append(0x22)
+    }
+
+    /// The high bit of each zero byte of `x` (exact for the lowest; higher ones may be false).
+    @inline(__always) static func zeroBytes(_ x: UInt64) -> UInt64 {
+        (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080
     }
 
     public static func appendString(_ s: String, to out: inout ByteBuilder) {
