@@ -137,11 +137,6 @@ public final class CSVReader {
 
     private enum Step { case record, needMore, done }
 
-    /// The high bit of each byte of `x` that is zero, and possibly of bytes above a zero byte:
-    /// exact for the lowest one.
-    @inline(__always) static func zeroBytes(_ x: UInt64) -> UInt64 {
-        (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080
-    }
 
     /// Advances to the next record.
     /// - Returns: false at the end of the input.
@@ -227,7 +222,7 @@ public final class CSVReader {
         recordLineStart = lineStart
         let quote: UInt8 = 0x22, cr: UInt8 = 0x0D, lf: UInt8 = 0x0A
         let delim = delimiter
-        let delimWord = UInt64(delim) &* 0x0101_0101_0101_0101
+        let delimWord = SWAR.broadcast(delim)
         while true {
             let fieldLine = line, fieldStart = p, fieldLineStart = lineStart
             if p < end && buf[p] == quote {
@@ -268,9 +263,9 @@ public final class CSVReader {
                 // Eight bytes at a time: the lowest byte equal to a delimiter, LF or CR is
                 // the lowest set high bit of the zero-byte test (higher ones may be false).
                 scan: while p + 8 <= end {
-                    let w = UnsafeRawPointer(buf + p).loadUnaligned(as: UInt64.self).littleEndian
-                    let hit = Self.zeroBytes(w ^ delimWord) | Self.zeroBytes(w ^ 0x0A0A_0A0A_0A0A_0A0A) | Self.zeroBytes(w ^ 0x0D0D_0D0D_0D0D_0D0D)
-                    if hit != 0 { p += hit.trailingZeroBitCount >> 3; break scan }
+                    let w = SWAR.load(buf + p)
+                    let hit = SWAR.zeroBytes(w ^ delimWord) | SWAR.zeroBytes(w ^ 0x0A0A_0A0A_0A0A_0A0A) | SWAR.zeroBytes(w ^ 0x0D0D_0D0D_0D0D_0D0D)
+                    if hit != 0 { p += SWAR.firstByte(hit); break scan }
                     p += 8
                 }
                 while p < end {

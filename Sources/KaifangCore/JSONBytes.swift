@@ -12,11 +12,10 @@ public enum JSONBytes {
             if i + 8 <= n {
                 // Eight bytes at a time: the lowest byte below 0x20, or equal to '"' or '\',
                 // is the lowest set high bit (higher ones may be false); none → all plain.
-                let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self).littleEndian
-                let hit = ((w &- 0x2020_2020_2020_2020) & ~w & 0x8080_8080_8080_8080)
-                    | zeroBytes(w ^ 0x2222_2222_2222_2222) | zeroBytes(w ^ 0x5C5C_5C5C_5C5C_5C5C)
+                let w = SWAR.load(base + i)
+                let hit = SWAR.bytesBelow(w, 0x20) | SWAR.zeroBytes(w ^ 0x2222_2222_2222_2222) | SWAR.zeroBytes(w ^ 0x5C5C_5C5C_5C5C_5C5C)
                 if hit == 0 { i += 8; continue }
-                i += hit.trailingZeroBitCount >> 3
+                i += SWAR.firstByte(hit)
             }
             let c = base[i]
             if c >= 0x20 && c != 0x22 && c != 0x5C { i += 1; continue }
@@ -36,10 +35,6 @@ public enum JSONBytes {
         out.append(0x22)
     }
 
-    /// The high bit of each zero byte of `x` (exact for the lowest; higher ones may be false).
-    @inline(__always) static func zeroBytes(_ x: UInt64) -> UInt64 {
-        (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080
-    }
 
     public static func appendString(_ s: String, to out: inout ByteBuilder) {
         var copy = s

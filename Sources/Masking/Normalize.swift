@@ -21,7 +21,19 @@ public enum Normalize {
     public static func needsFold(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let first = b.first, let last = b.last else { return false }
         if first == 0x20 || first == 0x09 || last == 0x20 || last == 0x09 || last == 0x0D || last == 0x0A { return true }
-        for c in b where c == 0xEF || c == 0xE3 { return true }
+        // Any 0xEF or 0xE3 byte (lead bytes of the full-width forms and the ideographic space),
+        // eight bytes at a time.
+        let base = b.baseAddress!
+        var i = 0
+        while i + 8 <= b.count {
+            let w = SWAR.load(base + i)
+            if SWAR.zeroBytes(w ^ 0xEFEF_EFEF_EFEF_EFEF) | SWAR.zeroBytes(w ^ 0xE3E3_E3E3_E3E3_E3E3) != 0 { return true }
+            i += 8
+        }
+        while i < b.count {
+            if base[i] == 0xEF || base[i] == 0xE3 { return true }
+            i += 1
+        }
         return false
     }
 

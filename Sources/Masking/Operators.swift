@@ -250,10 +250,18 @@ enum Apply {
             var cut = -1
             var i = 0
             var index = 0
-            while i < f.count {
+            let n = f.count
+            while i < n {
                 let b0 = f[i]
                 if Validators.isDigit(b0) { break }
-                let (v, len) = scalar(f, i)
+                let v: UInt32, len: Int
+                if b0 >= 0xE0 && b0 < 0xF0 && i + 2 < n {
+                    // The common case, a CJK character: three bytes, decoded inline.
+                    v = UInt32(b0 & 0x0F) << 12 | UInt32(f[i + 1] & 0x3F) << 6 | UInt32(f[i + 2] & 0x3F)
+                    len = 3
+                } else {
+                    (v, len) = scalar(f, i)
+                }
                 let cls = addressClass(v)
                 if cls == 2 { break }
                 if cls == 1 && index >= 1 { cut = i + len }
@@ -344,10 +352,24 @@ enum Apply {
         return numberBand(value: v, &out)
     }
 
+    /// 10^0 … 10^15, exact as doubles.
+    static let powersOfTen: [Double] = (0...15).map { pow(10, Double($0)) }
+
     static func numberBand(value v: Double, _ out: inout ByteBuilder) -> Bool {
         guard v.isFinite else { return false }
         if v == 0 { out.append(0x30); return true }
-        let mag = pow(10, floor(log10(abs(v))))
+        let a = abs(v)
+        if a >= 1 && a < 1e15 {
+            // The magnitude from the integer part's digit count: no log10 or pow per value.
+            let p = powersOfTen
+            var k = 0
+            while k < 15 && p[k + 1] <= a { k += 1 }
+            let mag = p[k]
+            let lo = (v / mag).rounded(.down) * mag
+            appendInt(Int64(lo), &out); out.append(0x2D); appendInt(Int64(lo + mag), &out)
+            return true
+        }
+        let mag = pow(10, floor(log10(a)))
         let lo = floor(v / mag) * mag
         if mag >= 1, abs(lo) < 1e15 {
             appendInt(Int64(lo), &out); out.append(0x2D); appendInt(Int64(lo + mag), &out)

@@ -117,6 +117,34 @@ import Testing
         #expect(onText == nil, "keep works on text")
     }
 
+    /// The band of v is [lo, lo + m) with m the power of ten of v's integer part and lo a
+    /// multiple of m: checked over random values of every magnitude from 1 to 1e15, powers of
+    /// ten and their neighbours, negative ones included.
+    @Test func numberBandsHoldTheirValueAtEveryMagnitude() {
+        let f = FieldSpec(name: "amount", type: .number, level: .L2)
+        let plan = MaskingPlan(manifest: DatasetManifest(id: "t", title: "T", fields: [f]), view: .public, keys: Self.keys)
+        var values: [Double] = []
+        for k in 0..<15 {
+            let p = pow(10, Double(k))
+            values += [p, p.nextUp, p.nextDown, p * 9.999999, p * 5.5, -p, -p * 3.7]
+            for _ in 0..<200 { values.append(Double.random(in: p..<(p * 10)) * (Bool.random() ? 1 : -1)) }
+        }
+        var wrong: [String] = []
+        for v in values where abs(v) >= 1 && abs(v) < 1e15 {
+            var out = ByteBuilder()
+            guard plan.applyNumber(column: 0, v, into: &out) == true else { wrong.append("\(v): null"); continue }
+            let text = String(decoding: out.bytes, as: UTF8.self)
+            // "lo-hi", either may be negative: split at the '-' that follows a digit.
+            let chars = Array(text)
+            guard let dash = chars.indices.first(where: { $0 > 0 && chars[$0] == "-" && chars[$0 - 1].isNumber }),
+                  let lo = Double(String(chars[..<dash])), let hi = Double(String(chars[(dash + 1)...])) else { wrong.append("\(v): \(text)"); continue }
+            let m = hi - lo
+            let magnitude = pow(10, Double(String(Int64(abs(v))).count - 1))
+            if m != magnitude || !(lo <= v && v < hi) || lo.truncatingRemainder(dividingBy: m) != 0 { wrong.append("\(v): \(text)") }
+        }
+        #expect(wrong.isEmpty, "\(wrong.prefix(5))")
+    }
+
     @Test func generalizationsFailClosedToNull() {
         #expect(apply("garbage", type: .date, level: .L2) == nil)
         #expect(apply("2026-13-01", type: .date, level: .L2) == nil)

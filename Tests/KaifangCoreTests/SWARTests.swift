@@ -1,0 +1,22 @@
+import KaifangCore
+import Testing
+
+/// The eight-byte tests against a byte loop, on words built to hold targets at random places.
+@Suite struct SWARTests {
+    @Test func theLowestFlaggedByteIsTheFirstMatch() {
+        var rng = SystemRandomNumberGenerator()
+        var wrong = 0
+        for _ in 0..<20_000 {
+            var bytes = (0..<8).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            for _ in 0..<Int.random(in: 0..<3, using: &rng) { bytes[Int.random(in: 0..<8, using: &rng)] = [0x00, 0x22, 0x1F, 0x20, 0x80].randomElement(using: &rng)! }
+            let w = bytes.withUnsafeBufferPointer { SWAR.load($0.baseAddress!) }
+            let zero = SWAR.zeroBytes(w ^ SWAR.broadcast(0x22))
+            let below = SWAR.bytesBelow(w, 0x20)
+            let firstQuote = bytes.firstIndex(of: 0x22)
+            let firstControl = bytes.firstIndex { $0 < 0x20 }
+            if (zero == 0) != (firstQuote == nil) || (zero != 0 && SWAR.firstByte(zero) != firstQuote) { wrong += 1 }
+            if (below == 0) != (firstControl == nil) || (below != 0 && SWAR.firstByte(below) != firstControl) { wrong += 1 }
+        }
+        #expect(wrong == 0)
+    }
+}
