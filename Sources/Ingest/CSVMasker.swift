@@ -74,9 +74,19 @@ public enum CSVWriter {
     public static func quoteTail(_ out: inout ByteBuilder, from start: Int) {
         var needs = false
         let p = out.base
-        for i in start..<out.count {
+        var i = start
+        let n = out.count
+        // Eight bytes at a time, then the rest one by one.
+        while i + 8 <= n {
+            let w = SWAR.load(p + i)
+            if SWAR.zeroBytes(w ^ 0x2C2C_2C2C_2C2C_2C2C) | SWAR.zeroBytes(w ^ 0x2222_2222_2222_2222)
+                | SWAR.zeroBytes(w ^ 0x0A0A_0A0A_0A0A_0A0A) | SWAR.zeroBytes(w ^ 0x0D0D_0D0D_0D0D_0D0D) != 0 { needs = true; break }
+            i += 8
+        }
+        while !needs && i < n {
             let b = p[i]
-            if b == 0x2C || b == 0x22 || b == 0x0A || b == 0x0D { needs = true; break }
+            if b == 0x2C || b == 0x22 || b == 0x0A || b == 0x0D { needs = true }
+            i += 1
         }
         if !needs { return }
         let value = Array(UnsafeBufferPointer(start: p + start, count: out.count - start))
