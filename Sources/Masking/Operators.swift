@@ -176,10 +176,22 @@ enum Apply {
     }
 
     /// Compound surnames (复姓): the surname is two characters.
-    static let compoundSurnames: Set<UInt64> = Set(compoundSurnameList.map { pair in
+    /// Their two scalars as one key (first << 32 | second), sorted: a binary search per name
+    /// costs a few compares, where a Set paid a SipHash.
+    static let compoundSurnames: [UInt64] = compoundSurnameList.map { pair in
         let u = Array(pair.unicodeScalars)
         return UInt64(u[0].value) << 32 | UInt64(u[1].value)
-    })
+    }.sorted()
+
+    @inline(__always) static func isCompoundSurname(_ key: UInt64) -> Bool {
+        let keys = compoundSurnames
+        var lo = 0, hi = keys.count
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if keys[mid] < key { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < keys.count && keys[lo] == key
+    }
 
     static let compoundSurnameList: [String] = ["欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒",
                                                 "夏侯", "轩辕", "令狐", "澹台", "端木", "独孤", "南宫", "西门", "百里", "呼延", "万俟", "单于",
@@ -214,7 +226,7 @@ enum Apply {
             if allLatin {
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: f[0..<end1])); stars(3, &out); return
             }
-            let compound = n >= 3 && compoundSurnames.contains(UInt64(first) << 32 | UInt64(second))
+            let compound = n >= 3 && isCompoundSurname(UInt64(first) << 32 | UInt64(second))
             out.append(contentsOf: UnsafeBufferPointer(rebasing: f[0..<(compound ? end2 : end1)]))
             stars(n - (compound ? 2 : 1), &out)
         }

@@ -45,6 +45,23 @@ import Testing
         #expect(apply(value, semantic: .person_name) == expected)
     }
 
+    /// Every compound surname the operator knows keeps both characters (and only those).
+    @Test func everyCompoundSurnameKeepsItsTwoCharacters() {
+        let list = ["欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒",
+                    "夏侯", "轩辕", "令狐", "澹台", "端木", "独孤", "南宫", "西门", "百里", "呼延", "万俟", "单于",
+                    "申屠", "太史", "闻人", "钟离", "淳于", "濮阳", "赫连", "拓跋", "第五", "公冶", "宗政", "东郭",
+                    "左丘", "司空", "亓官", "仲孙", "鲜于", "段干", "呼衍"]
+        for s in list {
+            #expect(apply(s + "明", semantic: .person_name) == s + "*", "\(s)")
+            #expect(apply(s + "小明", semantic: .person_name) == s + "**", "\(s)")
+            // The same characters the other way round are no surname: one character kept.
+            let reversed = String(s.reversed())
+            if !list.contains(reversed) {
+                #expect(apply(reversed + "明", semantic: .person_name) == String(reversed.first!) + "**", "\(reversed)")
+            }
+        }
+    }
+
     @Test func bankCardsEmailsPlatesIPsLandlines() {
         #expect(apply("6222020200112233446", semantic: .bank_card) == "***************3446")
         #expect(apply("6222 0202 0011 2233 446", semantic: .bank_card) == "***************3446")
