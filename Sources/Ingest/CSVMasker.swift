@@ -151,11 +151,10 @@ public enum CSVMasker {
                 throw KaifangError.badInput("\(reader.fileName):\(reader.recordLine): expected \(width) columns as in the header, found \(reader.fieldCount)")
             }
             let row = Int64(rows)
-            reader.withRecord { all, ends in
+            reader.withRecord { record in
                 for i in 0..<csvColumns.count {
                     if i > 0 { out.append(0x2C) }
-                    let c = csvColumns[i]
-                    let field = UnsafeBufferPointer(rebasing: all[(c == 0 ? 0 : ends[c - 1])..<ends[c]])
+                    let field = record.field(csvColumns[i])
                     if field.isEmpty { continue }
                     let mark = out.count
                     if plan.apply(column: planColumns[i], field, row: row, scratch: &scratch, into: &out) {

@@ -33,8 +33,12 @@ public final class CSVReader {
     @exclusivity(unchecked) private var lineStart = 0
     @exclusivity(unchecked) private var atFileStart = true
 
+    /// Unquoted records are read in place: their fields are spans of `buf` (`ends` are offsets
+    /// into it, a delimiter between fields). A record with a quoted field is parsed again and
+    /// copied, unquoted, into `storage` (`ends` are offsets into it, no gap).
     @exclusivity(unchecked) private var storage = ByteBuilder(capacity: 4096)
     @exclusivity(unchecked) private var ends: [Int] = []
+    @exclusivity(unchecked) private var copied = false
     /// Where the current record starts in `buf`, and the offset of its line's start: positions
     /// of fields are found again from there when an error message needs one (keeping them for
     /// every field cost a fifth of a masking run).
@@ -67,17 +71,33 @@ public final class CSVReader {
         ArraySlice(fieldBytes(i))
     }
 
-    /// Field `i`'s bytes in the record buffer: valid until the next call to `next()`.
+    /// Field `i`'s bytes: valid until the next call to `next()`.
     func fieldBytes(_ i: Int) -> UnsafeBufferPointer<UInt8> {
-        let start = i == 0 ? 0 : ends[i - 1]
-        return UnsafeBufferPointer(start: storage.base + start, count: ends[i] - start)
+        let base = copied ? UnsafePointer(storage.base) : UnsafePointer(buf)
+        let start = i == 0 ? (copied ? 0 : recordStart) : ends[i - 1] + (copied ? 0 : 1)
+        return UnsafeBufferPointer(start: base + start, count: ends[i] - start)
     }
 
-    /// Calls `body` with the bytes of field `i` (no copy).
-    /// Calls `body` with the current record's bytes and the end offset of each field (field
-    /// `i` is `bytes[ends[i-1] ..< ends[i]]`, the first starts at 0): one access per record.
-    public func withRecord<R>(_ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<Int>) throws -> R) rethrows -> R {
-        try ends.withUnsafeBufferPointer { e in try body(storage.bytes, e) }
+    /// The fields of the current record, unquoted, without copies: valid inside `withRecord`.
+    public struct RecordView {
+        let base: UnsafePointer<UInt8>
+        let first: Int
+        let gap: Int
+        let ends: UnsafeBufferPointer<Int>
+
+        /// Field `i`'s bytes.
+        @inline(__always) public func field(_ i: Int) -> UnsafeBufferPointer<UInt8> {
+            let start = i == 0 ? first : ends[i - 1] + gap
+            return UnsafeBufferPointer(start: base + start, count: ends[i] - start)
+        }
+    }
+
+    /// Calls `body` with a view of the current record's fields: one access per record.
+    public func withRecord<R>(_ body: (RecordView) throws -> R) rethrows -> R {
+        let base = copied ? UnsafePointer(storage.base) : UnsafePointer(buf)
+        let first = copied ? 0 : recordStart
+        let gap = copied ? 0 : 1
+        return try ends.withUnsafeBufferPointer { e in try body(RecordView(base: base, first: first, gap: gap, ends: e)) }
     }
 
     public func withField<R>(_ i: Int, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
@@ -138,7 +158,7 @@ public final class CSVReader {
         return col
     }
 
-    private enum Step { case record, needMore, done }
+    private enum Step { case record, needMore, done, quoted }
 
 
     /// Advances to the next record.
@@ -146,6 +166,7 @@ public final class CSVReader {
     /// - Throws: `KaifangError.badInput` with file:line:column for an unterminated quoted field
     ///   or a character after a closing quote.
     public func next() throws -> Bool {
+        var copy = false
         while true {
             if atFileStart {
                 try fill(minimum: 3)
@@ -158,14 +179,21 @@ public final class CSVReader {
             let recordStart = pos
             let savedLine = line
             let savedLineStart = lineStart
-            switch try parseRecord(&storage, &ends) {
+            switch try parseRecord(&storage, &ends, copy: copy) {
             case .record:
+                copied = copy
                 // Skip blank lines: one empty unquoted field.
-                if ends.count == 1 && ends[0] == 0 && pos - recordStart <= 2 && buf[recordStart] != 0x22 {
+                if !copy && ends.count == 1 && ends[0] == recordStart && pos - recordStart <= 2 {
                     continue
                 }
                 recordCount += 1
                 return true
+            case .quoted:
+                // A quoted field: parse the record again, copying it unquoted.
+                pos = recordStart
+                line = savedLine
+                lineStart = savedLineStart
+                copy = true
             case .done:
                 return false
             case .needMore:
@@ -208,7 +236,7 @@ public final class CSVReader {
     /// Parses one record into `storage` and `ends` (passed inout: class properties used inside
     /// the byte loop would pay an exclusivity check per access; an inout argument is one
     /// access per record).
-    private func parseRecord(_ storage: inout ByteBuilder, _ ends: inout [Int]) throws -> Step {
+    private func parseRecord(_ storage: inout ByteBuilder, _ ends: inout [Int], copy: Bool) throws -> Step {
         storage.removeAll()
         ends.removeAll(keepingCapacity: true)
         var line = self.line
@@ -229,6 +257,7 @@ public final class CSVReader {
         while true {
             let fieldLine = line, fieldStart = p, fieldLineStart = lineStart
             if p < end && buf[p] == quote {
+                if !copy { return .quoted }
                 p += 1
                 var runStart = p
                 while true {
@@ -261,6 +290,7 @@ public final class CSVReader {
                         throw KaifangError.badInput("\(fileName):\(line):\(col): field \(ends.count + 1): unexpected character after a closing quote: a field that starts with '\"' must end with '\"'; write a quote inside it as \"\"")
                     }
                 }
+                ends.append(storage.count)
             } else {
                 let runStart = p
                 // Eight bytes at a time: the lowest byte equal to a delimiter, LF or CR is
@@ -277,9 +307,13 @@ public final class CSVReader {
                     p += 1
                 }
                 if p == end && !eof { return .needMore }
-                storage.append(contentsOf: UnsafeBufferPointer(start: buf + runStart, count: p - runStart))
+                if !copy {
+                    ends.append(p)
+                } else {
+                    storage.append(contentsOf: UnsafeBufferPointer(start: buf + runStart, count: p - runStart))
+                    ends.append(storage.count)
+                }
             }
-            ends.append(storage.count)
             if p == end {
                 // Last record without a final newline.
                 pos = p
