@@ -213,9 +213,15 @@ enum Apply {
             var i = 0
             while i < f.count {
                 let (v, len) = scalar(f, i)
-                if !(isHan(v) || v == 0xB7 || v == 0x2022) { allHan = false }
-                let latin = (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A) || v == 0x20 || v == 0x2E || v == 0x2D || v == 0x27
-                if !latin { allLatin = false }
+                if v < 0x80 {
+                    allHan = false
+                    let letter = (v | 0x20) >= 0x61 && (v | 0x20) <= 0x7A
+                    if !(letter || v == 0x20 || v == 0x2E || v == 0x2D || v == 0x27) { allLatin = false }
+                } else {
+                    allLatin = false
+                    if !(isHan(v) || v == 0xB7 || v == 0x2022) { allHan = false }
+                }
+                if !allHan && !allLatin { break }   // fully masked whatever follows
                 if n == 0 { first = v; end1 = i + len } else if n == 1 { second = v; end2 = i + len }
                 n += 1
                 i += len
@@ -247,6 +253,10 @@ enum Apply {
     @inline(__always) static func scalar(_ f: UnsafeBufferPointer<UInt8>, _ i: Int) -> (UInt32, Int) {
         let b0 = f[i]
         if b0 < 0x80 { return (UInt32(b0), 1) }
+        if b0 >= 0xE0 && b0 < 0xF0 && i + 2 < f.count {
+            // The common case, a CJK character: three bytes.
+            return (UInt32(b0 & 0x0F) << 12 | UInt32(f[i + 1] & 0x3F) << 6 | UInt32(f[i + 2] & 0x3F), 3)
+        }
         var len = 2
         var v = UInt32(b0 & 0x1F)
         if b0 >= 0xF0 { len = 4; v = UInt32(b0 & 0x07) } else if b0 >= 0xE0 { len = 3; v = UInt32(b0 & 0x0F) }
@@ -266,14 +276,7 @@ enum Apply {
             while i < n {
                 let b0 = f[i]
                 if Validators.isDigit(b0) { break }
-                let v: UInt32, len: Int
-                if b0 >= 0xE0 && b0 < 0xF0 && i + 2 < n {
-                    // The common case, a CJK character: three bytes, decoded inline.
-                    v = UInt32(b0 & 0x0F) << 12 | UInt32(f[i + 1] & 0x3F) << 6 | UInt32(f[i + 2] & 0x3F)
-                    len = 3
-                } else {
-                    (v, len) = scalar(f, i)
-                }
+                let (v, len) = scalar(f, i)
                 let cls = addressClass(v)
                 if cls == 2 { break }
                 if cls == 1 && index >= 1 { cut = i + len }
