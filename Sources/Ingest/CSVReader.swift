@@ -73,9 +73,7 @@ public final class CSVReader {
 
     /// Field `i`'s bytes: valid until the next call to `next()`.
     func fieldBytes(_ i: Int) -> UnsafeBufferPointer<UInt8> {
-        let base = copied ? UnsafePointer(storage.base) : UnsafePointer(buf)
-        let start = i == 0 ? (copied ? 0 : recordStart) : ends[i - 1] + (copied ? 0 : 1)
-        return UnsafeBufferPointer(start: base + start, count: ends[i] - start)
+        withRecord { $0.field(i) }
     }
 
     /// The fields of the current record, unquoted, without copies: valid inside `withRecord`.
