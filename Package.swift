@@ -33,8 +33,11 @@ let package = Package(
         ]),
         // libarchive, for .zip / .tar.gz bundles.
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        // The CSV reader's structural index: vector compares with movemask (AVX2/SSE2), which
+        // Swift's SIMD types cannot express.
+        .target(name: "CByteScan"),
         // CSV / JSONL / bundle readers, encodings, validation.
-        .target(name: "Ingest", dependencies: ["KaifangCore", "Masking", "CArchive"]),
+        .target(name: "Ingest", dependencies: ["KaifangCore", "Masking", "CArchive", "CByteScan"]),
         // Hash-chained audit log: canonical JSON, chain hashing, verification.
         .target(name: "Audit", dependencies: [
             "KaifangCore",

@@ -68,37 +68,6 @@ public enum CSVWriter {
         sink.append(0x22)
     }
 
-    /// Quotes the field that starts at `start` and runs to the end of `out`, when it holds a
-    /// delimiter, quote, CR or LF (values are masked straight into the output, then checked).
-    @inline(__always)
-    public static func quoteTail(_ out: inout ByteBuilder, from start: Int) {
-        var needs = false
-        let p = out.base
-        var i = start
-        let n = out.count
-        // Eight bytes at a time, then the rest one by one.
-        while i + 8 <= n {
-            let w = SWAR.load(p + i)
-            if SWAR.zeroBytes(w ^ 0x2C2C_2C2C_2C2C_2C2C) | SWAR.zeroBytes(w ^ 0x2222_2222_2222_2222)
-                | SWAR.zeroBytes(w ^ 0x0A0A_0A0A_0A0A_0A0A) | SWAR.zeroBytes(w ^ 0x0D0D_0D0D_0D0D_0D0D) != 0 { needs = true; break }
-            i += 8
-        }
-        while !needs && i < n {
-            let b = p[i]
-            if b == 0x2C || b == 0x22 || b == 0x0A || b == 0x0D { needs = true }
-            i += 1
-        }
-        if !needs { return }
-        let value = Array(UnsafeBufferPointer(start: p + start, count: out.count - start))
-        out.truncate(to: start)
-        out.append(0x22)
-        for b in value {
-            if b == 0x22 { out.append(0x22) }
-            out.append(b)
-        }
-        out.append(0x22)
-    }
-
     /// Appends one field given as a String.
     public static func field(_ s: String, to sink: ByteSink) {
         var copy = s
@@ -141,8 +110,9 @@ public enum CSVMasker {
         // The hot loop writes into a local buffer (no class property, so no exclusivity or
         // uniqueness checks per byte) and masks each value straight into it.
         var out = ByteBuilder(capacity: (1 << 18) + (1 << 16))
-        let csvColumns = mapping.map(\.csv)
-        let planColumns = mapping.map(\.plan)
+        let masker = CSVLineMasker(plan: plan, columns: mapping.map { ($0.csv, $0.plan) })
+        // Fields read in place from a comma-separated file hold no byte that forces quoting.
+        let commaSeparated = reader.delimiter == 0x2C
         var rows = 0
         let width = reader.fieldCount
         while try reader.next() {
@@ -150,21 +120,10 @@ public enum CSVMasker {
             if reader.fieldCount != width {
                 throw KaifangError.badInput("\(reader.fileName):\(reader.recordLine): expected \(width) columns as in the header, found \(reader.fieldCount)")
             }
-            let row = Int64(rows)
+            let clean = commaSeparated && reader.readInPlace
             reader.withRecord { record in
-                for i in 0..<csvColumns.count {
-                    if i > 0 { out.append(0x2C) }
-                    let field = record.field(csvColumns[i])
-                    if field.isEmpty { continue }
-                    let mark = out.count
-                    if plan.apply(column: planColumns[i], field, row: row, scratch: &scratch, into: &out) {
-                        CSVWriter.quoteTail(&out, from: mark)
-                    } else {
-                        out.truncate(to: mark)
-                    }
-                }
+                masker.append(record, cleanInput: clean, row: Int64(rows), scratch: &scratch, into: &out)
             }
-            out.append(0x0A)
             if out.count >= 1 << 18 {
                 try sink.write(out.bytes)
                 out.removeAll()

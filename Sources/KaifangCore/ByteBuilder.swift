@@ -62,6 +62,16 @@ public struct ByteBuilder: ~Copyable {
     /// Appends `n` copies of `b`.
     @inlinable @inline(__always) public mutating func append(repeating b: UInt8, count n: Int) {
         guard n > 0 else { return }
+        if count + 16 <= capacity && n <= 16 {
+            // A few stars or zeros: two unaligned word stores (bytes past n are overwritten
+            // later or never read), not a call to memset.
+            let word = UInt64(b) &* 0x0101_0101_0101_0101
+            let raw = UnsafeMutableRawPointer(base + count)
+            raw.storeBytes(of: word, as: UInt64.self)
+            raw.storeBytes(of: word, toByteOffset: 8, as: UInt64.self)
+            _count += n
+            return
+        }
         if count + n > capacity { grow(toHold: count + n) }
         (base + count).update(repeating: b, count: n)
         _count += n

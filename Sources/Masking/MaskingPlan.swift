@@ -122,7 +122,15 @@ public struct MaskingPlan: Sendable {
     @inline(__always)
     public func apply(column index: Int, _ input: UnsafeBufferPointer<UInt8>, row: Int64 = 0,
                       scratch: inout MaskScratch, into out: inout ByteBuilder) -> Bool {
-        switch ops[index] {
+        apply(ops[index], column: index, input, row: row, scratch: &scratch, into: &out)
+    }
+
+    /// `apply(column:)` with the column's operation given (a loop that keeps its own copy of
+    /// the operations reads no array per cell).
+    @inline(__always)
+    func apply(_ op: Operation, column index: Int, _ input: UnsafeBufferPointer<UInt8>, row: Int64,
+               scratch: inout MaskScratch, into out: inout ByteBuilder) -> Bool {
+        switch op {
         case .keep: out.append(contentsOf: input); return true
         case .suppress: return false
         case .maskChars(let first, let last): Apply.maskChars(input, keepFirst: first, keepLast: last, &out)

@@ -31,6 +31,33 @@ public enum Operation: Sendable, Equatable {
 
     /// Whether the output differs from the input (for metrics and the "masked fields" list).
     public var changesValue: Bool { self != .keep }
+
+    /// Where an operation's output bytes come from, which says when a CSV writer must look for
+    /// bytes that force quoting (comma, quote, CR, LF) in it.
+    public enum OutputBytes: Sendable {
+        /// Only bytes the operation makes: stars, digits, ASCII letters, `-` `.` `:` `_`, or
+        /// validated digits of the input. Never needs quoting.
+        case generated
+        /// Bytes of the input, unchanged: needs quoting only if the input held such a byte.
+        case input
+        /// Bytes of the input after full-width folding (`，` becomes `,`): always checked.
+        case folded
+    }
+
+    /// Where this operation's output bytes come from.
+    public var outputBytes: OutputBytes {
+        switch self {
+        // A masked name keeps only Han characters, middle dots, Latin letters, spaces, `.` `-`
+        // `'` (anything else is fully masked); a masked IP only digits, dots, hex and colons.
+        case .suppress, .maskResidentID, .maskPhone, .maskLandline, .maskBankCard, .pseudonymize, .hash,
+             .generalizeAge, .generalizeNumber, .generalizeGeo, .noise, .maskName, .maskIP:
+            return .generated
+        case .keep, .maskChars, .generalizeDate, .generalizeDateTime:
+            return .input
+        case .maskEmail, .maskPlate, .maskAddress, .generalizeAddress:
+            return .folded
+        }
+    }
 }
 
 /// Reusable buffers for the byte loops, owned by one caller (no allocation per value).
@@ -98,6 +125,12 @@ enum Apply {
     }
 
     static func phone(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
+        // The common case, eleven ASCII digits, is already compact.
+        if raw.count == 11 && Validators.phone(raw) {
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: raw[0..<3])); stars(4, &out)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: raw[7..<11]))
+            return
+        }
         Normalize.compact(raw, into: &s.compacted)
         do { let c = s.compacted.bytes
             guard Validators.phone(c) else { stars(11, &out); return }
@@ -249,6 +282,17 @@ enum Apply {
         }
     }
 
+    /// A 4 096-bit filter over the low 12 bits of a scalar: set for the 17 words of
+    /// `addressClass`, so almost every other character is ruled out by one bit test.
+    static let addressWordFilter: [UInt64] = {
+        var f = [UInt64](repeating: 0, count: 64)
+        for v: UInt32 in [0x7701, 0x5E02, 0x533A, 0x53BF, 0x65D7, 0x5DDE, 0x76DF,
+                          0x8DEF, 0x8857, 0x5DF7, 0x5F04, 0x53F7, 0x9053, 0x9547, 0x4E61, 0x6751, 0x7EC4] {
+            f[Int(v >> 6 & 63)] |= 1 << UInt64(v & 63)
+        }
+        return f
+    }()
+
     /// Decodes the scalar at `i` of valid UTF-8: (value, length).
     @inline(__always) static func scalar(_ f: UnsafeBufferPointer<UInt8>, _ i: Int) -> (UInt32, Int) {
         let b0 = f[i]
@@ -268,23 +312,52 @@ enum Apply {
     /// Cuts an address after its district (or city, or province) word, before any street,
     /// township, number or digit. An address with no division word is fully masked.
     static func address(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
+        // Most addresses need no folding: cut the raw bytes, and fold only if a full-width form
+        // (lead byte EF or E3) or a leading space comes before the cut's end.
+        if let first = raw.first, first != 0x20, first != 0x09, let cut = addressCut(raw, stopAtFoldable: true) {
+            if cut <= 0 { stars(3, &out) } else { out.append(contentsOf: UnsafeBufferPointer(rebasing: raw[0..<cut])) }
+            return
+        }
         Normalize.withFolded(raw, scratch: &s.folded) { f in
-            var cut = -1
-            var i = 0
-            var index = 0
-            let n = f.count
-            while i < n {
-                let b0 = f[i]
-                if Validators.isDigit(b0) { break }
-                let (v, len) = scalar(f, i)
-                let cls = addressClass(v)
-                if cls == 2 { break }
-                if cls == 1 && index >= 1 { cut = i + len }
-                i += len
-                index += 1
-            }
+            let cut = addressCut(f, stopAtFoldable: false) ?? -1
             if cut <= 0 { stars(3, &out); return }
             out.append(contentsOf: UnsafeBufferPointer(rebasing: f[0..<cut]))
+        }
+    }
+
+    /// The byte offset after the last division word before the first digit or lower-level
+    /// word (−1 when there is none); nil when `stopAtFoldable` and a byte that folding would
+    /// change comes first.
+    @inline(__always)
+    static func addressCut(_ f: UnsafeBufferPointer<UInt8>, stopAtFoldable: Bool) -> Int? {
+        var cut = -1
+        var i = 0
+        var index = 0
+        let n = f.count
+        return addressWordFilter.withUnsafeBufferPointer { filter -> Int? in
+            while i < n {
+                let b0 = f[i]
+                if b0 < 0x80 {
+                    if Validators.isDigit(b0) { break }
+                    i &+= 1
+                } else if b0 & 0xF0 == 0xE0 && i &+ 2 < n {
+                    // A three-byte character (every division word is one): the filter needs
+                    // only its low 12 bits, the continuation bytes' payloads.
+                    if stopAtFoldable && (b0 == 0xEF || b0 == 0xE3) { return nil }
+                    let b1 = f[i &+ 1], b2 = f[i &+ 2]
+                    if filter[Int(b1 & 63)] >> UInt64(b2 & 63) & 1 != 0 {
+                        let v = UInt32(b0 & 0x0F) << 12 | UInt32(b1 & 0x3F) << 6 | UInt32(b2 & 0x3F)
+                        let cls = addressClass(v)
+                        if cls == 2 { break }
+                        if cls == 1 && index >= 1 { cut = i &+ 3 }
+                    }
+                    i &+= 3
+                } else {
+                    i &+= scalar(f, i).1
+                }
+                index &+= 1
+            }
+            return cut
         }
     }
 
@@ -363,8 +436,35 @@ enum Apply {
     }
 
     static func numberBand(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout ByteBuilder) -> Bool {
+        if bandFromDigits(raw, &out) { return true }
         guard let v = simpleDecimal(raw) ?? parseNumber(raw) else { return false }
         return numberBand(value: v, &out)
+    }
+
+    /// The band of a plain non-negative decimal `d…d(.d…)` at least 1, written from its digits:
+    /// the leading digit then zeros, to the leading digit plus one then zeros (`461.21` →
+    /// `400-500`, `9.5` → `9-10`). Only for at most 15 significant digits, where a double holds
+    /// the value exactly enough that `numberBand(value:)` gives the same band. False (nothing
+    /// written) for anything else.
+    @inline(__always)
+    static func bandFromDigits(_ b: UnsafeBufferPointer<UInt8>, _ out: inout ByteBuilder) -> Bool {
+        let n = b.count
+        guard n > 0, n <= 16 else { return false }
+        let lead = b[0] &- 0x30
+        guard lead >= 1 && lead <= 9 else { return false }
+        var intDigits = 1
+        while intDigits < n && Validators.isDigit(b[intDigits]) { intDigits += 1 }
+        if intDigits < n {
+            // A fraction: a dot and at least one digit, nothing else.
+            guard b[intDigits] == 0x2E, intDigits + 1 < n, n - 1 <= 15 else { return false }
+            for j in (intDigits + 1)..<n where !Validators.isDigit(b[j]) { return false }
+        }
+        out.append(b[0])
+        out.append(repeating: 0x30, count: intDigits - 1)
+        out.append(0x2D)
+        if lead == 9 { out.append(0x31); out.append(0x30) } else { out.append(b[0] + 1) }
+        out.append(repeating: 0x30, count: intDigits - 1)
+        return true
     }
 
     /// 10^0 … 10^15, exact as doubles.

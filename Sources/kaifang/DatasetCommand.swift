@@ -12,7 +12,7 @@ struct DatasetCommand: ParsableCommand {
         subcommands: [Import.self, Publish.self, Withdraw.self, List.self, Show.self, Versions.self, Classify.self, Field.self, Export.self])
 
     struct Export: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Export a version through a view: CSV, JSON Lines, or a bundle that `dataset import` reads back.")
+        static let configuration = CommandConfiguration(commandName: "export", abstract: "Export a version through a view: CSV, JSON Lines, or a bundle that `dataset import` reads back.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The dataset id.") var id: String
         @Option(help: "public, licensed or steward (raw values).") var view: String = "public"
@@ -35,7 +35,7 @@ struct DatasetCommand: ParsableCommand {
     }
 
     struct Import: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Import a CSV file as a new immutable version of a dataset.")
+        static let configuration = CommandConfiguration(commandName: "import", abstract: "Import a CSV file as a new immutable version of a dataset.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The file: CSV (RFC 4180, a header naming the fields by name or title; UTF-8 or GBK) or JSON Lines (.jsonl/.ndjson, UTF-8).")
         var file: String
@@ -94,7 +94,7 @@ struct DatasetCommand: ParsableCommand {
     }
 
     struct Publish: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Publish a dataset at a tier (moves the published pointer atomically).",
+        static let configuration = CommandConfiguration(commandName: "publish", abstract: "Publish a dataset at a tier (moves the published pointer atomically).",
                                                         discussion: "Publishing `open` checks the k-anonymity of the public view over the quasi-identifiers and refuses below --min-k unless --force --reason is given (audited).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The dataset id.") var id: String
@@ -127,7 +127,7 @@ struct DatasetCommand: ParsableCommand {
     }
 
     struct Classify: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Propose each field's semantic type, level and quasi-identifier flag from a sample.",
+        static let configuration = CommandConfiguration(commandName: "classify", abstract: "Propose each field's semantic type, level and quasi-identifier flag from a sample.",
                                                         discussion: "Header hints (Chinese and English) and value validators with check digits. --apply writes the proposals with enough confidence; it never lowers a level.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The dataset id.") var id: String
@@ -162,7 +162,7 @@ struct DatasetCommand: ParsableCommand {
     }
 
     struct Field: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set a field's level, semantic type, quasi-identifier flag or masking action.",
+        static let configuration = CommandConfiguration(commandName: "field", abstract: "Set a field's level, semantic type, quasi-identifier flag or masking action.",
                                                         discussion: "--type names the semantic type (resident_id, phone, …); the storage type of imported versions cannot change.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The dataset id.") var id: String
@@ -196,7 +196,7 @@ struct DatasetCommand: ParsableCommand {
     }
 
     struct Withdraw: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Unpublish a dataset; its versions stay for stewards.")
+        static let configuration = CommandConfiguration(commandName: "withdraw", abstract: "Unpublish a dataset; its versions stay for stewards.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The dataset id.") var id: String
 
@@ -208,7 +208,7 @@ struct DatasetCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List every dataset in the catalog, published or not.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List every dataset in the catalog, published or not.")
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
@@ -228,7 +228,7 @@ struct DatasetCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a dataset's metadata, fields (with the action per view) and versions.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a dataset's metadata, fields (with the action per view) and versions.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The dataset id.") var id: String
         @Option(help: "Explain the actions of this view: public, licensed or steward.") var view: String = "public"
@@ -265,7 +265,7 @@ struct DatasetCommand: ParsableCommand {
     }
 
     struct Versions: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a dataset's versions (* marks the published one).")
+        static let configuration = CommandConfiguration(commandName: "versions", abstract: "List a dataset's versions (* marks the published one).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The dataset id.") var id: String
 

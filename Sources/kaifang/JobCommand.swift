@@ -14,7 +14,7 @@ struct JobCommand: ParsableCommand {
     }
 
     struct Submit: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Check a job for a key, queue it, and (unless --no-wait) run it here and print the outcome.")
+        static let configuration = CommandConfiguration(commandName: "submit", abstract: "Check a job for a key, queue it, and (unless --no-wait) run it here and print the outcome.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "A file with the SQL ('-' for stdin); or give --sql.") var file: String?
         @Option(help: "A file with the SQL ('-' for stdin), or the SQL text itself.") var sql: String?
@@ -60,7 +60,7 @@ struct JobCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List jobs, newest first.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List jobs, newest first.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Only this key's jobs.") var key: String?
         @Option(help: "Only jobs with this status (e.g. pending_review).") var status: String?
@@ -80,7 +80,7 @@ struct JobCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a job: status, checks, figures, and its result once released.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a job: status, checks, figures, and its result once released.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The job id.") var id: String
 
@@ -92,7 +92,7 @@ struct JobCommand: ParsableCommand {
     }
 
     struct Release: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Release a job over restricted data after review (not your own).")
+        static let configuration = CommandConfiguration(commandName: "release", abstract: "Release a job over restricted data after review (not your own).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The job id.") var id: String
         @Option(help: "A note for the record.") var reason: String?
@@ -105,7 +105,7 @@ struct JobCommand: ParsableCommand {
     }
 
     struct Reject: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Reject a job waiting for review, with a reason the partner sees.")
+        static let configuration = CommandConfiguration(commandName: "reject", abstract: "Reject a job waiting for review, with a reason the partner sees.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The job id.") var id: String
         @Option(help: "Why (shown to the partner).") var reason: String
@@ -119,7 +119,7 @@ struct JobCommand: ParsableCommand {
 
     /// The child process of a job (not for humans): limits itself and runs the job in DIR.
     struct Exec: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run one job's child process (used by the runner).", shouldDisplay: false)
+        static let configuration = CommandConfiguration(commandName: "exec", abstract: "Run one job's child process (used by the runner).", shouldDisplay: false)
         @Argument var directory: String
 
         func run() throws {

@@ -8,7 +8,7 @@ struct KeyCommand: ParsableCommand {
                                                     subcommands: [Create.self, List.self, Revoke.self])
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create an API key; it is shown once and only its hash is stored.")
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create an API key; it is shown once and only its hash is stored.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "developer, partner or steward.") var role: String
         @Option(help: "Who the key is for (a person or an organization).") var name: String
@@ -30,7 +30,7 @@ struct KeyCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List keys (ids, roles, names; never secrets).")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List keys (ids, roles, names; never secrets).")
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
@@ -44,7 +44,7 @@ struct KeyCommand: ParsableCommand {
     }
 
     struct Revoke: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a key; it fails from its next request on.")
+        static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a key; it fails from its next request on.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The key id (the 8 hex characters after kf_).") var id: String
 
@@ -60,7 +60,7 @@ struct AuditCommand: ParsableCommand {
                                                     subcommands: [Verify.self, Head.self, Tail.self])
 
     struct Verify: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Recompute the hash chain and check it against its anchors; exit 1 naming the first broken event.")
+        static let configuration = CommandConfiguration(commandName: "verify", abstract: "Recompute the hash chain and check it against its anchors; exit 1 naming the first broken event.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "A head kept outside the data directory, as printed by `audit head`: SEQ:HASH (repeatable).") var anchor: [String] = []
 
@@ -84,7 +84,7 @@ struct AuditCommand: ParsableCommand {
     }
 
     struct Head: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the chain's head (SEQ:HASH): keep it outside the data directory and pass it to `audit verify --anchor`.")
+        static let configuration = CommandConfiguration(commandName: "head", abstract: "Print the chain's head (SEQ:HASH): keep it outside the data directory and pass it to `audit verify --anchor`.")
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
@@ -94,7 +94,7 @@ struct AuditCommand: ParsableCommand {
     }
 
     struct Tail: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show the newest audit events.")
+        static let configuration = CommandConfiguration(commandName: "tail", abstract: "Show the newest audit events.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Only events about this dataset.") var dataset: String?
         @Option(help: "Only events by this key id.") var key: String?

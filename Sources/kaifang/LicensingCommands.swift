@@ -8,7 +8,7 @@ struct ApplicationCommand: ParsableCommand {
                                                     subcommands: [List.self, Approve.self, Reject.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List applications, newest first.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List applications, newest first.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Only pending, approved or rejected.") var status: String?
 
@@ -27,7 +27,7 @@ struct ApplicationCommand: ParsableCommand {
     }
 
     struct Approve: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Approve an application and grant its license.")
+        static let configuration = CommandConfiguration(commandName: "approve", abstract: "Approve an application and grant its license.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The application id.") var id: Int64
         @Option(help: "Last day of the license, YYYY-MM-DD (default: the requested duration from now).") var expires: String?
@@ -57,7 +57,7 @@ struct ApplicationCommand: ParsableCommand {
     }
 
     struct Reject: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Reject an application with a reason the applicant sees.")
+        static let configuration = CommandConfiguration(commandName: "reject", abstract: "Reject an application with a reason the applicant sees.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The application id.") var id: Int64
         @Option(help: "Why (shown to the applicant).") var reason: String
@@ -73,7 +73,7 @@ struct LicenseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "license", abstract: "List, grant and revoke licenses.", subcommands: [List.self, Grant.self, Revoke.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List licenses, newest first.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List licenses, newest first.")
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
@@ -93,7 +93,7 @@ struct LicenseCommand: ParsableCommand {
     }
 
     struct Grant: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Grant a license directly (an application approved at once, e.g. after an offline agreement).")
+        static let configuration = CommandConfiguration(commandName: "grant", abstract: "Grant a license directly (an application approved at once, e.g. after an offline agreement).")
         @OptionGroup var global: GlobalOptions
         @Option(help: "The key id (kf_…'s id part) that receives the license.") var key: String
         @Option(help: "The dataset id.") var dataset: String
@@ -117,7 +117,7 @@ struct LicenseCommand: ParsableCommand {
     }
 
     struct Revoke: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a license; it stops working on the next request.")
+        static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a license; it stops working on the next request.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The license id (lic_…).") var id: String
 

@@ -9,7 +9,7 @@ struct PIICommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "pii", abstract: "Detect personal-information formats.", subcommands: [Scan.self])
 
     struct Scan: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "scan", 
             abstract: "Read one value per line; print one JSON object per line: {\"type\": …, \"valid\": …}.",
             discussion: "type is the best format the value claims to be (resident_id, uscc, bank_card, phone, landline, email, ip, license_plate, passport) or null; valid says whether it passes that format's checks. The value is not echoed unless --echo.")
         @Argument(help: "The file to read (default: standard input).") var file: String?

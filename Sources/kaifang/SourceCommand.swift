@@ -10,7 +10,7 @@ struct SourceCommand: AsyncParsableCommand {
                                                     subcommands: [Add.self, Sync.self, List.self])
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set a dataset's source URL and interval; `kaifang serve` fetches it when due.")
+        static let configuration = CommandConfiguration(commandName: "add", abstract: "Set a dataset's source URL and interval; `kaifang serve` fetches it when due.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The dataset id (import a first version with --manifest before).") var id: String
         @Option(help: "The http(s) URL of a CSV, JSON Lines or bundle file.") var url: String
@@ -30,7 +30,7 @@ struct SourceCommand: AsyncParsableCommand {
     }
 
     struct Sync: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Fetch a source now.")
+        static let configuration = CommandConfiguration(commandName: "sync", abstract: "Fetch a source now.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The dataset id.") var id: String
 
@@ -48,7 +48,7 @@ struct SourceCommand: AsyncParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List sources with their state.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List sources with their state.")
         @OptionGroup var global: GlobalOptions
 
         func run() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Ingest
 import KaifangCore
+import CByteScan
 import Testing
 
 /// RFC 4180 parsing over bytes, streamed in chunks of any size.
@@ -91,7 +92,9 @@ import Testing
         let alphabet: [String] = ["a", "Z", "9", " ", ",", "\"", "\n", "\r\n", "中", "文", "😀", ";", "\t"]
         for _ in 0..<200 {
             let cols = Int(rng.next() % 5) + 1
-            let rows = Int(rng.next() % 6) + 1
+            // Up to 40 rows: records then cross the structural index's 64-byte words and the
+            // read chunks at every offset.
+            let rows = Int(rng.next() % 40) + 1
             let table: [[String]] = (0..<rows).map { _ in
                 (0..<cols).map { _ in (0..<Int(rng.next() % 8)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }.joined() }
             }
@@ -100,8 +103,41 @@ import Testing
             let text = table.map { row in
                 row.map { f in f.contains(where: { ",\"\n\r".contains($0) }) || f.contains("\r\n") ? "\"" + f.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : f }.joined(separator: ",")
             }.joined(separator: rng.next() % 2 == 0 ? "\n" : "\r\n")
-            for chunk in [16, 23, 4096] {
+            for chunk in [16, 23, 100, 4096] {
                 #expect(try parse(text, chunk: chunk) == expected)
+            }
+        }
+    }
+}
+
+/// The structural index (vector compares in C) against the portable loop, at every length and
+/// alignment around the 16-, 32- and 64-byte steps of the SSE2 and AVX2 paths.
+@Suite struct StructuralIndexTests {
+    @Test func vectorPathsAgreeWithThePortableLoop() {
+        var rng = SplitMix(seed: 7)
+        let alphabet: [UInt8] = [0x2C, 0x22, 0x0D, 0x0A, 0x3B, 0x61, 0xE4, 0xB8, 0xAD, 0x00, 0xFF]
+        let bytes = (0..<700).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+        var expected = [UInt64](repeating: 0, count: 12), got = expected, sse = expected
+        bytes.withUnsafeBufferPointer { b in
+            for start in 0..<3 {
+                for n in 0...(b.count - start) where n < 200 || n % 61 == 0 {
+                    let p = b.baseAddress! + start
+                    // Words past the input hold garbage before the call: the last word's high
+                    // bits must be cleared by it.
+                    for i in 0..<12 { expected[i] = ~0; got[i] = ~0; sse[i] = ~0 }
+                    kaifang_structural_bits_portable(p, n, 0x2C, 0x22, 0x0D, 0x0A, &expected)
+                    kaifang_structural_bits(p, n, 0x2C, 0x22, 0x0D, 0x0A, &got)
+                    kaifang_structural_bits_sse2(p, n, 0x2C, 0x22, 0x0D, 0x0A, &sse)
+                    let words = (n + 63) / 64
+                    #expect(Array(got[0..<words]) == Array(expected[0..<words]), "n \(n) start \(start)")
+                    #expect(Array(sse[0..<words]) == Array(expected[0..<words]), "n \(n) start \(start)")
+                    // And the portable loop is right: bit i set exactly at the four bytes.
+                    for i in 0..<n {
+                        let set = expected[i >> 6] >> UInt64(i & 63) & 1 == 1
+                        if set != [0x2C, 0x22, 0x0D, 0x0A].contains(p[i]) { Issue.record("bit \(i) of \(n)"); return }
+                    }
+                    if n % 64 != 0 && words > 0 && expected[words - 1] >> UInt64(n % 64) != 0 { Issue.record("bits past \(n) set") }
+                }
             }
         }
     }

@@ -24,7 +24,7 @@ import Testing
             var out = ByteBuilder()
             out.append(contentsOf: prefix)
             out.append(contentsOf: value)
-            CSVWriter.quoteTail(&out, from: prefix.count)
+            CSVBytes.quoteTail(&out, from: prefix.count)
             if out.array != prefix + Self.reference(value) { wrong += 1 }
         }
         #expect(wrong == 0)

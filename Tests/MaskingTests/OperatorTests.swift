@@ -92,6 +92,34 @@ import Testing
         #expect(apply(value, semantic: .address) == expected)
     }
 
+    /// The address cut works on raw bytes and folds only when it meets a full-width form or a
+    /// leading space: it must give what folding first and cutting by characters gives.
+    @Test func addressCutOnRawBytesMatchesCuttingTheFoldedText() {
+        let pieces = ["江苏省", "南京市", "玄武区", "中山路", "18号", "１８号", "３", "栋", "内蒙古", "自治区", "新城区", "镇", "村",
+                      " ", "　", "Ａ", "，", "a", "-", "园区", "道里区", "县", "旗", "盟", "州", "😀", "é"]
+        let divisions: Set<Unicode.Scalar> = ["省", "市", "区", "县", "旗", "州", "盟"]
+        let below: Set<Unicode.Scalar> = ["路", "街", "巷", "弄", "号", "道", "镇", "乡", "村", "组"]
+        func reference(_ value: String) -> String {
+            var folded = ByteBuilder()
+            var copy = value
+            copy.withUTF8 { Normalize.fold($0, into: &folded) }
+            let text = String(decoding: folded.bytes, as: UTF8.self)
+            var cut: String.UnicodeScalarView.Index?
+            for (k, i) in zip(0..., text.unicodeScalars.indices) {
+                let c = text.unicodeScalars[i]
+                if ("0"..."9").contains(c) || below.contains(c) { break }
+                if k >= 1 && divisions.contains(c) { cut = text.unicodeScalars.index(after: i) }
+            }
+            guard let cut else { return "***" }
+            return String(text.unicodeScalars[..<cut])
+        }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<3000 {
+            let value = (0..<Int.random(in: 1...7, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
+            #expect(apply(value, semantic: .address) == reference(value), "\(value)")
+        }
+    }
+
     @Test func genericMasksKeepTheEnds() {
         #expect(apply("ABCDEFG", semantic: .identifier, action: .mask) == "A*****G")
         #expect(apply("数据开放平台", semantic: .text, action: .mask) == "数****台")
@@ -158,6 +186,33 @@ import Testing
             let m = hi - lo
             let magnitude = pow(10, Double(String(Int64(abs(v))).count - 1))
             if m != magnitude || !(lo <= v && v < hi) || lo.truncatingRemainder(dividingBy: m) != 0 { wrong.append("\(v): \(text)") }
+        }
+        #expect(wrong.isEmpty, "\(wrong.prefix(5))")
+    }
+
+    /// Decimal text is banded from its digits (no double): the same band as the number gives,
+    /// for every split of up to 15 significant digits between integer part and fraction.
+    @Test func numberBandFromTheDigitsMatchesTheNumber() {
+        let f = FieldSpec(name: "amount", type: .number, level: .L2)
+        let plan = MaskingPlan(manifest: DatasetManifest(id: "t", title: "T", fields: [f]), view: .public, keys: Self.keys)
+        var rng = SystemRandomNumberGenerator()
+        var wrong: [String] = []
+        for intDigits in 1...15 {
+            for fracDigits in 0...(15 - intDigits) {
+                for round in 0..<40 {
+                    // Leading 9s and trailing 9s find the carries; random digits the rest.
+                    let digit = { (i: Int) -> Character in
+                        round % 4 == 0 ? "9" : Character(String(Int.random(in: (i == 0 ? 1 : 0)...9, using: &rng)))
+                    }
+                    var text = String((0..<intDigits).map(digit))
+                    if fracDigits > 0 { text += "." + String((0..<fracDigits).map { _ in digit(1) }) }
+                    var out = ByteBuilder()
+                    _ = plan.applyNumber(column: 0, Double(text)!, into: &out)
+                    let fromNumber = String(decoding: out.bytes, as: UTF8.self)
+                    let fromText = plan.apply(column: 0, text, row: 1)
+                    if fromText != fromNumber { wrong.append("\(text): \(fromText ?? "null") vs \(fromNumber)") }
+                }
+            }
         }
         #expect(wrong.isEmpty, "\(wrong.prefix(5))")
     }

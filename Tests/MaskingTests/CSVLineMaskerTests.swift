@@ -1,0 +1,111 @@
+import Crypto
+import Foundation
+import KaifangCore
+import Masking
+import Testing
+
+/// The `kaifang mask` loop skips the quoting check where an operation's output cannot need it:
+/// these tests hold each operation to the class it claims, and the loop to RFC 4180.
+@Suite struct CSVLineMaskerTests {
+    static let keys = PseudonymKeys(secret: SymmetricKey(data: Data(repeating: 9, count: 32)))
+
+    /// One field per kind of operation (explicit actions, so the default matrix can change).
+    static let fields: [FieldSpec] = [
+        FieldSpec(name: "keep", action: .keep),
+        FieldSpec(name: "suppress", action: .suppress),
+        FieldSpec(name: "chars", action: .mask),
+        FieldSpec(name: "pid", semantic: .resident_id, level: .L4, action: .mask),
+        FieldSpec(name: "phone", semantic: .phone, action: .mask),
+        FieldSpec(name: "landline", semantic: .landline, action: .mask),
+        FieldSpec(name: "name", semantic: .person_name, action: .mask),
+        FieldSpec(name: "card", semantic: .bank_card, action: .mask),
+        FieldSpec(name: "email", semantic: .email, action: .mask),
+        FieldSpec(name: "plate", semantic: .license_plate, action: .mask),
+        FieldSpec(name: "ip", semantic: .ip, action: .mask),
+        FieldSpec(name: "address", semantic: .address, action: .mask),
+        FieldSpec(name: "district", semantic: .address, action: .generalize),
+        FieldSpec(name: "token", semantic: .phone, action: .pseudonymize),
+        FieldSpec(name: "hash", semantic: .text, action: .hash),
+        FieldSpec(name: "month", type: .date, action: .generalize),
+        FieldSpec(name: "day", type: .datetime, action: .generalize),
+        FieldSpec(name: "age", type: .integer, action: .generalize),
+        FieldSpec(name: "band", type: .number, action: .generalize),
+        FieldSpec(name: "geo", semantic: .geo, action: .generalize),
+        FieldSpec(name: "noise", type: .number, action: .noise),
+    ]
+    static let plan = MaskingPlan(manifest: DatasetManifest(id: "t", title: "T", fields: fields), view: .licensed,
+                                  grant: LicenseGrant(licenseID: "lic-1"), keys: keys)
+
+    /// Values that are near every format, with and without bytes that force quoting, and
+    /// with full-width forms that fold into them (`，` `＂`).
+    static let pieces = ["1", "9", "0", "x", "X", "A", "张", "欧阳", "区", "市", "路", "@", ".", "-", ":", " ", "·",
+                         ",", "\"", "\n", "\r", "，", "＂", "１", "320102", "199003071239", "13812341234",
+                         "江苏省南京市玄武区", "a@b.cn", "192.168.", "苏A", "2024-05-06", "T08:00", "461.21"]
+
+    static func randomValue(_ rng: inout SystemRandomNumberGenerator) -> String {
+        (0..<Int.random(in: 1...5, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
+    }
+
+    static func hasSpecial(_ s: String) -> Bool { s.utf8.contains(where: CSVBytes.isSpecial) }
+
+    @Test func everyOperationKindIsCovered() {
+        let kinds = Set(Self.plan.columns.map { "\($0.operation)".prefix(while: { $0 != "(" }) })
+        #expect(kinds.count == Self.fields.count, "\(kinds.sorted())")
+    }
+
+    @Test func operationsProduceOnlyTheBytesTheirClassAllows() {
+        var rng = SystemRandomNumberGenerator()
+        for (i, column) in Self.plan.columns.enumerated() {
+            for _ in 0..<400 {
+                let value = Self.randomValue(&rng)
+                guard let out = Self.plan.apply(column: i, value, row: 3) else { continue }
+                switch column.operation.outputBytes {
+                case .generated:
+                    #expect(!Self.hasSpecial(out), "\(column.field.name): generated output needs quoting")
+                case .input:
+                    if !Self.hasSpecial(value) { #expect(!Self.hasSpecial(out), "\(column.field.name): output needs quoting, input did not") }
+                case .folded:
+                    break   // always checked by the writer
+                }
+            }
+        }
+    }
+
+    /// RFC 4180 by hand.
+    static func quoted(_ s: String) -> String {
+        hasSpecial(s) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+
+    @Test func linesAreTheOperationsJoinedAndQuoted() {
+        var rng = SystemRandomNumberGenerator()
+        // Output columns in a different order from the input's, one input column dropped.
+        let order = Array((1..<Self.fields.count).reversed())
+        let masker = CSVLineMasker(plan: Self.plan, columns: order.map { ($0, $0) })
+        var scratch = MaskScratch()
+        for round in 0..<300 {
+            let clean = round % 2 == 0
+            var values: [String] = []
+            for _ in Self.fields {
+                var v = Self.randomValue(&rng)
+                if clean { v = String(v.unicodeScalars.filter { !",\"\r\n".unicodeScalars.contains($0) }) }
+                values.append(round % 7 == 0 ? "" : v)
+            }
+            // The record as spans of one buffer, a one-byte gap between fields.
+            let joined = Array(values.joined(separator: "|").utf8)
+            var ends: [Int] = []
+            var at = 0
+            for v in values { at += v.utf8.count; ends.append(at); at += 1 }
+            var out = ByteBuilder()
+            joined.withUnsafeBufferPointer { b in
+                ends.withUnsafeBufferPointer { e in
+                    let record = FieldSpans(base: b.baseAddress ?? UnsafePointer(bitPattern: 1)!, first: 0, gap: 1, ends: e)
+                    masker.append(record, cleanInput: clean, row: 3, scratch: &scratch, into: &out)
+                }
+            }
+            let expected = order.map { i in
+                values[i].isEmpty ? "" : Self.plan.apply(column: i, values[i], row: 3).map(Self.quoted) ?? ""
+            }.joined(separator: ",") + "\n"
+            #expect(String(decoding: out.bytes, as: UTF8.self) == expected)
+        }
+    }
+}
