@@ -269,16 +269,30 @@ public final class CSVReader {
         recordStart = p
         recordLineStart = lineStart
         let buf = self.buf, bits = self.bits, delim = delimiter
+        // The field ends are kept in locals in the loop, stored once per record.
+        var ends = self.ends, count = 0, capacity = endsCapacity
+        defer { self.ends = ends; endsCount = count; endsCapacity = capacity }
+        @inline(__always) func push(_ offset: Int) {
+            if count == capacity {
+                let grown = UnsafeMutablePointer<Int>.allocate(capacity: capacity * 2)
+                grown.update(from: ends, count: count)
+                ends.deallocate()
+                ends = grown
+                capacity *= 2
+            }
+            ends[count] = offset
+            count &+= 1
+        }
         let lastWord = (end - 1) >> 6
         var w = p >> 6
         var m = bits[w] & (~UInt64(0) << UInt64(p & 63))
         while true {
             while m == 0 {
-                w += 1
+                w &+= 1
                 if w > lastWord {
                     if !eof { return .needMore }
                     // The last record, without a final newline.
-                    pushEnd(end)
+                    push(end)
                     pos = end
                     return .record
                 }
@@ -287,16 +301,16 @@ public final class CSVReader {
             let q = w << 6 | m.trailingZeroBitCount
             m &= m &- 1
             let b = buf[q]
-            if b == delim { pushEnd(q); continue }
+            if b == delim { push(q); continue }
             if b == 0x22 { return .quoted }
             // CR or LF: the record ends.
-            pushEnd(q)
-            p = q + 1
+            push(q)
+            p = q &+ 1
             if b == 0x0D {
                 if p == end && !eof { return .needMore }
-                if p < end && buf[p] == 0x0A { p += 1 }
+                if p < end && buf[p] == 0x0A { p &+= 1 }
             }
-            line += 1
+            line &+= 1
             lineStart = p
             pos = p
             return .record

@@ -47,7 +47,27 @@ public struct ByteBuilder: ~Copyable {
         let n = b.count
         guard n > 0, let from = b.baseAddress else { return }
         if count + n > capacity { grow(toHold: count + n) }
-        (base + count).update(from: from, count: n)
+        let to = UnsafeMutableRawPointer(base + count)
+        let src = UnsafeRawPointer(from)
+        if n >= 4 && n <= 16 {
+            // A short value (most masked and kept cells): two overlapping loads and stores of
+            // 8 (or 4) bytes, both inside the source, instead of a call to memmove.
+            if n >= 8 {
+                let head = src.loadUnaligned(as: UInt64.self), tail = src.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+                to.storeBytes(of: head, as: UInt64.self)
+                to.storeBytes(of: tail, toByteOffset: n - 8, as: UInt64.self)
+            } else {
+                let head = src.loadUnaligned(as: UInt32.self), tail = src.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self)
+                to.storeBytes(of: head, as: UInt32.self)
+                to.storeBytes(of: tail, toByteOffset: n - 4, as: UInt32.self)
+            }
+        } else if n < 4 {
+            // One to three bytes: first, middle, last.
+            let t = base + count
+            t[0] = from[0]; t[n >> 1] = from[n >> 1]; t[n - 1] = from[n - 1]
+        } else {
+            (base + count).update(from: from, count: n)
+        }
         _count += n
     }
 

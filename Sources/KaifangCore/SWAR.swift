@@ -26,4 +26,11 @@ public enum SWAR {
     @inlinable @inline(__always) public static func firstByte(_ mask: UInt64) -> Int {
         mask.trailingZeroBitCount >> 3
     }
+
+    /// Whether all eight bytes of `x` are ASCII digits: every high nibble 3, and no low nibble
+    /// above 9 (adding 6 to it would carry into the high nibble).
+    @inlinable @inline(__always) public static func allDigits(_ x: UInt64) -> Bool {
+        (x & 0xF0F0_F0F0_F0F0_F0F0) == 0x3030_3030_3030_3030
+            && ((x & 0x0F0F_0F0F_0F0F_0F0F) &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0 == 0
+    }
 }

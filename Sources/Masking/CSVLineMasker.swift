@@ -10,6 +10,9 @@ public struct CSVLineMasker {
         let column: Int
         let op: Operation
         let check: Operation.OutputBytes
+        /// How many output columns from this one on keep consecutive input fields (at least 1):
+        /// from clean input, such a run is copied as one span, delimiters included.
+        var run: Int
     }
 
     public let plan: MaskingPlan
@@ -19,7 +22,12 @@ public struct CSVLineMasker {
     ///   plan's column index.
     public init(plan: MaskingPlan, columns: [(field: Int, column: Int)]) {
         self.plan = plan
-        outputs = columns.map { Output(field: $0.field, column: $0.column, op: plan.ops[$0.column], check: plan.ops[$0.column].outputBytes) }
+        var outputs = columns.map { Output(field: $0.field, column: $0.column, op: plan.ops[$0.column], check: plan.ops[$0.column].outputBytes, run: 1) }
+        for i in outputs.indices.reversed() where i + 1 < outputs.count {
+            let (o, next) = (outputs[i], outputs[i + 1])
+            if o.op == .keep && next.op == .keep && next.field == o.field + 1 { outputs[i].run = next.run + 1 }
+        }
+        self.outputs = outputs
     }
 
     /// Appends `record` masked, as one CSV line ending in LF.
@@ -29,9 +37,19 @@ public struct CSVLineMasker {
     ///   - row: the row's number, which seeds noise.
     public func append(_ record: FieldSpans, cleanInput: Bool, row: Int64, scratch: inout MaskScratch, into out: inout ByteBuilder) {
         outputs.withUnsafeBufferPointer { outputs in
-            for i in 0..<outputs.count {
+            var i = 0
+            while i < outputs.count {
                 if i > 0 { out.append(0x2C) }
                 let o = outputs[i]
+                if o.run > 1 && cleanInput {
+                    // Kept fields side by side in a comma-separated record: one copy, with the
+                    // commas between them.
+                    let first = record.field(o.field), last = record.field(o.field + o.run - 1)
+                    out.append(contentsOf: UnsafeBufferPointer(start: first.baseAddress, count: last.baseAddress! + last.count - first.baseAddress!))
+                    i += o.run
+                    continue
+                }
+                i += 1
                 let value = record.field(o.field)
                 if value.isEmpty { continue }
                 let mark = out.count

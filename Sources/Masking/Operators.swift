@@ -67,6 +67,29 @@ public struct MaskScratch: ~Copyable {
     public init() {}
 }
 
+/// A set of characters as 4 096 bits indexed by the low 12 bits of their scalar value: one
+/// bit test rules out almost every other character of the CJK block (false positives are
+/// possible, false negatives not, so a hit is confirmed by an exact test).
+struct ScalarFilter: Sendable {
+    let words: [UInt64]
+
+    init(_ scalars: [UInt32]) {
+        var w = [UInt64](repeating: 0, count: 64)
+        for v in scalars { w[Int(v >> 6 & 63)] |= 1 << UInt64(v & 63) }
+        words = w
+    }
+
+    @inline(__always) func mayContain(_ v: UInt32) -> Bool {
+        words.withUnsafeBufferPointer { Self.test($0, UInt8(truncatingIfNeeded: v >> 6), UInt8(truncatingIfNeeded: v)) }
+    }
+
+    /// The test from a three-byte UTF-8 character's continuation bytes, which carry the low 12
+    /// bits (no decoding).
+    @inline(__always) static func test(_ words: UnsafeBufferPointer<UInt64>, _ b1: UInt8, _ b2: UInt8) -> Bool {
+        words[Int(b1 & 63)] >> UInt64(b2 & 63) & 1 != 0
+    }
+}
+
 /// Applies operations to UTF-8 bytes.
 enum Apply {
     static let star: UInt8 = 0x2A
@@ -125,10 +148,13 @@ enum Apply {
     }
 
     static func phone(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
-        // The common case, eleven ASCII digits, is already compact.
-        if raw.count == 11 && Validators.phone(raw) {
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: raw[0..<3])); stars(4, &out)
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: raw[7..<11]))
+        // The common case, eleven ASCII digits `1[3-9]…`, is already compact: copied whole,
+        // then the middle four starred.
+        if raw.count == 11, let p = raw.baseAddress, p[0] == 0x31, p[1] >= 0x33,
+           SWAR.allDigits(SWAR.load(p)), SWAR.allDigits(SWAR.load(p + 3)) {
+            let at = out.count
+            out.append(contentsOf: raw)
+            UnsafeMutableRawPointer(out.base + at + 3).storeBytes(of: 0x2A2A_2A2A, as: UInt32.self)
             return
         }
         Normalize.compact(raw, into: &s.compacted)
@@ -216,7 +242,11 @@ enum Apply {
         return UInt64(u[0].value) << 32 | UInt64(u[1].value)
     }.sorted()
 
+    /// The first characters of the compound surnames: most names are ruled out by one bit test.
+    static let compoundSurnameStarts = ScalarFilter(compoundSurnames.map { UInt32($0 >> 32) })
+
     @inline(__always) static func isCompoundSurname(_ key: UInt64) -> Bool {
+        guard compoundSurnameStarts.mayContain(UInt32(key >> 32)) else { return false }
         let keys = compoundSurnames
         var lo = 0, hi = keys.count
         while lo < hi {
@@ -282,16 +312,9 @@ enum Apply {
         }
     }
 
-    /// A 4 096-bit filter over the low 12 bits of a scalar: set for the 17 words of
-    /// `addressClass`, so almost every other character is ruled out by one bit test.
-    static let addressWordFilter: [UInt64] = {
-        var f = [UInt64](repeating: 0, count: 64)
-        for v: UInt32 in [0x7701, 0x5E02, 0x533A, 0x53BF, 0x65D7, 0x5DDE, 0x76DF,
-                          0x8DEF, 0x8857, 0x5DF7, 0x5F04, 0x53F7, 0x9053, 0x9547, 0x4E61, 0x6751, 0x7EC4] {
-            f[Int(v >> 6 & 63)] |= 1 << UInt64(v & 63)
-        }
-        return f
-    }()
+    /// The 17 words of `addressClass`.
+    static let addressWordFilter = ScalarFilter([0x7701, 0x5E02, 0x533A, 0x53BF, 0x65D7, 0x5DDE, 0x76DF,
+                                                 0x8DEF, 0x8857, 0x5DF7, 0x5F04, 0x53F7, 0x9053, 0x9547, 0x4E61, 0x6751, 0x7EC4])
 
     /// Decodes the scalar at `i` of valid UTF-8: (value, length).
     @inline(__always) static func scalar(_ f: UnsafeBufferPointer<UInt8>, _ i: Int) -> (UInt32, Int) {
@@ -332,30 +355,29 @@ enum Apply {
     static func addressCut(_ f: UnsafeBufferPointer<UInt8>, stopAtFoldable: Bool) -> Int? {
         var cut = -1
         var i = 0
-        var index = 0
         let n = f.count
-        return addressWordFilter.withUnsafeBufferPointer { filter -> Int? in
+        return addressWordFilter.words.withUnsafeBufferPointer { filter -> Int? in
             while i < n {
                 let b0 = f[i]
-                if b0 < 0x80 {
-                    if Validators.isDigit(b0) { break }
-                    i &+= 1
-                } else if b0 & 0xF0 == 0xE0 && i &+ 2 < n {
-                    // A three-byte character (every division word is one): the filter needs
-                    // only its low 12 bits, the continuation bytes' payloads.
-                    if stopAtFoldable && (b0 == 0xEF || b0 == 0xE3) { return nil }
+                if b0 &- 0xE4 < 6 && i &+ 2 < n {
+                    // The common case, a CJK character (U+4E00…U+9FFF, every division word is
+                    // one): the filter needs only its low 12 bits, the continuation bytes'.
                     let b1 = f[i &+ 1], b2 = f[i &+ 2]
-                    if filter[Int(b1 & 63)] >> UInt64(b2 & 63) & 1 != 0 {
+                    if ScalarFilter.test(filter, b1, b2) {
                         let v = UInt32(b0 & 0x0F) << 12 | UInt32(b1 & 0x3F) << 6 | UInt32(b2 & 0x3F)
                         let cls = addressClass(v)
                         if cls == 2 { break }
-                        if cls == 1 && index >= 1 { cut = i &+ 3 }
+                        // A division word ends the part kept, unless it is the first character.
+                        if cls == 1 && i > 0 { cut = i &+ 3 }
                     }
                     i &+= 3
+                } else if b0 < 0x80 {
+                    if Validators.isDigit(b0) { break }
+                    i &+= 1
                 } else {
+                    if stopAtFoldable && (b0 == 0xEF || b0 == 0xE3) { return nil }
                     i &+= scalar(f, i).1
                 }
-                index &+= 1
             }
             return cut
         }

@@ -19,4 +19,22 @@ import Testing
         }
         #expect(wrong == 0)
     }
+
+    /// All-digits against a byte loop: words of digits with one byte changed to every value.
+    @Test func allDigitsMeansEveryByteIsADigit() {
+        var rng = SystemRandomNumberGenerator()
+        var wrong = 0
+        for _ in 0..<2_000 {
+            let digits = (0..<8).map { _ in UInt8.random(in: 0x30...0x39, using: &rng) }
+            for at in 0..<8 {
+                for value in UInt8.min...UInt8.max {
+                    var bytes = digits
+                    bytes[at] = value
+                    let w = bytes.withUnsafeBufferPointer { SWAR.load($0.baseAddress!) }
+                    if SWAR.allDigits(w) != bytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) { wrong += 1 }
+                }
+            }
+        }
+        #expect(wrong == 0)
+    }
 }
