@@ -10,11 +10,11 @@ public struct ByteBuilder: ~Copyable {
     @usableFromInline var _capacity: Int
 
     /// The first byte; valid until the next append (which may move the storage).
-    @inlinable public var base: UnsafeMutablePointer<UInt8> { _base }
+    @inlinable @inline(__always) public var base: UnsafeMutablePointer<UInt8> { _base }
     /// Bytes in the buffer.
-    @inlinable public var count: Int { _count }
+    @inlinable @inline(__always) public var count: Int { _count }
     /// Bytes it holds before it must grow.
-    @inlinable public var capacity: Int { _capacity }
+    @inlinable @inline(__always) public var capacity: Int { _capacity }
 
     public init(capacity: Int = 64) {
         _capacity = max(capacity, 16)

@@ -8,7 +8,7 @@ public struct CSVLineMasker {
     @usableFromInline struct Output {
         let field: Int
         let column: Int
-        let op: Operation
+        let kernel: Kernel
         let check: Operation.OutputBytes
         /// How many output columns from this one on keep consecutive input fields (at least 1):
         /// from clean input, such a run is copied as one span, delimiters included.
@@ -22,10 +22,10 @@ public struct CSVLineMasker {
     ///   plan's column index.
     public init(plan: MaskingPlan, columns: [(field: Int, column: Int)]) {
         self.plan = plan
-        var outputs = columns.map { Output(field: $0.field, column: $0.column, op: plan.ops[$0.column], check: plan.ops[$0.column].outputBytes, run: 1) }
+        var outputs = columns.map { Output(field: $0.field, column: $0.column, kernel: plan.kernels[$0.column], check: plan.ops[$0.column].outputBytes, run: 1) }
         for i in outputs.indices.reversed() where i + 1 < outputs.count {
             let (o, next) = (outputs[i], outputs[i + 1])
-            if o.op == .keep && next.op == .keep && next.field == o.field + 1 { outputs[i].run = next.run + 1 }
+            if o.kernel == .keep && next.kernel == .keep && next.field == o.field + 1 { outputs[i].run = next.run + 1 }
         }
         self.outputs = outputs
     }
@@ -53,7 +53,7 @@ public struct CSVLineMasker {
                 let value = record.field(o.field)
                 if value.isEmpty { continue }
                 let mark = out.count
-                if plan.apply(o.op, column: o.column, value, row: row, scratch: &scratch, into: &out) {
+                if plan.apply(o.kernel, column: o.column, value, row: row, scratch: &scratch, into: &out) {
                     switch o.check {
                     case .generated: break
                     case .input: if !cleanInput { CSVBytes.quoteTail(&out, from: mark) }

@@ -35,6 +35,7 @@ public struct MaskingPlan: Sendable {
     public let view: View
     // Flat copies for the hot loop: plain values, no reference counting per cell.
     let ops: [Operation]
+    let kernels: [Kernel]
     let semantics: [SemanticType?]
     let prefixes: [[UInt8]]
     let key: SymmetricKey?
@@ -60,6 +61,7 @@ public struct MaskingPlan: Sendable {
         }
         self.columns = columns
         ops = columns.map(\.operation)
+        kernels = ops.map(\.kernel)
         semantics = columns.map(\.field.semantic)
         prefixes = columns.map { Array(TokenPrefix.of($0.field.semantic).utf8) }
     }
@@ -122,18 +124,20 @@ public struct MaskingPlan: Sendable {
     @inline(__always)
     public func apply(column index: Int, _ input: UnsafeBufferPointer<UInt8>, row: Int64 = 0,
                       scratch: inout MaskScratch, into out: inout ByteBuilder) -> Bool {
-        apply(ops[index], column: index, input, row: row, scratch: &scratch, into: &out)
+        apply(kernels[index], column: index, input, row: row, scratch: &scratch, into: &out)
     }
 
-    /// `apply(column:)` with the column's operation given (a loop that keeps its own copy of
-    /// the operations reads no array per cell).
+    /// `apply(column:)` with the column's kernel given (a loop that keeps its own copy of the
+    /// kernels reads no array per cell).
     @inline(__always)
-    func apply(_ op: Operation, column index: Int, _ input: UnsafeBufferPointer<UInt8>, row: Int64,
+    func apply(_ kernel: Kernel, column index: Int, _ input: UnsafeBufferPointer<UInt8>, row: Int64,
                scratch: inout MaskScratch, into out: inout ByteBuilder) -> Bool {
-        switch op {
+        switch kernel {
         case .keep: out.append(contentsOf: input); return true
         case .suppress: return false
-        case .maskChars(let first, let last): Apply.maskChars(input, keepFirst: first, keepLast: last, &out)
+        case .maskChars:
+            guard case .maskChars(let first, let last) = ops[index] else { return false }
+            Apply.maskChars(input, keepFirst: first, keepLast: last, &out)
         case .maskResidentID: Apply.residentID(input, &scratch, &out)
         case .maskPhone: Apply.phone(input, &scratch, &out)
         case .maskLandline: Apply.landline(input, &scratch, &out)
@@ -142,15 +146,18 @@ public struct MaskingPlan: Sendable {
         case .maskEmail: Apply.email(input, &scratch, &out)
         case .maskPlate: Apply.plate(input, &scratch, &out)
         case .maskIP: Apply.ip(input, &scratch, &out)
-        case .maskAddress, .generalizeAddress: Apply.address(input, &scratch, &out)
+        case .maskAddress: Apply.address(input, &scratch, &out)
         case .pseudonymize: Apply.pseudonym(input, prefix: prefixes[index], semantic: semantics[index], key: key!, &scratch, &out)
         case .hash: Apply.keyedHash(input, semantic: semantics[index], key: key!, &scratch, &out)
-        case .generalizeDate(let keepMonth): return Apply.date(input, keepMonth: keepMonth, &out)
-        case .generalizeDateTime: return Apply.dateTime(input, &out)
-        case .generalizeAge: return Apply.age(input, &out)
-        case .generalizeNumber: return Apply.numberBand(input, &out)
-        case .generalizeGeo: return Apply.geo(input, &out)
-        case .noise(let scale): return Apply.noise(input, scale: scale, key: key!, field: columns[index].field.name, row: row, &out)
+        case .dateToMonth: return Apply.date(input, keepMonth: true, &out)
+        case .dateToYear: return Apply.date(input, keepMonth: false, &out)
+        case .dateTimeToDay: return Apply.dateTime(input, &out)
+        case .ageBand: return Apply.age(input, &out)
+        case .numberBand: return Apply.numberBand(input, &out)
+        case .geo: return Apply.geo(input, &out)
+        case .noise:
+            guard case .noise(let scale) = ops[index] else { return false }
+            return Apply.noise(input, scale: scale, key: key!, field: columns[index].field.name, row: row, &out)
         }
         return true
     }

@@ -32,6 +32,33 @@ public enum Operation: Sendable, Equatable {
     /// Whether the output differs from the input (for metrics and the "masked fields" list).
     public var changesValue: Bool { self != .keep }
 
+    /// The operation's kernel: its case without payload, so that a loop dispatches on it with
+    /// one jump (a switch over this enum, whose payload cases share their tag, takes two).
+    var kernel: Kernel {
+        switch self {
+        case .keep: .keep
+        case .suppress: .suppress
+        case .maskChars: .maskChars
+        case .maskResidentID: .maskResidentID
+        case .maskPhone: .maskPhone
+        case .maskLandline: .maskLandline
+        case .maskName: .maskName
+        case .maskBankCard: .maskBankCard
+        case .maskEmail: .maskEmail
+        case .maskPlate: .maskPlate
+        case .maskIP: .maskIP
+        case .maskAddress, .generalizeAddress: .maskAddress
+        case .pseudonymize: .pseudonymize
+        case .generalizeDate(let keepMonth): keepMonth ? .dateToMonth : .dateToYear
+        case .generalizeDateTime: .dateTimeToDay
+        case .generalizeAge: .ageBand
+        case .generalizeNumber: .numberBand
+        case .generalizeGeo: .geo
+        case .noise: .noise
+        case .hash: .hash
+        }
+    }
+
     /// Where an operation's output bytes come from, which says when a CSV writer must look for
     /// bytes that force quoting (comma, quote, CR, LF) in it.
     public enum OutputBytes: Sendable {
@@ -58,6 +85,12 @@ public enum Operation: Sendable, Equatable {
             return .folded
         }
     }
+}
+
+/// One case per byte routine that implements an `Operation` (payloads stay in the operation).
+enum Kernel: UInt8, Sendable {
+    case keep, suppress, maskChars, maskResidentID, maskPhone, maskLandline, maskName, maskBankCard, maskEmail, maskPlate, maskIP,
+         maskAddress, pseudonymize, hash, dateToMonth, dateToYear, dateTimeToDay, ageBand, numberBand, geo, noise
 }
 
 /// Reusable buffers for the byte loops, owned by one caller (no allocation per value).
