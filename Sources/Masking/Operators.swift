@@ -301,6 +301,22 @@ enum Apply {
     /// `张*`, `张**`, `欧阳**`; names with a middle dot keep the first character; Latin names
     /// keep their first letter. Anything else (digits, symbols, over 30 characters) is fully masked.
     static func name(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
+        // The common case: two to ten characters of U+4000…U+9FFF (Han, lead bytes E4–E9), well
+        // formed, nothing to fold. The general loop below gives the same result, slower.
+        let count = raw.count
+        if count >= 6 && count <= 30, let p = raw.baseAddress {
+            var i = 0
+            while i &+ 2 < count && p[i] &- 0xE4 < 6 && p[i &+ 1] & 0xC0 == 0x80 && p[i &+ 2] & 0xC0 == 0x80 { i &+= 3 }
+            if i == count {
+                let chars = count / 3
+                let first = UInt32(p[0] & 0x0F) << 12 | UInt32(p[1] & 0x3F) << 6 | UInt32(p[2] & 0x3F)
+                let second = UInt32(p[3] & 0x0F) << 12 | UInt32(p[4] & 0x3F) << 6 | UInt32(p[5] & 0x3F)
+                let compound = chars >= 3 && isCompoundSurname(UInt64(first) << 32 | UInt64(second))
+                out.append(contentsOf: UnsafeBufferPointer(start: p, count: compound ? 6 : 3))
+                stars(chars - (compound ? 2 : 1), &out)
+                return
+            }
+        }
         Normalize.withFolded(raw, scratch: &s.folded) { f in
             var n = 0
             var allHan = true, allLatin = true

@@ -46,6 +46,41 @@ import Testing
     }
 
     /// Every compound surname the operator knows keeps both characters (and only those).
+    /// The name mask's fast path (well-formed Han only) against the rule written over Unicode
+    /// scalars: random names of Han, compound surnames, middle dots, Latin, digits and
+    /// full-width forms.
+    @Test func nameMaskMatchesTheRuleOverScalars() {
+        let compound = ["欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒",
+                        "夏侯", "轩辕", "令狐", "澹台", "端木", "独孤", "南宫", "西门", "百里", "呼延", "万俟", "单于",
+                        "申屠", "太史", "闻人", "钟离", "淳于", "濮阳", "赫连", "拓跋", "第五", "公冶", "宗政", "东郭",
+                        "左丘", "司空", "亓官", "仲孙", "鲜于", "段干", "呼衍"]
+        let pieces = ["张", "王", "小", "明", "欧", "阳", "司", "马", "东", "方", "娜", "㐀", "·", "A", "b", " ", "'", "3", "３", "Ａ", "，", "😀", "鿿", "豈"]
+        func isHan(_ v: UInt32) -> Bool { (0x3400...0x9FFF).contains(v) || (0x20000...0x3134F).contains(v) || (0xF900...0xFAFF).contains(v) }
+        func reference(_ value: String) -> String {
+            var folded = ByteBuilder()
+            var copy = value
+            copy.withUTF8 { Normalize.fold($0, into: &folded) }
+            let scalars = Array(String(decoding: folded.bytes, as: UTF8.self).unicodeScalars)
+            guard (1...30).contains(scalars.count) else { return "***" }
+            let allHan = scalars.allSatisfy { isHan($0.value) || $0.value == 0xB7 || $0.value == 0x2022 }
+            let allLatin = scalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || " .-'".unicodeScalars.contains($0) }
+            guard allHan || allLatin else { return "***" }
+            if scalars.count == 1 { return "*" }
+            if allLatin { return String(scalars[0]) + "***" }
+            let two = String(String.UnicodeScalarView(scalars[0..<2]))
+            let kept = scalars.count >= 3 && compound.contains(two) ? 2 : 1
+            return String(String.UnicodeScalarView(scalars[0..<kept])) + String(repeating: "*", count: scalars.count - kept)
+        }
+        var rng = SystemRandomNumberGenerator()
+        var values = compound.map { $0 + "娜" } + compound
+        for _ in 0..<4000 {
+            values.append((0..<Int.random(in: 1...12, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined())
+        }
+        for value in values {
+            #expect(apply(value, semantic: .person_name) == reference(value), "\(value)")
+        }
+    }
+
     @Test func everyCompoundSurnameKeepsItsTwoCharacters() {
         let list = ["欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒",
                     "夏侯", "轩辕", "令狐", "澹台", "端木", "独孤", "南宫", "西门", "百里", "呼延", "万俟", "单于",
