@@ -155,3 +155,46 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+/// Large files are parsed in place through windows of a mapping: the same records as reading
+/// the bytes, with records, quoted newlines and a field longer than a window across the
+/// windows' edges.
+@Suite struct MappedCSVTests {
+    func records(_ r: CSVReader) throws -> [[String]] {
+        var out: [[String]] = []
+        while try r.next() { out.append(r.strings()) }
+        return out
+    }
+
+    @Test(arguments: [false, true])
+    func mappedWindowsReadWhatReadingReads(finalNewline: Bool) throws {
+        var rng = SplitMix(seed: 11)
+        let alphabet: [String] = ["a", "9", " ", "中", "文", "😀", "\"\"", ",", "\n", "\r\n"]
+        var text = "id,name,note\r\n"
+        for i in 0..<3000 {
+            let note = (0..<Int(rng.next() % 12)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }.joined()
+            let plain = (0..<Int(rng.next() % 20)).map { _ in ["x", "y", "张", "3"][Int(rng.next() % 4)] }.joined()
+            text += "\(i),\(plain),\"\(note)\"" + (rng.next() % 3 == 0 ? "\r\n" : "\n")
+            if i == 1500 { text += "long,\(String(repeating: "长", count: 20_000)),\"end\"\n" }   // 60 000 bytes
+        }
+        if !finalNewline { text.removeLast() }
+        let bytes = Array(text.utf8)
+        let path = NSTemporaryDirectory() + "kaifang-mapped-\(UUID().uuidString).csv"
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let expected = try records(CSVReader(source: MemoryByteSource(bytes), fileName: "t.csv"))
+        #expect(expected.count == 3002)
+        for window in [4096, 8192, 1 << 16] {
+            let reader = CSVReader(source: try FileByteSource(path: path), fileName: "t.csv", mapWindow: window, mapThreshold: 1)
+            #expect(try records(reader) == expected, "window \(window)")
+        }
+        // Errors name the same place when mapped.
+        let broken = bytes + Array("\n9,unterminated,\"open".utf8)
+        FileManager.default.createFile(atPath: path, contents: Data(broken))
+        let expectedError = #expect(throws: KaifangError.self) { _ = try records(CSVReader(source: MemoryByteSource(broken), fileName: "t.csv")) }
+        let mappedError = #expect(throws: KaifangError.self) {
+            _ = try records(CSVReader(source: try FileByteSource(path: path), fileName: "t.csv", mapWindow: 4096, mapThreshold: 1))
+        }
+        #expect("\(String(describing: mappedError))" == "\(String(describing: expectedError))")
+    }
+}
