@@ -43,23 +43,6 @@ public final class FileByteSource: ByteSource {
 
     deinit { if owned { close(fd) } }
 
-    /// A read-only view of `count` bytes of the file from `offset` (a multiple of the page
-    /// size), for a reader that parses in place instead of copying through `read(2)`; nil when
-    /// the file cannot be mapped. The pages are mapped at once (`MAP_POPULATE`). A file
-    /// truncated by another process while it is mapped stops the reader (SIGBUS), as with any
-    /// mapped reader.
-    public func map(offset: Int64, count: Int) -> UnsafeRawBufferPointer? {
-        guard count > 0, let p = mmap(nil, count, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, off_t(offset)),
-              p != MAP_FAILED else { return nil }
-        bytesRead = offset + Int64(count)
-        return UnsafeRawBufferPointer(start: p, count: count)
-    }
-
-    /// Unmaps a view returned by `map`.
-    public static func unmap(_ view: UnsafeRawBufferPointer) {
-        munmap(UnsafeMutableRawPointer(mutating: view.baseAddress), view.count)
-    }
-
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         while true {
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)

@@ -61,13 +61,7 @@ public final class CSVReader {
     public static let maxRecordBytes = 64 << 20
 
     /// Makes a reader.
-    /// - Parameters:
-    ///   - chunkSize: bytes per read (and the first size of the read buffer).
-    ///   - mapWindow: for a regular file of at least `mapThreshold` bytes, the size of the
-    ///     mapped window the file is parsed through (tests make both small).
-    public init(source: any ByteSource, fileName: String, delimiter: UInt8 = UInt8(ascii: ","), chunkSize: Int = 1 << 20,
-                mapWindow: Int = 1 << 22, mapThreshold: Int64 = 1 << 22) {
-        self.mapWindow = mapWindow
+    public init(source: any ByteSource, fileName: String, delimiter: UInt8 = UInt8(ascii: ","), chunkSize: Int = 1 << 20) {
         self.source = source
         self.fileName = fileName
         self.delimiter = delimiter
@@ -76,27 +70,13 @@ public final class CSVReader {
         self.bitsCapacity = capacity / 64 + 1
         self.bits = .allocate(capacity: bitsCapacity)
         self.ends = .allocate(capacity: 64)
-        // A large regular file is parsed in place through windows of a mapping: no copy of
-        // every byte through read(2) (a tenth of a masking run). Small files and pipes are read.
-        if let file = source as? FileByteSource, let size = file.size, size >= max(mapThreshold, 1) {
-            mapped = file
-            fileSize = size
-        }
     }
 
     deinit {
-        if let window { FileByteSource.unmap(window) } else { buf.deallocate() }
+        buf.deallocate()
         bits.deallocate()
         ends.deallocate()
     }
-
-    /// The mapped window's usual size.
-    private let mapWindow: Int
-    @exclusivity(unchecked) private var mapped: FileByteSource?
-    @exclusivity(unchecked) private var fileSize: Int64 = 0
-    /// The current window of the mapping (`buf` points at it) and its offset in the file.
-    @exclusivity(unchecked) private var window: UnsafeRawBufferPointer?
-    @exclusivity(unchecked) private var windowOffset: Int64 = 0
 
     /// Number of fields in the current record.
     public var fieldCount: Int { endsCount }
@@ -247,10 +227,6 @@ public final class CSVReader {
     }
 
     private func compactAndRead() throws {
-        if let file = mapped {
-            try slideWindow(file)
-            return
-        }
         if pos > 0 {
             let keep = end - pos
             if keep > 0 { (buf).update(from: buf + pos, count: keep) }
@@ -277,41 +253,6 @@ public final class CSVReader {
             bitsCapacity = capacity / 64 + 1
         }
         // The kept part moved to the front, so its bits are computed again with the new bytes.
-        kaifang_structural_bits(buf, end, delimiter, 0x22, 0x0D, 0x0A, bits)
-    }
-
-    /// The mapped counterpart of compacting and reading: maps the next window of the file,
-    /// starting at the page that holds the first byte still needed (`pos`), large enough to
-    /// reach past the current end.
-    private func slideWindow(_ file: FileByteSource) throws {
-        let page = Int64(sysconf(Int32(_SC_PAGESIZE)))
-        let keepFrom = windowOffset + Int64(pos)
-        let newOffset = keepFrom / page * page
-        let needed = Int(windowOffset + Int64(end) - newOffset)   // bytes of the old window kept
-        var count = mapWindow
-        while count <= needed { count *= 2 }
-        if needed > Self.maxRecordBytes {
-            throw KaifangError.badInput("\(fileName):\(line): a record is longer than \(Self.maxRecordBytes >> 20) MiB: most likely a quote is never closed")
-        }
-        let n = Int(min(Int64(count), fileSize - newOffset))
-        guard let view = file.map(offset: newOffset, count: n) else {
-            throw KaifangError.runtime("\(fileName): cannot map the file at offset \(newOffset) (\(String(cString: strerror(errno))))")
-        }
-        if let window { FileByteSource.unmap(window) } else { buf.deallocate() }
-        window = view
-        let shift = Int(newOffset - windowOffset)
-        pos -= shift
-        lineStart -= shift
-        windowOffset = newOffset
-        buf = UnsafeMutablePointer(mutating: view.baseAddress!.assumingMemoryBound(to: UInt8.self))   // only read
-        end = n
-        capacity = n
-        eof = newOffset + Int64(n) == fileSize
-        if n / 64 + 1 > bitsCapacity {
-            bits.deallocate()
-            bitsCapacity = n / 64 + 1
-            bits = .allocate(capacity: bitsCapacity)
-        }
         kaifang_structural_bits(buf, end, delimiter, 0x22, 0x0D, 0x0A, bits)
     }
 
