@@ -17,7 +17,7 @@ DPORT=18081
 mkdir -p bench/out
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 python3 -c "import datasette" 2>/dev/null || python3 -m pip install -q datasette
-[ -x "$BIN" ] || swift build -c release --product kaifang --scratch-path .build-release
+[ -x "$BIN" ] || swift build -c release --static-swift-stdlib --product kaifang --scratch-path .build-release
 [ -f "$DATA/residents.csv" ] || python3 scripts/gen_datasets.py --residents 1000000 --only residents --out bench/data >/dev/null
 
 if [ ! -f "$DIR/catalog.sqlite" ]; then

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 BIN=${KAIFANG_RELEASE_BIN:-.build-release/release/kaifang}
 DATA=bench/data/residents
 mkdir -p bench/out
-[ -x "$BIN" ] || swift build -c release --product kaifang --scratch-path .build-release
+[ -x "$BIN" ] || swift build -c release --static-swift-stdlib --product kaifang --scratch-path .build-release
 [ -f "$DATA/residents.csv" ] || python3 scripts/gen_datasets.py --residents 1000000 --only residents --out bench/data >/dev/null
 python3 -c "import duckdb" 2>/dev/null || python3 -m pip install -q duckdb
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3; }

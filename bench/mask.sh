@@ -15,7 +15,7 @@ if [ ! -f "$DATA/residents.csv" ] || [ "$(($(wc -l < "$DATA/residents.csv") - 1)
   python3 scripts/gen_datasets.py --residents "$ROWS" --only residents --out bench/data >/dev/null
 fi
 if [ ! -x "$BIN" ]; then
-  swift build -c release --product kaifang --scratch-path .build-release
+  swift build -c release --static-swift-stdlib --product kaifang --scratch-path .build-release
 fi
 python3 -c "import duckdb, pandas" 2>/dev/null || python3 -m pip install -q duckdb pandas
 

@@ -14,7 +14,7 @@ CONN=16
 DELAY=$(( CONN * 1000 / RATE ))
 mkdir -p bench/out
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-[ -x "$BIN" ] || swift build -c release --product kaifang --scratch-path .build-release
+[ -x "$BIN" ] || swift build -c release --static-swift-stdlib --product kaifang --scratch-path .build-release
 DIR=$(mktemp -d)
 PORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 "$BIN" demo --port "$PORT" --data-dir "$DIR" --key-rate 0 --anonymous-rate 0 --exports-per-day 0 --anonymous-exports-per-day 0 > "$DIR/demo.log" 2>&1 &

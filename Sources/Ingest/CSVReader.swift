@@ -41,10 +41,12 @@ public final class CSVReader {
     @exclusivity(unchecked) private var ends: UnsafeMutablePointer<Int>
     @exclusivity(unchecked) private var endsCount = 0
     @exclusivity(unchecked) private var endsCapacity = 64
-    /// The structural index of `buf[0..<end]`: bit i set when byte i is the delimiter, a quote,
-    /// CR or LF (computed with vector compares once per read). Records are found by walking
-    /// its set bits, a few instructions per field instead of a loop per byte.
-    @exclusivity(unchecked) private var bits: UnsafeMutablePointer<UInt64>
+    /// The structural index of `buf[0..<end]` (computed with vector compares once per read):
+    /// bit i of `delims` set when byte i is the delimiter, of `specials` when it is a quote, CR
+    /// or LF. A record's fields are the delimiter bits before its first special bit: a few
+    /// instructions per field instead of a loop per byte.
+    @exclusivity(unchecked) private var delims: UnsafeMutablePointer<UInt64>
+    @exclusivity(unchecked) private var specials: UnsafeMutablePointer<UInt64>
     @exclusivity(unchecked) private var bitsCapacity: Int
     @exclusivity(unchecked) private var copied = false
     /// Where the current record starts in `buf`, and the offset of its line's start: positions
@@ -68,13 +70,15 @@ public final class CSVReader {
         self.capacity = max(chunkSize, 16)
         self.buf = .allocate(capacity: capacity)
         self.bitsCapacity = capacity / 64 + 1
-        self.bits = .allocate(capacity: bitsCapacity)
+        self.delims = .allocate(capacity: bitsCapacity)
+        self.specials = .allocate(capacity: bitsCapacity)
         self.ends = .allocate(capacity: 64)
     }
 
     deinit {
         buf.deallocate()
-        bits.deallocate()
+        delims.deallocate()
+        specials.deallocate()
         ends.deallocate()
     }
 
@@ -248,12 +252,14 @@ public final class CSVReader {
         let n = try source.read(into: UnsafeMutableRawBufferPointer(start: buf + end, count: capacity - end))
         if n == 0 { eof = true } else { end += n }
         if capacity / 64 + 1 > bitsCapacity {
-            bits.deallocate()
-            bits = .allocate(capacity: capacity / 64 + 1)
+            delims.deallocate()
+            specials.deallocate()
             bitsCapacity = capacity / 64 + 1
+            delims = .allocate(capacity: bitsCapacity)
+            specials = .allocate(capacity: bitsCapacity)
         }
         // The kept part moved to the front, so its bits are computed again with the new bytes.
-        kaifang_structural_bits(buf, end, delimiter, 0x22, 0x0D, 0x0A, bits)
+        kaifang_csv_index(buf, end, delimiter, delims, specials)
     }
 
     /// Parses one record whose fields are unquoted, in place: its field ends go to `ends` as
@@ -268,7 +274,7 @@ public final class CSVReader {
         recordLine = line
         recordStart = p
         recordLineStart = lineStart
-        let buf = self.buf, bits = self.bits, delim = delimiter
+        let buf = self.buf, delims = self.delims, specials = self.specials
         // The field ends are kept in locals in the loop, stored once per record.
         var ends = self.ends, count = 0, capacity = endsCapacity
         defer { self.ends = ends; endsCount = count; endsCapacity = capacity }
@@ -285,36 +291,40 @@ public final class CSVReader {
         }
         let lastWord = (end - 1) >> 6
         var w = p >> 6
-        var m = bits[w] & (~UInt64(0) << UInt64(p & 63))
-        while true {
-            while m == 0 {
-                w &+= 1
-                if w > lastWord {
-                    if !eof { return .needMore }
-                    // The last record, without a final newline.
-                    push(end)
-                    pos = end
-                    return .record
-                }
-                m = bits[w]
+        let from = ~UInt64(0) << UInt64(p & 63)
+        var d = delims[w] & from, s = specials[w] & from
+        while s == 0 {
+            // No quote, CR or LF in this word from here: every delimiter in it ends a field.
+            while d != 0 { push(w << 6 | d.trailingZeroBitCount); d &= d &- 1 }
+            w &+= 1
+            if w > lastWord {
+                if !eof { return .needMore }
+                // The last record, without a final newline.
+                push(end)
+                pos = end
+                return .record
             }
-            let q = w << 6 | m.trailingZeroBitCount
-            m &= m &- 1
-            let b = buf[q]
-            if b == delim { push(q); continue }
-            if b == 0x22 { return .quoted }
-            // CR or LF: the record ends.
-            push(q)
-            p = q &+ 1
-            if b == 0x0D {
-                if p == end && !eof { return .needMore }
-                if p < end && buf[p] == 0x0A { p &+= 1 }
-            }
-            line &+= 1
-            lineStart = p
-            pos = p
-            return .record
+            d = delims[w]
+            s = specials[w]
         }
+        // The delimiters before the first special byte end fields; the special byte ends the
+        // record (CR, LF) or sends it to the quoted-field parser.
+        let at = s.trailingZeroBitCount
+        d &= (UInt64(1) << UInt64(at)) &- 1
+        while d != 0 { push(w << 6 | d.trailingZeroBitCount); d &= d &- 1 }
+        let q = w << 6 | at
+        let b = buf[q]
+        if b == 0x22 { return .quoted }
+        push(q)
+        p = q &+ 1
+        if b == 0x0D {
+            if p == end && !eof { return .needMore }
+            if p < end && buf[p] == 0x0A { p &+= 1 }
+        }
+        line &+= 1
+        lineStart = p
+        pos = p
+        return .record
     }
 
     /// Parses one record that holds a quote, copying its fields unquoted into `storage` (`ends`
