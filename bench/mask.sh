@@ -35,8 +35,12 @@ run_kaifang() {
 }
 
 results=()
-for i in 1 2 3; do results+=("$(run_kaifang)"); done
-for i in 1 2 3; do results+=("$(taskset -c 0 python3 bench/mask_peers.py "$CSV" duckdb)"); done
+# Best of 5: this virtual machine's speed moves by a quarter between runs; both peers get the
+# same number of tries, alternating, so a slow spell hits both.
+for i in 1 2 3 4 5; do
+  results+=("$(run_kaifang)")
+  results+=("$(taskset -c 0 python3 bench/mask_peers.py "$CSV" duckdb)")
+done
 for i in 1; do results+=("$(taskset -c 0 python3 bench/mask_peers.py "$CSV" pandas)"); done
 
 printf '%s\n' "${results[@]}" | python3 -c "

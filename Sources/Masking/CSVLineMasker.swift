@@ -50,6 +50,7 @@ public struct CSVLineMasker {
                     continue
                 }
                 i += 1
+                if o.kernel == .suppress { continue }   // an empty field
                 let value = record.field(o.field)
                 if value.isEmpty { continue }
                 let mark = out.count

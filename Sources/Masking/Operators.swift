@@ -434,6 +434,7 @@ enum Apply {
 
     // MARK: generalizations
 
+    @inline(__always)
     static func date(_ raw: UnsafeBufferPointer<UInt8>, keepMonth: Bool, _ out: inout ByteBuilder) -> Bool {
         let b = raw
         guard b.count >= 10, Validators.isDigit(b[0]), Validators.isDigit(b[3]), b[4] == 0x2D || b[4] == 0x2F,
