@@ -185,7 +185,6 @@ public final class CSVReader {
     /// - Returns: false at the end of the input.
     /// - Throws: `KaifangError.badInput` with file:line:column for an unterminated quoted field
     ///   or a character after a closing quote.
-    @inline(__always)
     public func next() throws -> Bool {
         var copy = false
         while true {

@@ -103,22 +103,25 @@ public struct MaskScratch: ~Copyable {
 /// A set of characters as 4 096 bits indexed by the low 12 bits of their scalar value: one
 /// bit test rules out almost every other character of the CJK block (false positives are
 /// possible, false negatives not, so a hit is confirmed by an exact test).
-struct ScalarFilter: Sendable {
-    let words: [UInt64]
+struct ScalarFilter: @unchecked Sendable {
+    /// 64 words, allocated once per filter (filters are static constants) and never changed:
+    /// read through a pointer, with no array or closure in the loops that test them.
+    let words: UnsafePointer<UInt64>
 
     init(_ scalars: [UInt32]) {
-        var w = [UInt64](repeating: 0, count: 64)
+        let w = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
+        w.initialize(repeating: 0, count: 64)
         for v in scalars { w[Int(v >> 6 & 63)] |= 1 << UInt64(v & 63) }
-        words = w
+        words = UnsafePointer(w)
     }
 
     @inline(__always) func mayContain(_ v: UInt32) -> Bool {
-        words.withUnsafeBufferPointer { Self.test($0, UInt8(truncatingIfNeeded: v >> 6), UInt8(truncatingIfNeeded: v)) }
+        test(UInt8(truncatingIfNeeded: v >> 6), UInt8(truncatingIfNeeded: v))
     }
 
     /// The test from a three-byte UTF-8 character's continuation bytes, which carry the low 12
     /// bits (no decoding).
-    @inline(__always) static func test(_ words: UnsafeBufferPointer<UInt64>, _ b1: UInt8, _ b2: UInt8) -> Bool {
+    @inline(__always) func test(_ b1: UInt8, _ b2: UInt8) -> Bool {
         words[Int(b1 & 63)] >> UInt64(b2 & 63) & 1 != 0
     }
 }
@@ -405,31 +408,30 @@ enum Apply {
         var cut = -1
         var i = 0
         let n = f.count
-        return addressWordFilter.words.withUnsafeBufferPointer { filter -> Int? in
-            while i < n {
-                let b0 = f[i]
-                if b0 &- 0xE4 < 6 && i &+ 2 < n {
-                    // The common case, a CJK character (U+4E00…U+9FFF, every division word is
-                    // one): the filter needs only its low 12 bits, the continuation bytes'.
-                    let b1 = f[i &+ 1], b2 = f[i &+ 2]
-                    if ScalarFilter.test(filter, b1, b2) {
-                        let v = UInt32(b0 & 0x0F) << 12 | UInt32(b1 & 0x3F) << 6 | UInt32(b2 & 0x3F)
-                        let cls = addressClass(v)
-                        if cls == 2 { break }
-                        // A division word ends the part kept, unless it is the first character.
-                        if cls == 1 && i > 0 { cut = i &+ 3 }
-                    }
-                    i &+= 3
-                } else if b0 < 0x80 {
-                    if Validators.isDigit(b0) { break }
-                    i &+= 1
-                } else {
-                    if stopAtFoldable && (b0 == 0xEF || b0 == 0xE3) { return nil }
-                    i &+= scalar(f, i).1
+        let filter = addressWordFilter
+        while i < n {
+            let b0 = f[i]
+            if b0 &- 0xE4 < 6 && i &+ 2 < n {
+                // The common case, a CJK character (U+4E00…U+9FFF, every division word is
+                // one): the filter needs only its low 12 bits, the continuation bytes'.
+                let b1 = f[i &+ 1], b2 = f[i &+ 2]
+                if filter.test(b1, b2) {
+                    let v = UInt32(b0 & 0x0F) << 12 | UInt32(b1 & 0x3F) << 6 | UInt32(b2 & 0x3F)
+                    let cls = addressClass(v)
+                    if cls == 2 { break }
+                    // A division word ends the part kept, unless it is the first character.
+                    if cls == 1 && i > 0 { cut = i &+ 3 }
                 }
+                i &+= 3
+            } else if b0 < 0x80 {
+                if Validators.isDigit(b0) { break }
+                i &+= 1
+            } else {
+                if stopAtFoldable && (b0 == 0xEF || b0 == 0xE3) { return nil }
+                i &+= scalar(f, i).1
             }
-            return cut
         }
+        return cut
     }
 
     // MARK: generalizations
