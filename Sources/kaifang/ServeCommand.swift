@@ -32,6 +32,10 @@ func runServer(catalog: CatalogDatabase, host: String, port: Int, limits: LimitO
     config.exportsPerDay = limits.exportsPerDay
     config.anonymousExportsPerDay = limits.anonymousExportsPerDay
     config.sandboxWorkers = limits.sandboxWorkers
+    if let loops = limits.eventLoops {
+        guard loops >= 1 else { throw KaifangError.badInput("--event-loops \(loops): give at least 1") }
+        config.eventLoops = loops
+    }
     let app = try buildApplication(config, catalog: catalog, logger: logger) { bound in
         announce(bound)
     }
@@ -102,4 +106,5 @@ struct LimitOptions: ParsableArguments {
     @Option(name: .customLong("exports-per-day"), help: "Exports per key per UTC day (0: unlimited).") var exportsPerDay: Int = 100
     @Option(name: .customLong("anonymous-exports-per-day"), help: "Exports per anonymous address per UTC day (0: unlimited).") var anonymousExportsPerDay: Int = 20
     @Option(name: .customLong("sandbox-workers"), help: "Sandbox jobs run at once, each in its own process (0: none run).") var sandboxWorkers: Int = 2
+    @Option(name: .customLong("event-loops"), help: "Network I/O threads (default: half the cores, at least 1; handlers run on the concurrency pool).") var eventLoops: Int?
 }
