@@ -89,17 +89,23 @@ public final class CSVReader {
     /// holds a quote, CR, LF or the delimiter.
     public var readInPlace: Bool { !copied }
 
-    /// Records the end of a field of the current record.
-    @inline(__always) private func pushEnd(_ offset: Int) {
-        if endsCount == endsCapacity {
-            let grown = UnsafeMutablePointer<Int>.allocate(capacity: endsCapacity * 2)
-            grown.update(from: ends, count: endsCount)
+    /// Appends `offset` to a buffer of field ends, doubling it when full.
+    @inline(__always)
+    private static func push(_ offset: Int, _ ends: inout UnsafeMutablePointer<Int>, _ count: inout Int, _ capacity: inout Int) {
+        if count == capacity {
+            let grown = UnsafeMutablePointer<Int>.allocate(capacity: capacity * 2)
+            grown.update(from: ends, count: count)
             ends.deallocate()
             ends = grown
-            endsCapacity *= 2
+            capacity *= 2
         }
-        ends[endsCount] = offset
-        endsCount += 1
+        ends[count] = offset
+        count &+= 1
+    }
+
+    /// Records the end of a field of the current record.
+    @inline(__always) private func pushEnd(_ offset: Int) {
+        Self.push(offset, &ends, &endsCount, &endsCapacity)
     }
 
     /// The bytes of field `i` of the current record, unquoted (a copy).
@@ -278,17 +284,7 @@ public final class CSVReader {
         // The field ends are kept in locals in the loop, stored once per record.
         var ends = self.ends, count = 0, capacity = endsCapacity
         defer { self.ends = ends; endsCount = count; endsCapacity = capacity }
-        @inline(__always) func push(_ offset: Int) {
-            if count == capacity {
-                let grown = UnsafeMutablePointer<Int>.allocate(capacity: capacity * 2)
-                grown.update(from: ends, count: count)
-                ends.deallocate()
-                ends = grown
-                capacity *= 2
-            }
-            ends[count] = offset
-            count &+= 1
-        }
+        @inline(__always) func push(_ offset: Int) { Self.push(offset, &ends, &count, &capacity) }
         let lastWord = (end - 1) >> 6
         var w = p >> 6
         let from = ~UInt64(0) << UInt64(p & 63)
