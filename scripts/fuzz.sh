@@ -18,6 +18,11 @@ declare -A SOURCES=(
   [sql]="Sources/Sandbox/SQLSyntax.swift Sources/Sandbox/QueryChecker.swift Sources/Sandbox/SandboxPolicy.swift"
   [cursor]=""
 )
+# C targets a fuzz target's sources import: compiled with the same sanitizers, and given a
+# module map so `import <Target>` finds them.
+declare -A CTARGETS=(
+  [csv]="CByteScan"
+)
 status=0
 for t in "${TARGETS[@]}"; do
   build=fuzz/out/$t/build; mkdir -p "$build" "fuzz/out/$t/corpus"
@@ -25,7 +30,17 @@ for t in "${TARGETS[@]}"; do
   for f in "${core[@]}" ${SOURCES[$t]} "fuzz/targets/$t.swift"; do
     sed -E '/^import (KaifangCore|Masking|Ingest|Storage|Sandbox|Audit)$/d' "$f" > "$build/$(basename "$(dirname "$f")")_$(basename "$f")"
   done
-  swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name KaifangFuzz "$build"/*.swift -o "$build/fuzz-$t" 2>&1 \
+  cflags=(); objects=()
+  for c in ${CTARGETS[$t]:-}; do
+    mkdir -p "$build/$c"
+    printf 'module %s {\n  umbrella "%s"\n  export *\n}\n' "$c" "$PWD/Sources/$c/include" > "$build/$c/module.modulemap"
+    for src in Sources/$c/*.c; do
+      clang -O2 -g -fsanitize=fuzzer-no-link,address -I "Sources/$c/include" -c "$src" -o "$build/$c/$(basename "$src" .c).o"
+      objects+=("$build/$c/$(basename "$src" .c).o")
+    done
+    cflags+=(-I "$build/$c")
+  done
+  swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name KaifangFuzz "${cflags[@]}" "$build"/*.swift "${objects[@]}" -o "$build/fuzz-$t" 2>&1 \
     | grep -v "Cannot export local symbol" || true
   echo "== $t: ${SECS}s"
   if ! "$build/fuzz-$t" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
