@@ -52,29 +52,6 @@ public final class ByteSink {
     }
 }
 
-/// CSV encoding of values into a sink.
-public enum CSVWriter {
-    /// Appends one field, quoted when it holds a delimiter, quote, CR or LF.
-    @inline(__always)
-    public static func field(_ bytes: UnsafeBufferPointer<UInt8>, to sink: ByteSink) {
-        var needs = false
-        for b in bytes where b == 0x2C || b == 0x22 || b == 0x0A || b == 0x0D { needs = true; break }
-        if !needs { sink.append(contentsOf: bytes); return }
-        sink.append(0x22)
-        for b in bytes {
-            if b == 0x22 { sink.append(0x22) }
-            sink.append(b)
-        }
-        sink.append(0x22)
-    }
-
-    /// Appends one field given as a String.
-    public static func field(_ s: String, to sink: ByteSink) {
-        var copy = s
-        copy.withUTF8 { field($0, to: sink) }
-    }
-}
-
 /// Streams a CSV file through a masking plan (`kaifang mask`): constant memory, UTF-8 bytes in,
 /// UTF-8 bytes out. Columns are matched to fields by header (name or title); columns a
 /// license does not grant are dropped; a header column that is no field is refused.
@@ -101,15 +78,17 @@ public enum CSVMasker {
             }
             if plan.columns[fi].included { mapping.append((col, fi)) }
         }
-        for (i, m) in mapping.enumerated() {
-            if i > 0 { sink.append(0x2C) }
-            CSVWriter.field(manifest.fields[m.plan].name, to: sink)
-        }
-        sink.append(0x0A)
-        var scratch = MaskScratch()
         // The hot loop writes into a local buffer (no class property, so no exclusivity or
-        // uniqueness checks per byte) and masks each value straight into it.
+        // uniqueness checks per byte) and masks each value straight into it; the header too.
         var out = ByteBuilder(capacity: (1 << 18) + (1 << 16))
+        for (i, m) in mapping.enumerated() {
+            if i > 0 { out.append(0x2C) }
+            let mark = out.count
+            out.append(manifest.fields[m.plan].name)
+            CSVBytes.quoteTail(&out, from: mark)
+        }
+        out.append(0x0A)
+        var scratch = MaskScratch()
         let masker = CSVLineMasker(plan: plan, columns: mapping.map { ($0.csv, $0.plan) })
         // Fields read in place from a comma-separated file hold no byte that forces quoting.
         let commaSeparated = reader.delimiter == 0x2C

@@ -5,7 +5,7 @@ import KaifangCore
 public struct CSVLineMasker {
     /// One output column: the input field it reads, the plan column it applies, and whether
     /// its output must be checked for bytes that force quoting.
-    @usableFromInline struct Output {
+    struct Output {
         let field: Int
         let column: Int
         let kernel: Kernel
