@@ -58,7 +58,7 @@ public struct CSVLineMasker {
                     switch o.check {
                     case .generated: break
                     case .input: if !cleanInput { CSVBytes.quoteTail(&out, from: mark) }
-                    case .folded: CSVBytes.quoteTail(&out, from: mark)
+                    case .any: CSVBytes.quoteTail(&out, from: mark)
                     }
                 } else {
                     out.truncate(to: mark)

@@ -67,8 +67,9 @@ public enum Operation: Sendable, Equatable {
         case generated
         /// Bytes of the input, unchanged: needs quoting only if the input held such a byte.
         case input
-        /// Bytes of the input after full-width folding (`，` becomes `,`): always checked.
-        case folded
+        /// Anything else, always checked: input after full-width folding (`，` becomes `,`), or
+        /// a comma the operation writes itself (coordinates `32.06,118.80`).
+        case any
     }
 
     /// Where this operation's output bytes come from.
@@ -77,12 +78,12 @@ public enum Operation: Sendable, Equatable {
         // A masked name keeps only Han characters, middle dots, Latin letters, spaces, `.` `-`
         // `'` (anything else is fully masked); a masked IP only digits, dots, hex and colons.
         case .suppress, .maskResidentID, .maskPhone, .maskLandline, .maskBankCard, .pseudonymize, .hash,
-             .generalizeAge, .generalizeNumber, .generalizeGeo, .noise, .maskName, .maskIP:
+             .generalizeAge, .generalizeNumber, .noise, .maskName, .maskIP:
             return .generated
         case .keep, .maskChars, .generalizeDate, .generalizeDateTime:
             return .input
-        case .maskEmail, .maskPlate, .maskAddress, .generalizeAddress:
-            return .folded
+        case .maskEmail, .maskPlate, .maskAddress, .generalizeAddress, .generalizeGeo:
+            return .any
         }
     }
 }

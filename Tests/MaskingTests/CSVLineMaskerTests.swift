@@ -57,16 +57,20 @@ import Testing
 
     @Test func operationsProduceOnlyTheBytesTheirClassAllows() {
         var rng = SystemRandomNumberGenerator()
+        // Every column's typical value and values each format accepts (so an operation that
+        // writes a comma itself, as coordinates do, is caught every run), then random ones.
+        let fixed = ["1,1", "32.060312,118.796877", "-1.5,2", "a@b.cn", "192.168.1.1", "::1", "苏A12345", "2024-05-06",
+                     "2024-05-06T08:00:00", "461.21", "37", "13812341234", "320102199003071239", "张三", "江苏省南京市玄武区中山路1号"]
         for (i, column) in Self.plan.columns.enumerated() {
-            for _ in 0..<400 {
-                let value = Self.randomValue(&rng)
+            let values = fixed + [SampleValues.sample(for: column.field)].compactMap { $0 } + (0..<1000).map { _ in Self.randomValue(&rng) }
+            for value in values {
                 guard let out = Self.plan.apply(column: i, value, row: 3) else { continue }
                 switch column.operation.outputBytes {
                 case .generated:
                     #expect(!Self.hasSpecial(out), "\(column.field.name): generated output needs quoting")
                 case .input:
                     if !Self.hasSpecial(value) { #expect(!Self.hasSpecial(out), "\(column.field.name): output needs quoting, input did not") }
-                case .folded:
+                case .any:
                     break   // always checked by the writer
                 }
             }
