@@ -51,7 +51,8 @@ public final class CSVRowSource: RowSource {
     /// For each manifest field, the CSV column holding it.
     private let columnOfField: [Int]
     private let headerCount: Int
-    private var cells: [Cell]
+    /// What each field's values are checked against (no names: nothing to retain per value).
+    private let checks: [FieldCheck]
 
     /// Opens the reader and reads the header.
     /// - Throws: `KaifangError.badInput` naming the header cell that does not match the manifest.
@@ -80,7 +81,7 @@ public final class CSVRowSource: RowSource {
         }
         self.columnOfField = columnOfField
         self.headerCount = reader.fieldCount
-        self.cells = Array(repeating: .null, count: manifest.fields.count)
+        self.checks = manifest.fields.map(FieldCheck.init)
     }
 
     /// Convenience: opens a CSV file for a manifest, in a given encoding (nil: detect it).
@@ -116,17 +117,20 @@ public final class CSVRowSource: RowSource {
             return .rejected([issue], raw: reader.strings())
         }
         var issues: [ImportIssue] = []
-        for (fi, field) in manifest.fields.enumerated() {
+        var cells: [Cell] = []
+        cells.reserveCapacity(checks.count)
+        for fi in 0..<checks.count {
             let col = columnOfField[fi]
             let outcome: Result<Cell, FieldProblem> = reader.withField(col) { bytes in
-                Self.convert(bytes, field: field)
+                Self.convert(bytes, checks[fi])
             }
             switch outcome {
-            case .success(let cell): cells[fi] = cell
+            case .success(let cell): cells.append(cell)
             case .failure(let problem):
+                cells.append(.null)
                 var pos = reader.position(ofField: col)
                 pos.column += problem.offsetInScalars
-                issues.append(ImportIssue(file: reader.fileName, position: pos, field: field.name, reason: problem.reason))
+                issues.append(ImportIssue(file: reader.fileName, position: pos, field: manifest.fields[fi].name, reason: problem.reason))
             }
         }
         if !issues.isEmpty { return .rejected(issues, raw: reader.strings()) }
@@ -139,19 +143,51 @@ public final class CSVRowSource: RowSource {
         public var offsetInScalars: Int
     }
 
+    /// A field's type and bounds: what its values are checked against.
+    struct FieldCheck {
+        var type: FieldType
+        var min: Double?
+        var max: Double?
+        init(_ f: FieldSpec) { type = f.type; min = f.min; max = f.max }
+    }
+
     /// Converts one raw value to a cell of `field`'s type.
     public static func convert(_ bytes: UnsafeBufferPointer<UInt8>, field: FieldSpec) -> Result<Cell, FieldProblem> {
-        let valid = ValueParser.validUTF8Prefix(bytes)
-        if valid != bytes.count {
-            let scalarsBefore = String(decoding: UnsafeBufferPointer(rebasing: bytes[0..<valid]), as: UTF8.self).unicodeScalars.count
-            return .failure(FieldProblem(reason: "invalid UTF-8 (byte 0x\(String(bytes[valid], radix: 16, uppercase: true))): the file is not UTF-8; if it came from Excel it is probably GBK: import with --encoding gb18030", offsetInScalars: scalarsBefore))
+        convert(bytes, FieldCheck(field))
+    }
+
+    /// Converts one raw value to a cell of the checked type.
+    @inline(__always)
+    static func convert(_ bytes: UnsafeBufferPointer<UInt8>, _ field: FieldCheck) -> Result<Cell, FieldProblem> {
+        // Text is validated as it becomes a String; the other types accept only ASCII, so a
+        // value they refuse is checked for UTF-8 first (that is the likelier cause to report).
+        if field.type == .string {
+            if let s = String(validating: bytes, as: UTF8.self) {
+                return ValueParser.trimmed(bytes).isEmpty ? .success(.null) : .success(.text(s))
+            }
+            return .failure(invalidUTF8(bytes))
         }
         if ValueParser.trimmed(bytes).isEmpty {
             return .success(.null)
         }
+        let parsed = convertTyped(bytes, field)
+        if case .failure = parsed, ValueParser.validUTF8Prefix(bytes) != bytes.count {
+            return .failure(invalidUTF8(bytes))
+        }
+        return parsed
+    }
+
+    static func invalidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> FieldProblem {
+        let valid = ValueParser.validUTF8Prefix(bytes)
+        let scalarsBefore = String(decoding: UnsafeBufferPointer(rebasing: bytes[0..<valid]), as: UTF8.self).unicodeScalars.count
+        return FieldProblem(reason: "invalid UTF-8 (byte 0x\(String(bytes[valid], radix: 16, uppercase: true))): the file is not UTF-8; if it came from Excel it is probably GBK: import with --encoding gb18030", offsetInScalars: scalarsBefore)
+    }
+
+    @inline(__always)
+    static func convertTyped(_ bytes: UnsafeBufferPointer<UInt8>, _ field: FieldCheck) -> Result<Cell, FieldProblem> {
         switch field.type {
         case .string:
-            return .success(.text(String(decoding: bytes, as: UTF8.self)))
+            return .success(.text(String(decoding: bytes, as: UTF8.self)))  // not reached: above
         case .integer:
             guard let v = ValueParser.integer(bytes) else {
                 return .failure(FieldProblem(reason: "expected an integer (digits with an optional sign), found \(shape(bytes))", offsetInScalars: 0))
@@ -182,7 +218,7 @@ public final class CSVRowSource: RowSource {
         }
     }
 
-    static func bounds(_ v: Double, _ field: FieldSpec) -> FieldProblem? {
+    static func bounds(_ v: Double, _ field: FieldCheck) -> FieldProblem? {
         if let lo = field.min, v < lo {
             return FieldProblem(reason: "value is below the declared min \(Cell.format(lo)): fix the value or the field's 'min'", offsetInScalars: 0)
         }

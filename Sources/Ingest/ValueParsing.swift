@@ -8,7 +8,11 @@ public enum ValueParser {
     public static func validUTF8Prefix(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
         var i = 0
         let n = bytes.count
+        guard let base = UnsafeRawPointer(bytes.baseAddress) else { return 0 }
         while i < n {
+            // Eight ASCII bytes at a time.
+            while i + 8 <= n && base.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 { i += 8 }
+            guard i < n else { break }
             let b = bytes[i]
             if b < 0x80 { i += 1; continue }
             var need = 0
@@ -65,16 +69,52 @@ public enum ValueParser {
         return v
     }
 
+    /// Exact powers of ten as doubles (10^22 is the largest exact one).
+    static let powersOfTen: [Double] = (0...22).map { (0..<$0).reduce(1.0) { r, _ in r * 10 } }
+
     /// Parses a finite decimal number (`-12.5`, `3e4`).
     public static func number(_ raw: UnsafeBufferPointer<UInt8>) -> Double? {
         let b = trimmed(raw)
         guard !b.isEmpty, b.count < 64 else { return nil }
+        if let v = plainDecimal(b) { return v }
         for c in b {
             let ok = (c >= 0x30 && c <= 0x39) || c == 0x2E || c == 0x2D || c == 0x2B || c == 0x65 || c == 0x45
             if !ok { return nil }
         }
         guard let v = Double(String(decoding: b, as: UTF8.self)), v.isFinite else { return nil }
         return v
+    }
+
+    /// `[sign]digits[.digits]` with fewer than 2^53 as the digits' integer and at most 22
+    /// decimals: one exact integer divided by an exact power of ten, a single correctly rounded
+    /// operation — the same double `strtod` gives. Nil for anything else (the general path).
+    @inline(__always)
+    static func plainDecimal(_ b: UnsafeBufferPointer<UInt8>) -> Double? {
+        var i = 0
+        var negative = false
+        if b[0] == 0x2D || b[0] == 0x2B { negative = b[0] == 0x2D; i = 1 }
+        var mantissa: UInt64 = 0
+        var digits = 0, decimals = 0
+        var dot = false, anyDigit = false
+        while i < b.count {
+            let c = b[i]
+            let d = c &- 0x30
+            if d < 10 {
+                guard digits < 16 else { return nil }
+                mantissa = mantissa * 10 + UInt64(d)
+                if mantissa != 0 { digits += 1 }
+                if dot { decimals += 1 }
+                anyDigit = true
+            } else if c == 0x2E && !dot {
+                dot = true
+            } else {
+                return nil
+            }
+            i += 1
+        }
+        guard anyDigit, mantissa < 1 << 53, decimals <= 22 else { return nil }
+        let v = Double(mantissa) / powersOfTen[decimals]
+        return negative ? -v : v
     }
 
     /// Parses a boolean: true/false, 1/0, yes/no, 是/否 (case-insensitive).
@@ -90,9 +130,13 @@ public enum ValueParser {
     /// Whether y-m-d is a real calendar date (proleptic Gregorian).
     public static func isValidDate(year: Int, month: Int, day: Int) -> Bool {
         guard year >= 1 && year <= 9999, month >= 1 && month <= 12, day >= 1 else { return false }
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        return day <= days[month - 1]
+        switch month {
+        case 2:
+            let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+            return day <= (leap ? 29 : 28)
+        case 4, 6, 9, 11: return day <= 30
+        default: return day <= 31
+        }
     }
 
     @inline(__always)

@@ -7,46 +7,49 @@ import GRDBSQLite
 let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
 /// Writes one immutable dataset version: a fresh SQLite file with a `rows` table typed after the
-/// manifest, filled in one transaction, indexes built after the load, then fsynced. The content
-/// SHA-256 is computed over a canonical serialization of the typed values as they are written.
+/// manifest and an index on each date, number and category field, fsynced. The content SHA-256
+/// is computed over a canonical serialization of the typed values as they are written.
+///
+/// The file is written page by page in SQLite's file format (`BTreeFile.swift`): rows arrive in
+/// rowid order and nothing ever updates a version, so the table's leaves are filled and written
+/// as rows come, and each index is written from its keys sorted once at the end (gathered as
+/// rows arrive) — with the `sqlite_stat1` figures ANALYZE would compute. SQLite then adds the
+/// small `kaifang_version` table. An index whose keys mix storage classes or outgrow
+/// `indexBudget` is left to SQLite's CREATE INDEX and ANALYZE.
 public final class VersionWriter {
     /// The path being written (a temporary file until the catalog commits it).
     public let path: String
-    private var db: OpaquePointer?
-    private var insert: OpaquePointer?
-    private let fields: [FieldSpec]
-    private var hasher = SHA256()
+    private let manifest: DatasetManifest
+    private let file: PageFile
+    /// Everything `append` changes, in one value (one exclusive access per row, not one per
+    /// property touched).
+    private var rows: RowEncoder
     /// Rows written so far.
-    public private(set) var rowCount = 0
+    public var rowCount: Int { rows.rowCount }
     private var finished = false
 
-    /// Creates the file and its table.
-    /// - Throws: `KaifangError.runtime` when SQLite refuses.
-    public init(path: String, manifest: DatasetManifest) throws {
+    /// Keys held in memory for the indexes, in bytes (beyond it, SQLite sorts on disk).
+    public static let defaultIndexBudget = 1 << 30
+
+    /// Creates the file.
+    /// - Parameter indexBudget: bytes of index keys to hold in memory, over all indexes.
+    /// - Throws: `KaifangError.runtime` when the file cannot be created.
+    public init(path: String, manifest: DatasetManifest, indexBudget: Int = VersionWriter.defaultIndexBudget) throws {
         self.path = path
-        self.fields = manifest.fields
-        guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
-            let msg = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
-            sqlite3_close(db)
-            throw KaifangError.runtime("cannot create version file \(path): \(msg)")
+        self.manifest = manifest
+        let indexed = manifest.fields.indices.filter { manifest.fields[$0].type != .string || manifest.fields[$0].semantic == .category }
+        rows = RowEncoder(fields: manifest.fields, indexed: indexed, indexBudget: indexBudget)
+        // The statements go into the file's schema as they are: let SQLite check them first.
+        var mem: OpaquePointer?
+        defer { sqlite3_close(mem) }
+        guard sqlite3_open(":memory:", &mem) == SQLITE_OK,
+              sqlite3_exec(mem, ([Self.tableSQL(manifest)] + indexed.map { Self.indexSQL(manifest.fields[$0]) }).joined(separator: ";"), nil, nil, nil) == SQLITE_OK else {
+            throw KaifangError.runtime("cannot create a table for dataset \(manifest.id): \(mem.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory")")
         }
-        let columns = manifest.fields.map { "\(quoteIdentifier($0.name)) \(Self.sqlType($0.type))" }.joined(separator: ", ")
-        try exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA page_size=8192; PRAGMA cache_size=-16384;")
-        try exec("CREATE TABLE rows (_row INTEGER PRIMARY KEY, \(columns))")
-        try exec("CREATE TABLE kaifang_version (key TEXT PRIMARY KEY, value TEXT)")
-        let manifestJSON = String(decoding: try manifest.jsonData(), as: UTF8.self)
-        try exec("INSERT INTO kaifang_version VALUES ('dataset', \(quoteLiteral(manifest.id))), ('manifest', \(quoteLiteral(manifestJSON)))")
-        try exec("BEGIN")
-        let placeholders = Array(repeating: "?", count: fields.count).joined(separator: ", ")
-        let names = fields.map { quoteIdentifier($0.name) }.joined(separator: ", ")
-        guard sqlite3_prepare_v2(db, "INSERT INTO rows (\(names)) VALUES (\(placeholders))", -1, &insert, nil) == SQLITE_OK else {
-            throw KaifangError.runtime("cannot prepare insert: \(String(cString: sqlite3_errmsg(db)))")
-        }
+        file = try PageFile(path: path)
     }
 
     deinit {
-        sqlite3_finalize(insert)
-        sqlite3_close(db)
         if !finished { unlink(path) }
     }
 
@@ -58,91 +61,242 @@ public final class VersionWriter {
         }
     }
 
-    private func exec(_ sql: String) throws {
-        var err: UnsafeMutablePointer<CChar>?
-        if sqlite3_exec(db, sql, nil, nil, &err) != SQLITE_OK {
-            let msg = err.map { String(cString: $0) } ?? "unknown error"
-            sqlite3_free(err)
-            throw KaifangError.runtime("version file \(path): \(msg)")
-        }
+    static func tableSQL(_ m: DatasetManifest) -> String {
+        "CREATE TABLE rows (_row INTEGER PRIMARY KEY, \(m.fields.map { "\(quoteIdentifier($0.name)) \(sqlType($0.type))" }.joined(separator: ", ")))"
     }
 
-    /// The canonical bytes of the row being appended (hashed once per row; bound text points
-    /// into it, so SQLite need not copy each value).
-    private var rowBytes: [UInt8] = []
-    private var textSpans: [(index: Int32, start: Int, count: Int)] = []
+    static func indexName(_ f: FieldSpec) -> String { "ix_\(f.name)" }
+
+    static func indexSQL(_ f: FieldSpec) -> String {
+        "CREATE INDEX \(quoteIdentifier(indexName(f))) ON rows (\(quoteIdentifier(f.name)), _row)"
+    }
 
     /// Appends one row (one cell per manifest field, in order).
-    /// - Throws: `KaifangError.runtime` when SQLite refuses (disk full).
+    /// - Throws: `KaifangError.runtime` when the disk refuses, or a cell's kind cannot be stored
+    ///   in its column.
     public func append(_ cells: [Cell]) throws {
-        precondition(cells.count == fields.count)
-        // The hashed serialization, per cell: a type byte (0 null, 1 integer, 2 real, 3 text),
-        // the value (little-endian 8 bytes, or the UTF-8), then 0x1F; 0x1E ends the row.
-        rowBytes.removeAll(keepingCapacity: true)
-        textSpans.removeAll(keepingCapacity: true)
-        for (i, cell) in cells.enumerated() {
-            let idx = Int32(i + 1)
-            switch cell {
-            case .null:
-                sqlite3_bind_null(insert, idx)
-                rowBytes.append(0x00)
-            case .integer(let v):
-                sqlite3_bind_int64(insert, idx, v)
-                rowBytes.append(0x01)
-                withUnsafeBytes(of: v.littleEndian) { rowBytes.append(contentsOf: $0) }
-            case .real(let v):
-                sqlite3_bind_double(insert, idx, v)
-                rowBytes.append(0x02)
-                withUnsafeBytes(of: v.bitPattern.littleEndian) { rowBytes.append(contentsOf: $0) }
-            case .text(var s):
-                rowBytes.append(0x03)
-                let start = rowBytes.count
-                s.withUTF8 { rowBytes.append(contentsOf: $0) }
-                textSpans.append((idx, start, rowBytes.count - start))
-            }
-            rowBytes.append(0x1F)
-        }
-        rowBytes.append(0x1E)
-        hasher.update(data: rowBytes)
-        let rc = rowBytes.withUnsafeBufferPointer { buf -> Int32 in
-            let base = UnsafeRawPointer(buf.baseAddress!).assumingMemoryBound(to: CChar.self)
-            for t in textSpans {
-                // SQLITE_STATIC: the buffer is not touched until the step below has run.
-                sqlite3_bind_text(insert, t.index, base + t.start, Int32(t.count), nil)
-            }
-            let rc = sqlite3_step(insert)
-            sqlite3_reset(insert)
-            sqlite3_clear_bindings(insert)
-            return rc
-        }
-        guard rc == SQLITE_DONE else {
-            throw KaifangError.runtime("writing version file \(path) failed: \(String(cString: sqlite3_errmsg(db))): check free disk space")
-        }
-        rowCount += 1
+        try rows.append(cells, file: file)
     }
 
-    /// Commits, builds indexes, fsyncs and closes the file.
+    /// Builds each index whose keys were gathered: its root page and its number of distinct
+    /// keys (nil for one left to SQLite).
+    static func buildIndexes(_ keys: inout [IndexKeyCollector], file: PageFile) throws -> [(UInt32, Int)?] {
+        /// Each index's keys and result, touched by one worker only.
+        final class Slots: @unchecked Sendable {
+            var keys: UnsafeMutableBufferPointer<IndexKeyCollector>
+            var results: UnsafeMutableBufferPointer<Result<(UInt32, Int)?, any Error>>
+            init(_ keys: [IndexKeyCollector]) {
+                self.keys = .allocate(capacity: keys.count)
+                _ = self.keys.initialize(from: keys)
+                results = .allocate(capacity: keys.count)
+                results.initialize(repeating: .success(nil))
+            }
+            deinit {
+                keys.deinitialize().deallocate()
+                results.deinitialize().deallocate()
+            }
+        }
+        let slots = Slots(keys)
+        keys = []
+        DispatchQueue.concurrentPerform(iterations: slots.keys.count) { k in
+            guard slots.keys[k].kind != .abandoned else { return }
+            slots.results[k] = Result {
+                var tree = IndexTreeWriter()
+                var entry: [UInt8] = []
+                var encoder = RecordEncoder()
+                var values: [RecordValue] = [.null, .null, .null]
+                let distinct = try slots.keys[k].forEachEntry { key, row, isLast in
+                    entry.removeAll(keepingCapacity: true)
+                    values[0] = key; values[1] = .integer(row); values[2] = .integer(row)
+                    values.withUnsafeBufferPointer { encoder.append($0, to: &entry) }
+                    try entry.withUnsafeBufferPointer { try tree.append(record: $0, isLast: isLast, file: file) }
+                }
+                slots.keys[k] = IndexKeyCollector(budget: 0)
+                return (try tree.finish(file: file), distinct)
+            }
+        }
+        return try slots.results.map { try $0.get() }
+    }
+
+    /// Writes the indexes and the schema, fsyncs and closes the file.
     /// - Returns: the content SHA-256 (hex).
     /// - Throws: `KaifangError.runtime`.
     public func finish() throws -> String {
-        sqlite3_finalize(insert)
-        insert = nil
-        try exec("COMMIT")
-        // Index builds sort: SQLite's sorter merges in worker threads, and with a small cache
-        // it spills sorted runs early and merges them in parallel (measured on the 1 M-row
-        // residents file: the six indexes about twice as fast as one thread with 16 MiB).
-        try exec("PRAGMA threads=\(min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))); PRAGMA cache_size=-4096;")
-        for f in fields where f.type != .string || f.semantic == .category {
-            try exec("CREATE INDEX \(quoteIdentifier("ix_\(f.name)")) ON rows (\(quoteIdentifier(f.name)), _row)")
+        let tableRoot = try rows.table.finish(file: file)
+        let fields = manifest.fields, rowCount = rows.rowCount
+        var schema: [(type: String, name: String, table: String, root: UInt32, sql: String)] = [("table", "rows", "rows", tableRoot, Self.tableSQL(manifest))]
+        var stats: [(String, String)] = []
+        var leftToSQLite: [FieldSpec] = []
+        // The indexes are independent: sort and write them on every core (their pages
+        // interleave in the file, which SQLite does not mind).
+        let built = try Self.buildIndexes(&rows.keys, file: file)
+        for (k, f) in rows.indexed.enumerated() {
+            let field = fields[f]
+            guard let (root, distinct) = built[k] else { leftToSQLite.append(field); continue }
+            schema.append(("index", Self.indexName(field), "rows", root, Self.indexSQL(field)))
+            if let stat = IndexKeyCollector.stat(rows: rowCount, distinct: distinct) { stats.append((Self.indexName(field), stat)) }
         }
-        try exec("ANALYZE")
+        try writeSchema(schema, file: file)
+
+        var db: OpaquePointer?
+        defer { sqlite3_close(db) }
+        guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
+            throw KaifangError.runtime("cannot open version file \(path)")
+        }
+        func exec(_ sql: String) throws {
+            var err: UnsafeMutablePointer<CChar>?
+            if sqlite3_exec(db, sql, nil, nil, &err) != SQLITE_OK {
+                let msg = err.map { String(cString: $0) } ?? "unknown error"
+                sqlite3_free(err)
+                throw KaifangError.runtime("version file \(path): \(msg)")
+            }
+        }
+        let manifestJSON = String(decoding: try manifest.jsonData(), as: UTF8.self)
+        try exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN")
+        try exec("CREATE TABLE kaifang_version (key TEXT PRIMARY KEY, value TEXT)")
+        try exec("INSERT INTO kaifang_version VALUES ('dataset', \(quoteLiteral(manifest.id))), ('manifest', \(quoteLiteral(manifestJSON)))")
+        try exec("ANALYZE kaifang_version")
+        if !leftToSQLite.isEmpty {
+            try exec("PRAGMA threads=\(min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))); PRAGMA cache_size=-4096;")
+            for field in leftToSQLite {
+                try exec(Self.indexSQL(field))
+                try exec("ANALYZE \(quoteIdentifier(Self.indexName(field)))")
+            }
+        }
+        for (index, stat) in stats {
+            try exec("INSERT INTO sqlite_stat1 VALUES ('rows', \(quoteLiteral(index)), \(quoteLiteral(stat)))")
+        }
+        try exec("COMMIT")
         sqlite3_close(db)
         db = nil
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd >= 0 { fsync(fd); close(fd) }
         chmod(path, 0o444)
         finished = true
-        return hasher.finalize().hexString
+        return rows.hasher.finalize().hexString
+    }
+}
+
+/// The per-row work of a version writer: the content hash, the table record, the index keys.
+struct RowEncoder {
+    enum Affinity { case integer, real, text }
+    let fields: [FieldSpec]
+    let affinities: [Affinity]
+    /// Indexed fields (positions in `fields`) and their keys.
+    let indexed: [Int]
+    var keys: [IndexKeyCollector]
+    var table = TableTreeWriter()
+    var hasher = SHA256()
+    private(set) var rowCount = 0
+
+    init(fields: [FieldSpec], indexed: [Int], indexBudget: Int) {
+        self.fields = fields
+        affinities = fields.map {
+            switch $0.type {
+            case .integer, .boolean: .integer
+            case .number: .real
+            case .string, .date, .datetime: .text
+            }
+        }
+        self.indexed = indexed
+        keys = indexed.map { _ in IndexKeyCollector(budget: indexBudget / max(1, indexed.count)) }
+        record.reserveCapacity(4096)
+    }
+
+    /// The hashed serialization of the row being appended.
+    private var rowBytes: [UInt8] = []
+    private var record: [UInt8] = []
+    private var types: [UInt64] = []
+
+    /// Appends one row (one cell per manifest field, in order).
+    /// - Throws: `KaifangError.runtime` when the disk refuses, or a cell's kind cannot be stored
+    ///   in its column.
+    mutating func append(_ cells: [Cell], file: PageFile) throws {
+        precondition(cells.count == fields.count)
+        // The hashed serialization, per cell: a type byte (0 null, 1 integer, 2 real, 3 text),
+        // the value (little-endian 8 bytes, or the UTF-8), then 0x1F; 0x1E ends the row.
+        rowBytes.removeAll(keepingCapacity: true)
+        for cell in cells {
+            switch cell {
+            case .null:
+                rowBytes.append(0x00)
+            case .integer(let v):
+                rowBytes.append(0x01)
+                withUnsafeBytes(of: v.littleEndian) { rowBytes.append(contentsOf: $0) }
+            case .real(let v):
+                rowBytes.append(0x02)
+                withUnsafeBytes(of: v.bitPattern.littleEndian) { rowBytes.append(contentsOf: $0) }
+            case .text(var s):
+                rowBytes.append(0x03)
+                s.withUTF8 { rowBytes.append(contentsOf: $0) }
+            }
+            rowBytes.append(0x1F)
+        }
+        rowBytes.append(0x1E)
+        hasher.update(data: rowBytes)
+
+        // The record: _row (the rowid) is stored as NULL, then each cell as its column's
+        // affinity makes SQLite store it.
+        types.removeAll(keepingCapacity: true)
+        types.append(0)
+        var typesLength = 1
+        for (i, cell) in cells.enumerated() {
+            let t = try storedCell(cell, i).serialType
+            types.append(t)
+            typesLength += SQLiteVarint.length(t)
+        }
+        record.removeAll(keepingCapacity: true)
+        var headerSize = typesLength + 1
+        if SQLiteVarint.length(UInt64(headerSize)) > 1 { headerSize = typesLength + SQLiteVarint.length(UInt64(typesLength + 2)) }
+        SQLiteVarint.append(UInt64(headerSize), to: &record)
+        for t in types { SQLiteVarint.append(t, to: &record) }
+        for (i, cell) in cells.enumerated() { try storedCell(cell, i).appendBody(types[i + 1], to: &record) }
+        rowCount += 1
+        try record.withUnsafeBufferPointer { try table.append(rowid: Int64(rowCount), record: $0, file: file) }
+        for (k, f) in indexed.enumerated() { keys[k].add(try storedCell(cells[f], f)) }
+    }
+
+    /// The cell as SQLite stores it in column `i` (its affinity applied; NaN is NULL).
+    @inline(__always) func storedCell(_ cell: Cell, _ i: Int) throws -> Cell {
+        switch (cell, affinities[i]) {
+        case (.real(let d), _) where d.isNaN: return .null
+        case (.real(let d), .integer) where d == d.rounded(.towardZero) && abs(d) < 9.2e18: return .integer(Int64(d))
+        case (.integer(let v), .text): return .text(String(v))
+        case (.real, .text), (.text, .integer), (.text, .real):
+            throw KaifangError.runtime("internal: a \(cell.kindName) value for the \(VersionWriter.sqlType(fields[i].type)) field '\(fields[i].name)'")
+        default: return cell
+        }
+    }
+
+}
+
+extension Cell {
+    /// The serial type SQLite stores this value with.
+    @inline(__always) var serialType: UInt64 {
+        switch self {
+        case .null: 0
+        case .integer(let v): RecordValue.integer(v).serialType
+        case .real: 7
+        case .text(let s): UInt64(s.utf8.count) * 2 + 13
+        }
+    }
+
+    @inline(__always) func appendBody(_ serialType: UInt64, to buf: inout [UInt8]) {
+        switch self {
+        case .null: break
+        case .integer(let v): RecordValue.integer(v).appendBody(serialType, to: &buf)
+        case .real(let d): RecordValue.real(d).appendBody(serialType, to: &buf)
+        case .text(var s): s.withUTF8 { buf.append(contentsOf: $0) }
+        }
+    }
+
+    var kindName: String {
+        switch self {
+        case .null: "null"
+        case .integer: "integer"
+        case .real: "real"
+        case .text: "text"
+        }
     }
 }
 

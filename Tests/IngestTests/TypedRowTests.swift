@@ -134,4 +134,31 @@ import Testing
         #expect(prefix([0x61, 0x62, 0xE4, 0xB8]) == 2)    // truncated
         #expect(prefix([0xF4, 0x90, 0x80, 0x80]) == 0)    // above U+10FFFF
     }
+
+    @Test func numbersParseToTheSameDoubleAsStrtod() {
+        // The plain-decimal fast path (an exact integer over an exact power of ten) against
+        // Foundation's parser, over random decimals of every length around the 2^53 and 10^22
+        // limits, with signs, leading zeros, a bare dot at either end and exponents.
+        var state: UInt64 = 0x5EED
+        func next(_ n: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(n))
+        }
+        func digits(_ n: Int) -> String { String((0..<n).map { _ in Character(String(next(10))) }) }
+        var fast = 0
+        for _ in 0..<20_000 {
+            var s = ["", "-", "+"][next(3)]
+            s += String(repeating: "0", count: next(3)) + digits(next(18))
+            if next(4) != 0 { s += "." + digits(next(25)) }
+            if next(10) == 0 { s += "e" + String(next(40) - 20) }
+            let parsed = s.utf8.withContiguousStorageIfAvailable { ValueParser.number($0) } ?? nil
+            let expected = Double(s).flatMap { $0.isFinite ? $0 : nil }
+            #expect(parsed?.bitPattern == expected?.bitPattern, "\(s)")
+            if parsed != nil { fast += 1 }
+        }
+        #expect(fast > 10_000)
+        for bad in ["", "-", "+", ".", "-.", "1.2.3", "1-2", "e5", "--1"] {
+            #expect(bad.utf8.withContiguousStorageIfAvailable { ValueParser.number($0) } == .some(nil), "\(bad)")
+        }
+    }
 }
