@@ -85,12 +85,13 @@ struct IndexKeyCollector {
 
     private static let sign: UInt64 = 1 << 63
 
-    /// Adds the key of the next row (rows are 1, 2, 3… in call order).
-    mutating func add(_ cell: Cell) {
+    /// Adds the key of the next row (rows are 1, 2, 3… in call order), as stored.
+    @inline(__always)
+    mutating func add(_ value: RecordValue) {
         rows += 1
         guard kind != .abandoned else { return }
         guard rows < Int(UInt32.max) else { abandon(); return }
-        switch cell {
+        switch value {
         case .null:
             if kind == .texts { textIDs.append(UInt32.max) } else { nullRows.append(UInt32(rows)) }
         case .integer(let v):
@@ -102,7 +103,7 @@ struct IndexKeyCollector {
             kind = .reals
             let bits = (d == 0 ? 0.0 : d).bitPattern  // -0.0 equals 0.0 in SQLite
             numbers.append((bits & Self.sign != 0 ? ~bits : bits | Self.sign, UInt32(rows)))
-        case .text(var s):
+        case .text(let b):
             if kind == .unknown {
                 kind = .texts
                 // Rows so far were NULL.
@@ -110,7 +111,7 @@ struct IndexKeyCollector {
                 nullRows = []
             }
             guard kind == .texts else { abandon(); return }
-            textIDs.append(s.withUTF8 { dictionary.id(of: $0) })
+            textIDs.append(dictionary.id(of: b))
         }
         if rows & 0xFFFF == 0 && bytesUsed > budget { abandon() }
     }
@@ -136,7 +137,7 @@ struct IndexKeyCollector {
         case .unknown, .integers, .reals:
             if !nullRows.isEmpty { distinct += 1 }
             for r in nullRows { try emit(.null, r) }
-            numbers.sort { $0.key != $1.key ? $0.key < $1.key : $0.row < $1.row }
+            Self.radixSort(&numbers)
             var previous: UInt64? = nil
             for (key, row) in numbers {
                 if key != previous { distinct += 1; previous = key }
@@ -184,6 +185,37 @@ struct IndexKeyCollector {
             break
         }
         return distinct
+    }
+
+    /// Sorts by key, keeping equal keys in their order (rows ascending, as added): a stable
+    /// least-significant-digit radix sort on 16-bit digits, skipping digits all keys share.
+    static func radixSort(_ a: inout [(key: UInt64, row: UInt32)]) {
+        let n = a.count
+        guard n > 1 else { return }
+        var counts = [Int](repeating: 0, count: 4 << 16)
+        for e in a {
+            counts[Int(e.key & 0xFFFF)] += 1
+            counts[65536 + Int((e.key >> 16) & 0xFFFF)] += 1
+            counts[131072 + Int((e.key >> 32) & 0xFFFF)] += 1
+            counts[196608 + Int(e.key >> 48)] += 1
+        }
+        var other = a
+        for digit in 0..<4 {
+            let base = digit << 16
+            if counts[base + Int((a[0].key >> (16 * UInt64(digit))) & 0xFFFF)] == n { continue }
+            var next = 0
+            for d in 0..<65536 { let c = counts[base + d]; counts[base + d] = next; next += c }
+            a.withUnsafeBufferPointer { src in
+                other.withUnsafeMutableBufferPointer { dst in
+                    for e in src {
+                        let d = base + Int((e.key >> (16 * UInt64(digit))) & 0xFFFF)
+                        dst[counts[d]] = e
+                        counts[d] += 1
+                    }
+                }
+            }
+            swap(&a, &other)
+        }
     }
 
     /// The `sqlite_stat1` figures ANALYZE would write for an index on (column, _row) with

@@ -103,12 +103,21 @@ public final class VersionWriter {
             slots.results[k] = Result {
                 var tree = IndexTreeWriter()
                 var entry: [UInt8] = []
-                var encoder = RecordEncoder()
-                var values: [RecordValue] = [.null, .null, .null]
                 let distinct = try slots.keys[k].forEachEntry { key, row, isLast in
+                    // The record (key, _row, rowid): _row is the rowid, which every index entry
+                    // of a rowid table ends with as well.
                     entry.removeAll(keepingCapacity: true)
-                    values[0] = key; values[1] = .integer(row); values[2] = .integer(row)
-                    values.withUnsafeBufferPointer { encoder.append($0, to: &entry) }
+                    let tk = key.serialType, tr = RecordValue.integer(row).serialType
+                    let typesLength = SQLiteVarint.length(tk) + 2 * SQLiteVarint.length(tr)
+                    var headerSize = typesLength + 1
+                    if headerSize > 0x7F { headerSize = typesLength + SQLiteVarint.length(UInt64(typesLength + 2)) }
+                    SQLiteVarint.append(UInt64(headerSize), to: &entry)
+                    SQLiteVarint.append(tk, to: &entry)
+                    SQLiteVarint.append(tr, to: &entry)
+                    SQLiteVarint.append(tr, to: &entry)
+                    key.appendBody(tk, to: &entry)
+                    RecordValue.integer(row).appendBody(tr, to: &entry)
+                    RecordValue.integer(row).appendBody(tr, to: &entry)
                     try entry.withUnsafeBufferPointer { try tree.append(record: $0, isLast: isLast, file: file) }
                 }
                 slots.keys[k] = IndexKeyCollector(budget: 0)
@@ -203,93 +212,100 @@ struct RowEncoder {
         record.reserveCapacity(4096)
     }
 
-    /// The hashed serialization of the row being appended.
+    /// The hashed serialization of the row being appended, the record's serial types and body.
     private var rowBytes: [UInt8] = []
     private var record: [UInt8] = []
     private var types: [UInt64] = []
+    private var body: [UInt8] = []
 
-    /// Appends one row (one cell per manifest field, in order).
-    /// - Throws: `KaifangError.runtime` when the disk refuses, or a cell's kind cannot be stored
-    ///   in its column.
+    /// Appends one row: one pass over the cells writes the hashed serialization, the record's
+    /// serial types and body, and the index keys, each value read in place.
     mutating func append(_ cells: [Cell], file: PageFile) throws {
         precondition(cells.count == fields.count)
         // The hashed serialization, per cell: a type byte (0 null, 1 integer, 2 real, 3 text),
         // the value (little-endian 8 bytes, or the UTF-8), then 0x1F; 0x1E ends the row.
         rowBytes.removeAll(keepingCapacity: true)
-        for cell in cells {
-            switch cell {
+        body.removeAll(keepingCapacity: true)
+        types.removeAll(keepingCapacity: true)
+        // The record: _row (the rowid) is stored as NULL, then each cell as its column's
+        // affinity makes SQLite store it.
+        types.append(0)
+        var typesLength = 1
+        var k = 0
+        for i in 0..<cells.count {
+            let indexedHere = k < indexed.count && indexed[k] == i
+            switch cells[i] {
             case .null:
                 rowBytes.append(0x00)
+                store(.null, indexedHere ? k : nil, &typesLength)
             case .integer(let v):
                 rowBytes.append(0x01)
                 withUnsafeBytes(of: v.littleEndian) { rowBytes.append(contentsOf: $0) }
-            case .real(let v):
+                if affinities[i] == .text {
+                    var s = String(v)
+                    s.withUTF8 { store(.text($0), indexedHere ? k : nil, &typesLength) }
+                } else {
+                    store(.integer(v), indexedHere ? k : nil, &typesLength)
+                }
+            case .real(let d):
                 rowBytes.append(0x02)
-                withUnsafeBytes(of: v.bitPattern.littleEndian) { rowBytes.append(contentsOf: $0) }
-            case .text(var s):
+                withUnsafeBytes(of: d.bitPattern.littleEndian) { rowBytes.append(contentsOf: $0) }
+                if d.isNaN {
+                    store(.null, indexedHere ? k : nil, &typesLength)
+                } else if affinities[i] == .integer && d == d.rounded(.towardZero) && abs(d) < 9.2e18 {
+                    store(.integer(Int64(d)), indexedHere ? k : nil, &typesLength)
+                } else if affinities[i] == .text {
+                    throw mismatch(cells[i], i)
+                } else {
+                    store(.real(d), indexedHere ? k : nil, &typesLength)
+                }
+            case .text(let s):
+                guard affinities[i] == .text else { throw mismatch(cells[i], i) }
                 rowBytes.append(0x03)
-                s.withUTF8 { rowBytes.append(contentsOf: $0) }
+                let inPlace: Void? = s.utf8.withContiguousStorageIfAvailable { b in
+                    rowBytes.append(contentsOf: b)
+                    store(.text(b), indexedHere ? k : nil, &typesLength)
+                }
+                if inPlace == nil {
+                    var copy = s
+                    copy.withUTF8 { b in
+                        rowBytes.append(contentsOf: b)
+                        store(.text(b), indexedHere ? k : nil, &typesLength)
+                    }
+                }
             }
             rowBytes.append(0x1F)
+            if indexedHere { k += 1 }
         }
         rowBytes.append(0x1E)
         hasher.update(data: rowBytes)
 
-        // The record: _row (the rowid) is stored as NULL, then each cell as its column's
-        // affinity makes SQLite store it.
-        types.removeAll(keepingCapacity: true)
-        types.append(0)
-        var typesLength = 1
-        for (i, cell) in cells.enumerated() {
-            let t = try storedCell(cell, i).serialType
-            types.append(t)
-            typesLength += SQLiteVarint.length(t)
-        }
         record.removeAll(keepingCapacity: true)
         var headerSize = typesLength + 1
         if SQLiteVarint.length(UInt64(headerSize)) > 1 { headerSize = typesLength + SQLiteVarint.length(UInt64(typesLength + 2)) }
         SQLiteVarint.append(UInt64(headerSize), to: &record)
         for t in types { SQLiteVarint.append(t, to: &record) }
-        for (i, cell) in cells.enumerated() { try storedCell(cell, i).appendBody(types[i + 1], to: &record) }
+        record.append(contentsOf: body)
         rowCount += 1
         try record.withUnsafeBufferPointer { try table.append(rowid: Int64(rowCount), record: $0, file: file) }
-        for (k, f) in indexed.enumerated() { keys[k].add(try storedCell(cells[f], f)) }
     }
 
-    /// The cell as SQLite stores it in column `i` (its affinity applied; NaN is NULL).
-    @inline(__always) func storedCell(_ cell: Cell, _ i: Int) throws -> Cell {
-        switch (cell, affinities[i]) {
-        case (.real(let d), _) where d.isNaN: return .null
-        case (.real(let d), .integer) where d == d.rounded(.towardZero) && abs(d) < 9.2e18: return .integer(Int64(d))
-        case (.integer(let v), .text): return .text(String(v))
-        case (.real, .text), (.text, .integer), (.text, .real):
-            throw KaifangError.runtime("internal: a \(cell.kindName) value for the \(VersionWriter.sqlType(fields[i].type)) field '\(fields[i].name)'")
-        default: return cell
-        }
+    /// Adds a value as stored: its serial type, its body, its index key.
+    @inline(__always)
+    private mutating func store(_ v: RecordValue, _ index: Int?, _ typesLength: inout Int) {
+        let t = v.serialType
+        types.append(t)
+        typesLength += SQLiteVarint.length(t)
+        v.appendBody(t, to: &body)
+        if let index { keys[index].add(v) }
     }
 
+    private func mismatch(_ cell: Cell, _ i: Int) -> KaifangError {
+        KaifangError.runtime("internal: a \(cell.kindName) value for the \(VersionWriter.sqlType(fields[i].type)) field '\(fields[i].name)'")
+    }
 }
 
 extension Cell {
-    /// The serial type SQLite stores this value with.
-    @inline(__always) var serialType: UInt64 {
-        switch self {
-        case .null: 0
-        case .integer(let v): RecordValue.integer(v).serialType
-        case .real: 7
-        case .text(let s): UInt64(s.utf8.count) * 2 + 13
-        }
-    }
-
-    @inline(__always) func appendBody(_ serialType: UInt64, to buf: inout [UInt8]) {
-        switch self {
-        case .null: break
-        case .integer(let v): RecordValue.integer(v).appendBody(serialType, to: &buf)
-        case .real(let d): RecordValue.real(d).appendBody(serialType, to: &buf)
-        case .text(var s): s.withUTF8 { buf.append(contentsOf: $0) }
-        }
-    }
-
     var kindName: String {
         switch self {
         case .null: "null"

@@ -161,4 +161,26 @@ import Testing
             #expect(bad.utf8.withContiguousStorageIfAvailable { ValueParser.number($0) } == .some(nil), "\(bad)")
         }
     }
+
+    @Test func textIsRefusedExactlyWhenItIsNotUTF8() {
+        // The single-validation path for text against the byte-by-byte validator, over random
+        // bytes biased towards (and away from) well-formed multi-byte sequences.
+        var state: UInt64 = 0xC0FFEE
+        func next(_ n: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(n))
+        }
+        let pieces: [[UInt8]] = [Array("a".utf8), Array("中".utf8), Array("😀".utf8), Array("\u{FFFD}".utf8), [0xE4, 0xB8], [0xF0, 0x9F, 0x98], [0x80], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xFF], [0xF4, 0x90, 0x80, 0x80], Array(" ".utf8)]
+        let field = FieldSpec(name: "t", type: .string, level: .L1)
+        var refused = 0
+        for _ in 0..<20_000 {
+            var bytes: [UInt8] = []
+            for _ in 0..<next(8) { bytes += pieces[next(next(2) == 0 ? 4 : pieces.count)] }
+            let valid = bytes.withUnsafeBufferPointer { ValueParser.validUTF8Prefix($0) } == bytes.count
+            let result = bytes.withUnsafeBufferPointer { CSVRowSource.convert($0, field: field) }
+            if case .failure = result { refused += 1; #expect(!valid, "\(bytes)") } else { #expect(valid, "\(bytes)") }
+            if case .success(.text(let s)) = result { #expect(Array(s.utf8) == bytes) }
+        }
+        #expect(refused > 1000 && refused < 19_000)
+    }
 }

@@ -132,6 +132,30 @@ import Testing
         let path = try write(rows, budget: 16, name: "budget")
         try Self.expectSame(path, tmp.path + "/budget-ref.sqlite", manifest: Self.manifest)
     }
+
+    @Test func radixSortOrdersByKeyThenRow() {
+        // Keys that share some 16-bit digits and differ in others, with many duplicates.
+        var g = SplitMix(7)
+        for n in [0, 1, 2, 100, 50_000] {
+            var a: [(key: UInt64, row: UInt32)] = (0..<n).map { i in
+                let r = g.next()
+                let key = (r & 0xFFFF_0000_0000_00FF) | (r % 3 == 0 ? 0x1234_0000 : 0)
+                return (g.next() % 4 == 0 ? 42 : key, UInt32(i + 1))
+            }
+            let expected = a.sorted { $0.key != $1.key ? $0.key < $1.key : $0.row < $1.row }
+            IndexKeyCollector.radixSort(&a)
+            #expect(a.map(\.key) == expected.map(\.key) && a.map(\.row) == expected.map(\.row))
+        }
+    }
+
+    @Test func integersInATextColumnAreStoredAsSQLiteStoresThem() throws {
+        let m = DatasetManifest(id: "t", title: "t", description: "", department: "d", topic: "t", tier: .open, fields: [
+            FieldSpec(name: "code", type: .string, semantic: .category, level: .L1),
+        ])
+        let rows: [[Cell]] = [[.integer(12)], [.text("9")], [.integer(-3)], [.null]]
+        let path = try write(rows, manifest: m, name: "affinity")
+        try Self.expectSame(path, tmp.path + "/affinity-ref.sqlite", manifest: m)
+    }
 }
 
 /// A small deterministic generator for test data.
