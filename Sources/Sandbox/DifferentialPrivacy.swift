@@ -1,20 +1,6 @@
 import Foundation
 import KaifangCore
 
-/// A seedable generator (SplitMix64) for reproducible noise in tests; production jobs draw from
-/// the system generator.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// The Laplace mechanism (Dwork et al. 2006), as SmartNoise applies it to COUNT and SUM.
 public enum Laplace {
     /// One draw from Laplace(0, scale), by inverse CDF over a uniform in (-½, ½).

@@ -88,7 +88,7 @@ import Testing
 
     /// Property: any table, written with RFC 4180 quoting, reads back the same at any chunk size.
     @Test func randomTablesRoundTripAtEveryChunkSize() throws {
-        var rng = SplitMix(seed: 42)
+        var rng = SeededGenerator(seed: 42)
         let alphabet: [String] = ["a", "Z", "9", " ", ",", "\"", "\n", "\r\n", "中", "文", "😀", ";", "\t"]
         for _ in 0..<200 {
             let cols = Int(rng.next() % 5) + 1
@@ -116,7 +116,7 @@ import Testing
 @Suite struct StructuralIndexTests {
     @Test(arguments: [UInt8(0x2C), 0x3B, 0x09, 0x0A])
     func vectorPathsAgreeWithThePortableLoop(delimiter: UInt8) {
-        var rng = SplitMix(seed: 7)
+        var rng = SeededGenerator(seed: 7)
         let alphabet: [UInt8] = [0x2C, 0x22, 0x0D, 0x0A, 0x3B, 0x09, 0x61, 0xE4, 0xB8, 0xAD, 0x00, 0xFF]
         let bytes = (0..<700).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
         typealias Index = (delims: [UInt64], specials: [UInt64])
@@ -149,18 +149,5 @@ import Testing
                 }
             }
         }
-    }
-}
-
-/// A small deterministic generator for property tests.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

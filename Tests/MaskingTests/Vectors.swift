@@ -5,14 +5,9 @@ import KaifangCore
 /// validators (weights derived from their definitions, not copied tables).
 enum Vectors {
     struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var generator: SeededGenerator
+        init(state: UInt64) { generator = SeededGenerator(seed: state) }
+        mutating func next() -> UInt64 { generator.next() }
         mutating func int(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
         mutating func digits(_ n: Int) -> String { (0..<n).map { _ in String(int(0...9)) }.joined() }
         mutating func pick<T>(_ a: [T]) -> T { a[int(0...(a.count - 1))] }

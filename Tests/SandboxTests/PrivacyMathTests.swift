@@ -1,3 +1,4 @@
+import KaifangCore
 import Foundation
 import Sandbox
 import Testing

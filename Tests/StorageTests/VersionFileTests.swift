@@ -28,7 +28,7 @@ import Testing
     /// Random rows: NULLs everywhere, extreme integers, -0.0, tiny and huge reals, CJK and
     /// emoji, keys long enough to overflow index pages and notes long enough for overflow chains.
     static func rows(_ n: Int, seed: UInt64) -> [[Cell]] {
-        var g = SplitMix(seed)
+        var g = SeededGenerator(seed: seed)
         let kinds = ["玄武区", "秦淮区", "A", "a", "", "Z", "区", "😀", "ab", "abc"]
         func maybe(_ c: Cell) -> Cell { g.next() % 7 == 0 ? .null : c }
         func text(_ len: Int) -> String {
@@ -135,7 +135,7 @@ import Testing
 
     @Test func radixSortOrdersByKeyThenRow() {
         // Keys that share some 16-bit digits and differ in others, with many duplicates.
-        var g = SplitMix(7)
+        var g = SeededGenerator(seed: 7)
         for n in [0, 1, 2, 100, 50_000] {
             var a: [(key: UInt64, row: UInt32)] = (0..<n).map { i in
                 let r = g.next()
@@ -155,18 +155,5 @@ import Testing
         let rows: [[Cell]] = [[.integer(12)], [.text("9")], [.integer(-3)], [.null]]
         let path = try write(rows, manifest: m, name: "affinity")
         try Self.expectSame(path, tmp.path + "/affinity-ref.sqlite", manifest: m)
-    }
-}
-
-/// A small deterministic generator for test data.
-struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
