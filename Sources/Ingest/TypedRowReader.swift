@@ -159,8 +159,6 @@ public final class CSVRowSource: RowSource {
     /// Converts one raw value to a cell of the checked type.
     @inline(__always)
     static func convert(_ bytes: UnsafeBufferPointer<UInt8>, _ field: FieldCheck) -> Result<Cell, FieldProblem> {
-        // The other types accept only ASCII, so only a value they refuse is checked for UTF-8
-        // (that is the likelier cause to report).
         if field.type == .string {
             // One validation: decoding replaces each invalid sequence with U+FFFD, and a
             // replacement always changes the bytes (EF BF BD is itself valid, so it never stands
@@ -177,6 +175,8 @@ public final class CSVRowSource: RowSource {
         if ValueParser.trimmed(bytes).isEmpty {
             return .success(.null)
         }
+        // The other types accept only ASCII, so only a value they refuse is checked for UTF-8
+        // (that is the likelier cause to report).
         let parsed = convertTyped(bytes, field)
         if case .failure = parsed, ValueParser.validUTF8Prefix(bytes) != bytes.count {
             return .failure(invalidUTF8(bytes))
