@@ -159,19 +159,7 @@ public final class CSVRowSource: RowSource {
     /// Converts one raw value to a cell of the checked type.
     @inline(__always)
     static func convert(_ bytes: UnsafeBufferPointer<UInt8>, _ field: FieldCheck) -> Result<Cell, FieldProblem> {
-        if field.type == .string {
-            // One validation: decoding replaces each invalid sequence with U+FFFD, and a
-            // replacement always changes the bytes (EF BF BD is itself valid, so it never stands
-            // for an invalid sequence of the input); the decoded text equal to the input is valid.
-            // (String(validating:) would do the same but is not specialized: it looked up generic
-            // metadata on every call.)
-            let s = String(decoding: bytes, as: UTF8.self)
-            let same = s.utf8.count == bytes.count && (bytes.isEmpty || s.utf8.withContiguousStorageIfAvailable {
-                memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0
-            } ?? s.utf8.elementsEqual(bytes))
-            guard same else { return .failure(invalidUTF8(bytes)) }
-            return ValueParser.trimmed(bytes).isEmpty ? .success(.null) : .success(.text(s))
-        }
+        if field.type == .string { return text(bytes) }
         if ValueParser.trimmed(bytes).isEmpty {
             return .success(.null)
         }
@@ -184,6 +172,21 @@ public final class CSVRowSource: RowSource {
         return parsed
     }
 
+    /// A text value, validated once: decoding replaces each invalid sequence with U+FFFD, and a
+    /// replacement always changes the bytes (EF BF BD is itself valid, so it never stands for
+    /// an invalid sequence of the input); decoded text equal to the input is valid.
+    /// (String(validating:) would do the same but is not specialized: it looked up generic
+    /// metadata on every call.)
+    @inline(__always)
+    static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<Cell, FieldProblem> {
+        let s = String(decoding: bytes, as: UTF8.self)
+        let same = s.utf8.count == bytes.count && (bytes.isEmpty || s.utf8.withContiguousStorageIfAvailable {
+            memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0
+        } ?? s.utf8.elementsEqual(bytes))
+        guard same else { return .failure(invalidUTF8(bytes)) }
+        return ValueParser.trimmed(bytes).isEmpty ? .success(.null) : .success(.text(s))
+    }
+
     static func invalidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> FieldProblem {
         let valid = ValueParser.validUTF8Prefix(bytes)
         let scalarsBefore = String(decoding: UnsafeBufferPointer(rebasing: bytes[0..<valid]), as: UTF8.self).unicodeScalars.count
@@ -194,7 +197,7 @@ public final class CSVRowSource: RowSource {
     static func convertTyped(_ bytes: UnsafeBufferPointer<UInt8>, _ field: FieldCheck) -> Result<Cell, FieldProblem> {
         switch field.type {
         case .string:
-            return .success(.text(String(decoding: bytes, as: UTF8.self)))  // not reached: above
+            return text(bytes)
         case .integer:
             guard let v = ValueParser.integer(bytes) else {
                 return .failure(FieldProblem(reason: "expected an integer (digits with an optional sign), found \(shape(bytes))", offsetInScalars: 0))

@@ -98,6 +98,15 @@ enum RecordValue {
 
 /// Encodes records (header of serial types, then the values) into a reused buffer.
 struct RecordEncoder {
+    /// Appends the size of a record header whose serial types take `typesLength` bytes (the
+    /// size counts its own varint).
+    @inline(__always)
+    static func appendHeaderSize(typesLength: Int, to buf: inout [UInt8]) {
+        var headerSize = typesLength + 1
+        if headerSize > 0x7F { headerSize = typesLength + SQLiteVarint.length(UInt64(typesLength + 2)) }
+        SQLiteVarint.append(UInt64(headerSize), to: &buf)
+    }
+
     private var types: [UInt64] = []
 
     /// Appends the record of `values` to `buf`.
@@ -109,10 +118,7 @@ struct RecordEncoder {
             types.append(t)
             typesLength += SQLiteVarint.length(t)
         }
-        // The header's size counts its own varint.
-        var headerSize = typesLength + 1
-        if SQLiteVarint.length(UInt64(headerSize)) > 1 { headerSize = typesLength + SQLiteVarint.length(UInt64(typesLength + 2)) }
-        SQLiteVarint.append(UInt64(headerSize), to: &buf)
+        Self.appendHeaderSize(typesLength: typesLength, to: &buf)
         for t in types { SQLiteVarint.append(t, to: &buf) }
         for (i, v) in values.enumerated() { v.appendBody(types[i], to: &buf) }
     }

@@ -109,9 +109,7 @@ public final class VersionWriter {
                     entry.removeAll(keepingCapacity: true)
                     let tk = key.serialType, tr = RecordValue.integer(row).serialType
                     let typesLength = SQLiteVarint.length(tk) + 2 * SQLiteVarint.length(tr)
-                    var headerSize = typesLength + 1
-                    if headerSize > 0x7F { headerSize = typesLength + SQLiteVarint.length(UInt64(typesLength + 2)) }
-                    SQLiteVarint.append(UInt64(headerSize), to: &entry)
+                    RecordEncoder.appendHeaderSize(typesLength: typesLength, to: &entry)
                     SQLiteVarint.append(tk, to: &entry)
                     SQLiteVarint.append(tr, to: &entry)
                     SQLiteVarint.append(tr, to: &entry)
@@ -281,9 +279,7 @@ struct RowEncoder {
         hasher.update(data: rowBytes)
 
         record.removeAll(keepingCapacity: true)
-        var headerSize = typesLength + 1
-        if SQLiteVarint.length(UInt64(headerSize)) > 1 { headerSize = typesLength + SQLiteVarint.length(UInt64(typesLength + 2)) }
-        SQLiteVarint.append(UInt64(headerSize), to: &record)
+        RecordEncoder.appendHeaderSize(typesLength: typesLength, to: &record)
         for t in types { SQLiteVarint.append(t, to: &record) }
         record.append(contentsOf: body)
         rowCount += 1
