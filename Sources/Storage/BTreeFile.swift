@@ -40,6 +40,24 @@ enum SQLiteVarint {
     }
 }
 
+/// Big-endian integers, as the file format stores page numbers and values.
+enum BigEndian {
+    /// Writes `v` at `at` in `p` (4 bytes).
+    @inline(__always) static func put(_ v: UInt32, _ p: UnsafeMutableBufferPointer<UInt8>, at: Int) {
+        UnsafeMutableRawPointer(p.baseAddress! + at).storeBytes(of: v.bigEndian, as: UInt32.self)
+    }
+
+    /// Writes `v` at `at` in `bytes` (4 bytes).
+    @inline(__always) static func put(_ v: UInt32, _ bytes: inout [UInt8], at: Int) {
+        bytes.withUnsafeMutableBufferPointer { put(v, $0, at: at) }
+    }
+
+    /// Appends the low `count` bytes of `v`, most significant first.
+    @inline(__always) static func append(_ v: UInt64, count: Int, to buf: inout [UInt8]) {
+        withUnsafeBytes(of: v.bigEndian) { buf.append(contentsOf: $0.suffix(count)) }
+    }
+}
+
 /// One value of a record, as SQLite stores it.
 enum RecordValue {
     case null
@@ -84,12 +102,9 @@ enum RecordValue {
         switch self {
         case .null: break
         case .integer(let v):
-            let n = Self.bodyLength(serialType)
-            let u = UInt64(bitPattern: v)
-            for i in stride(from: n - 1, through: 0, by: -1) { buf.append(UInt8(truncatingIfNeeded: u >> (8 * UInt64(i)))) }
+            BigEndian.append(UInt64(bitPattern: v), count: Self.bodyLength(serialType), to: &buf)
         case .real(let d):
-            let u = d.bitPattern
-            for i in stride(from: 7, through: 0, by: -1) { buf.append(UInt8(truncatingIfNeeded: u >> (8 * UInt64(i)))) }
+            BigEndian.append(d.bitPattern, count: 8, to: &buf)
         case .text(let b):
             buf.append(contentsOf: b)
         }
@@ -178,8 +193,7 @@ final class PageFile: @unchecked Sendable {
         while at < bytes.count {
             let take = min(Self.pageSize - 4, bytes.count - at)
             let next: UInt32 = at + take < bytes.count ? Self.number(after: number) : 0
-            page[0] = UInt8(truncatingIfNeeded: next >> 24); page[1] = UInt8(truncatingIfNeeded: next >> 16)
-            page[2] = UInt8(truncatingIfNeeded: next >> 8); page[3] = UInt8(truncatingIfNeeded: next)
+            BigEndian.put(next, &page, at: 0)
             page.withUnsafeMutableBytes { p in
                 p.baseAddress!.advanced(by: 4).copyMemory(from: bytes.baseAddress! + at, byteCount: take)
                 if take < Self.pageSize - 4 { (p.baseAddress! + 4 + take).initializeMemory(as: UInt8.self, repeating: 0, count: Self.pageSize - 4 - take) }
@@ -279,8 +293,7 @@ struct PageBuilder {
         var at = contentStart
         bytes.withUnsafeMutableBufferPointer { p in
             if let child {
-                p[at] = UInt8(truncatingIfNeeded: child >> 24); p[at + 1] = UInt8(truncatingIfNeeded: child >> 16)
-                p[at + 2] = UInt8(truncatingIfNeeded: child >> 8); p[at + 3] = UInt8(truncatingIfNeeded: child)
+                BigEndian.put(child, p, at: at)
                 at += 4
             }
             if cell.count > 0 { UnsafeMutableRawPointer(p.baseAddress! + at).copyMemory(from: cell.baseAddress!, byteCount: cell.count) }
@@ -312,8 +325,7 @@ struct PageBuilder {
         bytes[h + 5] = UInt8(start >> 8); bytes[h + 6] = UInt8(start & 0xFF)
         bytes[h + 7] = 0
         if kind.isInterior {
-            bytes[h + 8] = UInt8(truncatingIfNeeded: rightChild >> 24); bytes[h + 9] = UInt8(truncatingIfNeeded: rightChild >> 16)
-            bytes[h + 10] = UInt8(truncatingIfNeeded: rightChild >> 8); bytes[h + 11] = UInt8(truncatingIfNeeded: rightChild)
+            BigEndian.put(rightChild, &bytes, at: h + 8)
         }
         let gap = h + kind.headerSize + 2 * count
         if gap < contentStart {
@@ -347,8 +359,7 @@ enum Payload {
         cell.append(contentsOf: UnsafeBufferPointer(rebasing: payload[0..<n]))
         guard n < payload.count else { return }
         let first = try file.writeChain(UnsafeBufferPointer(rebasing: payload[n...]))
-        cell.append(UInt8(truncatingIfNeeded: first >> 24)); cell.append(UInt8(truncatingIfNeeded: first >> 16))
-        cell.append(UInt8(truncatingIfNeeded: first >> 8)); cell.append(UInt8(truncatingIfNeeded: first))
+        BigEndian.append(UInt64(first), count: 4, to: &cell)
     }
 }
 
@@ -517,10 +528,7 @@ func writeSchema(_ entries: [(type: String, name: String, table: String, root: U
     }
     var page = root.seal(rightChild: rightChild)
     let pages = file.pageCount
-    func put32(_ v: UInt32, _ at: Int) {
-        page[at] = UInt8(truncatingIfNeeded: v >> 24); page[at + 1] = UInt8(truncatingIfNeeded: v >> 16)
-        page[at + 2] = UInt8(truncatingIfNeeded: v >> 8); page[at + 3] = UInt8(truncatingIfNeeded: v)
-    }
+    func put32(_ v: UInt32, _ at: Int) { BigEndian.put(v, &page, at: at) }
     for (i, b) in "SQLite format 3\0".utf8.enumerated() { page[i] = b }
     page[16] = UInt8(PageFile.pageSize >> 8); page[17] = UInt8(PageFile.pageSize & 0xFF)
     page[18] = 1; page[19] = 1            // legacy (rollback journal) read and write versions
