@@ -165,8 +165,33 @@ struct RowQuery {
 
     // MARK: SQL
 
+    /// The filters as row-set lookups (`RowSets`): field names with their values, when there is
+    /// no sort and every filter is `exact` or `in` on text; nil otherwise.
+    func rowSetFilters(plan: MaskingPlan) -> [(field: String, values: [String])]? {
+        guard sortColumn == nil, !filters.isEmpty else { return nil }
+        var out: [(field: String, values: [String])] = []
+        for f in filters {
+            guard f.op == .exact || f.op == .in else { return nil }
+            var values: [String] = []
+            for v in f.values {
+                guard case .text(let t) = v else { return nil }
+                values.append(t)
+            }
+            out.append((plan.columns[f.column].field.name, values))
+        }
+        return out
+    }
+
     /// The SELECT for this query: `_row`, the sort column (if any), then the requested columns.
-    func sql(plan: MaskingPlan, limit: Int?) -> (String, [Cell]) {
+    /// With `rows` (the matching rows, ascending, from `RowSets`) it reads just those rows,
+    /// which already satisfy the filters and the cursor.
+    func sql(plan: MaskingPlan, limit: Int?, rows: [Int64]? = nil) -> (String, [Cell]) {
+        if let rows {
+            var select = "_row"
+            for c in columns { select += ", \(quoteIdentifier(plan.columns[c].field.name))" }
+            let marks = Array(repeating: "?", count: rows.count).joined(separator: ",")
+            return ("SELECT \(select) FROM rows WHERE _row IN (\(marks)) ORDER BY _row", rows.map { .integer($0) })
+        }
         var conds: [String] = []
         var args: [Cell] = []
         for f in filters {

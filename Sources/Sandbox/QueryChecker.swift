@@ -193,7 +193,7 @@ struct Analysis {
             case .named(let n, _, let pos):
                 if cteNames.contains(n.lowercased()) { continue }
                 let lower = n.lowercased()
-                if lower.hasPrefix("sqlite_") || lower == "rows" || lower == "kaifang_version" {
+                if lower.hasPrefix("sqlite_") || lower == "rows" || lower.hasPrefix("kaifang_") {
                     throw SQLRefusal("table", pos, "'\(n)' is not a dataset: the sandbox exposes only the datasets you hold a sandbox license for, by id")
                 }
                 guard let t = checker.table(named: n) else {

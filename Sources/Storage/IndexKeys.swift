@@ -116,6 +116,21 @@ struct IndexKeyCollector {
         if rows & 0xFFFF == 0 && bytesUsed > budget { abandon() }
     }
 
+    /// For text keys with at most `maxValues` distinct values: each value with its rows in
+    /// ascending order (NULLs in none); nil for other keys.
+    func rowSets(maxValues: Int) -> [(value: [UInt8], rows: [UInt32])]? {
+        guard kind == .texts, dictionary.count <= maxValues else { return nil }
+        var counts = [Int](repeating: 0, count: dictionary.count)
+        for id in textIDs where id != UInt32.max { counts[Int(id)] += 1 }
+        var lists = counts.map { n -> [UInt32] in
+            var a: [UInt32] = []
+            a.reserveCapacity(n)
+            return a
+        }
+        for (i, id) in textIDs.enumerated() where id != UInt32.max { lists[Int(id)].append(UInt32(i + 1)) }
+        return lists.enumerated().map { id, rows in (dictionary.withBytes(id) { Array($0) }, rows) }
+    }
+
     var bytesUsed: Int { nullRows.capacity * 4 + numbers.capacity * 16 + textIDs.capacity * 4 + dictionary.bytesUsed }
 
     private mutating func abandon() {

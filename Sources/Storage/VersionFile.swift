@@ -134,6 +134,11 @@ public final class VersionWriter {
         var schema: [(type: String, name: String, table: String, root: UInt32, sql: String)] = [("table", "rows", "rows", tableRoot, Self.tableSQL(manifest))]
         var stats: [(String, String)] = []
         var leftToSQLite: [FieldSpec] = []
+        // Row sets of the category fields, from the index keys (which the index build consumes).
+        var rowSets: [(field: String, sets: [(value: [UInt8], rows: [UInt32])])] = []
+        for (k, f) in rows.indexed.enumerated() where fields[f].semantic == .category {
+            if let sets = rows.keys[k].rowSets(maxValues: RowSets.maxValues) { rowSets.append((fields[f].name, sets)) }
+        }
         // The indexes are independent: sort and write them on every core (their pages
         // interleave in the file, which SQLite does not mind).
         let built = try Self.buildIndexes(&rows.keys, file: file)
@@ -163,6 +168,8 @@ public final class VersionWriter {
         try exec("CREATE TABLE kaifang_version (key TEXT PRIMARY KEY, value TEXT)")
         try exec("INSERT INTO kaifang_version VALUES ('dataset', \(quoteLiteral(manifest.id))), ('manifest', \(quoteLiteral(manifestJSON)))")
         try exec("ANALYZE kaifang_version")
+        try exec(RowSets.schema)
+        for r in rowSets { try RowSets.write(db, field: r.field, sets: r.sets, rowCount: rowCount) }
         if !leftToSQLite.isEmpty {
             try exec("PRAGMA threads=\(min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))); PRAGMA cache_size=-4096;")
             for field in leftToSQLite {
@@ -365,6 +372,9 @@ public final class VersionReader {
         for stmt in statements.values { sqlite3_finalize(stmt) }
         sqlite3_close(db)
     }
+
+    /// The fields with row sets in this file and their chunk counts (`RowSets.fields`), once read.
+    var rowSetFields: [String: Int64]?
 
     /// Prepared statements of this connection by SQL text (the rows API asks the same few
     /// shapes again and again; preparing one costs as much as stepping a page).

@@ -124,15 +124,20 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
 
     @Test func filterOperatorsSelectTheRightRows() async throws {
         try await LiveServer.with { s in
-            func count(_ q: String) async throws -> Int {
+            func count(_ q: String, limit: Int = 1000) async throws -> Int {
+                var seen = Set<String>()
                 var n = 0
-                var path = "/v1/datasets/air-quality/rows?_limit=1000&\(q)"
+                var path = "/v1/datasets/air-quality/rows?_limit=\(limit)&\(q)"
                 while true {
                     let r = try await s.get(path)
                     #expect(r.status == 200, "\(q): \(r.text)")
+                    for row in rows(r) { seen.insert("\(row["station"] ?? "")|\(row["observed_at"] ?? "")") }
                     n += rows(r).count
-                    guard let next = r.object["next_cursor"] as? String else { return n }
-                    path = "/v1/datasets/air-quality/rows?_limit=1000&\(q)&_cursor=\(next)"
+                    guard let next = r.object["next_cursor"] as? String else {
+                        #expect(seen.count == n, "\(q): a row came twice")
+                        return n
+                    }
+                    path = "/v1/datasets/air-quality/rows?_limit=\(limit)&\(q)&_cursor=\(next)"
                 }
             }
             // Counts computed from the source file.
@@ -151,6 +156,14 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
             #expect(try await count("observed_at__startswith=2026-06-02") == all.filter { $0[2].hasPrefix("2026-06-02") }.count)
             #expect(try await count("pm25__isnull=true") == 0)
             #expect(try await count("district=%E7%8E%84%E6%AD%A6%E5%8C%BA&aqi__gte=80") == all.filter { $0[1] == "玄武区" && Int($0[3])! >= 80 }.count)
+            // Equality filters on category fields only: answered from the version file's row sets
+            // (RowSets), paged with small pages through the cursor.
+            let inTwo = all.filter { $0[1] == "玄武区" || $0[1] == "鼓楼区" }.count
+            #expect(try await count("district__in=%E7%8E%84%E6%AD%A6%E5%8C%BA,%E9%BC%93%E6%A5%BC%E5%8C%BA") == inTwo)
+            #expect(try await count("district__in=%E7%8E%84%E6%AD%A6%E5%8C%BA,%E9%BC%93%E6%A5%BC%E5%8C%BA", limit: 7) == inTwo)
+            #expect(try await count("district=%E7%8E%84%E6%AD%A6%E5%8C%BA&station=%E7%8E%84%E6%AD%A6%E6%B9%96", limit: 13) == all.filter { $0[1] == "玄武区" && $0[0] == "玄武湖" }.count)
+            #expect(try await count("district=%E7%8E%84%E6%AD%A6%E5%8C%BA&station=%E4%B8%AD%E5%8D%8E%E9%97%A8") == 0)
+            #expect(try await count("district=nowhere") == 0)
         }
     }
 

@@ -32,7 +32,15 @@ extension APIHandler {
         let path = catalog.directory.absolute(access.version.file)
         let plan = access.plan
         let (body, count, maskedCells) = try pool.with(path) { reader -> ([UInt8], Int, Int) in
-            let (sql, args) = q.sql(plan: plan, limit: q.limit + 1)
+            // Equality filters on category fields: the matching rows from the row sets, then
+            // only those rows read; anything else: SQLite's plan over the indexes.
+            let (sql, args): (String, [Cell])
+            if let sets = q.rowSetFilters(plan: plan),
+               let rows = try RowSets.matching(reader, sets, after: q.after?.row ?? 0, want: q.limit + 1) {
+                (sql, args) = q.sql(plan: plan, limit: nil, rows: rows)
+            } else {
+                (sql, args) = q.sql(plan: plan, limit: q.limit + 1)
+            }
             return try reader.withStatement(sql, args) { stmt -> ([UInt8], Int, Int) in
             var out = ByteBuilder(capacity: 256 + q.limit * 40 * max(q.columns.count, 1))
             JSONOut.raw("{\"dataset\":", into: &out); JSONOut.string(access.dataset.id, into: &out)
