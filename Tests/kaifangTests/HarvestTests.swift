@@ -57,7 +57,12 @@ final class FileServer {
         }
     }
 
-    deinit { process.terminate() }
+    /// SIGKILL, not `terminate()`: the child may inherit a blocked SIGTERM from the test
+    /// process (it then outlived the tests), and a KILL cannot be blocked.
+    deinit {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
 }
 
 @Suite struct HarvestTests {
