@@ -270,9 +270,16 @@ struct RowEncoder: ~Copyable {
     let nameBytes: [UInt8]
     let nameEnds: [Int]
 
-    init(plan: MaskingPlan, columns: [Int], firstColumn: Int32) {
+    /// Per requested column: declared TEXT in the file, so every value is TEXT or NULL (the
+    /// column's affinity stores numbers as text) and `sqlite3_column_type` can be skipped.
+    let texts: [Bool]
+
+    init(plan: MaskingPlan, columns: [Int], firstColumn: Int32, statement: OpaquePointer?) {
         self.plan = plan; self.columns = columns; self.firstColumn = firstColumn
         self.keeps = columns.map { plan.columns[$0].operation == .keep }
+        self.texts = columns.indices.map { k in
+            sqlite3_column_decltype(statement, firstColumn + Int32(k)).map { strcasecmp($0, "TEXT") == 0 } ?? false
+        }
         var bytes = ByteBuilder()
         var ends: [Int] = []
         for c in columns {
@@ -289,6 +296,13 @@ struct RowEncoder: ~Copyable {
     mutating func value(_ stmt: OpaquePointer?, _ k: Int, row: Int64, _ body: (UnsafeBufferPointer<UInt8>?, Bool) -> Void) {
         let sc = firstColumn + Int32(k)
         let planColumn = columns[k]
+        if texts[k] {
+            guard let p = sqlite3_column_text(stmt, sc) else { body(nil, false); return }
+            let bytes = UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(stmt, sc)))
+            if keeps[k] { body(bytes, false); return }
+            maskText(bytes, planColumn, row: row, body)
+            return
+        }
         let type = sqlite3_column_type(stmt, sc)
         if type == SQLITE_NULL { body(nil, false); return }
         let keep = keeps[k]
@@ -308,6 +322,11 @@ struct RowEncoder: ~Copyable {
         guard let p = sqlite3_column_text(stmt, sc) else { body(nil, false); return }
         let bytes = UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(stmt, sc)))
         if keep { body(bytes, type == SQLITE_INTEGER); return }
+        maskText(bytes, planColumn, row: row, body)
+    }
+
+    @inline(__always)
+    private mutating func maskText(_ bytes: UnsafeBufferPointer<UInt8>, _ planColumn: Int, row: Int64, _ body: (UnsafeBufferPointer<UInt8>?, Bool) -> Void) {
         maskedCells += 1
         masked.removeAll()
         if plan.apply(column: planColumn, bytes, row: row, scratch: &scratch, into: &masked) {

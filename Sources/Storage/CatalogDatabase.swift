@@ -16,7 +16,7 @@ public struct CatalogDatabase: Sendable {
     /// GRDB-free connections for the per-request publication stamp.
     let rawReads: RawReads
     /// The highest seq this process has anchored (so a write that appended nothing skips the file).
-    let anchored = AnchorMark()
+    let anchored: AnchorMark
 
     /// Opens (creating if needed) the catalog of a data directory and migrates it.
     /// - Throws: `KaifangError.runtime` when the database cannot be opened.
@@ -24,6 +24,7 @@ public struct CatalogDatabase: Sendable {
         self.directory = directory
         try directory.prepare()
         rawReads = RawReads(path: directory.catalogPath)
+        anchored = AnchorMark(path: directory.root.appendingPathComponent("audit.head").path)
         var config = Configuration()
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(10)
@@ -145,13 +146,23 @@ public struct CatalogDatabase: Sendable {
 
     /// `audit.head` in the data directory: `<seq> <hash>`, rewritten after every write that
     /// appended events (never moved backwards).
-    public var auditAnchorPath: String { directory.root.appendingPathComponent("audit.head").path }
+    public var auditAnchorPath: String { anchored.path }
 
     public func auditAnchor() -> (seq: Int64, hash: String)? {
-        guard let text = try? String(contentsOfFile: auditAnchorPath, encoding: .utf8) else { return nil }
-        let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
-        guard parts.count >= 2, let seq = Int64(parts[0]) else { return nil }
-        return (seq, String(parts[1]))
+        let fd = open(auditAnchorPath, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return Self.parseAnchor(fd)
+    }
+
+    /// The record at the start of an open `audit.head`: `<seq> <hash>`, padded.
+    static func parseAnchor(_ fd: Int32) -> (seq: Int64, hash: String)? {
+        var buf = [UInt8](repeating: 0, count: 256)
+        let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 256, 0) }
+        guard n > 0 else { return nil }
+        let parts = buf[..<n].split(whereSeparator: { $0 == 0x20 || $0 == 0x0A })
+        guard parts.count >= 2, let seq = Int64(String(decoding: parts[0], as: UTF8.self)) else { return nil }
+        return (seq, String(decoding: parts[1], as: UTF8.self))
     }
 
     /// Writes `audit.head` when `head` is beyond what is anchored: in place, one fixed-width
@@ -161,14 +172,14 @@ public struct CatalogDatabase: Sendable {
         guard let head else { return }
         // Writes that appended nothing (job claims, row-set records) stop here, without touching the file.
         guard anchored.advance(to: head.seq) else { return }
-        if let current = auditAnchor(), current.seq >= head.seq { return }
+        let fd = open(auditAnchorPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        if let current = Self.parseAnchor(fd), current.seq >= head.seq { return }
         var line = Array("\(head.seq) \(head.hash)\n".utf8)
         if line.count < 96 { line.insert(contentsOf: repeatElement(UInt8(ascii: " "), count: 96 - line.count), at: line.count - 1) }
-        let fd = open(auditAnchorPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
         _ = line.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
         if lseek(fd, 0, SEEK_END) > line.count { _ = ftruncate(fd, off_t(line.count)) }
-        close(fd)
     }
 
     // MARK: - Helpers
@@ -608,6 +619,10 @@ extension CatalogDatabase {
 final class AnchorMark: @unchecked Sendable {
     private let lock = NSLock()
     private var seq: Int64 = 0
+    /// The data directory's `audit.head`.
+    let path: String
+
+    init(path: String) { self.path = path }
 
     /// Raises the mark to `to`; false when it was already there or above.
     func advance(to new: Int64) -> Bool {

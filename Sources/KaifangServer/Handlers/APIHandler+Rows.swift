@@ -54,7 +54,7 @@ extension APIHandler {
                 JSONOut.string(plan.columns[c].field.name, into: &out)
             }
             JSONOut.raw("],\"rows\":[", into: &out)
-            var encoder = RowEncoder(plan: plan, columns: q.columns, firstColumn: q.sortColumn == nil ? 1 : 2)
+            var encoder = RowEncoder(plan: plan, columns: q.columns, firstColumn: q.sortColumn == nil ? 1 : 2, statement: stmt)
             var n = 0
             var last: (Cell, Int64) = (.null, 0)
             var more = false
@@ -145,7 +145,7 @@ final class ExportProducer: @unchecked Sendable {
         q.columns = columns
         let (sql, args) = q.sql(plan: plan, limit: nil)
         self.stmt = try Statement.prepare(reader.db, sql, args)
-        self.encoder = RowEncoder(plan: plan, columns: columns, firstColumn: 1)
+        self.encoder = RowEncoder(plan: plan, columns: columns, firstColumn: 1, statement: stmt)
         self.jsonl = jsonl
         self.metrics = metrics
     }
