@@ -17,6 +17,10 @@ public struct CatalogDatabase: Sendable {
     let rawReads: RawReads
     /// The highest seq this process has anchored (so a write that appended nothing skips the file).
     let anchored: AnchorMark
+    /// Grows after every committed change but read events (`ChangeSignal`).
+    let changes: ChangeSignal
+    /// Publication stamps by dataset, valid while `changes` shows no new write.
+    let stamps = SignalledCache<String?>()
 
     /// Opens (creating if needed) the catalog of a data directory and migrates it.
     /// - Throws: `KaifangError.runtime` when the database cannot be opened.
@@ -25,6 +29,7 @@ public struct CatalogDatabase: Sendable {
         try directory.prepare()
         rawReads = RawReads(path: directory.catalogPath)
         anchored = AnchorMark(path: directory.root.appendingPathComponent("audit.head").path)
+        changes = ChangeSignal(path: directory.root.appendingPathComponent("catalog.changes").path)
         var config = Configuration()
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(10)
@@ -38,6 +43,7 @@ public struct CatalogDatabase: Sendable {
             throw KaifangError.runtime("cannot open the catalog \(directory.catalogPath)", cause: error)
         }
         directory.sweepTemporaryFiles()
+        if changes.mark() == nil { changes.bump() }
     }
 
     static func now() -> String { AuditChain.timestamp() }
@@ -91,7 +97,7 @@ public struct CatalogDatabase: Sendable {
     /// Records an event on its own (for reads, which change nothing else).
     /// - Throws: `KaifangError.runtime`.
     public func audit(actor: String, action: String, dataset: String?, detail: [String: JSONValue]) throws {
-        try write { db in _ = try Self.appendAudit(db, actor: actor, action: action, dataset: dataset, detail: detail) }
+        try write(signal: false) { db in _ = try Self.appendAudit(db, actor: actor, action: action, dataset: dataset, detail: detail) }
     }
 
     /// All stored events with their links, in order.
@@ -198,7 +204,9 @@ public struct CatalogDatabase: Sendable {
         }
     }
 
-    func write<T>(_ body: (Database) throws -> T) throws -> T {
+    /// Runs `body` in a write transaction, then anchors the audit chain's head and — unless
+    /// `signal` is false (read events, which change nothing a reader caches) — bumps `changes`.
+    func write<T>(signal: Bool = true, _ body: (Database) throws -> T) throws -> T {
         let result: T
         let head: (seq: Int64, hash: String)?
         do {
@@ -212,6 +220,7 @@ public struct CatalogDatabase: Sendable {
             throw KaifangError.runtime("catalog write failed", cause: error)
         }
         updateAuditAnchor(head)
+        if signal { changes.bump() }
         return result
     }
 
@@ -286,7 +295,13 @@ public struct CatalogDatabase: Sendable {
 
     /// What changes when a dataset is republished or its policy edited: (updated_at, tier,
     /// published version). One cheap query; callers cache the full records by it.
+    /// Cached until the next catalog change in any process (`ChangeSignal`): read events, which
+    /// the server commits all the time, do not count.
     public func publicationStamp(_ id: String) throws -> String? {
+        try stamps.value(id, mark: changes.mark()) { try readPublicationStamp(id) }
+    }
+
+    func readPublicationStamp(_ id: String) throws -> String? {
         try rawReads.withStatement("SELECT updated_at, tier, published_version FROM datasets WHERE id = ?", [id]) { stmt in
             switch sqlite3_step(stmt) {
             case SQLITE_DONE: return nil
@@ -606,7 +621,7 @@ extension CatalogDatabase {
     /// Appends several events to the chain in one transaction (group commit of concurrent reads).
     public func audit(batch: [PendingEvent]) throws {
         guard !batch.isEmpty else { return }
-        try write { db in
+        try write(signal: false) { db in
             var head = try Self.chainHead(db)
             var reads: [String: Int] = [:]
             for e in batch { _ = try Self.appendAudit(db, after: &head, reads: &reads, actor: e.actor, action: e.action, dataset: e.dataset, detail: e.detail) }

@@ -3,7 +3,7 @@ import Crypto
 import Foundation
 import GRDB
 import KaifangCore
-import Storage
+@testable import Storage
 import Testing
 
 /// A temporary data directory, removed when the test ends.
@@ -138,6 +138,36 @@ final class TempDir {
         try catalog.withdraw(dataset: "people", actor: "cli:test")
         #expect(try catalog.publishedVersion("people") == nil)
         #expect(try catalog.versions("people").count == 2)
+    }
+
+    /// The publication stamp is cached between catalog changes, and a change made through
+    /// another catalog (another process: its own connections, cache and signal) shows on the very
+    /// next lookup; read events do not count as changes.
+    @Test func cachedStampsSeeEveryChangeFromAnotherProcessAtOnce() throws {
+        let m = Self.manifest("people")
+        try importVersion(m, rows: 3)
+        try importVersion(m, rows: 4)
+        let other = try CatalogDatabase(directory: catalog.directory)
+        #expect(try catalog.publicationStamp("people")?.hasSuffix("|-|-") == true)
+        try other.publish(dataset: "people", version: 1, tier: .conditional, actor: "cli:test")
+        #expect(try catalog.publicationStamp("people")?.hasSuffix("|conditional|1") == true)
+        try other.publish(dataset: "people", version: 2, tier: .open, actor: "cli:test")
+        #expect(try catalog.publicationStamp("people")?.hasSuffix("|open|2") == true)
+        #expect(try catalog.publicationStamp("ghost") == nil)
+        // Read events leave the signal as it was; other writes move it.
+        let before = try #require(catalog.changes.mark())
+        try catalog.audit(batch: [.init(actor: "anonymous", action: "rows.read", dataset: "people", detail: [:])])
+        #expect(catalog.changes.mark() == before)
+        try other.withdraw(dataset: "people", actor: "cli:test")
+        #expect(catalog.changes.mark() != before)
+        #expect(try catalog.publicationStamp("people")?.hasSuffix("|-|-") == true)
+        // The stamp matches a fresh read whatever the order of events.
+        #expect(try catalog.publicationStamp("people") == (try other.readPublicationStamp("people")))
+        // Without the signal file nothing is cached: a change still shows.
+        unlink(catalog.changes.path)
+        #expect(catalog.changes.mark() == nil)
+        try other.publish(dataset: "people", version: 1, tier: .open, actor: "cli:test")
+        #expect(try catalog.publicationStamp("people")?.hasSuffix("|open|1") == true)
     }
 
     @Test func publishingSomethingThatDoesNotExistSaysWhatToDo() throws {
