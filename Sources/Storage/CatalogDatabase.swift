@@ -21,6 +21,10 @@ public struct CatalogDatabase: Sendable {
     let changes: ChangeSignal
     /// Publication stamps by dataset, valid while `changes` shows no new write.
     let stamps = SignalledCache<String?>()
+    /// API keys (stored digest and record) by key id, and active licenses by key, dataset and
+    /// use, cached the same way (an expired license is looked up again).
+    let keyRows = SignalledCache<(hash: String, record: APIKeyRecord)?>()
+    let licenseCache = SignalledCache<LicenseRecord?>()
 
     /// Opens (creating if needed) the catalog of a data directory and migrates it.
     /// - Throws: `KaifangError.runtime` when the database cannot be opened.
@@ -526,17 +530,19 @@ public struct CatalogDatabase: Sendable {
         let parts = presented.split(separator: "_", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "kf", parts[1].count == 8, parts[2].count == 64 else { return nil }
         let id = String(parts[1])
-        return try readOne { db in
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM api_keys WHERE id = ?"), arguments: [id]) else { return nil }
-            let stored: String = row["key_hash"]
-            let given = Self.hashKey(presented)
-            // Constant-time comparison of the two digests.
-            var diff: UInt8 = 0
-            for (a, b) in zip(stored.utf8, given.utf8) { diff |= a ^ b }
-            guard diff == 0, stored.utf8.count == given.utf8.count else { return nil }
-            let record = Self.keyRecord(row)
-            return record.isActive ? record : nil
+        let found = try keyRows.value(id, mark: changes.mark()) {
+            try readOne { db -> (hash: String, record: APIKeyRecord)? in
+                guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM api_keys WHERE id = ?"), arguments: [id]) else { return nil }
+                return (row["key_hash"], Self.keyRecord(row))
+            }
         }
+        guard let (stored, record) = found else { return nil }
+        let given = Self.hashKey(presented)
+        // Constant-time comparison of the two digests.
+        var diff: UInt8 = 0
+        for (a, b) in zip(stored.utf8, given.utf8) { diff |= a ^ b }
+        guard diff == 0, stored.utf8.count == given.utf8.count else { return nil }
+        return record.isActive ? record : nil
     }
 
     static func keyRecord(_ row: Row) -> APIKeyRecord {

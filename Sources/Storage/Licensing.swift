@@ -178,7 +178,17 @@ extension CatalogDatabase {
     /// revocation or an expiry takes effect on the next one).
     public func activeLicense(keyID: String, dataset: String, use: LicenseUse) throws -> LicenseRecord? {
         let now = Self.now()
-        return try readOne { db in
+        // Cached until the next catalog change (an approval or revocation is one); a license
+        // that has expired since it was cached is looked up again.
+        let cached = try licenseCache.value("\(keyID)|\(dataset)|\(use.rawValue)", mark: changes.mark()) {
+            try readActiveLicense(keyID: keyID, dataset: dataset, use: use, now: now)
+        }
+        if let cached, !cached.isActive(at: now) { return try readActiveLicense(keyID: keyID, dataset: dataset, use: use, now: now) }
+        return cached
+    }
+
+    func readActiveLicense(keyID: String, dataset: String, use: LicenseUse, now: String) throws -> LicenseRecord? {
+        try readOne { db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM licenses WHERE key_id = ? AND dataset_id = ? AND use = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY expires_at DESC LIMIT 1"),
                              arguments: [keyID, dataset, use.rawValue, now]).map(Self.licenseRecord)
         }

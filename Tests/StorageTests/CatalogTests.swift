@@ -170,6 +170,32 @@ final class TempDir {
         #expect(try catalog.publicationStamp("people")?.hasSuffix("|open|1") == true)
     }
 
+    /// Keys and licenses are cached the same way: a revocation made through another catalog
+    /// (another process) refuses the very next lookup, and an expired license is not served.
+    @Test func cachedKeysAndLicensesSeeRevocationsAtOnce() throws {
+        try importVersion(Self.manifest("people"), rows: 3)
+        try catalog.publish(dataset: "people", tier: .conditional, actor: "cli:test")
+        let other = try CatalogDatabase(directory: catalog.directory)
+        let (key, secret) = try catalog.createKey(role: .partner, name: "伙伴", actor: "cli:test")
+        #expect(try catalog.authenticate(secret)?.id == key.id)
+        #expect(try catalog.authenticate(secret)?.id == key.id)
+        #expect(try catalog.authenticate(String(secret.dropLast()) + (secret.hasSuffix("0") ? "1" : "0")) == nil)
+        #expect(try catalog.activeLicense(keyID: key.id, dataset: "people", use: .rows) == nil)
+        let app = try catalog.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况的统计分析", fields: [], use: .rows, durationDays: 30)
+        let license = try other.approve(application: app.id, actor: "cli:steward")
+        #expect(try catalog.activeLicense(keyID: key.id, dataset: "people", use: .rows)?.id == license.id)
+        try other.revokeLicense(license.id, actor: "cli:steward")
+        #expect(try catalog.activeLicense(keyID: key.id, dataset: "people", use: .rows) == nil)
+        // A license that expires while cached.
+        let app2 = try catalog.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况的统计分析", fields: [], use: .rows, durationDays: 30)
+        _ = try other.approve(application: app2.id, expires: Date().addingTimeInterval(1.2), actor: "cli:steward")
+        #expect(try catalog.activeLicense(keyID: key.id, dataset: "people", use: .rows) != nil)
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(try catalog.activeLicense(keyID: key.id, dataset: "people", use: .rows) == nil)
+        try other.revokeKey(key.id, actor: "cli:steward")
+        #expect(try catalog.authenticate(secret) == nil)
+    }
+
     @Test func publishingSomethingThatDoesNotExistSaysWhatToDo() throws {
         #expect { try catalog.publish(dataset: "nope", tier: .open, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
         try importVersion(Self.manifest("p"), rows: 1)
