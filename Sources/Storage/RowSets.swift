@@ -64,30 +64,30 @@ public enum RowSets {
 
     /// Writes the row sets of `field` inside the caller's transaction on `db`.
     static func write(_ db: OpaquePointer?, field: String, sets: [(value: [UInt8], rows: [UInt32])], rowCount: Int) throws {
-        var stmt: OpaquePointer?
-        guard sqlite3_prepare_v2(db, "INSERT INTO kaifang_rowsets VALUES (?, ?, ?, ?)", -1, &stmt, nil) == SQLITE_OK else {
-            throw KaifangError.runtime("row sets: \(String(cString: sqlite3_errmsg(db)))")
-        }
-        defer { sqlite3_finalize(stmt) }
+        func failure() -> KaifangError { KaifangError.runtime("row sets of '\(field)': \(String(cString: sqlite3_errmsg(db)))") }
+        var stmt: OpaquePointer?, mark: OpaquePointer?
+        defer { sqlite3_finalize(stmt); sqlite3_finalize(mark) }
+        guard sqlite3_prepare_v2(db, "INSERT INTO kaifang_rowsets VALUES (?, ?, ?, ?)", -1, &stmt, nil) == SQLITE_OK,
+              sqlite3_prepare_v2(db, "INSERT INTO kaifang_rowset_fields VALUES (?, ?)", -1, &mark, nil) == SQLITE_OK else { throw failure() }
         let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
         for set in sets {
             for (chunk, bits) in encode(set.rows) {
                 sqlite3_reset(stmt)
                 sqlite3_bind_text(stmt, 1, field, -1, transient)
-                set.value.withUnsafeBufferPointer { v in _ = sqlite3_bind_text(stmt, 2, UnsafeRawPointer(v.baseAddress!).assumingMemoryBound(to: CChar.self), Int32(v.count), transient) }
+                // The empty string may have no buffer: bind a literal "" for it.
+                if set.value.isEmpty {
+                    sqlite3_bind_text(stmt, 2, "", 0, transient)
+                } else {
+                    set.value.withUnsafeBytes { v in _ = sqlite3_bind_text(stmt, 2, v.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(v.count), transient) }
+                }
                 sqlite3_bind_int64(stmt, 3, chunk)
                 bits.withUnsafeBytes { b in _ = sqlite3_bind_blob(stmt, 4, b.baseAddress, Int32(b.count), transient) }
-                guard sqlite3_step(stmt) == SQLITE_DONE else { throw KaifangError.runtime("row sets: \(String(cString: sqlite3_errmsg(db)))") }
+                guard sqlite3_step(stmt) == SQLITE_DONE else { throw failure() }
             }
         }
-        var mark: OpaquePointer?
-        guard sqlite3_prepare_v2(db, "INSERT INTO kaifang_rowset_fields VALUES (?, ?)", -1, &mark, nil) == SQLITE_OK else {
-            throw KaifangError.runtime("row sets: \(String(cString: sqlite3_errmsg(db)))")
-        }
-        defer { sqlite3_finalize(mark) }
         sqlite3_bind_text(mark, 1, field, -1, transient)
         sqlite3_bind_int64(mark, 2, Int64(rowCount >> chunkShift) + 1)
-        guard sqlite3_step(mark) == SQLITE_DONE else { throw KaifangError.runtime("row sets: \(String(cString: sqlite3_errmsg(db)))") }
+        guard sqlite3_step(mark) == SQLITE_DONE else { throw failure() }
     }
 
     struct ChunkKey: Hashable {
@@ -124,7 +124,7 @@ public enum RowSets {
         var stmt: OpaquePointer?
         if sqlite3_prepare_v2(reader.db, "SELECT field, chunks FROM kaifang_rowset_fields", -1, &stmt, nil) == SQLITE_OK {
             while sqlite3_step(stmt) == SQLITE_ROW {
-                found[String(cString: sqlite3_column_text(stmt, 0))] = sqlite3_column_int64(stmt, 1)
+                if let name = sqlite3_column_text(stmt, 0) { found[String(cString: name)] = sqlite3_column_int64(stmt, 1) }
             }
         }
         sqlite3_finalize(stmt)
