@@ -57,18 +57,10 @@ public struct LineLogHandler: LogHandler {
             line.append(0x20)
             Self.appendValue(key, quoteIfNeeded: true, into: &line)
             line.append(0x3D)
-            Self.appendValue(Self.text(fields[key]!), quoteIfNeeded: true, into: &line)
+            Self.appendValue(fields[key]!.description, quoteIfNeeded: true, into: &line)
         }
         line.append(0x0A)
         line.withUnsafeBytes { output($0) }
-    }
-
-    static func text(_ value: Logger.MetadataValue) -> String {
-        switch value {
-        case .string(let s): s
-        case .stringConvertible(let c): c.description
-        default: value.description
-        }
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for a Unix time (civil date from days, H. Hinnant's algorithm).
