@@ -13,7 +13,7 @@ public struct CatalogDatabase: Sendable {
     public let writer: DatabasePool
     /// The data directory it belongs to.
     public let directory: DataDirectory
-    /// GRDB-free connections for the per-request publication stamp.
+    /// GRDB-free connections for the publication stamp (read when `changes` moved).
     let rawReads: RawReads
     /// The highest seq this process has anchored (so a write that appended nothing skips the file).
     let anchored: AnchorMark
