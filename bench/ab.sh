@@ -5,7 +5,7 @@
 # binary: requests/s, server CPU per request (from /proc/<pid>/stat) and the p99 of each run.
 # The first round is a warm-up and not counted. Run bench/api.sh once first (it makes the data).
 #
-#   bench/ab.sh QUERY ROUNDS SECONDS BIN[:ENV=VALUE] BIN2[:ENV=VALUE] ...
+#   bench/ab.sh QUERY ROUNDS SECONDS BIN[:ENV=VALUE[:ENV2=VALUE2]] BIN2[...] ...
 #   QUERY: page | filtered | last
 #   e.g.   bench/ab.sh filtered 7 3 /tmp/kaifang-old .build-release/release/kaifang
 set -euo pipefail
@@ -27,7 +27,7 @@ trap cleanup EXIT
 port=18100
 for spec in "$@"; do
   bin=${spec%%:*}; envs=""
-  [ "$spec" != "$bin" ] && envs=${spec#*:}
+  [ "$spec" != "$bin" ] && envs=$(echo "${spec#*:}" | tr ":" " ")
   env $envs "$bin" serve --data-dir "$DIR" --port $port --key-rate 0 --anonymous-rate 0 --anonymous-exports-per-day 0 >/dev/null 2>&1 &
   pids+=($!)
   port=$((port + 1))

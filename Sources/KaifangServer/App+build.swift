@@ -33,6 +33,9 @@ public struct AppConfiguration: Sendable {
     /// thread per core, so the default is half the cores (at least one): on 2 cores one loop
     /// served 8–15 % more requests/s than two, with a lower p99 (`bench/api.sh` pages).
     public var eventLoops: Int = AppConfiguration.defaultEventLoops
+    /// Pages in row order read straight from the version file's pages (`TableFile`); false
+    /// reads every page through SQLite (the two give the same bytes; tests compare them).
+    public var pageReader = true
     public static let defaultEventLoops = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
 
     public init(host: String = "127.0.0.1", port: Int = 8080, logLevel: Logger.Level = .info) {

@@ -242,6 +242,61 @@ struct RowQuery {
     }
 }
 
+extension RowQuery {
+    /// What a page wrote: rows, whether more follow, the last row's sort value and rowid (for
+    /// the cursor), cells masked.
+    struct Page {
+        var count = 0
+        var more = false
+        var last: (Cell, Int64) = (.null, 0)
+        var maskedCells = 0
+    }
+
+    /// Writes the page's rows in row order from the file's pages: the rows after the cursor, or
+    /// `rows` (ascending, from the row sets) when given. Nil when a value needs SQLite's own
+    /// conversion (`RowEncoder.value`) or a column is not in the table: read it through SQLite.
+    /// - Throws: `KaifangError.runtime` when the file is damaged.
+    func pageFromFile(_ table: TableFile, plan: MaskingPlan, rows: [Int64]?, into out: inout ByteBuilder) throws -> Page? {
+        var positions: [Int] = []
+        var texts: [Bool] = []
+        for c in columns {
+            guard let at = table.columns[plan.columns[c].field.name] else { return nil }
+            positions.append(at)
+            texts.append(table.declaredText[at])
+        }
+        var encoder = RowEncoder(plan: plan, columns: columns, texts: texts)
+        var cursor = TableCursor(table)
+        var page = Page()
+        // One row: false when it needs SQLite.
+        func emit() throws -> Bool {
+            try cursor.load()
+            if page.count > 0 { out.append(0x2C) }
+            guard encoder.json(cursor, positions: positions, row: cursor.rowid, into: &out) else { return false }
+            page.last = (.null, cursor.rowid)
+            page.count += 1
+            return true
+        }
+        if let rows {
+            for r in rows {
+                guard try cursor.seek(r), cursor.rowid == r else { continue }
+                if page.count == limit { page.more = true; break }
+                guard try emit() else { return nil }
+            }
+        } else {
+            let from = after?.row ?? 0
+            guard from < Int64.max else { return page }
+            var found = try cursor.seek(max(from, 0) + 1)
+            while found {
+                if page.count == limit { page.more = true; break }
+                guard try emit() else { return nil }
+                found = try cursor.next()
+            }
+        }
+        page.maskedCells = encoder.maskedCells
+        return page
+    }
+}
+
 /// Byte-level JSON output.
 enum JSONOut {
     @inline(__always)
@@ -275,11 +330,17 @@ struct RowEncoder: ~Copyable {
     let texts: [Bool]
 
     init(plan: MaskingPlan, columns: [Int], firstColumn: Int32, statement: OpaquePointer?) {
+        self.init(plan: plan, columns: columns, firstColumn: firstColumn, texts: columns.indices.map { k in
+            sqlite3_column_decltype(statement, firstColumn + Int32(k)).map { strcasecmp($0, "TEXT") == 0 } ?? false
+        })
+    }
+
+    /// For rows read from the file's pages (`json(_:positions:row:into:)`): `texts` says per
+    /// requested column whether it is declared TEXT.
+    init(plan: MaskingPlan, columns: [Int], firstColumn: Int32 = 0, texts: [Bool]) {
         self.plan = plan; self.columns = columns; self.firstColumn = firstColumn
         self.keeps = columns.map { plan.columns[$0].operation == .keep }
-        self.texts = columns.indices.map { k in
-            sqlite3_column_decltype(statement, firstColumn + Int32(k)).map { strcasecmp($0, "TEXT") == 0 } ?? false
-        }
+        self.texts = texts
         var bytes = ByteBuilder()
         var ends: [Int] = []
         for c in columns {
@@ -336,21 +397,80 @@ struct RowEncoder: ~Copyable {
         }
     }
 
+    /// The same for a value read from the file's pages (`TableCursor`), as SQLite would hand it
+    /// out; false when only SQLite's own conversion renders it (a real in a TEXT column, a real
+    /// that a text mask needs): the caller then reads the page through SQLite.
+    @inline(__always)
+    mutating func value(_ v: StoredValue, _ k: Int, row: Int64, _ body: (UnsafeBufferPointer<UInt8>?, Bool) -> Void) -> Bool {
+        switch v {
+        case .null:
+            body(nil, false)
+        case .text(let bytes):
+            if keeps[k] { body(bytes, false) } else { maskText(bytes, columns[k], row: row, body) }
+        case .integer(let i):
+            // SQLite's text of an integer: its decimal digits.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buf in
+                var at = 20
+                var m = i.magnitude
+                repeat {
+                    at -= 1
+                    buf[at] = UInt8(truncatingIfNeeded: 0x30 + m % 10)
+                    m /= 10
+                } while m != 0
+                if i < 0 { at -= 1; buf[at] = 0x2D }
+                let digits = UnsafeBufferPointer(rebasing: buf[at...])
+                if keeps[k] { body(digits, !texts[k]) } else { maskText(digits, columns[k], row: row, body) }
+            }
+        case .real(let d):
+            if texts[k] { return false }
+            if keeps[k] {
+                var text = Cell.format(d)
+                text.withUTF8 { body($0, true) }
+            } else {
+                masked.removeAll()
+                guard let kept = plan.applyNumber(column: columns[k], d, into: &masked) else { return false }
+                maskedCells += 1
+                if kept { body(masked.bytes, false) } else { body(nil, false) }
+            }
+        }
+        return true
+    }
+
+    @inline(__always)
+    private func appendName(_ k: Int, into out: inout ByteBuilder) {
+        if k > 0 { out.append(0x2C) }
+        nameBytes.withUnsafeBufferPointer { n in
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: n[(k == 0 ? 0 : nameEnds[k - 1])..<nameEnds[k]]))
+        }
+    }
+
+    @inline(__always)
+    private static func appendValue(_ bytes: UnsafeBufferPointer<UInt8>?, numeric: Bool, into out: inout ByteBuilder) {
+        guard let bytes else { out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C]); return }
+        if numeric { out.append(contentsOf: bytes) } else { JSONOut.string(bytes, into: &out) }
+    }
+
     /// Appends the current row as a JSON object.
     mutating func json(_ stmt: OpaquePointer?, row: Int64, into out: inout ByteBuilder) {
         out.append(0x7B)
-        let names = nameBytes
         for k in 0..<columns.count {
-            if k > 0 { out.append(0x2C) }
-            names.withUnsafeBufferPointer { n in
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: n[(k == 0 ? 0 : nameEnds[k - 1])..<nameEnds[k]]))
-            }
-            value(stmt, k, row: row) { bytes, numeric in
-                guard let bytes else { out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C]); return }
-                if numeric { out.append(contentsOf: bytes) } else { JSONOut.string(bytes, into: &out) }
-            }
+            appendName(k, into: &out)
+            value(stmt, k, row: row) { bytes, numeric in Self.appendValue(bytes, numeric: numeric, into: &out) }
         }
         out.append(0x7D)
+    }
+
+    /// Appends the cursor's current row (loaded) as a JSON object; `positions` are the record
+    /// positions of the requested columns. False when a value needs SQLite (see `value`).
+    mutating func json(_ cursor: borrowing TableCursor, positions: [Int], row: Int64, into out: inout ByteBuilder) -> Bool {
+        out.append(0x7B)
+        for k in 0..<columns.count {
+            appendName(k, into: &out)
+            let done = value(cursor.value(positions[k]), k, row: row) { bytes, numeric in Self.appendValue(bytes, numeric: numeric, into: &out) }
+            if !done { return false }
+        }
+        out.append(0x7D)
+        return true
     }
 
     /// Appends the current row as a CSV line.

@@ -376,6 +376,18 @@ public final class VersionReader {
     /// The fields with row sets in this file and their chunk counts (`RowSets.fields`), once read.
     var rowSetFields: [String: Int64]?
 
+    /// The `rows` table read from the file's pages (`TableFile`), opened on first use; nil when
+    /// the file is not one that reader handles.
+    public func rowsTable() -> TableFile? {
+        if !tableOpened {
+            tableOpened = true
+            table = TableFile(path: path, db: db)
+        }
+        return table
+    }
+    private var table: TableFile?
+    private var tableOpened = false
+
     /// Prepared statements of this connection by SQL text (the rows API asks the same few
     /// shapes again and again; preparing one costs as much as stepping a page).
     private var statements: [String: OpaquePointer] = [:]

@@ -23,11 +23,23 @@ final class LiveServer: @unchecked Sendable {
         // Sandbox jobs run `kaifang job exec`; this process is the test runner, not kaifang.
         configuration.sandboxExecutable = SandboxAPITests.kaifang
         configure(&configuration)
+        ownsDataDir = true
         dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kaifang-e2e-\(UUID().uuidString)").path
         catalog = try CatalogDatabase(directory: DataDirectory(path: dataDir))
         if loadSamples {
             _ = try Demo.load(datasetsFolder: Self.repo.appendingPathComponent("datasets").path, into: catalog, actor: "test")
         }
+    }
+
+    private let ownsDataDir: Bool
+
+    /// A second server on `other`'s data directory and catalog (which it leaves in place).
+    init(sharing other: LiveServer, configure: (inout AppConfiguration) -> Void) {
+        configuration = other.configuration
+        configure(&configuration)
+        dataDir = other.dataDir
+        catalog = other.catalog
+        ownsDataDir = false
     }
 
     /// Starts the server on port 0 and waits until it listens.
@@ -47,7 +59,7 @@ final class LiveServer: @unchecked Sendable {
     func stop() async {
         task?.cancel()
         _ = try? await task?.value
-        try? FileManager.default.removeItem(atPath: dataDir)
+        if ownsDataDir { try? FileManager.default.removeItem(atPath: dataDir) }
     }
 
     struct Reply {

@@ -34,14 +34,10 @@ extension APIHandler {
         let (body, count, maskedCells) = try pool.with(path) { reader -> ([UInt8], Int, Int) in
             // Equality filters on category fields: the matching rows from the row sets, then
             // only those rows read; anything else: SQLite's plan over the indexes.
-            let (sql, args): (String, [Cell])
-            if let sets = q.rowSetFilters(plan: plan),
-               let rows = try RowSets.matching(reader, sets, after: q.after?.row ?? 0, want: q.limit + 1) {
-                (sql, args) = q.sql(plan: plan, limit: nil, rows: rows)
-            } else {
-                (sql, args) = q.sql(plan: plan, limit: q.limit + 1)
+            var rows: [Int64]?
+            if let sets = q.rowSetFilters(plan: plan) {
+                rows = try RowSets.matching(reader, sets, after: q.after?.row ?? 0, want: q.limit + 1)
             }
-            return try reader.withStatement(sql, args) { stmt -> ([UInt8], Int, Int) in
             var out = ByteBuilder(capacity: 256 + q.limit * 40 * max(q.columns.count, 1))
             JSONOut.raw("{\"dataset\":", into: &out); JSONOut.string(access.dataset.id, into: &out)
             JSONOut.raw(",\"version\":\(access.version.number),\"view\":\"\(access.view.rawValue)\",\"fields\":[", into: &out)
@@ -54,29 +50,41 @@ extension APIHandler {
                 JSONOut.string(plan.columns[c].field.name, into: &out)
             }
             JSONOut.raw("],\"rows\":[", into: &out)
-            var encoder = RowEncoder(plan: plan, columns: q.columns, firstColumn: q.sortColumn == nil ? 1 : 2, statement: stmt)
-            var n = 0
-            var last: (Cell, Int64) = (.null, 0)
-            var more = false
-            while true {
-                let rc = sqlite3_step(stmt)
-                if rc == SQLITE_DONE { break }
-                guard rc == SQLITE_ROW else { throw KaifangError.runtime("query failed: \(String(cString: sqlite3_errmsg(reader.db)))") }
-                if n == q.limit { more = true; break }
-                let rowID = sqlite3_column_int64(stmt, 0)
-                if n > 0 { out.append(0x2C) }
-                encoder.json(stmt, row: rowID, into: &out)
-                last = (q.sortColumn == nil ? .null : VersionReader.cell(stmt, 1), rowID)
-                n += 1
+            let start = out.count
+            // In row order with no filter but the row sets': straight from the file's pages.
+            var page: RowQuery.Page?
+            if configuration.pageReader, q.sortColumn == nil, rows != nil || q.filters.isEmpty, let table = reader.rowsTable() {
+                page = try q.pageFromFile(table, plan: plan, rows: rows, into: &out)
+                if page == nil { out.truncate(to: start) }
             }
+            if page == nil {
+                let (sql, args) = rows.map { q.sql(plan: plan, limit: nil, rows: $0) } ?? q.sql(plan: plan, limit: q.limit + 1)
+                page = try reader.withStatement(sql, args) { stmt -> RowQuery.Page in
+                    var encoder = RowEncoder(plan: plan, columns: q.columns, firstColumn: q.sortColumn == nil ? 1 : 2, statement: stmt)
+                    var p = RowQuery.Page()
+                    while true {
+                        let rc = sqlite3_step(stmt)
+                        if rc == SQLITE_DONE { break }
+                        guard rc == SQLITE_ROW else { throw KaifangError.runtime("query failed: \(String(cString: sqlite3_errmsg(reader.db)))") }
+                        if p.count == q.limit { p.more = true; break }
+                        let rowID = sqlite3_column_int64(stmt, 0)
+                        if p.count > 0 { out.append(0x2C) }
+                        encoder.json(stmt, row: rowID, into: &out)
+                        p.last = (q.sortColumn == nil ? .null : VersionReader.cell(stmt, 1), rowID)
+                        p.count += 1
+                    }
+                    p.maskedCells = encoder.maskedCells
+                    return p
+                }
+            }
+            let p = page ?? RowQuery.Page()
             out.append(0x5D)
-            if more {
+            if p.more {
                 JSONOut.raw(",\"next_cursor\":", into: &out)
-                JSONOut.string(RowQuery.encodeCursor(sortColumn: q.sortColumn, descending: q.descending, value: last.0, row: last.1), into: &out)
+                JSONOut.string(RowQuery.encodeCursor(sortColumn: q.sortColumn, descending: q.descending, value: p.last.0, row: p.last.1), into: &out)
             }
             out.append(0x7D)
-            return (out.array, n, encoder.maskedCells)
-            }
+            return (out.array, p.count, p.maskedCells)
         }
         metrics.served(rows: count, maskedCells: maskedCells)
         try await recordRead(access, caller: caller, action: "rows.read", rows: count, columns: q.columns)

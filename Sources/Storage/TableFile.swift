@@ -1,0 +1,440 @@
+import Foundation
+import GRDBSQLite
+import KaifangCore
+import Synchronization
+
+// Reads the `rows` table of a version file straight from its pages, in the documented file
+// format (https://www.sqlite.org/fileformat2.html), for the rows API's pages in row order: a
+// page of 100 rows through SQLite spends most of its reading time in the VM decoding each
+// record column by column behind the C API (`sqlite3_step`, `sqlite3_column_text`,
+// `sqlite3_column_bytes`: a fifth of a page request's server time). Here a record's header is
+// decoded once and each value is a pointer into the page. A version file is never written again
+// and its path never reused, so a page read once serves every later request from a cache.
+//
+// Only reading is done here, of a rowid table (the `rows` table of every version file); the
+// writer is `BTreeFile.swift`. Files it cannot read (not UTF-8, an unexpected page type) make
+// `TableFile.init` return nil or a read throw, and the caller falls back to SQLite.
+
+/// One stored value of a record, as the rows encoder needs it. A text points into a page (or
+/// the cursor's overflow buffer) and stays valid until the cursor moves.
+public enum StoredValue {
+    case null
+    case integer(Int64)
+    case real(Double)
+    /// Text, or a blob (which SQLite's `sqlite3_column_text` also returns as its bytes).
+    case text(UnsafeBufferPointer<UInt8>)
+}
+
+/// A page of a version file, read once and shared (never changed after it is read).
+final class FilePage: @unchecked Sendable {
+    let base: UnsafeMutablePointer<UInt8>
+    let count: Int
+
+    init(count: Int) {
+        base = .allocate(capacity: count)
+        self.count = count
+    }
+
+    deinit { base.deallocate() }
+
+    @inline(__always) func u16(_ at: Int) -> Int { Int(base[at]) << 8 | Int(base[at + 1]) }
+    @inline(__always) func u32(_ at: Int) -> UInt32 {
+        UInt32(base[at]) << 24 | UInt32(base[at + 1]) << 16 | UInt32(base[at + 2]) << 8 | UInt32(base[at + 3])
+    }
+
+    /// SQLite's varint at `at`, and its length; nil past `end`.
+    @inline(__always) func varint(_ at: Int, end: Int) -> (UInt64, Int)? {
+        var v: UInt64 = 0
+        for i in 0..<8 {
+            guard at + i < end else { return nil }
+            let b = base[at + i]
+            v = v << 7 | UInt64(b & 0x7F)
+            if b < 0x80 { return (v, i + 1) }
+        }
+        guard at + 8 < end else { return nil }
+        return (v << 8 | UInt64(base[at + 8]), 9)
+    }
+}
+
+/// A cursor's buffer for a payload that spills onto overflow pages.
+final class OverflowBuffer {
+    private(set) var base: UnsafeMutablePointer<UInt8>?
+    private var capacity = 0
+
+    /// Room for `count` bytes (the contents are not kept).
+    func reserve(_ count: Int) -> UnsafeMutablePointer<UInt8> {
+        if let base, capacity >= count { return base }
+        base?.deallocate()
+        base = .allocate(capacity: count)
+        capacity = count
+        return base!
+    }
+
+    deinit { base?.deallocate() }
+}
+
+/// The `rows` table of one version file, for `TableCursor`s.
+public final class TableFile: @unchecked Sendable {
+    public let path: String
+    private let fd: Int32
+    let pageSize: Int
+    /// Bytes of a page used for content (the page size less the reserved bytes at its end).
+    let usable: Int
+    let root: UInt32
+    let pageCount: UInt32
+    /// Position in the record of each column, by name (the rowid alias `_row` stores NULL).
+    public let columns: [String: Int]
+    /// Per record position: REAL affinity (an integral real is stored as an integer and read
+    /// back as a real).
+    let realAffinity: [Bool]
+    /// Per record position: declared exactly `TEXT` (so SQLite hands every value out as text).
+    public let declaredText: [Bool]
+    /// The record position of the INTEGER PRIMARY KEY (the rowid), if any.
+    let rowidColumn: Int?
+
+    /// Opens the `rows` table of the file `db` has open at `path`; nil when the file is not one
+    /// this reader handles (text not UTF-8, no `rows` rowid table) — read it through SQLite.
+    public init?(path: String, db: OpaquePointer?) {
+        var rootPage: Int64 = 0
+        var names: [String: Int] = [:]
+        var real: [Bool] = []
+        var text: [Bool] = []
+        var rowid: Int?
+        var stmt: OpaquePointer?
+        if sqlite3_prepare_v2(db, "SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = 'rows' AND sql NOT LIKE '%WITHOUT ROWID%'", -1, &stmt, nil) == SQLITE_OK,
+           sqlite3_step(stmt) == SQLITE_ROW {
+            rootPage = sqlite3_column_int64(stmt, 0)
+        }
+        sqlite3_finalize(stmt)
+        stmt = nil
+        if sqlite3_prepare_v2(db, "SELECT cid, name, upper(type), pk FROM pragma_table_info('rows') ORDER BY cid", -1, &stmt, nil) == SQLITE_OK {
+            while sqlite3_step(stmt) == SQLITE_ROW {
+                let cid = Int(sqlite3_column_int64(stmt, 0))
+                guard cid == real.count, let name = sqlite3_column_text(stmt, 1) else { break }
+                let type = sqlite3_column_text(stmt, 2).map { String(cString: $0) } ?? ""
+                names[String(cString: name)] = cid
+                // SQLite's affinity rules, in order: INT, then CHAR/CLOB/TEXT, then BLOB, then REAL/FLOA/DOUB.
+                let isReal = !type.contains("INT") && !type.contains("CHAR") && !type.contains("CLOB") && !type.contains("TEXT")
+                    && !type.contains("BLOB") && (type.contains("REAL") || type.contains("FLOA") || type.contains("DOUB"))
+                real.append(isReal)
+                text.append(type == "TEXT")
+                if sqlite3_column_int64(stmt, 3) == 1 && type == "INTEGER" { rowid = cid }
+            }
+        }
+        sqlite3_finalize(stmt)
+        guard rootPage > 0, rootPage <= Int64(UInt32.max), !real.isEmpty else { return nil }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var header = [UInt8](repeating: 0, count: 100)
+        let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 100, 0) }
+        // Page size (1 means 65 536), reserved bytes per page, page count, text encoding (1: UTF-8).
+        let sizeField = Int(header[16]) << 8 | Int(header[17])
+        let size = sizeField == 1 ? 65_536 : sizeField
+        let reserved = Int(header[20])
+        let pages = UInt32(header[28]) << 24 | UInt32(header[29]) << 16 | UInt32(header[30]) << 8 | UInt32(header[31])
+        let encoding = UInt32(header[56]) << 24 | UInt32(header[57]) << 16 | UInt32(header[58]) << 8 | UInt32(header[59])
+        guard n == 100, size >= 512, size <= 65_536, size & (size - 1) == 0, size - reserved >= 480,
+              encoding == 1, UInt32(rootPage) <= pages else {
+            close(fd)
+            return nil
+        }
+        self.path = path
+        self.fd = fd
+        self.pageSize = size
+        self.usable = size - reserved
+        self.root = UInt32(rootPage)
+        self.pageCount = pages
+        self.columns = names
+        self.realAffinity = real
+        self.declaredText = text
+        self.rowidColumn = rowid
+    }
+
+    deinit { close(fd) }
+
+    struct PageKey: Hashable {
+        let path: String, page: UInt32
+    }
+
+    /// Pages already read, by file and number. At most `cacheLimit` (32 MiB of 8 KiB pages),
+    /// cleared when full — the same policy as the row sets' chunks.
+    private static let cache = Mutex<[PageKey: FilePage]>([:])
+    static let cacheLimit = 4_096
+
+    /// Page `number`, from the cache or the file.
+    /// - Throws: `KaifangError.runtime` when it is outside the file or cannot be read.
+    func page(_ number: UInt32) throws -> FilePage {
+        guard number >= 1, number <= pageCount else { throw damaged("page \(number) is outside the file") }
+        let key = PageKey(path: path, page: number)
+        if let hit = Self.cache.withLock({ $0[key] }) { return hit }
+        let page = FilePage(count: pageSize)
+        let n = pread(fd, page.base, pageSize, off_t(number - 1) * off_t(pageSize))
+        guard n == pageSize else { throw damaged("page \(number) cannot be read") }
+        Self.cache.withLock { c in
+            if c.count >= Self.cacheLimit { c.removeAll(keepingCapacity: true) }
+            c[key] = page
+        }
+        return page
+    }
+
+    func damaged(_ what: String) -> KaifangError {
+        KaifangError.runtime("version file \(path) is damaged: \(what)")
+    }
+}
+
+/// A position in the `rows` table, moved by rowid: `seek` to the first row at or after a rowid,
+/// `next` to the following one; `load` decodes the current row's record for `value`.
+public struct TableCursor {
+    private struct Level {
+        var number: UInt32
+        var page: FilePage
+        /// The child followed (`count` means the right-most pointer).
+        var child: Int
+        var count: Int
+    }
+
+    public let file: TableFile
+    /// Interior pages from the root down to the current leaf's parent.
+    private var levels: [Level] = []
+    private var leaf: FilePage?
+    private var leafNumber: UInt32 = 0
+    private var cell = 0
+    private var cells = 0
+    /// The current row's rowid.
+    public private(set) var rowid: Int64 = 0
+
+    // The current record: its payload, and per column the serial type and the body's offset.
+    private var payload: UnsafePointer<UInt8>?
+    private var payloadSize = 0
+    private var overflow = OverflowBuffer()
+    private var types: [UInt64] = []
+    private var offsets: [Int] = []
+
+    public init(_ file: TableFile) { self.file = file }
+
+    @inline(__always) private static func header(_ number: UInt32) -> Int { number == 1 ? 100 : 0 }
+
+    /// Positions on the first row whose rowid is `target` or more; false when there is none.
+    /// - Throws: `KaifangError.runtime` when the file is damaged.
+    public mutating func seek(_ target: Int64) throws -> Bool {
+        var number = file.root
+        var depth = 0
+        while true {
+            let page: FilePage
+            if depth < levels.count && levels[depth].number == number {
+                page = levels[depth].page
+            } else {
+                page = try file.page(number)
+            }
+            let h = Self.header(number)
+            switch page.base[h] {
+            case 0x05:
+                let count = try cellCount(page, h, pointers: 12)
+                // The first cell whose key (the largest rowid on its left) is at least target.
+                var lo = 0, hi = count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if try interiorKey(page, h, mid) < target { lo = mid + 1 } else { hi = mid }
+                }
+                let level = Level(number: number, page: page, child: lo, count: count)
+                if depth < levels.count { levels[depth] = level; levels.removeSubrange((depth + 1)...) } else { levels.append(level) }
+                number = try child(page, h, lo, count)
+                depth += 1
+            case 0x0D:
+                levels.removeSubrange(depth...)
+                let count = try cellCount(page, h, pointers: 8)
+                var lo = 0, hi = count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if try leafRowid(page, h, mid) < target { lo = mid + 1 } else { hi = mid }
+                }
+                leaf = page; leafNumber = number; cells = count; cell = lo
+                if lo < count { rowid = try leafRowid(page, h, lo); return true }
+                return try nextLeaf()
+            default:
+                throw file.damaged("page \(number) is not a table page")
+            }
+            if depth > 64 { throw file.damaged("the table is deeper than 64 pages") }
+        }
+    }
+
+    /// Moves to the next row; false at the end of the table.
+    public mutating func next() throws -> Bool {
+        guard let page = leaf else { return false }
+        cell += 1
+        if cell < cells { rowid = try leafRowid(page, Self.header(leafNumber), cell); return true }
+        return try nextLeaf()
+    }
+
+    /// Moves to the first row of the next non-empty leaf.
+    private mutating func nextLeaf() throws -> Bool {
+        while true {
+            // Up to the deepest level with a child to the right, then down its leftmost path.
+            while let last = levels.last, last.child >= last.count { levels.removeLast() }
+            guard !levels.isEmpty else { leaf = nil; return false }
+            levels[levels.count - 1].child += 1
+            var level = levels[levels.count - 1]
+            var number = try child(level.page, Self.header(level.number), level.child, level.count)
+            while true {
+                let page = try file.page(number)
+                let h = Self.header(number)
+                if page.base[h] == 0x0D {
+                    let count = try cellCount(page, h, pointers: 8)
+                    leaf = page; leafNumber = number; cells = count; cell = 0
+                    if count > 0 { rowid = try leafRowid(page, h, 0); return true }
+                    break
+                }
+                guard page.base[h] == 0x05 else { throw file.damaged("page \(number) is not a table page") }
+                level = Level(number: number, page: page, child: 0, count: try cellCount(page, h, pointers: 12))
+                levels.append(level)
+                if levels.count > 64 { throw file.damaged("the table is deeper than 64 pages") }
+                number = try child(page, h, 0, level.count)
+            }
+        }
+    }
+
+    /// The number of cells on a page, checked to fit its cell pointer array in the page.
+    private func cellCount(_ page: FilePage, _ h: Int, pointers: Int) throws -> Int {
+        let count = page.u16(h + 3)
+        guard h + pointers + 2 * count <= file.usable else { throw file.damaged("a page's cell count is too large") }
+        return count
+    }
+
+    /// Where cell `i` starts (`i` below the page's checked cell count), with at least 4 bytes
+    /// of it inside the page.
+    private func cellOffset(_ page: FilePage, _ h: Int, _ i: Int, pointers: Int) throws -> Int {
+        let at = page.u16(h + pointers + 2 * i)
+        guard at >= h + pointers, at + 4 <= file.usable else { throw file.damaged("a cell pointer is outside its page") }
+        return at
+    }
+
+    private func interiorKey(_ page: FilePage, _ h: Int, _ i: Int) throws -> Int64 {
+        let at = try cellOffset(page, h, i, pointers: 12)
+        guard let (key, _) = page.varint(at + 4, end: file.usable) else { throw file.damaged("a cell runs past its page") }
+        return Int64(bitPattern: key)
+    }
+
+    private func child(_ page: FilePage, _ h: Int, _ i: Int, _ count: Int) throws -> UInt32 {
+        i < count ? page.u32(try cellOffset(page, h, i, pointers: 12)) : page.u32(h + 8)
+    }
+
+    private func leafRowid(_ page: FilePage, _ h: Int, _ i: Int) throws -> Int64 {
+        let at = try cellOffset(page, h, i, pointers: 8)
+        guard let (_, n) = page.varint(at, end: file.usable), let (key, _) = page.varint(at + n, end: file.usable) else {
+            throw file.damaged("a cell runs past its page")
+        }
+        return Int64(bitPattern: key)
+    }
+
+    /// Decodes the current row's record header (and gathers an overflowing payload).
+    /// - Throws: `KaifangError.runtime` when the record is damaged.
+    public mutating func load() throws {
+        guard let page = leaf else { throw file.damaged("no current row") }
+        let u = file.usable
+        var at = try cellOffset(page, Self.header(leafNumber), cell, pointers: 8)
+        guard let (size, n1) = page.varint(at, end: u) else { throw file.damaged("a cell runs past its page") }
+        at += n1
+        guard let (_, n2) = page.varint(at, end: u) else { throw file.damaged("a cell runs past its page") }
+        at += n2
+        // No payload is larger than the file.
+        guard size <= UInt64(file.pageCount) * UInt64(u) else { throw file.damaged("a record is larger than the file") }
+        let p = Int(size)
+        // How much of the payload is on the leaf (the file format's formula).
+        let x = u - 35
+        var local = p
+        if p > x {
+            let m = ((u - 12) * 32 / 255) - 23
+            let k = m + (p - m) % (u - 4)
+            local = k <= x ? k : m
+        }
+        guard at + local <= u else { throw file.damaged("a record runs past its page") }
+        if local == p {
+            payload = UnsafePointer(page.base + at)
+        } else {
+            guard at + local + 4 <= u else { throw file.damaged("a record runs past its page") }
+            if !isKnownUniquelyReferenced(&overflow) { overflow = OverflowBuffer() }
+            let buffer = overflow.reserve(p)
+            buffer.update(from: page.base + at, count: local)
+            var filled = local
+            var next = page.u32(at + local)
+            var hops = 0
+            while filled < p {
+                guard next != 0, hops <= Int(file.pageCount) else { throw file.damaged("an overflow chain ends early") }
+                let o = try file.page(next)
+                let take = min(u - 4, p - filled)
+                (buffer + filled).update(from: o.base + 4, count: take)
+                filled += take
+                next = o.u32(0)
+                hops += 1
+            }
+            payload = UnsafePointer(buffer)
+        }
+        payloadSize = p
+        try decodeHeader()
+    }
+
+    private mutating func decodeHeader() throws {
+        guard let base = payload else { return }
+        types.removeAll(keepingCapacity: true)
+        offsets.removeAll(keepingCapacity: true)
+        func varint(_ at: Int) -> (UInt64, Int)? {
+            var v: UInt64 = 0
+            for i in 0..<9 {
+                guard at + i < payloadSize else { return nil }
+                let b = base[at + i]
+                if i == 8 { return (v << 8 | UInt64(b), 9) }
+                v = v << 7 | UInt64(b & 0x7F)
+                if b < 0x80 { return (v, i + 1) }
+            }
+            return nil
+        }
+        guard let (hs, n) = varint(0), hs <= UInt64(payloadSize) else { throw file.damaged("a record header is damaged") }
+        var at = n
+        var body = Int(hs)
+        while at < Int(hs) {
+            guard let (t, m) = varint(at) else { throw file.damaged("a record header is damaged") }
+            at += m
+            let length = t > UInt64(2 * payloadSize + 13) ? payloadSize + 1 : Self.length(t)
+            guard length <= payloadSize - body else { throw file.damaged("a record runs past its payload") }
+            types.append(t)
+            offsets.append(body)
+            body += length
+        }
+    }
+
+    @inline(__always) private static func length(_ t: UInt64) -> Int {
+        switch t {
+        case 0, 8, 9, 10, 11: 0
+        case 1...4: Int(t)
+        case 5: 6
+        case 6, 7: 8
+        default: Int((t - 12) / 2)
+        }
+    }
+
+    /// The value at record position `column` of the row `load` decoded.
+    public func value(_ column: Int) -> StoredValue {
+        guard column < types.count, let base = payload else {
+            return column == file.rowidColumn ? .integer(rowid) : .null
+        }
+        let t = types[column]
+        let p = base + offsets[column]
+        var int: Int64
+        switch t {
+        case 0: return column == file.rowidColumn ? .integer(rowid) : .null
+        case 7:
+            var bits: UInt64 = 0
+            for i in 0..<8 { bits = bits << 8 | UInt64(p[i]) }
+            return .real(Double(bitPattern: bits))
+        case 8: int = 0
+        case 9: int = 1
+        case 1...6:
+            let n = Self.length(t)
+            int = Int64(Int8(bitPattern: p[0]))
+            for i in 1..<n { int = int << 8 | Int64(p[i]) }
+        case 10, 11: return .null
+        default: return .text(UnsafeBufferPointer(start: p, count: Self.length(t)))
+        }
+        return file.realAffinity[column] ? .real(Double(int)) : .integer(int)
+    }
+}
