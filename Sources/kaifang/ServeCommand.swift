@@ -4,6 +4,7 @@ import Hummingbird
 import KaifangCore
 import KaifangServer
 import Logging
+import NIOCore
 import Storage
 
 struct ServeCommand: AsyncParsableCommand {
@@ -41,8 +42,12 @@ func runServer(catalog: CatalogDatabase, host: String, port: Int, limits: LimitO
     }
     do {
         try await app.runService()
+    } catch is CancellationError {
+        // SIGTERM or SIGINT while a service waited: the graceful stop asked for, not a failure.
+    } catch let e as IOError where e.errnoCode == EADDRINUSE {
+        throw KaifangError.runtime("port \(port) on \(host) is already in use: stop what listens there or pick another port with --port")
     } catch {
-        throw KaifangError.runtime("the server stopped: is port \(port) already in use? Pick another with --port", cause: error)
+        throw KaifangError.runtime("the server stopped", cause: error)
     }
 }
 

@@ -153,4 +153,37 @@ import Testing
         let catalogBytes = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/catalog.sqlite"))
         #expect(catalogBytes.range(of: Data(key.suffix(64).utf8)) == nil)
     }
+
+    /// Ctrl-C (SIGINT) stops `serve` with exit status 0 and no error; a second server on the
+    /// same port is told the port is taken (status 1), not something else.
+    @Test func serveStopsCleanlyOnCtrlCAndNamesABusyPort() throws {
+        let scratch = Scratch()
+        let dir = scratch.dataDir
+        #expect(try CLI.run(["init", "--data-dir", dir]).status == 0)
+        let server = Process()
+        server.executableURL = CLI.binary
+        server.arguments = ["serve", "--data-dir", dir, "--port", "0", "--sandbox-workers", "0"]
+        let out = Pipe(), err = Pipe()
+        server.standardOutput = out
+        server.standardError = err
+        try server.run()
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        // The announced address: "Kaifang serving … on http://127.0.0.1:<port>/ (Ctrl-C stops)".
+        var announced = ""
+        let deadline = Date().addingTimeInterval(30)
+        while !announced.contains("(Ctrl-C stops)") && Date() < deadline && server.isRunning {
+            announced += String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        }
+        let port = try #require(announced.split(separator: ":").last.flatMap { Int($0.prefix { $0.isNumber }) })
+        let second = try CLI.run(["serve", "--data-dir", dir, "--port", "\(port)", "--sandbox-workers", "0"])
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("port \(port) on 127.0.0.1 is already in use"), "\(second.stderr)")
+        kill(server.processIdentifier, SIGINT)
+        let stopBy = Date().addingTimeInterval(20)
+        while server.isRunning && Date() < stopBy { usleep(50_000) }
+        guard !server.isRunning else { Issue.record("serve did not stop on SIGINT"); return }
+        let errors = String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+        #expect(server.terminationStatus == 0, "\(errors)")
+        #expect(!errors.contains("error"), "\(errors)")
+    }
 }
