@@ -76,7 +76,7 @@ public func buildApplication(
         }
         let body = try await api.rowsBody(id: id, limit: try int("_limit"), fields: query["_fields"].map(String.init),
                                     sort: query["_sort"].map(String.init), cursor: query["_cursor"].map(String.init))
-        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body))
     }
     let portal = Portal(library: try Portal.templates(), catalog: catalog, stewardship: api.stewardship, plans: api.plans)
     portal.addRoutes(to: router, limiter: api.limiter)

@@ -4,6 +4,7 @@ import GRDBSQLite
 import HTTPTypes
 import KaifangAPI
 import KaifangCore
+import NIOCore
 import Masking
 import OpenAPIRuntime
 import Storage
@@ -14,11 +15,11 @@ extension APIHandler {
     /// The typed handler (direct calls, e.g. tests): the same bytes as the HTTP route, decoded.
     func getRows(_ input: Operations.GetRows.Input) async throws -> Operations.GetRows.Output {
         let body = try await rowsBody(id: input.path.id, limit: input.query._limit, fields: input.query._fields, sort: input.query._sort, cursor: input.query._cursor)
-        return .ok(.init(body: .json(try JSONDecoder().decode(Components.Schemas.RowsPage.self, from: Data(body)))))
+        return .ok(.init(body: .json(try JSONDecoder().decode(Components.Schemas.RowsPage.self, from: Data(body.readableBytesView)))))
     }
 
-    /// A page of masked rows as JSON bytes (the `GET /v1/datasets/{id}/rows` route serves them as they are).
-    func rowsBody(id: String, limit: Int?, fields: String?, sort: String?, cursor: String?) async throws -> [UInt8] {
+    /// A page of masked rows as JSON bytes, in the response's buffer (the `GET /v1/datasets/{id}/rows` route serves them as they are).
+    func rowsBody(id: String, limit: Int?, fields: String?, sort: String?, cursor: String?) async throws -> ByteBuffer {
         let caller = Caller.current
         try limiter.admit(caller)
         let access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
@@ -31,7 +32,7 @@ extension APIHandler {
         let q = try RowQuery.parse(caller.rawQuery, plan: access.plan, declaredLimit: limit, fields: fields, sort: sort, cursor: cursor)
         let path = catalog.directory.absolute(access.version.file)
         let plan = access.plan
-        let (body, count, maskedCells) = try pool.with(path) { reader -> ([UInt8], Int, Int) in
+        let (body, count, maskedCells) = try pool.with(path) { reader -> (ByteBuffer, Int, Int) in
             // Equality filters on category fields: the matching rows from the row sets, then
             // only those rows read; anything else: SQLite's plan over the indexes.
             var rows: [Int64]?
@@ -84,7 +85,8 @@ extension APIHandler {
                 JSONOut.string(RowQuery.encodeCursor(sortColumn: q.sortColumn, descending: q.descending, value: p.last.0, row: p.last.1), into: &out)
             }
             out.append(0x7D)
-            return (out.array, p.count, p.maskedCells)
+            // Straight into the response's buffer (one copy of the page, not two).
+            return (ByteBuffer(bytes: out.bytes), p.count, p.maskedCells)
         }
         metrics.served(rows: count, maskedCells: maskedCells)
         try await recordRead(access, caller: caller, action: "rows.read", rows: count, columns: q.columns)
