@@ -51,3 +51,19 @@ import Testing
         #expect(stamp.count == 24 && stamp.hasSuffix("Z"))
     }
 }
+
+@Suite struct RequestIDTests {
+    /// Ids are distinct, and each is a UUID of version 4, variant 10, in lower case.
+    @Test func idsAreDistinctVersion4UUIDs() {
+        var seen = Set<String>()
+        for _ in 0..<200_000 {
+            let id = RequestID.next()
+            seen.insert(id)
+            guard let uuid = UUID(uuidString: id) else { Issue.record("\(id) is not a UUID"); return }
+            let bytes = withUnsafeBytes(of: uuid.uuid) { Array($0) }
+            #expect(bytes[6] >> 4 == 4 && bytes[8] >> 6 == 2, "\(id)")
+            #expect(id == id.lowercased() && id.count == 36)
+        }
+        #expect(seen.count == 200_000)
+    }
+}
