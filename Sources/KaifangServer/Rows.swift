@@ -28,7 +28,7 @@ struct RowQuery {
     /// - Throws: `Problem` 400 naming the parameter and what to do.
     static func parse(_ raw: String, plan: MaskingPlan, declaredLimit: Int?, fields: String?, sort: String?, cursor: String?) throws -> RowQuery {
         var q = RowQuery()
-        let byName = Dictionary(uniqueKeysWithValues: plan.columns.enumerated().filter { $0.element.included }.map { ($0.element.field.name, $0.offset) })
+        let byName = plan.includedColumns
         func column(_ name: String, for purpose: String) throws -> Int {
             guard let i = byName[name] else {
                 throw Problem(status: .badRequest, detail: "'\(name)' is not a field you can \(purpose): the fields are \(byName.keys.sorted().joined(separator: ", "))")

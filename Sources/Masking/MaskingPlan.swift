@@ -33,6 +33,8 @@ public struct MaskingPlan: Sendable {
     public let columns: [Column]
     /// The view compiled for.
     public let view: View
+    /// The position in `columns` of each field served (`included`), by name.
+    public let includedColumns: [String: Int]
     // Flat copies for the hot loop: plain values, no reference counting per cell.
     let ops: [Operation]
     let kernels: [Kernel]
@@ -60,6 +62,7 @@ public struct MaskingPlan: Sendable {
             return Column(field: field, action: included ? action : .suppress, operation: included ? op : .suppress, included: included)
         }
         self.columns = columns
+        includedColumns = Dictionary(uniqueKeysWithValues: columns.enumerated().filter { $0.element.included }.map { ($0.element.field.name, $0.offset) })
         ops = columns.map(\.operation)
         kernels = ops.map(\.kernel)
         semantics = columns.map(\.field.semantic)

@@ -139,6 +139,11 @@ public final class TableFile: @unchecked Sendable {
             return nil
         }
         self.path = path
+        self.number = Self.fileNumbers.withLock { numbers in
+            if let known = numbers[path] { return known }
+            numbers[path] = numbers.count
+            return numbers.count - 1
+        }
         self.fd = fd
         self.pageSize = size
         self.usable = size - reserved
@@ -153,8 +158,13 @@ public final class TableFile: @unchecked Sendable {
     deinit { close(fd) }
 
     struct PageKey: Hashable {
-        let path: String, page: UInt32
+        let file: Int, page: UInt32
     }
+
+    /// A number per file path, for the page cache's keys (hashing two integers, not a path,
+    /// per page read: a filtered page reads a hundred leaves).
+    private static let fileNumbers = Mutex<[String: Int]>([:])
+    let number: Int
 
     /// Pages already read, by file and number. At most `cacheLimit` (32 MiB of 8 KiB pages),
     /// cleared when full — the same policy as the row sets' chunks.
@@ -165,7 +175,7 @@ public final class TableFile: @unchecked Sendable {
     /// - Throws: `KaifangError.runtime` when it is outside the file or cannot be read.
     func page(_ number: UInt32) throws -> FilePage {
         guard number >= 1, number <= pageCount else { throw damaged("page \(number) is outside the file") }
-        let key = PageKey(path: path, page: number)
+        let key = PageKey(file: self.number, page: number)
         if let hit = Self.cache.withLock({ $0[key] }) { return hit }
         let page = FilePage(count: pageSize)
         let n = pread(fd, page.base, pageSize, off_t(number - 1) * off_t(pageSize))
