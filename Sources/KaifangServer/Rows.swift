@@ -283,9 +283,10 @@ extension RowQuery {
                 guard try emit() else { return nil }
             }
         } else {
-            let from = after?.row ?? 0
+            // After the cursor's row (as `_row > ?`), or from the first row.
+            let from = after?.row ?? Int64.min
             guard from < Int64.max else { return page }
-            var found = try cursor.seek(max(from, 0) + 1)
+            var found = try cursor.seek(after == nil ? Int64.min : from + 1)
             while found {
                 if page.count == limit { page.more = true; break }
                 guard try emit() else { return nil }
