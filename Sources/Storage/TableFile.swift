@@ -131,8 +131,15 @@ public final class TableFile: @unchecked Sendable {
         let sizeField = Int(header[16]) << 8 | Int(header[17])
         let size = sizeField == 1 ? 65_536 : sizeField
         let reserved = Int(header[20])
-        let pages = UInt32(header[28]) << 24 | UInt32(header[29]) << 16 | UInt32(header[30]) << 8 | UInt32(header[31])
-        let encoding = UInt32(header[56]) << 24 | UInt32(header[57]) << 16 | UInt32(header[58]) << 8 | UInt32(header[59])
+        func u32(_ at: Int) -> UInt32 { UInt32(header[at]) << 24 | UInt32(header[at + 1]) << 16 | UInt32(header[at + 2]) << 8 | UInt32(header[at + 3]) }
+        // The header's page count holds only when its "version valid for" equals the change
+        // counter (older writers left it stale); otherwise the file's size says.
+        var pages = u32(28)
+        if pages == 0 || u32(92) != u32(24) {
+            var st = stat()
+            pages = fstat(fd, &st) == 0 && size > 0 ? UInt32(clamping: Int(st.st_size) / size) : 0
+        }
+        let encoding = u32(56)
         guard n == 100, size >= 512, size <= 65_536, size & (size - 1) == 0, size - reserved >= 480,
               encoding == 1, UInt32(rootPage) <= pages else {
             close(fd)
