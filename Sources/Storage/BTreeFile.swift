@@ -11,6 +11,19 @@ import KaifangCore
 
 /// SQLite's variable-length integer (1–9 bytes, big-endian groups of 7 bits, the ninth byte 8 bits).
 enum SQLiteVarint {
+    /// The varint at `base + at` and its length; nil when it would run to `end` or past it.
+    @inline(__always) static func read(_ base: UnsafePointer<UInt8>, _ at: Int, end: Int) -> (UInt64, Int)? {
+        var v: UInt64 = 0
+        for i in 0..<8 {
+            guard at + i < end else { return nil }
+            let b = base[at + i]
+            v = v << 7 | UInt64(b & 0x7F)
+            if b < 0x80 { return (v, i + 1) }
+        }
+        guard at + 8 < end else { return nil }
+        return (v << 8 | UInt64(base[at + 8]), 9)
+    }
+
     @inline(__always) static func length(_ v: UInt64) -> Int {
         if v <= 0x7F { return 1 }
         if v <= 0x3FFF { return 2 }

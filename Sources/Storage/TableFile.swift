@@ -43,17 +43,7 @@ final class FilePage: @unchecked Sendable {
     }
 
     /// SQLite's varint at `at`, and its length; nil past `end`.
-    @inline(__always) func varint(_ at: Int, end: Int) -> (UInt64, Int)? {
-        var v: UInt64 = 0
-        for i in 0..<8 {
-            guard at + i < end else { return nil }
-            let b = base[at + i]
-            v = v << 7 | UInt64(b & 0x7F)
-            if b < 0x80 { return (v, i + 1) }
-        }
-        guard at + 8 < end else { return nil }
-        return (v << 8 | UInt64(base[at + 8]), 9)
-    }
+    @inline(__always) func varint(_ at: Int, end: Int) -> (UInt64, Int)? { SQLiteVarint.read(base, at, end: end) }
 }
 
 /// A cursor's buffer for a payload that spills onto overflow pages.
@@ -394,17 +384,8 @@ public struct TableCursor {
         guard let base = payload else { return }
         types.removeAll(keepingCapacity: true)
         offsets.removeAll(keepingCapacity: true)
-        func varint(_ at: Int) -> (UInt64, Int)? {
-            var v: UInt64 = 0
-            for i in 0..<9 {
-                guard at + i < payloadSize else { return nil }
-                let b = base[at + i]
-                if i == 8 { return (v << 8 | UInt64(b), 9) }
-                v = v << 7 | UInt64(b & 0x7F)
-                if b < 0x80 { return (v, i + 1) }
-            }
-            return nil
-        }
+        let size = payloadSize
+        func varint(_ at: Int) -> (UInt64, Int)? { SQLiteVarint.read(base, at, end: size) }
         guard let (hs, n) = varint(0), hs <= UInt64(payloadSize) else { throw file.damaged("a record header is damaged") }
         var at = n
         var body = Int(hs)
