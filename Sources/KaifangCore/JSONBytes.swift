@@ -41,8 +41,33 @@ public enum JSONBytes {
         copy.withUTF8 { appendString($0, to: &out) }
     }
 
-    /// The same escaping, appended to an array (the audit chain's canonical form, cursors).
+    /// Whether any byte of `b` must be escaped (below 0x20, `"` or `\`).
+    public static func needsEscape(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = b.baseAddress else { return false }
+        let n = b.count
+        var i = 0
+        while i + 8 <= n {
+            let w = SWAR.load(base + i)
+            if SWAR.bytesBelow(w, 0x20) | SWAR.zeroBytes(w ^ 0x2222_2222_2222_2222) | SWAR.zeroBytes(w ^ 0x5C5C_5C5C_5C5C_5C5C) != 0 { return true }
+            i += 8
+        }
+        while i < n {
+            let c = base[i]
+            if c < 0x20 || c == 0x22 || c == 0x5C { return true }
+            i += 1
+        }
+        return false
+    }
+
+    /// The same escaping, appended to an array (the audit chain's canonical form, cursors):
+    /// a string with nothing to escape (nearly all of them) is copied as it is.
     public static func appendString(_ b: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        if !needsEscape(b) {
+            out.append(0x22)
+            out.append(contentsOf: b)
+            out.append(0x22)
+            return
+        }
         var built = ByteBuilder(capacity: b.count + 8)
         appendString(b, to: &built)
         out.append(contentsOf: built.bytes)

@@ -35,6 +35,11 @@ import Testing
             var out = ByteBuilder()
             value.withUnsafeBufferPointer { JSONBytes.appendString($0, to: &out) }
             #expect(out.array == Self.reference(value), "\(value)")
+            // The array form (its copy-as-is path for strings with nothing to escape) agrees.
+            var array: [UInt8] = [0x41]
+            value.withUnsafeBufferPointer { JSONBytes.appendString($0, to: &array) }
+            #expect(array == [0x41] + Self.reference(value), "\(value)")
+            #expect(value.withUnsafeBufferPointer { JSONBytes.needsEscape($0) } == (Self.reference(value).count != value.count + 2))
             let decoded = try JSONSerialization.jsonObject(with: Data(out.array), options: .fragmentsAllowed) as? String
             #expect(decoded == String(decoding: value, as: UTF8.self))
         }
