@@ -222,10 +222,51 @@ public struct TableCursor {
     @inline(__always) private static func header(_ number: UInt32) -> Int { number == 1 ? 100 : 0 }
 
     /// Positions on the first row whose rowid is `target` or more; false when there is none.
+    /// Forward of the current row (the row sets' ascending rows), it starts from where it is:
+    /// the current leaf, else the deepest interior page whose keys reach the target, searched
+    /// from its current child — not from the root.
     /// - Throws: `KaifangError.runtime` when the file is damaged.
     public mutating func seek(_ target: Int64) throws -> Bool {
-        var number = file.root
-        var depth = 0
+        if let page = leaf, cell < cells, target >= rowid {
+            if target == rowid { return true }
+            let h = Self.header(leafNumber)
+            if try leafRowid(page, h, cells - 1) >= target {
+                var lo = cell + 1, hi = cells - 1
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if try leafRowid(page, h, mid) < target { lo = mid + 1 } else { hi = mid }
+                }
+                cell = lo
+                rowid = try leafRowid(page, h, lo)
+                return true
+            }
+            // Every row of the current child's subtree is below target; the children right of
+            // it hold rows up to their keys (the last one, at the root, all the rest).
+            var depth = levels.count - 1
+            while depth >= 0 {
+                let level = levels[depth]
+                let lh = Self.header(level.number)
+                let reaches = try depth == 0 || (level.count > 0 && interiorKey(level.page, lh, level.count - 1) >= target)
+                if reaches {
+                    var lo = level.child, hi = level.count
+                    while lo < hi {
+                        let mid = (lo + hi) / 2
+                        if try interiorKey(level.page, lh, mid) < target { lo = mid + 1 } else { hi = mid }
+                    }
+                    levels[depth].child = lo
+                    levels.removeSubrange((depth + 1)...)
+                    return try descend(from: try child(level.page, lh, lo, level.count), depth: depth + 1, to: target)
+                }
+                depth -= 1
+            }
+        }
+        return try descend(from: file.root, depth: 0, to: target)
+    }
+
+    /// Seeks `target` in the subtree of page `number` at `depth` (levels above it are kept).
+    private mutating func descend(from start: UInt32, depth first: Int, to target: Int64) throws -> Bool {
+        var number = start
+        var depth = first
         while true {
             let page: FilePage
             if depth < levels.count && levels[depth].number == number {
