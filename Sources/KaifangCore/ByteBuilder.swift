@@ -97,6 +97,18 @@ public struct ByteBuilder: ~Copyable {
         _count += n
     }
 
+    /// Appends an integer's decimal digits (what SQLite's text of an integer is).
+    @inlinable public mutating func append(decimal v: Int64) {
+        if v < 0 { append(0x2D) }
+        var m = v.magnitude
+        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var n = 0
+        withUnsafeMutableBytes(of: &tmp) { t in
+            repeat { t[n] = UInt8(truncatingIfNeeded: m % 10) + 0x30; m /= 10; n += 1 } while m > 0
+            while n > 0 { n -= 1; append(t[n]) }
+        }
+    }
+
     /// Appends a string's UTF-8.
     @inlinable public mutating func append(_ s: String) {
         var copy = s

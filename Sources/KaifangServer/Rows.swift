@@ -316,6 +316,7 @@ struct RowEncoder: ~Copyable {
     let firstColumn: Int32
     var scratch = MaskScratch()
     var masked = ByteBuilder(capacity: 256)
+    var digits = ByteBuilder(capacity: 24)
     var maskedCells = 0
 
     /// Per requested column: whether its value is served as stored (no masking).
@@ -409,19 +410,11 @@ struct RowEncoder: ~Copyable {
         case .text(let bytes):
             if keeps[k] { body(bytes, false) } else { maskText(bytes, columns[k], row: row, body) }
         case .integer(let i):
-            // SQLite's text of an integer: its decimal digits.
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buf in
-                var at = 20
-                var m = i.magnitude
-                repeat {
-                    at -= 1
-                    buf[at] = UInt8(truncatingIfNeeded: 0x30 + m % 10)
-                    m /= 10
-                } while m != 0
-                if i < 0 { at -= 1; buf[at] = 0x2D }
-                let digits = UnsafeBufferPointer(rebasing: buf[at...])
-                if keeps[k] { body(digits, !texts[k]) } else { maskText(digits, columns[k], row: row, body) }
-            }
+            // SQLite's text of an integer: its decimal digits (in their own buffer: a mask
+            // writes into `masked`).
+            digits.removeAll()
+            digits.append(decimal: i)
+            if keeps[k] { body(digits.bytes, !texts[k]) } else { maskText(digits.bytes, columns[k], row: row, body) }
         case .real(let d):
             if texts[k] { return false }
             if keeps[k] {

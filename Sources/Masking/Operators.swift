@@ -499,16 +499,7 @@ enum Apply {
     }
 
     /// Appends an integer's decimal digits.
-    @inline(__always) static func appendInt(_ v: Int64, _ out: inout ByteBuilder) {
-        if v < 0 { out.append(0x2D) }
-        var m = v.magnitude
-        var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = 0
-        withUnsafeMutableBytes(of: &tmp) { t in
-            repeat { t[n] = UInt8(m % 10) + 0x30; m /= 10; n += 1 } while m > 0
-            while n > 0 { n -= 1; out.append(t[n]) }
-        }
-    }
+    @inline(__always) static func appendInt(_ v: Int64, _ out: inout ByteBuilder) { out.append(decimal: v) }
 
     static func numberBand(_ raw: UnsafeBufferPointer<UInt8>, _ out: inout ByteBuilder) -> Bool {
         if bandFromDigits(raw, &out) { return true }

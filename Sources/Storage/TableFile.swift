@@ -28,11 +28,9 @@ public enum StoredValue {
 /// A page of a version file, read once and shared (never changed after it is read).
 final class FilePage: @unchecked Sendable {
     let base: UnsafeMutablePointer<UInt8>
-    let count: Int
 
     init(count: Int) {
         base = .allocate(capacity: count)
-        self.count = count
     }
 
     deinit { base.deallocate() }
@@ -115,21 +113,21 @@ public final class TableFile: @unchecked Sendable {
         guard rootPage > 0, rootPage <= Int64(UInt32.max), !real.isEmpty else { return nil }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        var header = [UInt8](repeating: 0, count: 100)
-        let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 100, 0) }
+        let header = FilePage(count: 100)
+        header.base.initialize(repeating: 0, count: 100)
+        let n = pread(fd, header.base, 100, 0)
         // Page size (1 means 65 536), reserved bytes per page, page count, text encoding (1: UTF-8).
-        let sizeField = Int(header[16]) << 8 | Int(header[17])
+        let sizeField = header.u16(16)
         let size = sizeField == 1 ? 65_536 : sizeField
-        let reserved = Int(header[20])
-        func u32(_ at: Int) -> UInt32 { UInt32(header[at]) << 24 | UInt32(header[at + 1]) << 16 | UInt32(header[at + 2]) << 8 | UInt32(header[at + 3]) }
+        let reserved = Int(header.base[20])
         // The header's page count holds only when its "version valid for" equals the change
         // counter (older writers left it stale); otherwise the file's size says.
-        var pages = u32(28)
-        if pages == 0 || u32(92) != u32(24) {
+        var pages = header.u32(28)
+        if pages == 0 || header.u32(92) != header.u32(24) {
             var st = stat()
             pages = fstat(fd, &st) == 0 && size > 0 ? UInt32(clamping: Int(st.st_size) / size) : 0
         }
-        let encoding = u32(56)
+        let encoding = header.u32(56)
         guard n == 100, size >= 512, size <= 65_536, size & (size - 1) == 0, size - reserved >= 480,
               encoding == 1, UInt32(rootPage) <= pages else {
             close(fd)
