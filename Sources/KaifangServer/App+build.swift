@@ -68,14 +68,13 @@ public func buildApplication(
     try api.registerHandlers(on: SelectiveTransport(base: router, skip: ["GET /v1/datasets/{id}/rows"]))
     router.get("/v1/datasets/:id/rows") { request, context -> Response in
         let id = try context.parameters.require("id")
-        let query = request.uri.queryParameters
+        let query = QueryString(request.uri.query ?? "")
         func int(_ name: String) throws -> Int? {
-            guard let v = query[name[...]].map(String.init) else { return nil }
+            guard let v = query[name] else { return nil }
             guard let n = Int(v) else { throw Problem(status: .badRequest, detail: "\(name) must be an integer") }
             return n
         }
-        let body = try await api.rowsBody(id: id, limit: try int("_limit"), fields: query["_fields"].map(String.init),
-                                    sort: query["_sort"].map(String.init), cursor: query["_cursor"].map(String.init))
+        let body = try await api.rowsBody(id: id, limit: try int("_limit"), fields: query["_fields"], sort: query["_sort"], cursor: query["_cursor"], query: query)
         return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body))
     }
     let portal = Portal(library: try Portal.templates(), catalog: catalog, stewardship: api.stewardship, plans: api.plans)

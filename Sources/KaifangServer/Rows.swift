@@ -26,7 +26,10 @@ struct RowQuery {
 
     /// Parses the raw query string against the plan (which says what the caller may see).
     /// - Throws: `Problem` 400 naming the parameter and what to do.
-    static func parse(_ raw: String, plan: MaskingPlan, declaredLimit: Int?, fields: String?, sort: String?, cursor: String?) throws -> RowQuery {
+    static func parse(_ query: QueryString, plan: MaskingPlan, declaredLimit: Int?, fields: String?, sort: String?, cursor: String?) throws -> RowQuery {
+        for item in query.items where item.key.hasPrefix("_") && !controls.contains(item.key) {
+            throw Problem(status: .badRequest, detail: "unknown parameter '\(item.key)': the controls are _fields, _sort, _limit, _cursor; filters are field=value or field__op=value")
+        }
         var q = RowQuery()
         let byName = plan.includedColumns
         func column(_ name: String, for purpose: String) throws -> Int {
@@ -57,16 +60,13 @@ struct RowQuery {
             q.descending = sort.hasPrefix("-")
             q.sortColumn = try column(String(q.descending ? sort.dropFirst() : Substring(sort)), for: "sort by")
         }
-        for item in raw.split(separator: "&") {
-            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let key = decode(parts[0])
-            let value = parts.count > 1 ? decode(parts[1]) : ""
+        for (key, value) in query.items {
             if key.hasPrefix("_") || key.isEmpty { continue }
             var name = key
             var op = Op.exact
-            if let r = key.range(of: "__") {
-                name = String(key[..<r.lowerBound])
-                guard let o = Op(rawValue: String(key[r.upperBound...])) else {
+            if let (head, tail) = splitOperator(key) {
+                name = head
+                guard let o = Op(rawValue: tail) else {
                     throw Problem(status: .badRequest, detail: "'\(key)': the operators are \(Op.allCases.map(\.rawValue).joined(separator: " "))")
                 }
                 op = o
@@ -96,38 +96,17 @@ struct RowQuery {
         return q
     }
 
-    /// Form decoding of one query component: `+` is a space, `%XX` a byte; text that is not
-    /// valid percent-encoded UTF-8 stays as it was given.
-    static func decode(_ s: Substring) -> String {
-        let u = s.utf8
-        guard u.contains(where: { $0 == 0x25 || $0 == 0x2B }) else { return String(s) }
-        var out: [UInt8] = []
-        out.reserveCapacity(u.count)
-        var i = u.startIndex
-        func hex(_ b: UInt8) -> UInt8? {
-            switch b {
-            case 0x30...0x39: return b - 0x30
-            case 0x41...0x46: return b - 0x37
-            case 0x61...0x66: return b - 0x57
-            default: return nil
-            }
+    /// The controls a rows request takes; any other parameter starting with `_` is refused.
+    static let controls: Set<String> = ["_fields", "_sort", "_limit", "_cursor"]
+
+    /// `name__op` split at its first `__`, on bytes; nil when the key has none.
+    static func splitOperator(_ key: String) -> (String, String)? {
+        let u = Array(key.utf8)
+        guard u.count >= 2 else { return nil }
+        for i in 0..<(u.count - 1) where u[i] == 0x5F && u[i + 1] == 0x5F {
+            return (String(decoding: u[..<i], as: UTF8.self), String(decoding: u[(i + 2)...], as: UTF8.self))
         }
-        while i < u.endIndex {
-            let b = u[i]
-            if b == 0x2B {
-                out.append(0x20)
-            } else if b == 0x25 {
-                let j = u.index(after: i)
-                guard j < u.endIndex, u.index(after: j) < u.endIndex, let hi = hex(u[j]), let lo = hex(u[u.index(after: j)]) else { return String(s) }
-                out.append(hi << 4 | lo)
-                i = u.index(j, offsetBy: 2)
-                continue
-            } else {
-                out.append(b)
-            }
-            i = u.index(after: i)
-        }
-        return String(validating: out, as: UTF8.self) ?? String(s)
+        return nil
     }
 
     static func typed(_ value: String, field: FieldSpec, key: String) throws -> Cell {

@@ -10,8 +10,6 @@ import OpenAPIRuntime
 import Storage
 
 extension APIHandler {
-    static let controlParameters: Set<String> = ["_fields", "_sort", "_limit", "_cursor"]
-
     /// The typed handler (direct calls, e.g. tests): the same bytes as the HTTP route, decoded.
     func getRows(_ input: Operations.GetRows.Input) async throws -> Operations.GetRows.Output {
         let body = try await rowsBody(id: input.path.id, limit: input.query._limit, fields: input.query._fields, sort: input.query._sort, cursor: input.query._cursor)
@@ -19,17 +17,12 @@ extension APIHandler {
     }
 
     /// A page of masked rows as JSON bytes, in the response's buffer (the `GET /v1/datasets/{id}/rows` route serves them as they are).
-    func rowsBody(id: String, limit: Int?, fields: String?, sort: String?, cursor: String?) async throws -> ByteBuffer {
+    /// `query` is the request's query string when the caller parsed it already.
+    func rowsBody(id: String, limit: Int?, fields: String?, sort: String?, cursor: String?, query: QueryString? = nil) async throws -> ByteBuffer {
         let caller = Caller.current
         try limiter.admit(caller)
         let access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
-        for item in caller.rawQuery.split(separator: "&") {
-            let key = RowQuery.decode(item.split(separator: "=", maxSplits: 1).first ?? "")
-            if key.hasPrefix("_") && !Self.controlParameters.contains(key) {
-                throw Problem(status: .badRequest, detail: "unknown parameter '\(key)': the controls are _fields, _sort, _limit, _cursor; filters are field=value or field__op=value")
-            }
-        }
-        let q = try RowQuery.parse(caller.rawQuery, plan: access.plan, declaredLimit: limit, fields: fields, sort: sort, cursor: cursor)
+        let q = try RowQuery.parse(query ?? QueryString(caller.rawQuery), plan: access.plan, declaredLimit: limit, fields: fields, sort: sort, cursor: cursor)
         let path = catalog.directory.absolute(access.version.file)
         let plan = access.plan
         let (body, count, maskedCells) = try pool.with(path) { reader -> (ByteBuffer, Int, Int) in

@@ -77,12 +77,7 @@ extension Portal {
     /// Parses an `application/x-www-form-urlencoded` body (repeated keys kept in order).
     static func form(_ body: String) -> [String: [String]] {
         var out: [String: [String]] = [:]
-        for pair in body.split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let k = String(kv[0]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
-            let v = kv.count > 1 ? (String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "") : ""
-            out[k, default: []].append(v)
-        }
+        for (k, v) in QueryString(body).items { out[k, default: []].append(v) }
         return out
     }
 }
