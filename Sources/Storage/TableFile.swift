@@ -246,7 +246,16 @@ public struct TableCursor {
                 let lh = Self.header(level.number)
                 let reaches = try depth == 0 || (level.count > 0 && interiorKey(level.page, lh, level.count - 1) >= target)
                 if reaches {
-                    var lo = level.child, hi = level.count
+                    // Galloping from the current child (the target is most often a child or two to
+                    // the right): probes at +0, +1, +3, +7…, then a binary search between the last two.
+                    // Invariant: every key left of lo is below target; hi's key is not (or hi is
+                    // the right-most pointer, which has no key).
+                    var lo = level.child, hi = lo, step = 1
+                    while hi < level.count, try interiorKey(level.page, lh, hi) < target {
+                        lo = hi + 1
+                        hi = min(lo + step, level.count)
+                        step *= 2
+                    }
                     while lo < hi {
                         let mid = (lo + hi) / 2
                         if try interiorKey(level.page, lh, mid) < target { lo = mid + 1 } else { hi = mid }
