@@ -61,6 +61,33 @@ final class OverflowBuffer {
     deinit { base?.deallocate() }
 }
 
+/// The current record's header decoded: per column its serial type and the offset of its value
+/// in the payload, in buffers reused from row to row (no array bookkeeping per value).
+final class RecordHeader {
+    private(set) var types: UnsafeMutablePointer<UInt64> = .allocate(capacity: 64)
+    private(set) var offsets: UnsafeMutablePointer<Int> = .allocate(capacity: 64)
+    private var capacity = 64
+    var count = 0
+
+    @inline(__always) func append(_ type: UInt64, _ offset: Int) {
+        if count == capacity { grow() }
+        types[count] = type
+        offsets[count] = offset
+        count += 1
+    }
+
+    private func grow() {
+        let t = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity * 2)
+        let o = UnsafeMutablePointer<Int>.allocate(capacity: capacity * 2)
+        t.update(from: types, count: count); o.update(from: offsets, count: count)
+        types.deallocate(); offsets.deallocate()
+        types = t; offsets = o
+        capacity *= 2
+    }
+
+    deinit { types.deallocate(); offsets.deallocate() }
+}
+
 /// The `rows` table of one version file, for `TableCursor`s.
 public final class TableFile: @unchecked Sendable {
     public let path: String
@@ -212,8 +239,7 @@ public struct TableCursor {
     private var payload: UnsafePointer<UInt8>?
     private var payloadSize = 0
     private var overflow = OverflowBuffer()
-    private var types: [UInt64] = []
-    private var offsets: [Int] = []
+    private var header = RecordHeader()
 
     public init(_ file: TableFile) { self.file = file }
 
@@ -299,6 +325,26 @@ public struct TableCursor {
                 levels.removeSubrange(depth...)
                 let count = try cellCount(page, h, pointers: 8)
                 var lo = 0, hi = count
+                // Rowids on a leaf are ascending and, in files written in one go, consecutive:
+                // the target's cell is first guessed from the first rowid (one or two probes
+                // instead of a binary search when the guess holds, a narrower range when not).
+                if count > 0 {
+                    let first = try leafRowid(page, h, 0)
+                    let (gap, overflow) = target.subtractingReportingOverflow(first)
+                    if target <= first {
+                        hi = 0
+                    } else if !overflow, gap < Int64(count) {
+                        let guess = Int(gap)
+                        if try leafRowid(page, h, guess) >= target {
+                            hi = guess
+                            if try leafRowid(page, h, guess - 1) < target { lo = guess }
+                        } else {
+                            lo = guess + 1
+                        }
+                    } else {
+                        lo = 1
+                    }
+                }
                 while lo < hi {
                     let mid = (lo + hi) / 2
                     if try leafRowid(page, h, mid) < target { lo = mid + 1 } else { hi = mid }
@@ -430,8 +476,9 @@ public struct TableCursor {
 
     private mutating func decodeHeader() throws {
         guard let base = payload else { return }
-        types.removeAll(keepingCapacity: true)
-        offsets.removeAll(keepingCapacity: true)
+        if !isKnownUniquelyReferenced(&header) { header = RecordHeader() }
+        let header = self.header
+        header.count = 0
         let size = payloadSize
         func varint(_ at: Int) -> (UInt64, Int)? { SQLiteVarint.read(base, at, end: size) }
         guard let (hs, n) = varint(0), hs <= UInt64(payloadSize) else { throw file.damaged("a record header is damaged") }
@@ -442,8 +489,7 @@ public struct TableCursor {
             at += m
             let length = t > UInt64(2 * payloadSize + 13) ? payloadSize + 1 : Self.length(t)
             guard length <= payloadSize - body else { throw file.damaged("a record runs past its payload") }
-            types.append(t)
-            offsets.append(body)
+            header.append(t, body)
             body += length
         }
     }
@@ -460,11 +506,11 @@ public struct TableCursor {
 
     /// The value at record position `column` of the row `load` decoded.
     public func value(_ column: Int) -> StoredValue {
-        guard column < types.count, let base = payload else {
+        guard column >= 0, column < header.count, let base = payload else {
             return column == file.rowidColumn ? .integer(rowid) : .null
         }
-        let t = types[column]
-        let p = base + offsets[column]
+        let t = header.types[column]
+        let p = base + header.offsets[column]
         var int: Int64
         switch t {
         case 0: return column == file.rowidColumn ? .integer(rowid) : .null
