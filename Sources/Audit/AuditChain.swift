@@ -96,14 +96,11 @@ public enum AuditChain {
     /// Formatted by hand: a date formatter per call costs more than the rest of a read.
     public static func timestamp(_ date: Date = Date()) -> String {
         let t = date.timeIntervalSince1970
-        var seconds = time_t(floor(t))
-        let millis = min(999, Int(((t - floor(t)) * 1000).rounded(.down)))
-        var tm = tm()
-        gmtime_r(&seconds, &tm)
-        func pad(_ v: Int32, _ w: Int) -> String {
-            let s = String(v)
-            return s.count >= w ? s : String(repeating: "0", count: w - s.count) + s
-        }
-        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+        let seconds = floor(t)
+        let millis = min(999, Int(((t - seconds) * 1000).rounded(.down)))
+        var out: [UInt8] = []
+        out.reserveCapacity(24)
+        UTCTimestamp.append(seconds: Int64(seconds), milliseconds: millis, into: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 }

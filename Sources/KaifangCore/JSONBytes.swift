@@ -26,7 +26,7 @@ public enum JSONBytes {
             case 0x0A: out.append(0x5C); out.append(0x6E)
             case 0x0D: out.append(0x5C); out.append(0x72)
             case 0x09: out.append(0x5C); out.append(0x74)
-            default: out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hexDigits[Int(c >> 4)], hexDigits[Int(c & 15)]])
+            default: out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hexDigit(c >> 4), hexDigit(c & 15)])
             }
             i += 1
             run = i

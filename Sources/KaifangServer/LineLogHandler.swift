@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import KaifangCore
 import Logging
 
 /// The log handler of `kaifang`: one logfmt line per event, written with a single `write(2)`:
@@ -46,7 +47,7 @@ public struct LineLogHandler: LogHandler {
         line.reserveCapacity(160 + fields.count * 24)
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        Self.appendTimestamp(seconds: Int64(ts.tv_sec), milliseconds: Int(ts.tv_nsec) / 1_000_000, into: &line)
+        UTCTimestamp.append(seconds: Int64(ts.tv_sec), milliseconds: Int(ts.tv_nsec) / 1_000_000, into: &line)
         line.append(0x20)
         line.append(contentsOf: event.level.rawValue.utf8)
         line.append(0x20)
@@ -61,31 +62,6 @@ public struct LineLogHandler: LogHandler {
         }
         line.append(0x0A)
         line.withUnsafeBytes { output($0) }
-    }
-
-    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for a Unix time (civil date from days, H. Hinnant's algorithm).
-    static func appendTimestamp(seconds: Int64, milliseconds: Int, into out: inout [UInt8]) {
-        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-        let secs = Int(seconds - days * 86_400)
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = Int(doy - (153 * mp + 2) / 5 + 1)
-        let month = Int(mp < 10 ? mp + 3 : mp - 9)
-        let year = Int(yoe + era * 400 + (month <= 2 ? 1 : 0))
-        func digits(_ v: Int, _ n: Int) {
-            var d = 1
-            for _ in 1..<n { d *= 10 }
-            var v = v
-            while d > 0 { out.append(UInt8(truncatingIfNeeded: 0x30 + v / d)); v %= d; d /= 10 }
-        }
-        digits(year, 4); out.append(0x2D); digits(month, 2); out.append(0x2D); digits(day, 2)
-        out.append(0x54)
-        digits(secs / 3_600, 2); out.append(0x3A); digits(secs / 60 % 60, 2); out.append(0x3A); digits(secs % 60, 2)
-        out.append(0x2E); digits(milliseconds, 3); out.append(0x5A)
     }
 
     /// Appends `s`; quoted (with `\"`, `\\`, `\n`, `\r`, `\t`, `\u00XX` escapes) when it is empty

@@ -1,7 +1,22 @@
 import Audit
+import Foundation
 import Testing
 
 @Suite struct AuditChainTests {
+    /// Event times against the C library's `gmtime_r` + `strftime`, milliseconds truncated.
+    @Test func timestampsAgreeWithGmtime() {
+        for t in [0.0, 0.9999, 951_782_400.5, 1_764_498_467.123_9, 4_102_444_799.999, 1_709_164_800.001] {
+            var tt = time_t(t.rounded(.down))
+            var tmv = tm()
+            gmtime_r(&tt, &tmv)
+            var buf = [Int8](repeating: 0, count: 32)
+            let n = strftime(&buf, 32, "%Y-%m-%dT%H:%M:%S", &tmv)
+            let millis = Int(((t - t.rounded(.down)) * 1000).rounded(.down))
+            let expected = String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) + String(format: ".%03dZ", millis)
+            #expect(AuditChain.timestamp(Date(timeIntervalSince1970: t)) == expected)
+        }
+    }
+
     func chain(_ n: Int) -> [(event: AuditEvent, previous: String, hash: String)] {
         var prev = AuditChain.genesis
         var out: [(event: AuditEvent, previous: String, hash: String)] = []

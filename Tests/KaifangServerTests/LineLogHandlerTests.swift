@@ -14,7 +14,7 @@ import Testing
         for _ in 0..<20_000 { instants.append(Int64.random(in: 0...7_258_118_400, using: &rng)) }
         for t in instants {
             var out: [UInt8] = []
-            LineLogHandler.appendTimestamp(seconds: t, milliseconds: 7, into: &out)
+            UTCTimestamp.append(seconds: t, milliseconds: 7, into: &out)
             var tt = time_t(t)
             var tmv = tm()
             gmtime_r(&tt, &tmv)
