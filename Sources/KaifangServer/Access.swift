@@ -58,7 +58,7 @@ struct Access {
     static func make(_ d: DatasetRecord, _ v: VersionRecord, _ view: View, _ license: LicenseRecord?, _ s: Stewardship, plans: PlanCache?) throws -> Access {
         // A plan depends on the dataset's policy (its updated_at changes with it), the version,
         // the view and the license; it is compiled once per combination.
-        let cacheKey = "\(d.id)|\(d.updatedAt)|\(v.number)|\(view.rawValue)|\(license?.id ?? "-")"
+        let cacheKey = PlanCache.Key(dataset: d.id, policy: d.updatedAt, version: v.number, view: view, license: license?.id)
         if let plan = plans?.get(cacheKey) {
             return Access(dataset: d, version: v, view: view, license: license, plan: plan)
         }
@@ -77,7 +77,12 @@ struct Access {
 /// records of published datasets by their publication stamp; bounded.
 final class PlanCache: @unchecked Sendable {
     private let lock = NSLock()
-    private var plans: [String: MaskingPlan] = [:]
+    private var plans: [Key: MaskingPlan] = [:]
+
+    /// What a compiled plan depends on (a struct: no key string formatted per request).
+    struct Key: Hashable {
+        let dataset: String, policy: String, version: Int, view: View, license: String?
+    }
     private var published: [String: (stamp: String, records: (DatasetRecord, VersionRecord))] = [:]
 
     func records(_ id: String, stamp: String) -> (DatasetRecord, VersionRecord)? {
@@ -92,12 +97,12 @@ final class PlanCache: @unchecked Sendable {
         published[id] = (stamp, records)
     }
 
-    func get(_ key: String) -> MaskingPlan? {
+    func get(_ key: Key) -> MaskingPlan? {
         lock.lock(); defer { lock.unlock() }
         return plans[key]
     }
 
-    func put(_ key: String, _ plan: MaskingPlan) {
+    func put(_ key: Key, _ plan: MaskingPlan) {
         lock.lock(); defer { lock.unlock() }
         if plans.count >= 1024 { plans.removeAll() }
         plans[key] = plan

@@ -39,9 +39,14 @@ public struct LineLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var fields = metadata
-        if let provided = metadataProvider?.get() { fields.merge(provided) { $1 } }
-        if let explicit = event.metadata { fields.merge(explicit) { $1 } }
+        var fields: Logger.Metadata
+        if metadata.isEmpty, metadataProvider == nil, let explicit = event.metadata {
+            fields = explicit   // the request line's case: nothing to merge
+        } else {
+            fields = metadata
+            if let provided = metadataProvider?.get() { fields.merge(provided) { $1 } }
+            if let explicit = event.metadata { fields.merge(explicit) { $1 } }
+        }
         if let error = event.error { fields["error.type"] = .string(String(reflecting: type(of: error))) }
         var line: [UInt8] = []
         line.reserveCapacity(160 + fields.count * 24)
@@ -54,11 +59,11 @@ public struct LineLogHandler: LogHandler {
         line.append(contentsOf: label.utf8)
         line.append(contentsOf: ": ".utf8)
         Self.appendValue(event.message.description, quoteIfNeeded: false, into: &line)
-        for key in fields.keys.sorted() {
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
             line.append(0x20)
             Self.appendValue(key, quoteIfNeeded: true, into: &line)
             line.append(0x3D)
-            Self.appendValue(fields[key]!.description, quoteIfNeeded: true, into: &line)
+            Self.appendValue(value.description, quoteIfNeeded: true, into: &line)
         }
         line.append(0x0A)
         line.withUnsafeBytes { output($0) }
