@@ -74,10 +74,17 @@ public struct CatalogDatabase: Sendable {
     /// (by day and dataset) for `countReads`.
     static func appendAudit(_ db: Database, after head: inout (seq: Int64, hash: String), reads: inout [String: Int],
                             actor: String, action: String, dataset: String?, detail: [String: JSONValue]) throws -> AuditEvent {
+        let at = try appendAudit(db, after: &head, reads: &reads, actor: actor, action: action, dataset: dataset, canonicalDetail: JSONValue.object(detail).canonicalBytes)
+        return AuditEvent(seq: head.seq, at: at, actor: actor, action: action, dataset: dataset, detail: detail)
+    }
+
+    /// The same with the detail already in its canonical form (`JSONValue.canonicalBytes`);
+    /// returns the event's time.
+    static func appendAudit(_ db: Database, after head: inout (seq: Int64, hash: String), reads: inout [String: Int],
+                            actor: String, action: String, dataset: String?, canonicalDetail detailBytes: [UInt8]) throws -> String {
         let seq = head.seq + 1
         let prev = head.hash
-        let event = AuditEvent(seq: seq, at: now(), actor: actor, action: action, dataset: dataset, detail: detail)
-        let detailBytes = JSONValue.object(detail).canonicalBytes
+        let event = AuditEvent(seq: seq, at: now(), actor: actor, action: action, dataset: dataset, detail: [:])
         let hash = AuditChain.hash(previous: prev, canonical: event.canonicalBytes(detail: detailBytes))
         // Bound through the C API on GRDB's cached statement: every served read comes here, and
         // GRDB's argument arrays cost a third of the insert.
@@ -103,7 +110,7 @@ public struct CatalogDatabase: Sendable {
         if let dataset, action == "rows.read" || action == "export.read" {
             reads["\(event.at.prefix(10))|\(dataset)", default: 0] += 1
         }
-        return event
+        return event.at
     }
 
     /// Adds the counted reads to the per-day, per-dataset counters.
@@ -631,13 +638,19 @@ extension CatalogDatabase {
 
 extension CatalogDatabase {
     /// One event to append.
+    /// An event waiting for its batch, its detail already in canonical form (serialized by the
+    /// request that made it, not inside the batch's transaction).
     public struct PendingEvent: Sendable {
         public var actor: String
         public var action: String
         public var dataset: String?
-        public var detail: [String: JSONValue]
+        public var canonicalDetail: [UInt8]
         public init(actor: String, action: String, dataset: String?, detail: [String: JSONValue]) {
-            self.actor = actor; self.action = action; self.dataset = dataset; self.detail = detail
+            self.init(actor: actor, action: action, dataset: dataset, canonicalDetail: JSONValue.object(detail).canonicalBytes)
+        }
+        /// `canonicalDetail` must be a JSON object in `JSONValue.canonicalBytes`' form.
+        public init(actor: String, action: String, dataset: String?, canonicalDetail: [UInt8]) {
+            self.actor = actor; self.action = action; self.dataset = dataset; self.canonicalDetail = canonicalDetail
         }
     }
 
@@ -647,7 +660,7 @@ extension CatalogDatabase {
         try write(signal: false) { db in
             var head = try Self.chainHead(db)
             var reads: [String: Int] = [:]
-            for e in batch { _ = try Self.appendAudit(db, after: &head, reads: &reads, actor: e.actor, action: e.action, dataset: e.dataset, detail: e.detail) }
+            for e in batch { _ = try Self.appendAudit(db, after: &head, reads: &reads, actor: e.actor, action: e.action, dataset: e.dataset, canonicalDetail: e.canonicalDetail) }
             try Self.countReads(db, reads)
         }
     }
