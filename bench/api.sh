@@ -56,6 +56,21 @@ URLS[kaifang_last_page]="http://127.0.0.1:$KPORT/v1/datasets/residents/rows?_lim
 import base64, json; print(base64.urlsafe_b64encode(json.dumps([-1,0,'n',0,'999900']).encode()).decode().rstrip('='))")"
 URLS[datasette_last_page]="http://127.0.0.1:$DPORT/$DB/rows.json?_size=100&_shape=objects&_nocount=1&_nosuggest=1&_nofacet=1&_next=999900"
 
+# Waits until neither server uses the CPU (two 0.2 s samples with at most one tick each, at
+# most 5 s): when wrk stops, Datasette still works through the requests it had queued — about
+# half a second of a core and more — which would otherwise land in the next run's first second
+# and its tail.
+settle() {
+  local prev now quiet=0
+  prev=$(cat /proc/$KPID/stat /proc/$DPID/stat | awk '{s += $14 + $15} END {print s}')
+  for _ in $(seq 1 25); do
+    sleep 0.2
+    now=$(cat /proc/$KPID/stat /proc/$DPID/stat | awk '{s += $14 + $15} END {print s}')
+    if [ $((now - prev)) -le 1 ]; then quiet=$((quiet + 1)); [ $quiet -ge 2 ] && return; else quiet=0; fi
+    prev=$now
+  done
+}
+
 # ROUNDS rounds; in each, every request is measured on both servers back to back, so slow
 # phases of this shared virtual machine hit both. Reported: each round, then the median
 # req/s and p99 per request and the ratio of the medians.
@@ -64,6 +79,7 @@ declare -A RPS P99
 for round in $(seq 1 "$ROUNDS"); do
   for name in kaifang_page datasette_page kaifang_filtered datasette_filtered kaifang_last_page datasette_last_page; do
     curl -s -o /dev/null -w "%{http_code}" "${URLS[$name]}" | grep -q 200 || { echo "$name: not 200" >&2; exit 1; }
+    settle
     wrk -t2 -c64 -d"${DUR}s" --timeout 10s --latency "${URLS[$name]}" > "bench/out/wrk-$name.txt"
     rps=$(awk '/Requests\/sec/ {print $2}' "bench/out/wrk-$name.txt")
     p99=$(awk '$1 == "99%" {v=$2; if (v ~ /ms$/) {sub(/ms$/, "", v)} else if (v ~ /us$/) {sub(/us$/, "", v); v=v/1000} else if (v ~ /s$/) {sub(/s$/, "", v); v=v*1000}; print v}' "bench/out/wrk-$name.txt")
@@ -85,6 +101,7 @@ done
 # Export of every row, masked, with the server's resident memory before and its peak after.
 rss() { awk '/VmRSS/ {print $2}' /proc/$KPID/status; }
 hwm() { awk '/VmHWM/ {print $2}' /proc/$KPID/status; }
+settle
 before=$(rss)
 start=$(date +%s.%N)
 lines=$(curl -s "http://127.0.0.1:$KPORT/v1/datasets/residents/export?format=csv" | wc -l)
