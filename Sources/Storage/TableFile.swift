@@ -273,7 +273,7 @@ public struct TableCursor {
                 let reaches = try depth == 0 || (level.count > 0 && interiorKey(level.page, lh, level.count - 1) >= target)
                 if reaches {
                     // Galloping from the current child (the target is most often a child or two to
-                    // the right): probes at +0, +1, +3, +7…, then a binary search between the last two.
+                    // the right): probes at +0, +2, +5, +10…, then a binary search between the last two.
                     // Invariant: every key left of lo is below target; hi's key is not (or hi is
                     // the right-most pointer, which has no key).
                     var lo = level.child, hi = lo, step = 1
