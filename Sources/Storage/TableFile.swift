@@ -190,7 +190,13 @@ public final class TableFile: @unchecked Sendable {
 
     /// Pages already read, by file and number. At most `cacheLimit` (32 MiB of 8 KiB pages),
     /// cleared when full — the same policy as the row sets' chunks.
-    private static let cache = Mutex<[PageKey: FilePage]>([:])
+    final class PageCache: Sendable {
+        let pages = Mutex<[PageKey: FilePage]>([:])
+    }
+    private static let sharedCache = PageCache()
+    /// The process-wide cache, held by each file: reading a global costs a `swift_once` check
+    /// per page read.
+    private let cache = TableFile.sharedCache
     static let cacheLimit = 4_096
 
     /// Page `number`, from the cache or the file.
@@ -198,11 +204,11 @@ public final class TableFile: @unchecked Sendable {
     func page(_ number: UInt32) throws -> FilePage {
         guard number >= 1, number <= pageCount else { throw damaged("page \(number) is outside the file") }
         let key = PageKey(file: self.number, page: number)
-        if let hit = Self.cache.withLock({ $0[key] }) { return hit }
+        if let hit = cache.pages.withLock({ $0[key] }) { return hit }
         let page = FilePage(count: pageSize)
         let n = pread(fd, page.base, pageSize, off_t(number - 1) * off_t(pageSize))
         guard n == pageSize else { throw damaged("page \(number) cannot be read") }
-        Self.cache.withLock { c in
+        cache.pages.withLock { c in
             if c.count >= Self.cacheLimit { c.removeAll(keepingCapacity: true) }
             c[key] = page
         }
@@ -255,13 +261,8 @@ public struct TableCursor {
             if target == rowid { return true }
             let h = Self.header(leafNumber)
             if try leafRowid(page, h, cells - 1) >= target {
-                var lo = cell + 1, hi = cells - 1
-                while lo < hi {
-                    let mid = (lo + hi) / 2
-                    if try leafRowid(page, h, mid) < target { lo = mid + 1 } else { hi = mid }
-                }
-                cell = lo
-                rowid = try leafRowid(page, h, lo)
+                cell = try leafSearch(page, h, from: cell, rowid: rowid, to: cells, target: target)
+                rowid = try leafRowid(page, h, cell)
                 return true
             }
             // Every row of the current child's subtree is below target; the children right of
@@ -324,30 +325,10 @@ public struct TableCursor {
             case 0x0D:
                 levels.removeSubrange(depth...)
                 let count = try cellCount(page, h, pointers: 8)
-                var lo = 0, hi = count
-                // Rowids on a leaf are ascending and, in files written in one go, consecutive:
-                // the target's cell is first guessed from the first rowid (one or two probes
-                // instead of a binary search when the guess holds, a narrower range when not).
+                var lo = 0
                 if count > 0 {
                     let first = try leafRowid(page, h, 0)
-                    let (gap, overflow) = target.subtractingReportingOverflow(first)
-                    if target <= first {
-                        hi = 0
-                    } else if !overflow, gap < Int64(count) {
-                        let guess = Int(gap)
-                        if try leafRowid(page, h, guess) >= target {
-                            hi = guess
-                            if try leafRowid(page, h, guess - 1) < target { lo = guess }
-                        } else {
-                            lo = guess + 1
-                        }
-                    } else {
-                        lo = 1
-                    }
-                }
-                while lo < hi {
-                    let mid = (lo + hi) / 2
-                    if try leafRowid(page, h, mid) < target { lo = mid + 1 } else { hi = mid }
+                    if target > first { lo = try leafSearch(page, h, from: 0, rowid: first, to: count, target: target) }
                 }
                 leaf = page; leafNumber = number; cells = count; cell = lo
                 if lo < count { rowid = try leafRowid(page, h, lo); return true }
@@ -392,6 +373,26 @@ public struct TableCursor {
                 number = try child(page, h, 0, level.count)
             }
         }
+    }
+
+    /// The first cell after `known` and before `end` whose rowid is at least `target` (`end` if
+    /// none), given that cell `known` holds rowid `knownRowid` < `target`. Rowids on a leaf are
+    /// strictly ascending, so the answer is at most `known + (target - knownRowid)`; in files
+    /// written in one go they are consecutive and that guess is the answer: checked with two
+    /// probes, else a binary search below it.
+    private func leafSearch(_ page: FilePage, _ h: Int, from known: Int, rowid knownRowid: Int64, to end: Int, target: Int64) throws -> Int {
+        var lo = known + 1, hi = end
+        let (gap, overflow) = target.subtractingReportingOverflow(knownRowid)
+        if !overflow, gap < Int64(end - known) {
+            let guess = known + Int(gap)
+            if try leafRowid(page, h, guess - 1) < target { return guess }
+            hi = guess
+        }
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if try leafRowid(page, h, mid) < target { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
     }
 
     /// The number of cells on a page, checked to fit its cell pointer array in the page.
