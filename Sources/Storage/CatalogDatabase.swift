@@ -58,21 +58,31 @@ public struct CatalogDatabase: Sendable {
     @discardableResult
     static func appendAudit(_ db: Database, actor: String, action: String, dataset: String?, detail: [String: JSONValue]) throws -> AuditEvent {
         var head = try chainHead(db)
-        var reads: [String: Int] = [:]
+        var reads = ReadCounts()
         let event = try appendAudit(db, after: &head, reads: &reads, actor: actor, action: action, dataset: dataset, detail: detail)
-        try countReads(db, reads)
+        try reads.store(db)
         return event
     }
 
     /// The last event's seq and hash (0 and the genesis hash for an empty chain).
     static func chainHead(_ db: Database) throws -> (seq: Int64, hash: String) {
-        let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"))
-        return ((last?["seq"] as Int64? ?? 0), last?["hash"] ?? AuditChain.genesis)
+        // Through the C API on GRDB's cached statement: every batch of read events asks.
+        let stmt = try db.cachedStatement(sql: "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").sqliteStatement
+        sqlite3_reset(stmt)
+        defer { sqlite3_reset(stmt) }
+        switch sqlite3_step(stmt) {
+        case SQLITE_ROW:
+            return (sqlite3_column_int64(stmt, 0), sqlite3_column_text(stmt, 1).map { String(cString: $0) } ?? "")
+        case SQLITE_DONE:
+            return (0, AuditChain.genesis)
+        case let rc:
+            throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        }
     }
 
     /// Appends one event after `head` (which it advances) and counts a read in `reads`
-    /// (by day and dataset) for `countReads`.
-    static func appendAudit(_ db: Database, after head: inout (seq: Int64, hash: String), reads: inout [String: Int],
+    /// (by day and dataset) for `ReadCounts.store`.
+    static func appendAudit(_ db: Database, after head: inout (seq: Int64, hash: String), reads: inout ReadCounts,
                             actor: String, action: String, dataset: String?, detail: [String: JSONValue]) throws -> AuditEvent {
         let at = try appendAudit(db, after: &head, reads: &reads, actor: actor, action: action, dataset: dataset, canonicalDetail: JSONValue.object(detail).canonicalBytes)
         return AuditEvent(seq: head.seq, at: at, actor: actor, action: action, dataset: dataset, detail: detail)
@@ -80,7 +90,7 @@ public struct CatalogDatabase: Sendable {
 
     /// The same with the detail already in its canonical form (`JSONValue.canonicalBytes`);
     /// returns the event's time.
-    static func appendAudit(_ db: Database, after head: inout (seq: Int64, hash: String), reads: inout [String: Int],
+    static func appendAudit(_ db: Database, after head: inout (seq: Int64, hash: String), reads: inout ReadCounts,
                             actor: String, action: String, dataset: String?, canonicalDetail detailBytes: [UInt8]) throws -> String {
         let seq = head.seq + 1
         let prev = head.hash
@@ -108,17 +118,30 @@ public struct CatalogDatabase: Sendable {
         }
         head = (seq, hash)
         if let dataset, action == "rows.read" || action == "export.read" {
-            reads["\(event.at.prefix(10))|\(dataset)", default: 0] += 1
+            reads.add(day: event.at.utf8.prefix(10), dataset: dataset)
         }
         return event.at
     }
 
-    /// Adds the counted reads to the per-day, per-dataset counters.
-    static func countReads(_ db: Database, _ reads: [String: Int]) throws {
-        for (key, n) in reads {
-            let bar = key.firstIndex(of: "|")!
-            try db.cachedStatement(sql: "INSERT INTO read_counts (day, dataset_id, n) VALUES (?, ?, ?) ON CONFLICT (day, dataset_id) DO UPDATE SET n = n + excluded.n")
-                .execute(arguments: [String(key[..<bar]), String(key[key.index(after: bar)...]), n])
+    /// Reads counted by day and dataset for `read_counts` (`GET /v1/stats`). A batch of read
+    /// events is nearly always one day and a few datasets: a short list scanned linearly.
+    struct ReadCounts {
+        private(set) var entries: [(day: String, dataset: String, n: Int)] = []
+
+        mutating func add(day: Substring.UTF8View, dataset: String) {
+            for i in entries.indices where entries[i].dataset == dataset && entries[i].day.utf8.elementsEqual(day) {
+                entries[i].n += 1
+                return
+            }
+            entries.append((String(Substring(day)), dataset, 1))
+        }
+
+        /// Adds the counts to `read_counts` inside the caller's transaction.
+        func store(_ db: Database) throws {
+            for e in entries {
+                try db.cachedStatement(sql: "INSERT INTO read_counts (day, dataset_id, n) VALUES (?, ?, ?) ON CONFLICT (day, dataset_id) DO UPDATE SET n = n + excluded.n")
+                    .execute(arguments: [e.day, e.dataset, e.n])
+            }
         }
     }
 
@@ -205,15 +228,7 @@ public struct CatalogDatabase: Sendable {
     func updateAuditAnchor(_ head: (seq: Int64, hash: String)?) {
         guard let head else { return }
         // Writes that appended nothing (job claims, row-set records) stop here, without touching the file.
-        guard anchored.advance(to: head.seq) else { return }
-        let fd = open(auditAnchorPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
-        if let current = Self.parseAnchor(fd), current.seq >= head.seq { return }
-        var line = Array("\(head.seq) \(head.hash)\n".utf8)
-        if line.count < 96 { line.insert(contentsOf: repeatElement(UInt8(ascii: " "), count: 96 - line.count), at: line.count - 1) }
-        _ = line.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-        if lseek(fd, 0, SEEK_END) > line.count { _ = ftruncate(fd, off_t(line.count)) }
+        anchored.write(head)
     }
 
     // MARK: - Helpers
@@ -655,31 +670,67 @@ extension CatalogDatabase {
     }
 
     /// Appends several events to the chain in one transaction (group commit of concurrent reads).
+    /// Every batch of a busy server comes here, so its statements — BEGIN and COMMIT too — are
+    /// prepared once and reused, and the head it appended is anchored without asking again.
     public func audit(batch: [PendingEvent]) throws {
         guard !batch.isEmpty else { return }
-        try write(signal: false) { db in
-            var head = try Self.chainHead(db)
-            var reads: [String: Int] = [:]
-            for e in batch { _ = try Self.appendAudit(db, after: &head, reads: &reads, actor: e.actor, action: e.action, dataset: e.dataset, canonicalDetail: e.canonicalDetail) }
-            try Self.countReads(db, reads)
+        let head: (seq: Int64, hash: String)
+        do {
+            head = try writer.writeWithoutTransaction { db in
+                try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
+                do {
+                    var head = try Self.chainHead(db)
+                    var reads = ReadCounts()
+                    for e in batch { _ = try Self.appendAudit(db, after: &head, reads: &reads, actor: e.actor, action: e.action, dataset: e.dataset, canonicalDetail: e.canonicalDetail) }
+                    try reads.store(db)
+                    try db.cachedStatement(sql: "COMMIT").execute()
+                    return head
+                } catch {
+                    if db.isInsideTransaction { try? db.execute(sql: "ROLLBACK") }
+                    throw error
+                }
+            }
+        } catch let e as KaifangError { throw e } catch {
+            throw KaifangError.runtime("catalog write failed", cause: error)
         }
+        updateAuditAnchor(head)
     }
 }
 
-/// A monotonic high-water mark of anchored audit seqs, shared by copies of a `CatalogDatabase`.
+/// A monotonic high-water mark of anchored audit seqs, shared by copies of a `CatalogDatabase`,
+/// and the open `audit.head` it writes to (every batch of read events moves it: an `open` and a
+/// `close` per batch cost more than the write).
 final class AnchorMark: @unchecked Sendable {
     private let lock = NSLock()
     private var seq: Int64 = 0
+    private var fd: Int32 = -1
     /// The data directory's `audit.head`.
     let path: String
 
     init(path: String) { self.path = path }
 
-    /// Raises the mark to `to`; false when it was already there or above.
-    func advance(to new: Int64) -> Bool {
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// Writes `head` to the file unless this process already anchored it or a later event, or
+    /// the file (another process writes it too) records a later one. A file removed or
+    /// replaced since it was opened is opened again, so the anchor reappears at its path.
+    func write(_ head: (seq: Int64, hash: String)) {
         lock.lock(); defer { lock.unlock() }
-        guard new > seq else { return false }
-        seq = new
-        return true
+        guard head.seq > seq else { return }
+        seq = head.seq
+        var st = stat()
+        if fd >= 0, fstat(fd, &st) != 0 || st.st_nlink == 0 {
+            close(fd)
+            fd = -1
+        }
+        if fd < 0 {
+            fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0, fstat(fd, &st) == 0 else { return }
+        }
+        if let current = CatalogDatabase.parseAnchor(fd), current.seq >= head.seq { return }
+        var line = Array("\(head.seq) \(head.hash)\n".utf8)
+        if line.count < 96 { line.insert(contentsOf: repeatElement(UInt8(ascii: " "), count: 96 - line.count), at: line.count - 1) }
+        _ = line.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        if st.st_size > line.count { _ = ftruncate(fd, off_t(line.count)) }
     }
 }

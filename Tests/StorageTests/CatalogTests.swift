@@ -292,6 +292,47 @@ final class TempDir {
             .broken(seq: 2, reason: "event 2's hash differs from the given anchor: the chain was rewritten at or before it"))
     }
 
+    /// The server keeps `audit.head` open between writes; a file removed or replaced meanwhile
+    /// is written again at its path by the next write, and never moved backwards.
+    @Test func theAnchorReappearsAfterItsFileIsRemovedOrReplaced() throws {
+        _ = try catalog.createKey(role: .developer, name: "a", actor: "cli:test")
+        #expect(catalog.auditAnchor()?.seq == 1)
+        try FileManager.default.removeItem(atPath: catalog.auditAnchorPath)
+        try catalog.audit(batch: [.init(actor: "anonymous:127.0.0.1", action: "rows.read", dataset: "x", detail: ["rows": .int(1)])])
+        #expect(catalog.auditAnchor()?.seq == 2)
+        // Replaced by rename (as a restore would) with an older record: rewritten by the next write.
+        let other = catalog.directory.temporaryFile(suffix: ".head")
+        try Data("1 \(AuditChain.genesis)\n".utf8).write(to: URL(fileURLWithPath: other))
+        #expect(rename(other, catalog.auditAnchorPath) == 0)
+        try catalog.audit(batch: [.init(actor: "anonymous:127.0.0.1", action: "rows.read", dataset: "x", detail: ["rows": .int(2)])])
+        let head = try #require(try catalog.auditHead())
+        #expect(head.seq == 3)
+        #expect(catalog.auditAnchor()?.seq == 3 && catalog.auditAnchor()?.hash == head.hash)
+        // A file that records a later event (another process wrote it) is left as it is.
+        try Data("99 \(head.hash)\n".utf8).write(to: URL(fileURLWithPath: catalog.auditAnchorPath))
+        try catalog.audit(batch: [.init(actor: "anonymous:127.0.0.1", action: "rows.read", dataset: "x", detail: ["rows": .int(3)])])
+        #expect(catalog.auditAnchor()?.seq == 99)
+        // (and verification then reports the deletion that such an anchor means).
+        #expect(try catalog.verifyAudit() == .broken(seq: 5, reason: "events after 4 were deleted: audit.head records event 99"))
+    }
+
+    /// Read events committed in batches count their reads by day and dataset for `/v1/stats`.
+    @Test func batchedReadEventsAreCountedPerDataset() throws {
+        var events: [CatalogDatabase.PendingEvent] = []
+        for i in 0..<7 {
+            let action = i == 6 ? "export.read" : "rows.read"
+            let dataset = i % 2 == 0 ? "a" : "b"
+            events.append(.init(actor: "anonymous:127.0.0.1", action: action, dataset: dataset, detail: ["rows": .int(Int64(i))]))
+        }
+        events.append(.init(actor: "cli:test", action: "key.create", dataset: "a", detail: [:]))
+        try catalog.audit(batch: events)
+        try catalog.audit(batch: [events[0]])
+        let stats = try catalog.stats(since: "2000-01-01")
+        #expect(stats.reads.map(\.value) == ["a", "b"])
+        #expect(stats.reads.map(\.count) == [5, 3])
+        guard case .intact(count: 9, _) = try catalog.verifyAudit() else { Issue.record("chain broken"); return }
+    }
+
     @Test func anUnfinishedWriterLeavesNoFileAndNoCatalogRow() throws {
         let path = catalog.directory.temporaryFile(suffix: ".sqlite")
         do {
