@@ -533,21 +533,21 @@ enum Apply {
         return true
     }
 
-    /// 10^0 … 10^15, exact as doubles.
-    static let powersOfTen: [Double] = (0...15).map { pow(10, Double($0)) }
-
     static func numberBand(value v: Double, _ out: inout ByteBuilder) -> Bool {
         guard v.isFinite else { return false }
         if v == 0 { out.append(0x30); return true }
         let a = abs(v)
         if a >= 1 && a < 1e15 {
-            // The magnitude from the integer part's digit count: no log10 or pow per value.
-            let p = powersOfTen
-            var k = 0
-            while k < 15 && p[k + 1] <= a { k += 1 }
-            let mag = p[k]
-            let lo = (v / mag).rounded(.down) * mag
-            appendInt(Int64(lo), &out); out.append(0x2D); appendInt(Int64(lo + mag), &out)
+            // In integers: the magnitude is the largest power of ten not above the integer part
+            // (10^k ≤ a exactly when 10^k ≤ ⌊a⌋), and ⌊v / m⌋ is ⌊a⌋ / m for v > 0, minus that
+            // rounded up for v < 0. No table, division of doubles or rounding per value.
+            let whole = Int64(a)
+            var mag: Int64 = 1
+            while mag &* 10 <= whole { mag &*= 10 }
+            var q = whole / mag
+            if v < 0, q &* mag != whole || Double(whole) != a { q &+= 1 }
+            let lo = v < 0 ? -q &* mag : q &* mag
+            appendInt(lo, &out); out.append(0x2D); appendInt(lo &+ mag, &out)
             return true
         }
         let mag = pow(10, floor(log10(a)))

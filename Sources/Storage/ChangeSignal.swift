@@ -20,15 +20,29 @@ final class ChangeSignal: Sendable {
     }
 
     let path: String
+    /// The file, kept open: `fstat` on it saves the path walk of a `stat` on every request. A
+    /// file removed or replaced since (its link count drops to zero) is opened again by path.
+    private let descriptor = Mutex<Int32>(-1)
 
     init(path: String) { self.path = path }
 
+    deinit { descriptor.withLock { if $0 >= 0 { close($0) } } }
+
     /// The file's current mark; nil when it cannot be read.
     func mark() -> Mark? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        return Mark(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
-                    changedSeconds: Int(st.st_ctim.tv_sec), changedNanos: Int(st.st_ctim.tv_nsec))
+        descriptor.withLock { fd -> Mark? in
+            var st = stat()
+            if fd >= 0, fstat(fd, &st) == 0, st.st_nlink > 0 { return Self.mark(st) }
+            if fd >= 0 { close(fd) }
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0, fstat(fd, &st) == 0 else { return nil }
+            return Self.mark(st)
+        }
+    }
+
+    private static func mark(_ st: stat) -> Mark {
+        Mark(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
+             changedSeconds: Int(st.st_ctim.tv_sec), changedNanos: Int(st.st_ctim.tv_nsec))
     }
 
     /// Appends one byte (creating the file if needed); on failure removes the file.

@@ -225,6 +225,36 @@ import Testing
         #expect(wrong.isEmpty, "\(wrong.prefix(5))")
     }
 
+    /// Bands are computed in integers; they must be the bands of the definition in doubles,
+    /// ⌊v / m⌋·m to ⌊v / m⌋·m + m with m = 10^⌊log10 |v|⌋, for every magnitude and sign,
+    /// exact multiples and fractions just beside them included.
+    @Test func numberBandsAreTheBandsOfTheDefinition() {
+        let f = FieldSpec(name: "amount", type: .number, level: .L2)
+        let plan = MaskingPlan(manifest: DatasetManifest(id: "t", title: "T", fields: [f]), view: .public, keys: Self.keys)
+        var values: [Double] = []
+        for k in 0..<15 {
+            let p = pow(10, Double(k))
+            for m in [1.0, 2, 5, 9, 9.5] { values += [p * m, (p * m).nextUp, (p * m).nextDown, -p * m, (-p * m).nextUp, (-p * m).nextDown] }
+            for _ in 0..<300 {
+                let v = Bool.random() ? Double.random(in: p..<(p * 10)) : Double(Int64.random(in: Int64(p)..<Int64(p * 10)))
+                values.append(Bool.random() ? v : -v)
+            }
+        }
+        var wrong: [String] = []
+        for v in values where abs(v) >= 1 && abs(v) < 1e15 {
+            // The magnitude by counting, not log10 (which rounds near powers of ten).
+            var m = 1.0
+            while m * 10 <= abs(v) { m *= 10 }
+            let lo = (v / m).rounded(.down) * m
+            let expected = "\(Int64(lo))-\(Int64(lo + m))"
+            var out = ByteBuilder()
+            _ = plan.applyNumber(column: 0, v, into: &out)
+            let got = String(decoding: out.bytes, as: UTF8.self)
+            if got != expected { wrong.append("\(v): \(got) vs \(expected)") }
+        }
+        #expect(wrong.isEmpty, "\(wrong.prefix(5))")
+    }
+
     /// Decimal text is banded from its digits (no double): the same band as the number gives,
     /// for every split of up to 15 significant digits between integer part and fraction.
     @Test func numberBandFromTheDigitsMatchesTheNumber() {
