@@ -97,16 +97,19 @@ public struct ByteBuilder: ~Copyable {
         _count += n
     }
 
-    /// Appends an integer's decimal digits (what SQLite's text of an integer is).
+    /// Appends an integer's decimal digits (what SQLite's text of an integer is): the digits
+    /// counted first, then written from the last one straight into the buffer.
     @inlinable public mutating func append(decimal v: Int64) {
-        if v < 0 { append(0x2D) }
+        if count + 20 > capacity { grow(toHold: count + 20) }
+        if v < 0 { _base[_count] = 0x2D; _count += 1 }
         var m = v.magnitude
-        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        var n = 0
-        withUnsafeMutableBytes(of: &tmp) { t in
-            repeat { t[n] = UInt8(truncatingIfNeeded: m % 10) + 0x30; m /= 10; n += 1 } while m > 0
-            while n > 0 { n -= 1; append(t[n]) }
-        }
+        var digits = 1
+        var power: UInt64 = 10
+        while digits < 19 && m >= power { digits += 1; power &*= 10 }
+        if digits == 19 && m >= power { digits = 20 }
+        var i = _count + digits
+        _count = i
+        repeat { i -= 1; _base[i] = UInt8(truncatingIfNeeded: m % 10) &+ 0x30; m /= 10 } while m > 0
     }
 
     /// Appends a string's UTF-8.

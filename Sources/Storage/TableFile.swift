@@ -42,6 +42,20 @@ final class FilePage: @unchecked Sendable {
 
     /// SQLite's varint at `at`, and its length; nil past `end`.
     @inline(__always) func varint(_ at: Int, end: Int) -> (UInt64, Int)? { SQLiteVarint.read(base, at, end: end) }
+
+    @inline(__always) var bytes: PageBytes { PageBytes(base: base) }
+}
+
+/// A page's bytes without its owner: what a cursor reads while its `FilePage` is held
+/// elsewhere (its levels, its leaf), so a seek retains and releases nothing per probe.
+struct PageBytes {
+    let base: UnsafeMutablePointer<UInt8>
+
+    @inline(__always) func u16(_ at: Int) -> Int { Int(base[at]) << 8 | Int(base[at + 1]) }
+    @inline(__always) func u32(_ at: Int) -> UInt32 {
+        UInt32(base[at]) << 24 | UInt32(base[at + 1]) << 16 | UInt32(base[at + 2]) << 8 | UInt32(base[at + 3])
+    }
+    @inline(__always) func varint(_ at: Int, end: Int) -> (UInt64, Int)? { SQLiteVarint.read(base, at, end: end) }
 }
 
 /// A cursor's buffer for a payload that spills onto overflow pages.
@@ -181,6 +195,17 @@ public final class TableFile: @unchecked Sendable {
 
     struct PageKey: Hashable {
         let file: Int, page: UInt32
+
+        /// The dictionary's hash: the two numbers and the table's seed through a 64-bit
+        /// finalizer (MurmurHash3's) rather than SipHash — a filtered page looks up a hundred
+        /// leaves, and hashing was a third of each lookup.
+        func _rawHashValue(seed: Int) -> Int {
+            var x = UInt64(truncatingIfNeeded: file) << 32 ^ UInt64(page) ^ UInt64(UInt(bitPattern: seed))
+            x ^= x >> 33; x &*= 0xFF51_AFD7_ED55_8CCD
+            x ^= x >> 33; x &*= 0xC4CE_B9FE_1A85_EC53
+            x ^= x >> 33
+            return Int(truncatingIfNeeded: x)
+        }
     }
 
     /// A number per file path, for the page cache's keys (hashing two integers, not a path,
@@ -225,7 +250,9 @@ public final class TableFile: @unchecked Sendable {
 public struct TableCursor {
     private struct Level {
         var number: UInt32
+        /// Holds the page; `bytes` is read.
         var page: FilePage
+        var bytes: PageBytes
         /// The child followed (`count` means the right-most pointer).
         var child: Int
         var count: Int
@@ -235,6 +262,8 @@ public struct TableCursor {
     /// Interior pages from the root down to the current leaf's parent.
     private var levels: [Level] = []
     private var leaf: FilePage?
+    /// `leaf`'s bytes (valid while `leaf` holds the page).
+    private var leafBytes: PageBytes?
     private var leafNumber: UInt32 = 0
     private var cell = 0
     private var cells = 0
@@ -257,7 +286,7 @@ public struct TableCursor {
     /// from its current child — not from the root.
     /// - Throws: `KaifangError.runtime` when the file is damaged.
     public mutating func seek(_ target: Int64) throws -> Bool {
-        if let page = leaf, cell < cells, target >= rowid {
+        if let page = leafBytes, cell < cells, target >= rowid {
             if target == rowid { return true }
             let h = Self.header(leafNumber)
             if try leafRowid(page, h, cells - 1) >= target {
@@ -269,27 +298,28 @@ public struct TableCursor {
             // it hold rows up to their keys (the last one, at the root, all the rest).
             var depth = levels.count - 1
             while depth >= 0 {
-                let level = levels[depth]
-                let lh = Self.header(level.number)
-                let reaches = try depth == 0 || (level.count > 0 && interiorKey(level.page, lh, level.count - 1) >= target)
+                // Read field by field: a copy of the level would retain its page.
+                let number = levels[depth].number, bytes = levels[depth].bytes, count = levels[depth].count
+                let lh = Self.header(number)
+                let reaches = try depth == 0 || (count > 0 && interiorKey(bytes, lh, count - 1) >= target)
                 if reaches {
                     // Galloping from the current child (the target is most often a child or two to
                     // the right): probes at +0, +2, +5, +10…, then a binary search between the last two.
                     // Invariant: every key left of lo is below target; hi's key is not (or hi is
                     // the right-most pointer, which has no key).
-                    var lo = level.child, hi = lo, step = 1
-                    while hi < level.count, try interiorKey(level.page, lh, hi) < target {
+                    var lo = levels[depth].child, hi = lo, step = 1
+                    while hi < count, try interiorKey(bytes, lh, hi) < target {
                         lo = hi + 1
-                        hi = min(lo + step, level.count)
+                        hi = min(lo + step, count)
                         step *= 2
                     }
                     while lo < hi {
                         let mid = (lo + hi) / 2
-                        if try interiorKey(level.page, lh, mid) < target { lo = mid + 1 } else { hi = mid }
+                        if try interiorKey(bytes, lh, mid) < target { lo = mid + 1 } else { hi = mid }
                     }
                     levels[depth].child = lo
                     levels.removeSubrange((depth + 1)...)
-                    return try descend(from: try child(level.page, lh, lo, level.count), depth: depth + 1, to: target)
+                    return try descend(from: try child(bytes, lh, lo, count), depth: depth + 1, to: target)
                 }
                 depth -= 1
             }
@@ -302,11 +332,16 @@ public struct TableCursor {
         var number = start
         var depth = first
         while true {
-            let page: FilePage
+            // The level already at this depth when it is this page (no lookup, no retain), else
+            // the page from the file, held by `owner` until a level or the leaf takes it.
+            let page: PageBytes
+            var owner: FilePage?
             if depth < levels.count && levels[depth].number == number {
-                page = levels[depth].page
+                page = levels[depth].bytes
             } else {
-                page = try file.page(number)
+                let p = try file.page(number)
+                page = p.bytes
+                owner = p
             }
             let h = Self.header(number)
             switch page.base[h] {
@@ -318,11 +353,19 @@ public struct TableCursor {
                     let mid = (lo + hi) / 2
                     if try interiorKey(page, h, mid) < target { lo = mid + 1 } else { hi = mid }
                 }
-                let level = Level(number: number, page: page, child: lo, count: count)
-                if depth < levels.count { levels[depth] = level; levels.removeSubrange((depth + 1)...) } else { levels.append(level) }
+                if let owner {
+                    let level = Level(number: number, page: owner, bytes: page, child: lo, count: count)
+                    if depth < levels.count { levels[depth] = level; levels.removeSubrange((depth + 1)...) } else { levels.append(level) }
+                } else {
+                    levels[depth].child = lo
+                    levels[depth].count = count
+                    levels.removeSubrange((depth + 1)...)
+                }
                 number = try child(page, h, lo, count)
                 depth += 1
             case 0x0D:
+                // A leaf is never one of the levels (those are interior pages).
+                guard let owner else { throw file.damaged("page \(number) is both an interior page and a leaf") }
                 levels.removeSubrange(depth...)
                 let count = try cellCount(page, h, pointers: 8)
                 var lo = 0
@@ -330,7 +373,7 @@ public struct TableCursor {
                     let first = try leafRowid(page, h, 0)
                     if target > first { lo = try leafSearch(page, h, from: 0, rowid: first, to: count, target: target) }
                 }
-                leaf = page; leafNumber = number; cells = count; cell = lo
+                leaf = owner; leafBytes = page; leafNumber = number; cells = count; cell = lo
                 if lo < count { rowid = try leafRowid(page, h, lo); return true }
                 return try nextLeaf()
             default:
@@ -342,7 +385,7 @@ public struct TableCursor {
 
     /// Moves to the next row; false at the end of the table.
     public mutating func next() throws -> Bool {
-        guard let page = leaf else { return false }
+        guard let page = leafBytes else { return false }
         cell += 1
         if cell < cells { rowid = try leafRowid(page, Self.header(leafNumber), cell); return true }
         return try nextLeaf()
@@ -353,24 +396,25 @@ public struct TableCursor {
         while true {
             // Up to the deepest level with a child to the right, then down its leftmost path.
             while let last = levels.last, last.child >= last.count { levels.removeLast() }
-            guard !levels.isEmpty else { leaf = nil; return false }
-            levels[levels.count - 1].child += 1
-            var level = levels[levels.count - 1]
-            var number = try child(level.page, Self.header(level.number), level.child, level.count)
+            guard !levels.isEmpty else { leaf = nil; leafBytes = nil; return false }
+            let top = levels.count - 1
+            levels[top].child += 1
+            var number = try child(levels[top].bytes, Self.header(levels[top].number), levels[top].child, levels[top].count)
             while true {
                 let page = try file.page(number)
+                let bytes = page.bytes
                 let h = Self.header(number)
-                if page.base[h] == 0x0D {
-                    let count = try cellCount(page, h, pointers: 8)
-                    leaf = page; leafNumber = number; cells = count; cell = 0
-                    if count > 0 { rowid = try leafRowid(page, h, 0); return true }
+                if bytes.base[h] == 0x0D {
+                    let count = try cellCount(bytes, h, pointers: 8)
+                    leaf = page; leafBytes = bytes; leafNumber = number; cells = count; cell = 0
+                    if count > 0 { rowid = try leafRowid(bytes, h, 0); return true }
                     break
                 }
-                guard page.base[h] == 0x05 else { throw file.damaged("page \(number) is not a table page") }
-                level = Level(number: number, page: page, child: 0, count: try cellCount(page, h, pointers: 12))
-                levels.append(level)
+                guard bytes.base[h] == 0x05 else { throw file.damaged("page \(number) is not a table page") }
+                let count = try cellCount(bytes, h, pointers: 12)
+                levels.append(Level(number: number, page: page, bytes: bytes, child: 0, count: count))
                 if levels.count > 64 { throw file.damaged("the table is deeper than 64 pages") }
-                number = try child(page, h, 0, level.count)
+                number = try child(bytes, h, 0, count)
             }
         }
     }
@@ -380,7 +424,7 @@ public struct TableCursor {
     /// strictly ascending, so the answer is at most `known + (target - knownRowid)`; in files
     /// written in one go they are consecutive and that guess is the answer: checked with two
     /// probes, else a binary search below it.
-    private func leafSearch(_ page: FilePage, _ h: Int, from known: Int, rowid knownRowid: Int64, to end: Int, target: Int64) throws -> Int {
+    private func leafSearch(_ page: PageBytes, _ h: Int, from known: Int, rowid knownRowid: Int64, to end: Int, target: Int64) throws -> Int {
         var lo = known + 1, hi = end
         let (gap, overflow) = target.subtractingReportingOverflow(knownRowid)
         if !overflow, gap < Int64(end - known) {
@@ -396,7 +440,7 @@ public struct TableCursor {
     }
 
     /// The number of cells on a page, checked to fit its cell pointer array in the page.
-    private func cellCount(_ page: FilePage, _ h: Int, pointers: Int) throws -> Int {
+    private func cellCount(_ page: PageBytes, _ h: Int, pointers: Int) throws -> Int {
         let count = page.u16(h + 3)
         guard h + pointers + 2 * count <= file.usable else { throw file.damaged("a page's cell count is too large") }
         return count
@@ -404,23 +448,23 @@ public struct TableCursor {
 
     /// Where cell `i` starts (`i` below the page's checked cell count), with at least 4 bytes
     /// of it inside the page.
-    private func cellOffset(_ page: FilePage, _ h: Int, _ i: Int, pointers: Int) throws -> Int {
+    private func cellOffset(_ page: PageBytes, _ h: Int, _ i: Int, pointers: Int) throws -> Int {
         let at = page.u16(h + pointers + 2 * i)
         guard at >= h + pointers, at + 4 <= file.usable else { throw file.damaged("a cell pointer is outside its page") }
         return at
     }
 
-    private func interiorKey(_ page: FilePage, _ h: Int, _ i: Int) throws -> Int64 {
+    private func interiorKey(_ page: PageBytes, _ h: Int, _ i: Int) throws -> Int64 {
         let at = try cellOffset(page, h, i, pointers: 12)
         guard let (key, _) = page.varint(at + 4, end: file.usable) else { throw file.damaged("a cell runs past its page") }
         return Int64(bitPattern: key)
     }
 
-    private func child(_ page: FilePage, _ h: Int, _ i: Int, _ count: Int) throws -> UInt32 {
+    private func child(_ page: PageBytes, _ h: Int, _ i: Int, _ count: Int) throws -> UInt32 {
         i < count ? page.u32(try cellOffset(page, h, i, pointers: 12)) : page.u32(h + 8)
     }
 
-    private func leafRowid(_ page: FilePage, _ h: Int, _ i: Int) throws -> Int64 {
+    private func leafRowid(_ page: PageBytes, _ h: Int, _ i: Int) throws -> Int64 {
         let at = try cellOffset(page, h, i, pointers: 8)
         guard let (_, n) = page.varint(at, end: file.usable), let (key, _) = page.varint(at + n, end: file.usable) else {
             throw file.damaged("a cell runs past its page")
@@ -431,7 +475,7 @@ public struct TableCursor {
     /// Decodes the current row's record header (and gathers an overflowing payload).
     /// - Throws: `KaifangError.runtime` when the record is damaged.
     public mutating func load() throws {
-        guard let page = leaf else { throw file.damaged("no current row") }
+        guard let page = leafBytes else { throw file.damaged("no current row") }
         let u = file.usable
         var at = try cellOffset(page, Self.header(leafNumber), cell, pointers: 8)
         guard let (size, n1) = page.varint(at, end: u) else { throw file.damaged("a cell runs past its page") }

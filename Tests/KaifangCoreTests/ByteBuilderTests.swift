@@ -44,4 +44,20 @@ import Testing
         }
         #expect(consistent)
     }
+
+    /// Integers' decimal text against Swift's, at every length and both ends of Int64, appended
+    /// after other bytes and across the buffer's growth.
+    @Test func decimalsAreSwiftsText() {
+        var values: [Int64] = [0, 1, -1, 9, 10, -10, .max, .min, .max - 1, .min + 1]
+        var p: Int64 = 1
+        for _ in 0..<18 { p *= 10; values += [p, p - 1, p + 1, -p, -p + 1, -p - 1] }
+        for _ in 0..<2_000 { values.append(Int64.random(in: .min ... .max) >> Int64.random(in: 0...63)) }
+        var b = ByteBuilder(capacity: 16)
+        var expected: [UInt8] = []
+        for v in values {
+            b.append(0x2C); expected.append(0x2C)
+            b.append(decimal: v); expected += Array(String(v).utf8)
+        }
+        #expect(Array(b.bytes) == expected)
+    }
 }
