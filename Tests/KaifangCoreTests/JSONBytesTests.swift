@@ -25,6 +25,9 @@ import Testing
         let pieces: [[UInt8]] = [[0x22], [0x5C], [0x0A], [0x0D], [0x09], [0x00], [0x1F], [0x20], [0x21], [0x5B], [0x7F],
                                  Array("空".utf8), Array("气质量".utf8), Array("a".utf8), Array("\u{1F600}".utf8)]
         var rng = SystemRandomNumberGenerator()
+        // Also one builder for all, so every string starts at another count and capacity.
+        var shared = ByteBuilder(capacity: 16)
+        var sharedExpected: [UInt8] = []
         for _ in 0..<3000 {
             var value: [UInt8] = []
             let parts = Int.random(in: 0..<30, using: &rng)
@@ -35,6 +38,10 @@ import Testing
             var out = ByteBuilder()
             value.withUnsafeBufferPointer { JSONBytes.appendString($0, to: &out) }
             #expect(out.array == Self.reference(value), "\(value)")
+            value.withUnsafeBufferPointer { JSONBytes.appendString($0, to: &shared) }
+            sharedExpected += Self.reference(value)
+            #expect(shared.array == sharedExpected)
+            if Bool.random(using: &rng) { shared.removeAll(); sharedExpected = [] }
             // The array form (its copy-as-is path for strings with nothing to escape) agrees.
             var array: [UInt8] = [0x41]
             value.withUnsafeBufferPointer { JSONBytes.appendString($0, to: &array) }
