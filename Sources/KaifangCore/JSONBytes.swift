@@ -2,55 +2,39 @@
 /// controls as `\u00xx` (lower-case hex), everything else as it is. One escaper for the rows
 /// API, the cursor and the audit chain's canonical form (whose hashes depend on these bytes).
 public enum JSONBytes {
-    /// Written straight into the buffer: room for the plain case (`n + 2` bytes) is made once,
-    /// each clean word of eight is stored as it was loaded, and only an escape makes room again.
     public static func appendString(_ b: UnsafeBufferPointer<UInt8>, to out: inout ByteBuilder) {
+        out.append(0x22)
+        guard let base = b.baseAddress else { out.append(0x22); return }
         let n = b.count
-        guard n > 0, let base = b.baseAddress else { out.append(0x22); out.append(0x22); return }
-        if out._count + n + 2 > out._capacity { out.grow(toHold: out._count + n + 2) }
-        // Invariant: the room left is at least what remains of the input plus the closing quote,
-        // so a word stored at `o` (with eight input bytes left) stays inside the buffer.
-        var dst = out._base
-        var o = out._count
-        dst[o] = 0x22
-        o += 1
+        var run = 0
         var i = 0
         while i < n {
             if i + 8 <= n {
                 // Eight bytes at a time: the lowest byte below 0x20, or equal to '"' or '\',
                 // is the lowest set high bit (higher ones may be false); none → all plain.
                 let w = SWAR.load(base + i)
-                UnsafeMutableRawPointer(dst + o).storeBytes(of: w, as: UInt64.self)
                 let hit = SWAR.bytesBelow(w, 0x20) | SWAR.zeroBytes(w ^ 0x2222_2222_2222_2222) | SWAR.zeroBytes(w ^ 0x5C5C_5C5C_5C5C_5C5C)
-                if hit == 0 { i += 8; o += 8; continue }
-                // The bytes before the first hit are already in place.
-                let k = SWAR.firstByte(hit)
-                i += k
-                o += k
+                if hit == 0 { i += 8; continue }
+                i += SWAR.firstByte(hit)
             }
             let c = base[i]
-            i += 1
-            if c >= 0x20 && c != 0x22 && c != 0x5C { dst[o] = c; o += 1; continue }
-            // An escape (up to six bytes): room for it, the rest and the closing quote.
-            out._count = o
-            if o + 6 + (n - i) + 1 > out._capacity { out.grow(toHold: o + 6 + (n - i) + 1) }
-            dst = out._base
-            dst[o] = 0x5C
+            if c >= 0x20 && c != 0x22 && c != 0x5C { i += 1; continue }
+            out.append(contentsOf: UnsafeBufferPointer(start: base + run, count: i - run))
             switch c {
-            case 0x22: dst[o + 1] = 0x22; o += 2
-            case 0x5C: dst[o + 1] = 0x5C; o += 2
-            case 0x0A: dst[o + 1] = 0x6E; o += 2
-            case 0x0D: dst[o + 1] = 0x72; o += 2
-            case 0x09: dst[o + 1] = 0x74; o += 2
-            default:
-                dst[o + 1] = 0x75; dst[o + 2] = 0x30; dst[o + 3] = 0x30
-                dst[o + 4] = hexDigit(c >> 4); dst[o + 5] = hexDigit(c & 15)
-                o += 6
+            case 0x22: out.append(0x5C); out.append(0x22)
+            case 0x5C: out.append(0x5C); out.append(0x5C)
+            case 0x0A: out.append(0x5C); out.append(0x6E)
+            case 0x0D: out.append(0x5C); out.append(0x72)
+            case 0x09: out.append(0x5C); out.append(0x74)
+            default: out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hexDigit(c >> 4), hexDigit(c & 15)])
             }
+            i += 1
+            run = i
         }
-        dst[o] = 0x22
-        out._count = o + 1
+        out.append(contentsOf: UnsafeBufferPointer(start: base + run, count: n - run))
+        out.append(0x22)
     }
+
 
     public static func appendString(_ s: String, to out: inout ByteBuilder) {
         var copy = s
