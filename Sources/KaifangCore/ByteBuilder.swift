@@ -8,6 +8,8 @@ public struct ByteBuilder: ~Copyable {
     @usableFromInline var _base: UnsafeMutablePointer<UInt8>
     @usableFromInline var _count: Int
     @usableFromInline var _capacity: Int
+    /// False while the bytes are in storage lent by the caller (`init(borrowing:capacity:)`).
+    @usableFromInline var _owned: Bool
 
     /// The first byte; valid until the next append (which may move the storage).
     @inlinable @inline(__always) public var base: UnsafeMutablePointer<UInt8> { _base }
@@ -20,9 +22,23 @@ public struct ByteBuilder: ~Copyable {
         _capacity = max(capacity, 16)
         _base = .allocate(capacity: _capacity)
         _count = 0
+        _owned = true
     }
 
-    deinit { _base.deallocate() }
+    /// A builder that writes into `capacity` bytes at `base`, which stay the caller's and must
+    /// outlive it: while the bytes fit, they are written there (a response's own buffer, so
+    /// the page is not copied into it); growing moves them into storage of the builder's own.
+    public init(borrowing base: UnsafeMutablePointer<UInt8>, capacity: Int) {
+        _base = base
+        _capacity = capacity
+        _count = 0
+        _owned = false
+    }
+
+    /// Whether the bytes are still in the storage given to `init(borrowing:capacity:)`.
+    @inlinable public var isBorrowed: Bool { !_owned }
+
+    deinit { if _owned { _base.deallocate() } }
 
     @inlinable @inline(__always) public var isEmpty: Bool { count == 0 }
 
@@ -136,12 +152,13 @@ public struct ByteBuilder: ~Copyable {
     }
 
     @usableFromInline @inline(never) mutating func grow(toHold need: Int) {
-        var c = capacity * 2
+        var c = max(capacity * 2, 16)
         while c < need { c *= 2 }
         let nb = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
         nb.update(from: _base, count: _count)
-        _base.deallocate()
+        if _owned { _base.deallocate() }
         _base = nb
         _capacity = c
+        _owned = true
     }
 }

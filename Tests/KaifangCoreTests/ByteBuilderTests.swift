@@ -60,4 +60,25 @@ import Testing
         }
         #expect(Array(b.bytes) == expected)
     }
+
+    /// A builder on lent storage writes there while the bytes fit, then moves them into storage
+    /// of its own; the lent bytes past its capacity are never touched.
+    @Test func aBorrowingBuilderMovesOutWhenItOutgrowsTheLentStorage() {
+        for capacity in [0, 1, 16, 100] {
+            let lent = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity + 8)
+            defer { lent.deallocate() }
+            lent.initialize(repeating: 0xEE, count: capacity + 8)
+            var b = ByteBuilder(borrowing: lent, capacity: capacity)
+            var expected: [UInt8] = []
+            for i in 0..<300 {
+                let x = UInt8(i % 200)
+                b.append(x); expected.append(x)
+                #expect(b.isBorrowed == (expected.count <= capacity))
+                if b.isBorrowed { #expect(b.base == lent) }
+            }
+            #expect(Array(b.bytes) == expected)
+            #expect((0..<8).allSatisfy { lent[capacity + $0] == 0xEE })
+            #expect((0..<capacity).allSatisfy { lent[$0] == expected[$0] })
+        }
+    }
 }

@@ -32,54 +32,66 @@ extension APIHandler {
             if let sets = q.rowSetFilters(plan: plan) {
                 rows = try RowSets.matching(reader, sets, after: q.after?.row ?? 0, want: q.limit + 1)
             }
-            var out = ByteBuilder(capacity: 256 + q.limit * 40 * max(q.columns.count, 1))
-            JSONOut.raw("{\"dataset\":", into: &out); JSONOut.string(access.dataset.id, into: &out)
-            JSONOut.raw(",\"version\":\(access.version.number),\"view\":\"\(access.view.rawValue)\",\"fields\":[", into: &out)
-            for (i, c) in q.columns.enumerated() { if i > 0 { out.append(0x2C) }; JSONOut.string(plan.columns[c].field.name, into: &out) }
-            JSONOut.raw("],\"masked_fields\":[", into: &out)
-            var first = true
-            for c in q.columns where plan.columns[c].operation.changesValue {
-                if !first { out.append(0x2C) }
-                first = false
-                JSONOut.string(plan.columns[c].field.name, into: &out)
-            }
-            JSONOut.raw("],\"rows\":[", into: &out)
-            let start = out.count
-            // In row order with no filter but the row sets': straight from the file's pages.
+            // Written straight into the response's buffer while it fits (nearly always: room for
+            // 40 bytes a cell); a page that outgrows it moves into the builder's own storage and
+            // is copied over once at the end.
+            let estimate = 256 + q.limit * 40 * max(q.columns.count, 1)
+            var buffer = ByteBufferAllocator().buffer(capacity: estimate)
+            var spilled: [UInt8]?
             var page: RowQuery.Page?
-            if configuration.pageReader, q.sortColumn == nil, rows != nil || q.filters.isEmpty, let table = reader.rowsTable() {
-                page = try q.pageFromFile(table, plan: plan, rows: rows, into: &out)
-                if page == nil { out.truncate(to: start) }
-            }
-            if page == nil {
-                let (sql, args) = rows.map { q.sql(plan: plan, limit: nil, rows: $0) } ?? q.sql(plan: plan, limit: q.limit + 1)
-                page = try reader.withStatement(sql, args) { stmt -> RowQuery.Page in
-                    var encoder = RowEncoder(plan: plan, columns: q.columns, firstColumn: q.sortColumn == nil ? 1 : 2, statement: stmt)
-                    var p = RowQuery.Page()
-                    while true {
-                        let rc = sqlite3_step(stmt)
-                        if rc == SQLITE_DONE { break }
-                        guard rc == SQLITE_ROW else { throw KaifangError.runtime("query failed: \(String(cString: sqlite3_errmsg(reader.db)))") }
-                        if p.count == q.limit { p.more = true; break }
-                        let rowID = sqlite3_column_int64(stmt, 0)
-                        if p.count > 0 { out.append(0x2C) }
-                        encoder.json(stmt, row: rowID, into: &out)
-                        p.last = (q.sortColumn == nil ? .null : VersionReader.cell(stmt, 1), rowID)
-                        p.count += 1
-                    }
-                    p.maskedCells = encoder.maskedCells
-                    return p
+            _ = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: estimate) { raw -> Int in
+                var out = ByteBuilder(borrowing: raw.bindMemory(to: UInt8.self).baseAddress!, capacity: raw.count)
+                JSONOut.raw("{\"dataset\":", into: &out); JSONOut.string(access.dataset.id, into: &out)
+                JSONOut.raw(",\"version\":\(access.version.number),\"view\":\"\(access.view.rawValue)\",\"fields\":[", into: &out)
+                for (i, c) in q.columns.enumerated() { if i > 0 { out.append(0x2C) }; JSONOut.string(plan.columns[c].field.name, into: &out) }
+                JSONOut.raw("],\"masked_fields\":[", into: &out)
+                var first = true
+                for c in q.columns where plan.columns[c].operation.changesValue {
+                    if !first { out.append(0x2C) }
+                    first = false
+                    JSONOut.string(plan.columns[c].field.name, into: &out)
                 }
+                JSONOut.raw("],\"rows\":[", into: &out)
+                let start = out.count
+                // In row order with no filter but the row sets': straight from the file's pages.
+                if configuration.pageReader, q.sortColumn == nil, rows != nil || q.filters.isEmpty, let table = reader.rowsTable() {
+                    page = try q.pageFromFile(table, plan: plan, rows: rows, into: &out)
+                    if page == nil { out.truncate(to: start) }
+                }
+                if page == nil {
+                    let (sql, args) = rows.map { q.sql(plan: plan, limit: nil, rows: $0) } ?? q.sql(plan: plan, limit: q.limit + 1)
+                    page = try reader.withStatement(sql, args) { stmt -> RowQuery.Page in
+                        var encoder = RowEncoder(plan: plan, columns: q.columns, firstColumn: q.sortColumn == nil ? 1 : 2, statement: stmt)
+                        var p = RowQuery.Page()
+                        while true {
+                            let rc = sqlite3_step(stmt)
+                            if rc == SQLITE_DONE { break }
+                            guard rc == SQLITE_ROW else { throw KaifangError.runtime("query failed: \(String(cString: sqlite3_errmsg(reader.db)))") }
+                            if p.count == q.limit { p.more = true; break }
+                            let rowID = sqlite3_column_int64(stmt, 0)
+                            if p.count > 0 { out.append(0x2C) }
+                            encoder.json(stmt, row: rowID, into: &out)
+                            p.last = (q.sortColumn == nil ? .null : VersionReader.cell(stmt, 1), rowID)
+                            p.count += 1
+                        }
+                        p.maskedCells = encoder.maskedCells
+                        return p
+                    }
+                }
+                let p = page ?? RowQuery.Page()
+                out.append(0x5D)
+                if p.more {
+                    JSONOut.raw(",\"next_cursor\":", into: &out)
+                    JSONOut.string(RowQuery.encodeCursor(sortColumn: q.sortColumn, descending: q.descending, value: p.last.0, row: p.last.1), into: &out)
+                }
+                out.append(0x7D)
+                if out.isBorrowed { return out.count }
+                spilled = out.array
+                return 0
             }
+            if let spilled { buffer.writeBytes(spilled) }
             let p = page ?? RowQuery.Page()
-            out.append(0x5D)
-            if p.more {
-                JSONOut.raw(",\"next_cursor\":", into: &out)
-                JSONOut.string(RowQuery.encodeCursor(sortColumn: q.sortColumn, descending: q.descending, value: p.last.0, row: p.last.1), into: &out)
-            }
-            out.append(0x7D)
-            // Straight into the response's buffer (one copy of the page, not two).
-            return (ByteBuffer(bytes: out.bytes), p.count, p.maskedCells)
+            return (buffer, p.count, p.maskedCells)
         }
         metrics.served(rows: count, maskedCells: maskedCells)
         try await recordRead(access, caller: caller, action: "rows.read", rows: count, columns: q.columns)
