@@ -175,11 +175,14 @@ import Testing
         #expect(apply("江苏省南京市玄武区中山路18号", semantic: .address, level: .L2) == "江苏省南京市玄武区")
     }
 
+    /// A plan whose one column, a number at L2, is banded in the public view.
+    static let bandingPlan = MaskingPlan(manifest: DatasetManifest(id: "t", title: "T", fields: [FieldSpec(name: "amount", type: .number, level: .L2)]),
+                                         view: .public, keys: keys)
+
     /// The rows API bands REAL cells from the number itself; it must give what banding the
     /// stored text gives, and fail closed on what is not a finite number.
     @Test func numberBandFromTheNumberMatchesTheText() {
-        let f = FieldSpec(name: "amount", type: .number, level: .L2)
-        let plan = MaskingPlan(manifest: DatasetManifest(id: "t", title: "T", fields: [f]), view: .public, keys: Self.keys)
+        let plan = Self.bandingPlan
         for v in [461.21, 0, -35, 1234.5, 0.0042, 99.99, 1e20, -0.5, 7] {
             var out = ByteBuilder()
             let kept = plan.applyNumber(column: 0, v, into: &out)
@@ -201,8 +204,7 @@ import Testing
     /// multiple of m: checked over random values of every magnitude from 1 to 1e15, powers of
     /// ten and their neighbours, negative ones included.
     @Test func numberBandsHoldTheirValueAtEveryMagnitude() {
-        let f = FieldSpec(name: "amount", type: .number, level: .L2)
-        let plan = MaskingPlan(manifest: DatasetManifest(id: "t", title: "T", fields: [f]), view: .public, keys: Self.keys)
+        let plan = Self.bandingPlan
         var values: [Double] = []
         for k in 0..<15 {
             let p = pow(10, Double(k))
@@ -229,8 +231,7 @@ import Testing
     /// ⌊v / m⌋·m to ⌊v / m⌋·m + m with m = 10^⌊log10 |v|⌋, for every magnitude and sign,
     /// exact multiples and fractions just beside them included.
     @Test func numberBandsAreTheBandsOfTheDefinition() {
-        let f = FieldSpec(name: "amount", type: .number, level: .L2)
-        let plan = MaskingPlan(manifest: DatasetManifest(id: "t", title: "T", fields: [f]), view: .public, keys: Self.keys)
+        let plan = Self.bandingPlan
         var values: [Double] = []
         for k in 0..<15 {
             let p = pow(10, Double(k))
@@ -258,8 +259,7 @@ import Testing
     /// Decimal text is banded from its digits (no double): the same band as the number gives,
     /// for every split of up to 15 significant digits between integer part and fraction.
     @Test func numberBandFromTheDigitsMatchesTheNumber() {
-        let f = FieldSpec(name: "amount", type: .number, level: .L2)
-        let plan = MaskingPlan(manifest: DatasetManifest(id: "t", title: "T", fields: [f]), view: .public, keys: Self.keys)
+        let plan = Self.bandingPlan
         var rng = SystemRandomNumberGenerator()
         var wrong: [String] = []
         for intDigits in 1...15 {
