@@ -116,13 +116,13 @@ public struct ByteBuilder: ~Copyable {
     /// Appends an integer's decimal digits (what SQLite's text of an integer is): the digits
     /// counted first, then written from the last one straight into the buffer.
     @inlinable public mutating func append(decimal v: Int64) {
-        if count + 20 > capacity { grow(toHold: count + 20) }
+        if count + 20 > capacity { grow(toHold: count + 20) }   // a sign and 19 digits
         if v < 0 { _base[_count] = 0x2D; _count += 1 }
         var m = v.magnitude
         var digits = 1
         var power: UInt64 = 10
+        // An Int64's magnitude is below 10^19: at most 19 digits.
         while digits < 19 && m >= power { digits += 1; power &*= 10 }
-        if digits == 19 && m >= power { digits = 20 }
         var i = _count + digits
         _count = i
         repeat { i -= 1; _base[i] = UInt8(truncatingIfNeeded: m % 10) &+ 0x30; m /= 10 } while m > 0

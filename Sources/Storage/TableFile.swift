@@ -35,14 +35,7 @@ final class FilePage: @unchecked Sendable {
 
     deinit { base.deallocate() }
 
-    @inline(__always) func u16(_ at: Int) -> Int { Int(base[at]) << 8 | Int(base[at + 1]) }
-    @inline(__always) func u32(_ at: Int) -> UInt32 {
-        UInt32(base[at]) << 24 | UInt32(base[at + 1]) << 16 | UInt32(base[at + 2]) << 8 | UInt32(base[at + 3])
-    }
-
-    /// SQLite's varint at `at`, and its length; nil past `end`.
-    @inline(__always) func varint(_ at: Int, end: Int) -> (UInt64, Int)? { SQLiteVarint.read(base, at, end: end) }
-
+    /// Its bytes, to read (valid while this page is held).
     @inline(__always) var bytes: PageBytes { PageBytes(base: base) }
 }
 
@@ -55,6 +48,7 @@ struct PageBytes {
     @inline(__always) func u32(_ at: Int) -> UInt32 {
         UInt32(base[at]) << 24 | UInt32(base[at + 1]) << 16 | UInt32(base[at + 2]) << 8 | UInt32(base[at + 3])
     }
+    /// SQLite's varint at `at`, and its length; nil past `end`.
     @inline(__always) func varint(_ at: Int, end: Int) -> (UInt64, Int)? { SQLiteVarint.read(base, at, end: end) }
 }
 
@@ -158,17 +152,17 @@ public final class TableFile: @unchecked Sendable {
         header.base.initialize(repeating: 0, count: 100)
         let n = pread(fd, header.base, 100, 0)
         // Page size (1 means 65 536), reserved bytes per page, page count, text encoding (1: UTF-8).
-        let sizeField = header.u16(16)
+        let sizeField = header.bytes.u16(16)
         let size = sizeField == 1 ? 65_536 : sizeField
         let reserved = Int(header.base[20])
         // The header's page count holds only when its "version valid for" equals the change
         // counter (older writers left it stale); otherwise the file's size says.
-        var pages = header.u32(28)
-        if pages == 0 || header.u32(92) != header.u32(24) {
+        var pages = header.bytes.u32(28)
+        if pages == 0 || header.bytes.u32(92) != header.bytes.u32(24) {
             var st = stat()
             pages = fstat(fd, &st) == 0 && size > 0 ? UInt32(clamping: Int(st.st_size) / size) : 0
         }
-        let encoding = header.u32(56)
+        let encoding = header.bytes.u32(56)
         guard n == 100, size >= 512, size <= 65_536, size & (size - 1) == 0, size - reserved >= 480,
               encoding == 1, UInt32(rootPage) <= pages else {
             close(fd)
@@ -510,7 +504,7 @@ public struct TableCursor {
                 let take = min(u - 4, p - filled)
                 (buffer + filled).update(from: o.base + 4, count: take)
                 filled += take
-                next = o.u32(0)
+                next = o.bytes.u32(0)
                 hops += 1
             }
             payload = UnsafePointer(buffer)
