@@ -89,16 +89,36 @@ extension APIHandler {
 }
 
 /// Wakes the sandbox workers when a job is queued (they also poll).
+///
+/// A waiter's timeout resumes that waiter only, and only if it still waits: a timeout that
+/// woke every waiter, or fired after its own waiter had been woken, let two idle workers wake
+/// each other in turn for ever (seen once jobs ran on NIO's event loops, where the order of
+/// the two is fixed; on the concurrency pool it was a race).
 actor JobWake {
-    var waiters: [CheckedContinuation<Void, Never>] = []
-    func wake() { let w = waiters; waiters = []; for c in w { c.resume() } }
-    func wait(timeout: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.park() }
-            group.addTask { try? await Task.sleep(for: timeout); await self.wake() }
-            await group.next()
-            group.cancelAll()
-        }
+    private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var nextID = 0
+
+    /// Resumes every waiter.
+    func wake() {
+        let w = waiters
+        waiters = [:]
+        for c in w.values { c.resume() }
     }
-    private func park() async { await withCheckedContinuation { waiters.append($0) } }
+
+    /// Returns at the next `wake()` or after `timeout`, whichever comes first.
+    func wait(timeout: Duration) async {
+        let id = nextID
+        nextID += 1
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            await self?.expire(id)
+        }
+        await withCheckedContinuation { waiters[id] = $0 }
+        timer.cancel()
+    }
+
+    /// The number of tasks waiting (for tests).
+    var waiting: Int { waiters.count }
+
+    private func expire(_ id: Int) { waiters.removeValue(forKey: id)?.resume() }
 }
