@@ -48,11 +48,13 @@ public final class Checkpointer: @unchecked Sendable {
         try catalog.setAutomaticCheckpoints(false)
         nonisolated(unsafe) let connection = db   // used by the thread alone from here on
         let t = Thread { [self] in
+            // Named from inside: on Linux a name given before start is not applied, and the
+            // kernel keeps 15 bytes of it (`top -H`, `/proc/PID/task/*/comm`).
+            Thread.current.name = "kaifang-ckpt"
             loop(connection)
             sqlite3_wal_checkpoint_v2(connection, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
             sqlite3_close(connection)
         }
-        t.name = "kaifang-checkpoint"
         thread = t
         t.start()
     }
