@@ -34,7 +34,7 @@ extension APIHandler {
             }
             // Written straight into the response's buffer while it fits (nearly always: room for
             // 40 bytes a cell); a page that outgrows it moves into the builder's own storage and
-            // is copied over once at the end.
+            // is copied into it at the end (through an array: rare, so not worth a second path).
             let estimate = 256 + q.limit * 40 * max(q.columns.count, 1)
             var buffer = ByteBufferAllocator().buffer(capacity: estimate)
             var spilled: [UInt8]?
