@@ -6,7 +6,7 @@
 PORT ?= 8080
 SWIFT ?= swift
 
-.PHONY: demo test build setup check-openapi clean
+.PHONY: demo test build setup check-openapi screenshot clean
 
 setup:
 	@bash scripts/setup.sh
@@ -27,5 +27,11 @@ test: setup
 check-openapi:
 	@bash scripts/check-openapi.sh
 
+# Refreshes the README's screenshot (docs/screenshots/dataset.png) from a portal check run.
+screenshot: build
+	@rm -rf .screenshots && mkdir -p .screenshots
+	@SCREENSHOTS=.screenshots bash scripts/portal-check.sh
+	cp .screenshots/datasets-enterprises-desktop.png docs/screenshots/dataset.png
+
 clean:
-	rm -rf .build
+	rm -rf .build .venv

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Property-based API testing: schemathesis (PyPI; test tooling only) generates requests from
+# Property-based API testing: schemathesis (PyPI; test tooling only, from the virtual environment scripts/pyenv.sh keeps) generates requests from
 # openapi/openapi.yaml and checks the live server's answers: no 5xx, only documented status
 # codes and content types, bodies that match their schemas. Starts its own demo server on a
 # free port over a temporary data directory, with a developer key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -c "import schemathesis" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check schemathesis
+PY=$(bash scripts/pyenv.sh)
+SCHEMATHESIS="$(dirname "$PY")/schemathesis"
 BIN=${KAIFANG_BIN:-.build/debug/kaifang}
 [ -x "$BIN" ] || swift build --product kaifang
 DIR=$(mktemp -d)
-PORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+PORT=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 "$BIN" demo --port "$PORT" --data-dir "$DIR" --key-rate 0 --anonymous-rate 0 --exports-per-day 0 --anonymous-exports-per-day 0 > "$DIR/demo.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
@@ -19,7 +20,7 @@ KEY=$(awk '/developer key:/ {print $3}' "$DIR/demo.log")
 for auth in "" "Authorization: Bearer $KEY"; do
   args=()
   [ -n "$auth" ] && args=(-H "$auth")
-  schemathesis run openapi/openapi.yaml --url "http://127.0.0.1:$PORT" "${args[@]}" \
+  "$SCHEMATHESIS" run openapi/openapi.yaml --url "http://127.0.0.1:$PORT" "${args[@]}" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --phases examples,coverage,fuzzing --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --seed 1 -w 2 --warnings off
 done

@@ -481,7 +481,9 @@ public struct CatalogDatabase: Sendable {
             var args: [DatabaseValueConvertible?] = []
             if !query.includeUnpublished { base.append("d.tier IS NOT NULL AND d.published_version IS NOT NULL") }
             if let q = query.q?.trimmingCharacters(in: .whitespaces), !q.isEmpty {
-                for word in q.split(whereSeparator: { $0 == " " || $0 == "　" }) {
+                // Spaces (ASCII and ideographic) and control characters separate words: a NUL
+                // inside an FTS5 phrase ends it early and makes the MATCH a syntax error.
+                for word in q.split(whereSeparator: { $0 == " " || $0 == "　" || $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } }) {
                     if word.count >= 3 {
                         // FTS5 trigram index; the word is one quoted phrase (no FTS syntax from callers).
                         base.append("d.id IN (SELECT id FROM dataset_fts WHERE dataset_fts MATCH ?)")

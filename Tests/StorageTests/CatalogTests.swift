@@ -229,6 +229,9 @@ final class TempDir {
         } while cursor != nil
         #expect(seen.sorted() == ["d0", "d1", "d2", "d3", "d4", "d5"])
         #expect { try catalog.search(DatasetQuery(cursor: "garbage!")) } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        // Control characters separate words (a NUL inside a full-text phrase was a syntax error).
+        #expect(try catalog.search(DatasetQuery(q: "空气质\u{0}")).datasets.map(\.record.id) == ["d5"])
+        #expect(try catalog.search(DatasetQuery(q: "ab\u{0}\u{1}|")).total == 0)
     }
 
     @Test func theCheckpointerMovesTheLogOffTheWritersPath() throws {
