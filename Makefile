@@ -5,6 +5,8 @@
 
 PORT ?= 8080
 SWIFT ?= swift
+# Every target imports only what it declares in Package.swift.
+CHECK ?= --explicit-target-dependency-import-check error
 
 .PHONY: demo test build setup check-openapi screenshot clean
 
@@ -12,13 +14,13 @@ setup:
 	@bash scripts/setup.sh
 
 build: setup
-	$(SWIFT) build
+	$(SWIFT) build $(CHECK)
 
 demo: build
 	.build/debug/kaifang demo --port $(PORT)
 
 test: setup
-	$(SWIFT) test
+	$(SWIFT) test $(CHECK)
 	@bash scripts/check-openapi.sh
 	@bash scripts/schemathesis.sh
 	@bash scripts/portal-check.sh

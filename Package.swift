@@ -22,6 +22,9 @@ let package = Package(
         // Already built for the OpenAPI generator; the portal reads the spec with it for /docs/api.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // Hummingbird's own dependencies, named because the server imports them directly.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // Domain types shared by every module: tiers, levels, semantic types, manifests, roles.
@@ -49,7 +52,6 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
         ]),
         // The sandbox's second wall around SQLite: sqlite3_db_config (variadic, so C), authorizer,
         // limits and the deadline progress handler.
@@ -58,8 +60,16 @@ let package = Package(
         .target(name: "Sandbox", dependencies: [
             "KaifangCore", "Masking", "Storage", "Audit", "CSQLiteGuard",
             .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
+        ]),
+        // What the CLI and the server both do to data: the import pipeline (files in, versions
+        // out), the one masking-plan builder, masked rows as bytes and exports, the steward's
+        // operations (publish with the k-anonymity gate, classify), harvesting, the demo's data.
+        .target(name: "Publishing", dependencies: [
+            "KaifangCore", "Masking", "Ingest", "Storage", "Audit",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // Generated from openapi/openapi.yaml (symlinked into the target folder).
         .target(name: "KaifangAPI", dependencies: [
@@ -67,10 +77,16 @@ let package = Package(
         ], plugins: [
             .plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator"),
         ]),
-        // The Hummingbird application: handlers, auth, problem+json, metrics.
+        // The HTTP server only: the OpenAPI handlers and the rows route, auth, rate limits,
+        // problem+json, metrics, the portal, and the services it runs (sandbox workers, harvest
+        // scheduler, catalog checkpoints).
         .target(name: "KaifangServer", dependencies: [
-            "KaifangCore", "Masking", "Ingest", "Storage", "Sandbox", "Audit", "KaifangAPI",
+            "KaifangCore", "Masking", "Storage", "Sandbox", "Audit", "Publishing", "KaifangAPI",
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
             .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
             .product(name: "Logging", package: "swift-log"),
@@ -86,20 +102,35 @@ let package = Package(
         .plugin(name: "EmbedResources", capability: .buildTool(), dependencies: ["embed-tool"]),
         // The steward CLI.
         .executableTarget(name: "kaifang", dependencies: [
-            "KaifangServer",
+            "KaifangCore", "Masking", "Ingest", "Storage", "Sandbox", "Audit", "Publishing", "KaifangServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         .testTarget(name: "KaifangCoreTests", dependencies: ["KaifangCore"]),
-        .testTarget(name: "MaskingTests", dependencies: ["Masking", "Ingest"]),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest"]),
+        .testTarget(name: "MaskingTests", dependencies: ["Masking", "Ingest", "KaifangCore", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "KaifangCore", "CByteScan"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+        .testTarget(name: "StorageTests", dependencies: [
+            "Storage", "Audit", "KaifangCore",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
+        ]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "KaifangCore"]),
         .testTarget(name: "KaifangAPITests", dependencies: ["KaifangAPI"]),
         // End-to-end tests start the real server on a loopback port and talk to it with URLSession
         // (HummingbirdTesting would add async-http-client and a second TLS stack to every build).
-        .testTarget(name: "KaifangServerTests", dependencies: ["KaifangServer", "KaifangCore", "Masking", "Storage", "Ingest", "Sandbox"]),
-        .testTarget(name: "kaifangTests", dependencies: ["kaifang", "KaifangCore", "Storage", "Audit"]),
+        .testTarget(name: "KaifangServerTests", dependencies: [
+            "KaifangServer", "Publishing", "KaifangCore", "Masking", "Storage", "Ingest", "Sandbox", "Audit",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "kaifangTests", dependencies: [
+            "kaifang", "KaifangCore", "Storage", "Audit",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
     ]
 )

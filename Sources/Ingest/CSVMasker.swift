@@ -89,6 +89,7 @@ public enum CSVMasker {
         }
         out.append(0x0A)
         var scratch = MaskScratch()
+        var typed = ByteBuilder(capacity: 64)
         let masker = CSVLineMasker(plan: plan, columns: mapping.map { ($0.csv, $0.plan) })
         // Fields read in place from a comma-separated file hold no byte that forces quoting.
         let commaSeparated = reader.delimiter == 0x2C
@@ -101,7 +102,7 @@ public enum CSVMasker {
             }
             let clean = commaSeparated && reader.readInPlace
             reader.withRecord { record in
-                masker.append(record, cleanInput: clean, row: Int64(rows), scratch: &scratch, into: &out)
+                masker.append(record, cleanInput: clean, row: Int64(rows), scratch: &scratch, typed: &typed, into: &out)
             }
             if out.count >= 1 << 18 {
                 try sink.write(out.bytes)

@@ -1,6 +1,7 @@
 import Foundation
 import KaifangCore
 import Masking
+import Publishing
 import Storage
 
 /// Who may read a dataset's rows, through which view: the one place the tier rules of DESIGN §1
@@ -62,12 +63,12 @@ struct Access {
         if let plan = plans?.get(cacheKey) {
             return Access(dataset: d, version: v, view: view, license: license, plan: plan)
         }
-        // The policy is the dataset's current one; a field the version lacks is not served.
-        var manifest = d.manifest
-        let stored = Set(v.manifest.fields.map(\.name))
-        manifest.fields = manifest.fields.filter { stored.contains($0.name) }
-        let grant = license.map { LicenseGrant(licenseID: $0.id, fields: $0.fields.isEmpty ? nil : Set($0.fields)) }
-        let plan = MaskingPlan(manifest: manifest, view: view, grant: grant, keys: try s.keys())
+        let audience: Audience = switch view {
+        case .steward: .steward
+        case .public: .publicView
+        case .licensed: license.map(Audience.init(license:)) ?? .publicView
+        }
+        let plan = ServingPlan.build(dataset: d, version: v, audience: audience, keys: try s.keys())
         plans?.put(cacheKey, plan)
         return Access(dataset: d, version: v, view: view, license: license, plan: plan)
     }

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import OpenAPIHummingbird
+import Publishing
 import ServiceLifecycle
 import Sandbox
 import Storage

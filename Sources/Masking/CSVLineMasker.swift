@@ -10,9 +10,11 @@ public struct CSVLineMasker {
         let column: Int
         let kernel: Kernel
         let check: Operation.OutputBytes
-        /// How many output columns from this one on keep consecutive input fields (at least 1):
+        /// How many output columns from this one on keep consecutive text fields (at least 1):
         /// from clean input, such a run is copied as one span, delimiters included.
         var run: Int
+        /// How the raw value becomes the value a version stores, before the kernel applies.
+        let stored: StoredText.Kind
     }
 
     public let plan: MaskingPlan
@@ -22,10 +24,15 @@ public struct CSVLineMasker {
     ///   plan's column index.
     public init(plan: MaskingPlan, columns: [(field: Int, column: Int)]) {
         self.plan = plan
-        var outputs = columns.map { Output(field: $0.field, column: $0.column, kernel: plan.kernels[$0.column], check: plan.ops[$0.column].outputBytes, run: 1) }
+        var outputs = columns.map {
+            Output(field: $0.field, column: $0.column, kernel: plan.kernels[$0.column], check: plan.ops[$0.column].outputBytes, run: 1,
+                   stored: StoredText.Kind(plan.columns[$0.column].field))
+        }
         for i in outputs.indices.reversed() where i + 1 < outputs.count {
             let (o, next) = (outputs[i], outputs[i + 1])
-            if o.kernel == .keep && next.kernel == .keep && next.field == o.field + 1 { outputs[i].run = next.run + 1 }
+            if o.kernel == .keep && next.kernel == .keep && o.stored == .text && next.stored == .text && next.field == o.field + 1 {
+                outputs[i].run = next.run + 1
+            }
         }
         self.outputs = outputs
     }
@@ -35,15 +42,16 @@ public struct CSVLineMasker {
     ///   - cleanInput: the record's fields hold no comma, quote, CR or LF (the reader read it in
     ///     place from a comma-separated file), so unchanged input bytes need no quoting check.
     ///   - row: the row's number, which seeds noise.
-    public func append(_ record: FieldSpans, cleanInput: Bool, row: Int64, scratch: inout MaskScratch, into out: inout ByteBuilder) {
+    ///   - typed: a buffer for the stored form of typed values, reused from record to record.
+    public func append(_ record: FieldSpans, cleanInput: Bool, row: Int64, scratch: inout MaskScratch, typed: inout ByteBuilder, into out: inout ByteBuilder) {
         outputs.withUnsafeBufferPointer { outputs in
             var i = 0
             while i < outputs.count {
                 if i > 0 { out.append(0x2C) }
                 let o = outputs[i]
-                if o.run > 1 && cleanInput {
-                    // Kept fields side by side in a comma-separated record: one copy, with the
-                    // commas between them.
+                if o.run > 1 && cleanInput && !Self.anyStartsBlank(record, from: o.field, count: o.run) {
+                    // Kept text fields side by side in a comma-separated record: one copy, with
+                    // the commas between them.
                     let first = record.field(o.field), last = record.field(o.field + o.run - 1)
                     out.append(contentsOf: UnsafeBufferPointer(start: first.baseAddress, count: last.baseAddress! + last.count - first.baseAddress!))
                     i += o.run
@@ -51,8 +59,15 @@ public struct CSVLineMasker {
                 }
                 i += 1
                 if o.kernel == .suppress { continue }   // an empty field
-                let value = record.field(o.field)
+                var value = record.field(o.field)
                 if value.isEmpty { continue }
+                switch o.stored {
+                case .text:
+                    if ValueParser.isSpace(value[0]) && StoredText.isBlank(value) { continue }
+                default:
+                    guard StoredText.canonical(value, o.stored, into: &typed) else { continue }
+                    value = typed.bytes
+                }
                 let mark = out.count
                 if plan.apply(o.kernel, column: o.column, value, row: row, scratch: &scratch, into: &out) {
                     switch o.check {
@@ -66,5 +81,16 @@ public struct CSVLineMasker {
             }
         }
         out.append(0x0A)
+    }
+
+    /// Whether one of `count` fields from `from` on starts with a space or tab (it may be
+    /// blank, which a version stores as null).
+    @inline(__always)
+    static func anyStartsBlank(_ record: FieldSpans, from: Int, count: Int) -> Bool {
+        for k in from..<(from + count) {
+            let f = record.field(k)
+            if let b = f.first, ValueParser.isSpace(b) { return true }
+        }
+        return false
     }
 }

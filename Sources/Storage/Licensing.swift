@@ -174,6 +174,11 @@ extension CatalogDatabase {
         }
     }
 
+    /// One license, or nil.
+    public func license(_ id: String) throws -> LicenseRecord? {
+        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM licenses WHERE id = ?", arguments: [id]).map(Self.licenseRecord) }
+    }
+
     /// The key's license in force for a dataset and use, if any (checked on every request, so a
     /// revocation or an expiry takes effect on the next one).
     public func activeLicense(keyID: String, dataset: String, use: LicenseUse) throws -> LicenseRecord? {

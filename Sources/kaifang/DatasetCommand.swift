@@ -4,6 +4,7 @@ import KaifangCore
 import Ingest
 import KaifangServer
 import Masking
+import Publishing
 import Storage
 
 struct DatasetCommand: ParsableCommand {
@@ -15,22 +16,24 @@ struct DatasetCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "export", abstract: "Export a version through a view: CSV, JSON Lines, or a bundle that `dataset import` reads back.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The dataset id.") var id: String
-        @Option(help: "public, licensed or steward (raw values).") var view: String = "public"
-        @Option(help: "The license whose pseudonyms to produce (licensed view).") var license: String?
+        @Option(help: "public, licensed or steward (raw values); --license alone means licensed.") var view: String?
+        @Option(help: "The license whose view to export (licensed view): its granted fields, its pseudonyms.") var license: String?
         @Option(help: "csv, jsonl or bundle (datapackage.json + CSV; -o FILE.zip or FILE.tar.gz).") var format: String = "csv"
         @Option(help: "The version (default: the published one, else the newest).") var version: Int?
         @Option(name: .shortAndLong, help: "The output file (default: standard output).") var output: String?
 
         func validate() throws {
-            guard View(rawValue: view) != nil else { throw ValidationError("--view must be public, licensed or steward") }
+            guard view.map({ View(rawValue: $0) != nil }) ?? true else { throw ValidationError("--view must be public, licensed or steward") }
             guard Exporter.Format(rawValue: format) != nil else { throw ValidationError("--format must be csv, jsonl or bundle") }
         }
 
         func run() throws {
-            let rows = try Exporter(catalog: try openCatalog(global)).export(
-                dataset: id, version: version, view: View(rawValue: view)!, licenseID: license, format: Exporter.Format(rawValue: format)!,
-                output: output, actor: cliActor)
-            if let output { FileHandle.standardError.write(Data("Exported \(rows) rows of \(id) (\(view) view) to \(output).\n".utf8)) }
+            let catalog = try openCatalog(global)
+            let chosen = view.flatMap(View.init(rawValue:)) ?? (license == nil ? .public : .licensed)
+            let audience = try ServingPlan.audience(view: chosen, licenseID: license, dataset: id, catalog: catalog)
+            let rows = try Exporter(catalog: catalog).export(
+                dataset: id, version: version, audience: audience, format: Exporter.Format(rawValue: format)!, output: output, actor: cliActor)
+            if let output { FileHandle.standardError.write(Data("Exported \(rows) rows of \(id) (\(chosen.rawValue) view) to \(output).\n".utf8)) }
         }
     }
 
@@ -232,6 +235,7 @@ struct DatasetCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The dataset id.") var id: String
         @Option(help: "Explain the actions of this view: public, licensed or steward.") var view: String = "public"
+        @Option(help: "Explain the licensed view of this license (its granted fields); without it, a license granting every field.") var license: String?
 
         func validate() throws {
             guard View(rawValue: view) != nil else { throw ValidationError("--view must be public, licensed or steward") }
@@ -242,11 +246,14 @@ struct DatasetCommand: ParsableCommand {
             let d = try catalog.requireDataset(id)
             let versions = try catalog.versions(id)
             let v = View(rawValue: view)!
-            let explained = try Stewardship(catalog: catalog).plan(for: d, view: v).explain()
+            let audience: Audience = v == .licensed && license == nil
+                ? .licensee(licenseID: "any", fields: nil)
+                : try ServingPlan.audience(view: v, licenseID: license, dataset: id, catalog: catalog)
+            let explained = try Stewardship(catalog: catalog).plan(for: d, audience: audience).explain()
             if global.json {
                 try printJSON(ShowJSON(dataset: DatasetJSON(d, rows: versions.first { $0.number == d.publishedVersion }?.rowCount ?? 0),
                                        manifest: d.manifest, view: view,
-                                       actions: Dictionary(uniqueKeysWithValues: d.manifest.fields.map { ($0.name, DefaultPolicy.action(for: $0, view: v).rawValue) }),
+                                       actions: Dictionary(uniqueKeysWithValues: explained.map { ($0.field, $0.action.rawValue) }),
                                        versions: versions.map(VersionJSON.init)))
                 return
             }

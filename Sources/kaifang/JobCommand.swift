@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KaifangCore
 import KaifangServer
+import Publishing
 import Sandbox
 import Storage
 

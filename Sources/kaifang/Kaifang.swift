@@ -3,6 +3,7 @@ import Foundation
 import KaifangCore
 import KaifangServer
 import Logging
+import Publishing
 
 /// Options every command shares.
 struct GlobalOptions: ParsableArguments {

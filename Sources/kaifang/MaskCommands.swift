@@ -3,6 +3,7 @@ import Foundation
 import Ingest
 import KaifangCore
 import Masking
+import Publishing
 import Storage
 
 struct PIICommand: ParsableCommand {
@@ -71,29 +72,31 @@ struct MaskCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mask",
         abstract: "Stream a CSV through a view's masking policy to standard output.",
-        discussion: "Constant memory, UTF-8 bytes in and out. The licensed view pseudonymizes with keys derived from the data directory's secret.key, so it needs an initialized --data-dir; --license names the license whose pseudonyms to produce.")
+        discussion: "Constant memory, UTF-8 bytes in and out. The licensed view is a license's view: --license names it, and the license's granted fields and pseudonyms (keyed from the data directory's secret.key) are what comes out, as the API and `dataset export --license` serve them; it needs the initialized --data-dir that holds the license.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The CSV file (header naming the manifest's fields).") var file: String
     @Option(help: "The manifest (dataset.json) with the fields' levels and types.") var manifest: String
-    @Option(help: "public or licensed.") var view: String
-    @Option(help: "The license id whose pseudonyms to produce (licensed view).") var license: String?
+    @Option(help: "public or licensed (--license alone means licensed).") var view: String?
+    @Option(help: "The license whose view to produce (licensed view): its granted fields, its pseudonyms.") var license: String?
     @Option(help: "The field delimiter, one ASCII character.") var delimiter: String = ","
 
     func validate() throws {
-        guard let v = View(rawValue: view), v != .steward else { throw ValidationError("--view must be public or licensed") }
+        if let view { guard let v = View(rawValue: view), v != .steward else { throw ValidationError("--view must be public or licensed") } }
+        if view == nil && license == nil { throw ValidationError("--view public, or --license L for a license's view") }
         guard delimiter.utf8.count == 1 else { throw ValidationError("--delimiter must be one ASCII character") }
     }
 
     func run() throws {
         let m = try DatasetManifest.load(path: manifest)
-        let v = View(rawValue: view)!
+        let v = view.flatMap(View.init(rawValue:)) ?? .licensed
         let dir = DataDirectory(path: global.resolvedDataDir)
         var keys: PseudonymKeys?
         if dir.isInitialized { keys = PseudonymKeys(secret: try dir.secret()) }
-        let plan = MaskingPlan(manifest: m, view: v, grant: license.map { LicenseGrant(licenseID: $0) }, keys: keys)
         if keys == nil, m.fields.contains(where: { [.pseudonymize, .hash, .noise].contains(DefaultPolicy.action(for: $0, view: v)) }) {
-            throw KaifangError.badInput("the \(view) view pseudonymizes or hashes some fields with the platform secret: pass the --data-dir of an initialized data directory (or set KAIFANG_DATA_DIR)")
+            throw KaifangError.badInput("the \(v.rawValue) view pseudonymizes or hashes some fields with the platform secret: pass the --data-dir of an initialized data directory (or set KAIFANG_DATA_DIR)")
         }
+        let audience = try ServingPlan.audience(view: v, licenseID: license, dataset: m.id, catalog: keys == nil ? nil : try CatalogDatabase(directory: dir))
+        let plan = ServingPlan.build(policy: m, storedFields: nil, audience: audience, keys: keys)
         let src = try FileByteSource(path: file)
         let reader = CSVReader(source: src, fileName: (file as NSString).lastPathComponent, delimiter: delimiter.utf8.first!)
         try CSVMasker.run(reader: reader, plan: plan, manifest: m, sink: ByteSink(fileDescriptor: 1))

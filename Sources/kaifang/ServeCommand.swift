@@ -5,6 +5,7 @@ import KaifangCore
 import KaifangServer
 import Logging
 import NIOCore
+import Publishing
 import Storage
 
 struct ServeCommand: AsyncParsableCommand {

@@ -3,6 +3,7 @@ import Foundation
 import KaifangCore
 import KaifangServer
 import Logging
+import Publishing
 import Storage
 
 struct SourceCommand: AsyncParsableCommand {

@@ -4,6 +4,7 @@ import FoundationNetworking
 #endif
 import KaifangServer
 import Logging
+import Publishing
 import Storage
 
 /// The real server on a loopback port over a temporary data directory with the sample datasets.

@@ -5,6 +5,7 @@ import FoundationNetworking
 import KaifangCore
 import KaifangServer
 import Masking
+import Publishing
 import Storage
 import Testing
 

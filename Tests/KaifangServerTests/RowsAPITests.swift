@@ -3,6 +3,7 @@ import Ingest
 import KaifangCore
 import KaifangServer
 import Masking
+import Publishing
 import Storage
 import Testing
 

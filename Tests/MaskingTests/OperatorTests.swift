@@ -71,7 +71,7 @@ import Testing
             let kept = scalars.count >= 3 && compound.contains(two) ? 2 : 1
             return String(String.UnicodeScalarView(scalars[0..<kept])) + String(repeating: "*", count: scalars.count - kept)
         }
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator.announced(#function)
         var values = compound.map { $0 + "娜" } + compound
         for _ in 0..<4000 {
             values.append((0..<Int.random(in: 1...12, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined())
@@ -148,7 +148,7 @@ import Testing
             guard let cut else { return "***" }
             return String(text.unicodeScalars[..<cut])
         }
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator.announced(#function)
         for _ in 0..<3000 {
             let value = (0..<Int.random(in: 1...7, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
             #expect(apply(value, semantic: .address) == reference(value), "\(value)")
@@ -205,11 +205,12 @@ import Testing
     /// ten and their neighbours, negative ones included.
     @Test func numberBandsHoldTheirValueAtEveryMagnitude() {
         let plan = Self.bandingPlan
+        var rng = SeededGenerator.announced(#function)
         var values: [Double] = []
         for k in 0..<15 {
             let p = pow(10, Double(k))
             values += [p, p.nextUp, p.nextDown, p * 9.999999, p * 5.5, -p, -p * 3.7]
-            for _ in 0..<200 { values.append(Double.random(in: p..<(p * 10)) * (Bool.random() ? 1 : -1)) }
+            for _ in 0..<200 { values.append(Double.random(in: p..<(p * 10), using: &rng) * (Bool.random(using: &rng) ? 1 : -1)) }
         }
         var wrong: [String] = []
         for v in values where abs(v) >= 1 && abs(v) < 1e15 {
@@ -232,13 +233,14 @@ import Testing
     /// exact multiples and fractions just beside them included.
     @Test func numberBandsAreTheBandsOfTheDefinition() {
         let plan = Self.bandingPlan
+        var rng = SeededGenerator.announced(#function)
         var values: [Double] = []
         for k in 0..<15 {
             let p = pow(10, Double(k))
             for m in [1.0, 2, 5, 9, 9.5] { values += [p * m, (p * m).nextUp, (p * m).nextDown, -p * m, (-p * m).nextUp, (-p * m).nextDown] }
             for _ in 0..<300 {
-                let v = Bool.random() ? Double.random(in: p..<(p * 10)) : Double(Int64.random(in: Int64(p)..<Int64(p * 10)))
-                values.append(Bool.random() ? v : -v)
+                let v = Bool.random(using: &rng) ? Double.random(in: p..<(p * 10), using: &rng) : Double(Int64.random(in: Int64(p)..<Int64(p * 10), using: &rng))
+                values.append(Bool.random(using: &rng) ? v : -v)
             }
         }
         var wrong: [String] = []
@@ -260,7 +262,7 @@ import Testing
     /// for every split of up to 15 significant digits between integer part and fraction.
     @Test func numberBandFromTheDigitsMatchesTheNumber() {
         let plan = Self.bandingPlan
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator.announced(#function)
         var wrong: [String] = []
         for intDigits in 1...15 {
             for fracDigits in 0...(15 - intDigits) {

@@ -75,7 +75,7 @@ import Testing
             let csv = scratch.write("v\(v).csv", "pid,age\nA,\(v)\nB,2\n")
             #expect(try CLI.run(["dataset", "import", csv, "--id", "people", "--manifest", m, "--data-dir", dir]).status == 0)
         }
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededGenerator.announced(#function)
         var killed = 0
         for i in 0..<24 {
             let args = i % 3 == 2 ? ["dataset", "withdraw", "people", "--data-dir", dir]

@@ -50,17 +50,64 @@ import Testing
         #expect(first[4].count == 4)                                  // a qi birth date → year
     }
 
-    @Test func theLicensedViewNeedsTheDataDirectorysSecret() throws {
+    /// A data directory with residents published conditional and two keys, each holding a rows
+    /// license on it (the first for three fields only); returns the two license ids.
+    func twoLicenses() throws -> (String, String) {
+        let dir = scratch.dataDir
+        #expect(try CLI.run(["init", "--data-dir", dir]).status == 0)
+        #expect(try CLI.run(["dataset", "import", "datasets/residents/residents.csv", "--id", "residents", "--manifest", "datasets/residents/dataset.json", "--data-dir", dir]).status == 0)
+        #expect(try CLI.run(["dataset", "publish", "residents", "--tier", "conditional", "--data-dir", dir]).status == 0)
+        var ids: [String] = []
+        for (name, fields) in [("a", "name,phone,district"), ("b", "")] {
+            let key = try CLI.run(["key", "create", "--role", "developer", "--name", name, "--json", "--data-dir", dir])
+            let keyID = try #require((try JSONSerialization.jsonObject(with: Data(key.stdout.utf8)) as? [String: Any])?["id"] as? String)
+            var args = ["license", "grant", "--key", keyID, "--dataset", "residents", "--use", "rows", "--purpose", "研究低保发放的区县分布", "--json", "--data-dir", dir]
+            if !fields.isEmpty { args += ["--fields", fields] }
+            let grant = try CLI.run(args)
+            #expect(grant.status == 0, "\(grant.stderr)")
+            ids.append(try #require((try JSONSerialization.jsonObject(with: Data(grant.stdout.utf8)) as? [String: Any])?["license"] as? String))
+        }
+        return (ids[0], ids[1])
+    }
+
+    @Test func theLicensedViewIsALicensesFieldsAndPseudonyms() throws {
         let m = "datasets/residents/dataset.json", csv = "datasets/residents/residents.csv"
-        let without = try CLI.run(["mask", csv, "--manifest", m, "--view", "licensed", "--data-dir", scratch.url.appendingPathComponent("none").path])
+        let without = try CLI.run(["mask", csv, "--manifest", m, "--license", "lic_x", "--data-dir", scratch.url.appendingPathComponent("none").path])
         #expect(without.status == 2 && without.stderr.contains("platform secret"))
-        #expect(try CLI.run(["init", "--data-dir", scratch.dataDir]).status == 0)
-        let a = try CLI.run(["mask", csv, "--manifest", m, "--view", "licensed", "--license", "L1", "--data-dir", scratch.dataDir])
-        let b = try CLI.run(["mask", csv, "--manifest", m, "--view", "licensed", "--license", "L1", "--data-dir", scratch.dataDir])
-        let c = try CLI.run(["mask", csv, "--manifest", m, "--view", "licensed", "--license", "L2", "--data-dir", scratch.dataDir])
+        let (narrow, full) = try twoLicenses()
+        let a = try CLI.run(["mask", csv, "--manifest", m, "--view", "licensed", "--license", full, "--data-dir", scratch.dataDir])
+        let b = try CLI.run(["mask", csv, "--manifest", m, "--license", full, "--data-dir", scratch.dataDir])
+        let c = try CLI.run(["mask", csv, "--manifest", m, "--license", narrow, "--data-dir", scratch.dataDir])
         #expect(a.status == 0 && a.stdout == b.stdout)
-        #expect(a.stdout != c.stdout)
         #expect(a.stdout.contains(",name_") && a.stdout.contains(",tel_"))
+        // The narrow license gets its three fields only, pseudonymized for it alone.
+        #expect(c.status == 0)
+        #expect(c.stdout.split(separator: "\n").first == "name,phone,district")
+        let fullFirst = a.stdout.split(separator: "\n")[1], narrowFirst = c.stdout.split(separator: "\n")[1]
+        #expect(!fullFirst.contains(narrowFirst.split(separator: ",")[0]))
+        // A licensed view names a license that exists, is in force, and is for this dataset.
+        let noLicense = try CLI.run(["mask", csv, "--manifest", m, "--view", "licensed", "--data-dir", scratch.dataDir])
+        #expect(noLicense.status == 2 && noLicense.stderr.contains("--view licensed needs --license"))
+        let unknown = try CLI.run(["mask", csv, "--manifest", m, "--license", "lic_nope", "--data-dir", scratch.dataDir])
+        #expect(unknown.status == 2 && unknown.stderr.contains("no license 'lic_nope'"))
+        let other = try CLI.run(["mask", "datasets/enterprises/enterprises.csv", "--manifest", "datasets/enterprises/dataset.json", "--license", full, "--data-dir", scratch.dataDir])
+        #expect(other.status == 2 && other.stderr.contains("is for dataset 'residents'"))
+        #expect(try CLI.run(["license", "revoke", full, "--data-dir", scratch.dataDir]).status == 0)
+        let revoked = try CLI.run(["mask", csv, "--manifest", m, "--license", full, "--data-dir", scratch.dataDir])
+        #expect(revoked.status == 2 && revoked.stderr.contains("revoked"))
+    }
+
+    @Test func aLicensedExportHasTheLicensesFieldsOnlyAsTheMaskerWritesThem() throws {
+        let (narrow, _) = try twoLicenses()
+        let out = scratch.url.appendingPathComponent("narrow.csv").path
+        let exported = try CLI.run(["dataset", "export", "residents", "--license", narrow, "-o", out, "--data-dir", scratch.dataDir])
+        #expect(exported.status == 0, "\(exported.stderr)")
+        let file = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(file.split(separator: "\n").first == "name,phone,district")
+        let masked = try CLI.run(["mask", "datasets/residents/residents.csv", "--manifest", "datasets/residents/dataset.json", "--license", narrow, "--data-dir", scratch.dataDir])
+        #expect(masked.stdout == file)
+        let publicWithLicense = try CLI.run(["dataset", "export", "residents", "--view", "public", "--license", narrow, "--data-dir", scratch.dataDir])
+        #expect(publicWithLicense.status == 2 && publicWithLicense.stderr.contains("--license goes with --view licensed"))
     }
 
     @Test func classifyProposesAndApplyNeverLowersALevel() throws {

@@ -7,6 +7,7 @@ import KaifangCore
 import NIOCore
 import Masking
 import OpenAPIRuntime
+import Publishing
 import Storage
 
 extension APIHandler {
@@ -107,7 +108,7 @@ extension APIHandler {
         let format = input.query.format ?? .csv
         let columns = access.plan.columns.indices.filter { access.plan.columns[$0].included }
         let producer = try ExportProducer(pool: pool, path: catalog.directory.absolute(access.version.file), plan: access.plan,
-                                          columns: columns, jsonl: format == .jsonl, metrics: metrics)
+                                          columns: columns, jsonl: format == .jsonl) { [metrics] rows, masked in metrics.served(rows: rows, maskedCells: masked) }
         try await recordRead(access, caller: caller, action: "export.read", rows: access.version.rowCount, columns: columns)
         let body = HTTPBody(ExportSequence(producer: producer), length: .unknown, iterationBehavior: .single)
         switch format {
@@ -166,73 +167,3 @@ extension APIHandler {
     }
 }
 
-/// Pulls chunks of an export from SQLite as the client reads them: memory stays at one chunk.
-final class ExportProducer: @unchecked Sendable {
-    private let pool: VersionPool
-    private let reader: VersionReader
-    private var stmt: OpaquePointer?
-    private var encoder: RowEncoder
-    private let jsonl: Bool
-    private var headerDone = false
-    private var done = false
-    private let metrics: ServerMetrics
-    private var rows = 0
-    static let chunk = 64 << 10
-
-    init(pool: VersionPool, path: String, plan: MaskingPlan, columns: [Int], jsonl: Bool, metrics: ServerMetrics) throws {
-        self.pool = pool
-        self.reader = try pool.checkout(path)
-        var q = RowQuery()
-        q.columns = columns
-        let (sql, args) = q.sql(plan: plan, limit: nil)
-        self.stmt = try Statement.prepare(reader.db, sql, args)
-        self.encoder = RowEncoder(plan: plan, columns: columns, firstColumn: 1, statement: stmt)
-        self.jsonl = jsonl
-        self.metrics = metrics
-    }
-
-    deinit {
-        sqlite3_finalize(stmt)
-        pool.checkin(reader)
-    }
-
-    func next() throws -> [UInt8]? {
-        if done { return nil }
-        var out = ByteBuilder(capacity: Self.chunk + 4096)
-        if !headerDone && !jsonl {
-            for (i, c) in encoder.columns.enumerated() {
-                if i > 0 { out.append(0x2C) }
-                out.append(contentsOf: Array(encoder.plan.columns[c].field.name.utf8))
-            }
-            out.append(0x0A)
-        }
-        headerDone = true
-        while out.count < Self.chunk {
-            let rc = sqlite3_step(stmt)
-            if rc == SQLITE_DONE {
-                done = true
-                metrics.served(rows: rows, maskedCells: encoder.maskedCells)
-                break
-            }
-            guard rc == SQLITE_ROW else { throw KaifangError.runtime("export failed: \(String(cString: sqlite3_errmsg(reader.db)))") }
-            let rowID = sqlite3_column_int64(stmt, 0)
-            if jsonl { encoder.json(stmt, row: rowID, into: &out); out.append(0x0A) } else { encoder.csv(stmt, row: rowID, into: &out) }
-            rows += 1
-        }
-        return out.isEmpty ? nil : out.array
-    }
-}
-
-struct ExportSequence: AsyncSequence, Sendable {
-    typealias Element = ArraySlice<UInt8>
-    let producer: ExportProducer
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        let producer: ExportProducer
-        mutating func next() async throws -> ArraySlice<UInt8>? {
-            try producer.next().map { ArraySlice($0) }
-        }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(producer: producer) }
-}

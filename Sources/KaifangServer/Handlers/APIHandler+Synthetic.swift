@@ -2,6 +2,7 @@ import Foundation
 import KaifangAPI
 import KaifangCore
 import OpenAPIRuntime
+import Publishing
 import Sandbox
 import Storage
 
@@ -15,17 +16,33 @@ extension APIHandler {
         }
         let n = input.query.rows ?? 100
         guard (1...1000).contains(n) else { throw Problem(status: .badRequest, detail: "rows must be 1–1000") }
-        // Public values of L1 category fields, so that synthetic queries can group by them.
+        // The caller's fields, as the one plan builder decides them: a steward every field, a
+        // key holding a license (rows or sandbox) its granted fields, anyone else the public view's.
+        let audience: Audience
+        if caller.isSteward {
+            audience = .steward
+        } else if let key = caller.key,
+                  let license = try catalog.activeLicense(keyID: key.id, dataset: id, use: .rows) ?? catalog.activeLicense(keyID: key.id, dataset: id, use: .sandbox) {
+            audience = Audience(license: license)
+        } else {
+            audience = .publicView
+        }
+        let plan = ServingPlan.build(dataset: d, version: v, audience: audience, keys: try stewardship.keys())
+        var manifest = d.manifest
+        manifest.fields = plan.columns.filter(\.included).map(\.field)
+        // Real values only of L1 category fields the caller is served unchanged, so that
+        // synthetic queries can group by them; every other value is made up.
         var categories: [String: [String]] = [:]
         let reader = try VersionReader(path: catalog.directory.absolute(v.file))
-        for f in d.manifest.fields where f.semantic == .category && f.level == .L1 && v.manifest.field(named: f.name) != nil {
+        for c in plan.columns where c.included && c.operation == .keep && c.field.semantic == .category && c.field.level == .L1 {
+            let f = c.field
             let values = try reader.query("SELECT DISTINCT \(quoteIdentifier(f.name)) FROM rows WHERE \(quoteIdentifier(f.name)) IS NOT NULL LIMIT 200")
             categories[f.name] = values.compactMap { $0.first?.text }
         }
         if let s = input.query.seed, s < 0 { throw Problem(status: .badRequest, detail: "seed must be 0 or more") }
         let seed = input.query.seed.map { UInt64($0) } ?? id.utf8.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 }
-        var generator = SyntheticGenerator(manifest: d.manifest, categories: categories, seed: seed)
-        let names = d.manifest.fields.map(\.name)
+        var generator = SyntheticGenerator(manifest: manifest, categories: categories, seed: seed)
+        let names = manifest.fields.map(\.name)
         var rows: [[String: (any Sendable)?]] = []
         for _ in 0..<n {
             var object: [String: (any Sendable)?] = [:]

@@ -3,6 +3,7 @@ import KaifangAPI
 import KaifangCore
 import Masking
 import OpenAPIRuntime
+import Publishing
 import Sandbox
 import Storage
 

@@ -2,6 +2,7 @@ import Foundation
 import KaifangCore
 import Masking
 import Mustache
+import Publishing
 import Sandbox
 import Storage
 import Yams
@@ -111,16 +112,16 @@ struct Portal: Sendable {
         let anonymous = Caller(key: nil, requestID: caller.requestID, remote: caller.remote, rawQuery: "", baseURL: caller.baseURL)
         let access = try? Access.resolve(id, caller: anonymous, catalog: catalog, stewardship: stewardship, plans: plans)
         // Examples show only what the visitor's view makes of a synthetic value; never the input.
-        let publicPlan = try stewardship.plan(for: d, view: .public)
-        let plan = access?.plan ?? publicPlan
-        let examples = plan.explain()
-        let fields: [[String: Any]] = m.fields.enumerated().map { i, f in
-            let e = examples[i]
+        // The visitor's plan is over the published version's fields; a policy field the version
+        // lacks, or any field when the visitor may not read the rows, is not served.
+        let plan = access?.plan
+        let fields: [[String: Any]] = m.fields.map { f in
+            let i = plan?.includedColumns[f.name]
             var example = ""
-            if access != nil, let sample = SampleValues.sample(for: f) {
+            if let plan, let i, let sample = SampleValues.sample(for: f) {
                 example = plan.apply(column: i, sample, row: 1) ?? "（不提供 withheld）"
             }
-            let action = access == nil ? "不提供 not served" : e.action.rawValue
+            let action = plan.flatMap { p in i.map { p.columns[$0].action.rawValue } } ?? "不提供 not served"
             return ["name": f.name, "title": f.title ?? "", "semantic": f.semantic?.rawValue ?? f.type.rawValue, "level": f.level.rawValue,
                     "levelLabel": f.level.chinese, "action": action, "example": example]
         }

@@ -5,21 +5,21 @@ import Storage
 /// request costs more than the query of a page). At most `perFile` idle connections per file.
 /// Only committed version files come here (they are never written again), so connections are
 /// opened `immutable`.
-final class VersionPool: @unchecked Sendable {
+package final class VersionPool: @unchecked Sendable {
     private let lock = NSLock()
     private var idle: [String: [VersionReader]] = [:]
     private let perFile: Int
 
-    init(perFile: Int = 8) { self.perFile = perFile }
+    package init(perFile: Int = 8) { self.perFile = perFile }
 
     /// Runs `body` with a connection to `path`, returning it to the pool afterwards.
-    func with<T>(_ path: String, _ body: (VersionReader) throws -> T) throws -> T {
+    package func with<T>(_ path: String, _ body: (VersionReader) throws -> T) throws -> T {
         let reader = try checkout(path)
         defer { checkin(reader) }
         return try body(reader)
     }
 
-    func checkout(_ path: String) throws -> VersionReader {
+    package func checkout(_ path: String) throws -> VersionReader {
         lock.lock()
         if var list = idle[path], let r = list.popLast() {
             idle[path] = list
@@ -30,7 +30,7 @@ final class VersionPool: @unchecked Sendable {
         return try VersionReader(path: path, immutable: true)
     }
 
-    func checkin(_ reader: VersionReader) {
+    package func checkin(_ reader: VersionReader) {
         lock.lock()
         defer { lock.unlock() }
         var list = idle[reader.path, default: []]

@@ -1,3 +1,4 @@
+import Audit
 import Crypto
 import Foundation
 #if canImport(FoundationNetworking)
@@ -6,7 +7,6 @@ import FoundationNetworking
 import Ingest
 import KaifangCore
 import Logging
-import ServiceLifecycle
 import Storage
 
 /// Fetches harvested sources with conditional GET (`If-None-Match`, `If-Modified-Since`) and
@@ -113,22 +113,7 @@ public struct Harvester: Sendable {
 
     /// Syncs every due source once.
     public func syncDue() async {
-        guard let due = try? catalog.sources(dueAt: AuditTime.now()) else { return }
+        guard let due = try? catalog.sources(dueAt: AuditChain.timestamp()) else { return }
         for s in due { _ = try? await sync(s.dataset) }
-    }
-}
-
-/// The server's harvest scheduler: checks for due sources every `period` until shutdown.
-struct HarvestService: Service {
-    let harvester: Harvester
-    let period: Duration
-
-    func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                await harvester.syncDue()
-                try await Task.sleep(for: period)
-            }
-        }
     }
 }

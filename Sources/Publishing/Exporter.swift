@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import Ingest
 import KaifangCore
@@ -17,21 +18,18 @@ public struct Exporter: Sendable {
     /// - Returns: rows written.
     /// - Throws: `KaifangError.notFound` (dataset, version), `.badInput` (a bundle to stdout).
     @discardableResult
-    public func export(dataset id: String, version: Int?, view: View, licenseID: String?, format: Format, output: String?, actor: String) throws -> Int {
+    public func export(dataset id: String, version: Int?, audience: Audience, format: Format, output: String?, actor: String) throws -> Int {
         let d = try catalog.requireDataset(id)
         let versions = try catalog.versions(id)
         guard let number = version ?? d.publishedVersion ?? versions.last?.number, let v = versions.first(where: { $0.number == number }) else {
             throw KaifangError.notFound("dataset '\(id)' has no version \(version.map(String.init) ?? "yet"): `kaifang dataset versions \(id)` lists them")
         }
-        var manifest = d.manifest
-        let stored = Set(v.manifest.fields.map(\.name))
-        manifest.fields = manifest.fields.filter { stored.contains($0.name) }
-        let grant = licenseID.map { LicenseGrant(licenseID: $0) }
-        let plan = MaskingPlan(manifest: manifest, view: view, grant: grant, keys: PseudonymKeys(secret: try catalog.directory.secret()))
+        let plan = ServingPlan.build(dataset: d, version: v, audience: audience, keys: PseudonymKeys(secret: try catalog.directory.secret()))
+        let view = audience.view
         let columns = plan.columns.indices.filter { plan.columns[$0].included }
         let pool = VersionPool(perFile: 1)
         func stream(jsonl: Bool, to fd: Int32) throws -> Int {
-            let producer = try ExportProducer(pool: pool, path: catalog.directory.absolute(v.file), plan: plan, columns: columns, jsonl: jsonl, metrics: ServerMetrics())
+            let producer = try ExportProducer(pool: pool, path: catalog.directory.absolute(v.file), plan: plan, columns: columns, jsonl: jsonl)
             let sink = ByteSink(fileDescriptor: fd)
             var lines = 0
             while let chunk = try producer.next() {
@@ -65,7 +63,7 @@ public struct Exporter: Sendable {
             let fd = try open(tmp)
             rows = try stream(jsonl: false, to: fd)
             close(fd)
-            var exported = manifest
+            var exported = d.manifest
             exported.fields = columns.map { i in
                 var f = plan.columns[i].field
                 if plan.columns[i].operation != .keep { f.type = .string; f.min = nil; f.max = nil }
@@ -78,7 +76,7 @@ public struct Exporter: Sendable {
                 return o
             }
             let descriptor: [String: Any] = [
-                "profile": "tabular-data-package", "name": id, "title": manifest.title, "version": String(v.number),
+                "profile": "tabular-data-package", "name": id, "title": d.manifest.title, "version": String(v.number),
                 "kaifang:view": view.rawValue, "kaifang:sha256": v.sha256, "kaifang:manifest": manifestObject,
                 "resources": [["name": id, "path": "\(id).csv", "profile": "tabular-data-resource", "format": "csv", "encoding": "utf-8",
                                "schema": ["fields": fields]]],
@@ -86,10 +84,12 @@ public struct Exporter: Sendable {
             let data = try JSONSerialization.data(withJSONObject: descriptor, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             try Bundle.write(path: output, members: [("\(id).csv", tmp)], descriptor: data)
         }
-        try catalog.audit(actor: actor, action: "export.cli", dataset: id, detail: [
+        var detail: [String: JSONValue] = [
             "version": .int(Int64(v.number)), "view": .string(view.rawValue), "format": .string(format.rawValue), "rows": .int(Int64(rows)),
             "fields": .object(Dictionary(uniqueKeysWithValues: columns.map { (plan.columns[$0].field.name, .string(plan.columns[$0].action.rawValue)) })),
-        ])
+        ]
+        if let license = audience.licenseID { detail["license"] = .string(license) }
+        try catalog.audit(actor: actor, action: "export.cli", dataset: id, detail: detail)
         return rows
     }
 }

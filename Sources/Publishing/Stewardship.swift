@@ -19,9 +19,9 @@ public struct Stewardship: Sendable {
         PseudonymKeys(secret: try catalog.directory.secret())
     }
 
-    /// The masking plan of a dataset's current field policy for a view (and license).
-    public func plan(for dataset: DatasetRecord, view: View, grant: LicenseGrant? = nil) throws -> MaskingPlan {
-        MaskingPlan(manifest: dataset.manifest, view: view, grant: grant, keys: try keys())
+    /// The masking plan of a dataset's current field policy, every policy field, for an audience.
+    public func plan(for dataset: DatasetRecord, audience: Audience) throws -> MaskingPlan {
+        ServingPlan.build(policy: dataset.manifest, storedFields: nil, audience: audience, keys: try keys())
     }
 
     /// The k-anonymity of the `public` view of a version over its quasi-identifiers.
@@ -32,7 +32,7 @@ public struct Stewardship: Sendable {
         guard let number = version ?? newest, let v = try catalog.version(id, number) else {
             throw KaifangError.notFound("dataset '\(id)' has no version \(version.map(String.init) ?? ""): `kaifang dataset versions \(id)` lists them")
         }
-        let plan = try self.plan(for: d, view: .public)
+        let plan = try self.plan(for: d, audience: .publicView)
         var counter = KAnonymityCounter(plan: plan)
         let reader = try VersionReader(path: catalog.directory.absolute(v.file))
         let stored = Set(v.manifest.fields.map(\.name))

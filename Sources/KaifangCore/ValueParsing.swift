@@ -1,4 +1,3 @@
-import KaifangCore
 import Foundation
 
 /// Byte-level parsers for the field types of a manifest. They never echo the value they refuse:
@@ -37,11 +36,11 @@ public enum ValueParser {
     }
 
     @inline(__always)
-    static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+    public static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
 
     /// The bytes without leading and trailing ASCII spaces and tabs.
     @inline(__always)
-    static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+    public static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
         var s = 0, e = bytes.count
         while s < e && isSpace(bytes[s]) { s += 1 }
         while e > s && isSpace(bytes[e - 1]) { e -= 1 }

@@ -1,0 +1,67 @@
+import KaifangCore
+
+/// A value's text as a dataset version stores it: the import's parsers applied to a raw field
+/// (integers and numbers as their canonical decimal, booleans 1/0, dates and datetimes in ISO
+/// form; blank as null), so a value read from a source file (`kaifang mask`) is the same bytes
+/// as the value read from the version (the API, exports).
+public enum StoredText {
+    /// How a field's raw bytes become stored text.
+    public enum Kind: Sendable, Equatable {
+        /// Text: as it is, null when blank.
+        case text
+        case integer(min: Double?, max: Double?)
+        case number(min: Double?, max: Double?)
+        case boolean
+        case date
+        case datetime
+
+        public init(_ field: FieldSpec) {
+            switch field.type {
+            case .string: self = .text
+            case .integer: self = .integer(min: field.min, max: field.max)
+            case .number: self = .number(min: field.min, max: field.max)
+            case .boolean: self = .boolean
+            case .date: self = .date
+            case .datetime: self = .datetime
+            }
+        }
+    }
+
+    /// Whether a raw text value is stored as null: empty, or spaces and tabs only.
+    @inline(__always)
+    public static func isBlank(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
+        for b in raw where !ValueParser.isSpace(b) { return false }
+        return true
+    }
+
+    /// Writes the stored text of a non-text value into `out` (emptied first).
+    /// - Returns: false when the version stores null or would refuse the value (the masker then
+    ///   writes null: it fails closed).
+    public static func canonical(_ raw: UnsafeBufferPointer<UInt8>, _ kind: Kind, into out: inout ByteBuilder) -> Bool {
+        out.removeAll()
+        func inBounds(_ v: Double, _ lo: Double?, _ hi: Double?) -> Bool { !(lo.map { v < $0 } ?? false) && !(hi.map { v > $0 } ?? false) }
+        switch kind {
+        case .text:
+            guard !isBlank(raw) else { return false }
+            out.append(contentsOf: raw)
+        case .integer(let lo, let hi):
+            guard let v = ValueParser.integer(raw), inBounds(Double(v), lo, hi) else { return false }
+            out.append(decimal: v)
+        case .number(let lo, let hi):
+            guard let v = ValueParser.number(raw), inBounds(v, lo, hi) else { return false }
+            if v == v.rounded(), abs(v) < 1e15 { out.append(decimal: Int64(v)) } else { out.append(Cell.format(v)) }
+        case .boolean:
+            guard let v = ValueParser.boolean(raw) else { return false }
+            out.append(v ? 0x31 : 0x30)
+        case .date:
+            // An ISO date is stored as it is.
+            if raw.count == 10, raw[4] == 0x2D, raw[7] == 0x2D, ValueParser.date(raw) != nil { out.append(contentsOf: raw); return true }
+            guard let v = ValueParser.date(raw) else { return false }
+            out.append(v)
+        case .datetime:
+            guard let v = ValueParser.datetime(raw) else { return false }
+            out.append(v)
+        }
+        return true
+    }
+}
