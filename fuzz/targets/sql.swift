@@ -1,6 +1,6 @@
 // libFuzzer target: the sandbox's SQL lexer, parser and checker over arbitrary text, against a
-// personal and an open dataset. A refusal is fine; a crash, a hang or an accepted query whose
-// re-printed SQL does not parse again is a bug.
+// personal and an open dataset. A refusal is fine; a crash, a hang, or an accepted query that
+// printed back from its tree is not accepted again to the same plan, is a bug.
 let residents = DatasetManifest(id: "residents", title: "r", entity: "id_number", fields: [
     FieldSpec(name: "id_number", type: .string, semantic: .resident_id, level: .L4),
     FieldSpec(name: "name", type: .string, semantic: .person_name, level: .L3),
@@ -22,9 +22,11 @@ public func fuzzSQL(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let text = String(decoding: UnsafeBufferPointer(start: data + 1, count: size - 1), as: UTF8.self)
     let mode = data[0] % 2 == 0 ? "aggregate" : "dp"
-    if let plan = try? QueryChecker(tables: tables, mode: mode).check(text) {
+    let checker = QueryChecker(tables: tables, mode: mode)
+    if let plan = try? checker.check(text), let tree = try? SQLParser.parse(text) {
         precondition(!plan.sql.isEmpty)
-        _ = try? SQLParser.parse(text)
+        let printed = SQLPrinter(tableName: SQLPrinter.quote).query(tree)
+        precondition((try? checker.check(printed)) == plan, "printed back, the query is not accepted to the same plan")
     }
     return 0
 }
