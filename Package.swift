@@ -25,6 +25,8 @@ let package = Package(
         // Hummingbird's own dependencies, named because the server imports them directly.
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        // The shared store for deployments of several replicas (no ORM).
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Domain types shared by every module: tiers, levels, semantic types, manifests, roles.
@@ -51,6 +53,16 @@ let package = Package(
             "KaifangCore", "Audit",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // The catalog in PostgreSQL, for several stateless replicas: the same store interface as
+        // the embedded catalog, version files fetched into a verified local cache, jobs leased.
+        .target(name: "PostgresStore", dependencies: [
+            "KaifangCore", "Storage", "Audit",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The sandbox's second wall around SQLite: sqlite3_db_config (variadic, so C), authorizer,

@@ -16,7 +16,7 @@ struct Access {
     /// Resolves the caller's access to the rows of `id`'s published version.
     /// - Throws: `Problem` 404 (unknown or unpublished), 401 (anonymous on licensed data),
     ///   403 (no license, restricted).
-    static func resolve(_ id: String, caller: Caller, catalog: CatalogDatabase, stewardship: Stewardship, plans: PlanCache? = nil) throws -> Access {
+    static func resolve(_ id: String, caller: Caller, catalog: any CatalogStore, stewardship: Stewardship, plans: PlanCache? = nil) throws -> Access {
         func make(_ d: DatasetRecord, _ v: VersionRecord, _ view: View, _ license: LicenseRecord?, _ s: Stewardship) throws -> Access {
             try Access.make(d, v, view, license, s, plans: plans)
         }

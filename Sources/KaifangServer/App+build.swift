@@ -51,7 +51,7 @@ public let kaifangVersion = "0.1.0"
 /// and the OpenAPI handlers. `onRunning` receives the bound port (useful with port 0).
 public func buildApplication(
     _ configuration: AppConfiguration,
-    catalog: CatalogDatabase,
+    catalog: any CatalogStore,
     logger: Logger,
     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
@@ -84,7 +84,9 @@ public func buildApplication(
     if configuration.sandboxWorkers > 0 {
         services.append(SandboxWorkers(jobs: jobs, wake: jobWake, children: children, count: configuration.sandboxWorkers, logger: logger))
     }
-    services.append(CheckpointService(checkpointer: Checkpointer(catalog: catalog)))
+    if let embedded = catalog as? CatalogDatabase {
+        services.append(CheckpointService(checkpointer: Checkpointer(catalog: embedded)))
+    }
     if let period = configuration.harvestPeriod {
         services.append(HarvestService(harvester: Harvester(catalog: catalog, logger: logger), period: period))
     }
@@ -127,22 +129,19 @@ struct SandboxWorkers: Service {
     let logger: Logger
 
     func run() async throws {
-        let recovered = try jobs.recover()
-        if !recovered.requeued.isEmpty || !recovered.failed.isEmpty {
-            logger.warning("sandbox jobs recovered after a restart", metadata: ["requeued": "\(recovered.requeued.count)", "failed": "\(recovered.failed.count)"])
-        }
+        recover()
         try await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 for _ in 0..<count {
                     group.addTask {
                         while !Task.isCancelled {
                             do {
-                                if let id = try jobs.catalog.nextQueuedJob() {
-                                    if let done = try await jobs.run(id, registry: children) {
-                                        logger.info("sandbox job finished", metadata: ["job": "\(done.id)", "status": "\(done.status.rawValue)"])
-                                    }
+                                if let done = try await jobs.run(nil, registry: children) {
+                                    logger.info("sandbox job finished", metadata: ["job": "\(done.id)", "status": "\(done.status.rawValue)"])
                                     continue
                                 }
+                            } catch is CancellationError {
+                                return
                             } catch {
                                 logger.error("sandbox worker error", metadata: ["error": "\(error)"])
                             }
@@ -150,7 +149,30 @@ struct SandboxWorkers: Service {
                         }
                     }
                 }
+                if jobs.catalog.isShared {
+                    // Jobs of a replica that stopped are recovered once their lease runs out.
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .seconds(JobService.leaseSeconds / 3))
+                            if !Task.isCancelled { recover() }
+                        }
+                    }
+                }
             }
+        }
+    }
+
+    /// Requeues (once) or fails the jobs of stopped workers: with the embedded store every job
+    /// left running at start, with a shared store those whose lease ran out.
+    func recover() {
+        do {
+            let recovered = try jobs.recover()
+            if !recovered.requeued.isEmpty || !recovered.failed.isEmpty {
+                logger.warning("sandbox jobs recovered from a stopped worker", metadata: ["requeued": "\(recovered.requeued.count)", "failed": "\(recovered.failed.count)"])
+                Task { await wake.wake() }
+            }
+        } catch {
+            logger.error("sandbox job recovery failed", metadata: ["error": "\(error)"])
         }
     }
 }

@@ -9,18 +9,18 @@ import Storage
 /// commit per batch instead of one per request, and no thread hop to a writer thread.
 final class AuditBatcher: @unchecked Sendable {
     private enum Role { case done, lead }
-    private typealias Waiter = (event: CatalogDatabase.PendingEvent, continuation: CheckedContinuation<Role, any Error>)
+    private typealias Waiter = (event: PendingAuditEvent, continuation: CheckedContinuation<Role, any Error>)
 
-    private let catalog: CatalogDatabase
+    private let catalog: any CatalogStore
     private let lock = NSLock()
     private var pending: [Waiter] = []
     private var leading = false
 
-    init(catalog: CatalogDatabase) { self.catalog = catalog }
+    init(catalog: any CatalogStore) { self.catalog = catalog }
 
     /// Records an event; returns once it is committed.
     /// - Throws: the catalog's error when the commit fails.
-    func record(_ event: CatalogDatabase.PendingEvent) async throws {
+    func record(_ event: PendingAuditEvent) async throws {
         let first = lock.withLock { () -> Bool in
             if leading { return false }
             leading = true
@@ -46,7 +46,7 @@ final class AuditBatcher: @unchecked Sendable {
     }
 
     /// Commits `own` with everything waiting, releases the waiters, passes the lead on.
-    private func lead(own: CatalogDatabase.PendingEvent) throws {
+    private func lead(own: PendingAuditEvent) throws {
         lock.lock()
         let batch = pending
         pending = []

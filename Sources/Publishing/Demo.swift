@@ -8,7 +8,7 @@ public enum Demo {
     /// Imports every dataset folder under `datasetsFolder`.
     /// - Returns: one human line per dataset.
     /// - Throws: `KaifangError.notFound` when the folder has no datasets; import errors as they are.
-    public static func load(datasetsFolder: String, into catalog: CatalogDatabase, actor: String) throws -> [String] {
+    public static func load(datasetsFolder: String, into catalog: any CatalogStore, actor: String) throws -> [String] {
         let fm = FileManager.default
         guard let entries = try? fm.contentsOfDirectory(atPath: datasetsFolder) else {
             throw KaifangError.notFound("\(datasetsFolder): no such folder: run the demo from the repository root or pass --datasets DIR")

@@ -11,8 +11,8 @@ import Storage
 public struct Exporter: Sendable {
     public enum Format: String, Sendable, CaseIterable { case csv, jsonl, bundle }
 
-    public let catalog: CatalogDatabase
-    public init(catalog: CatalogDatabase) { self.catalog = catalog }
+    public let catalog: any CatalogStore
+    public init(catalog: any CatalogStore) { self.catalog = catalog }
 
     /// Writes the export; `output` nil means standard output (not for bundles).
     /// - Returns: rows written.

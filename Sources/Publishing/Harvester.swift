@@ -13,10 +13,10 @@ import Storage
 /// makes a new version only when the content changed. A failure is logged, retried with
 /// backoff, and never replaces a good version.
 public struct Harvester: Sendable {
-    public let catalog: CatalogDatabase
+    public let catalog: any CatalogStore
     let logger: Logger
 
-    public init(catalog: CatalogDatabase, logger: Logger) {
+    public init(catalog: any CatalogStore, logger: Logger) {
         self.catalog = catalog
         self.logger = logger
     }

@@ -14,11 +14,11 @@ public enum OnError: String, Sendable, CaseIterable {
 /// Imports files into immutable versions and publishes them: the one path that the CLI, the
 /// demo and the harvester share.
 public struct Publisher: Sendable {
-    public let catalog: CatalogDatabase
+    public let catalog: any CatalogStore
     /// How many issues an error message lists before counting the rest.
     public static let listedIssues = 20
 
-    public init(catalog: CatalogDatabase) { self.catalog = catalog }
+    public init(catalog: any CatalogStore) { self.catalog = catalog }
 
     /// The manifest to import `datasetID` with: the given one (whose id must match), else the
     /// catalog's current one.

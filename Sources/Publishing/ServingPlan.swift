@@ -68,7 +68,7 @@ public enum ServingPlan {
     /// The audience a steward names on the command line (`dataset export`, `mask`): a view, and
     /// for the licensed view the license, which must exist, be in force and be for `dataset`.
     /// - Throws: `KaifangError.badInput` naming what to pass instead.
-    public static func audience(view: View, licenseID: String?, dataset: String, catalog: CatalogDatabase?) throws -> Audience {
+    public static func audience(view: View, licenseID: String?, dataset: String, catalog: (any CatalogStore)?) throws -> Audience {
         switch view {
         case .steward, .public:
             guard licenseID == nil else {

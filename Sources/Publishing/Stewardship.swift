@@ -7,11 +7,11 @@ import Storage
 /// The steward's operations that combine the catalog with the masking policy: publishing with
 /// the k-anonymity gate, classification, field overrides, masking plans.
 public struct Stewardship: Sendable {
-    public let catalog: CatalogDatabase
+    public let catalog: any CatalogStore
     /// The smallest k an `open` dataset's public view may have without `--force`.
     public static let defaultMinimumK = 5
 
-    public init(catalog: CatalogDatabase) { self.catalog = catalog }
+    public init(catalog: any CatalogStore) { self.catalog = catalog }
 
     /// The platform's pseudonym keys.
     /// - Throws: `KaifangError.runtime` when `secret.key` is missing.

@@ -320,7 +320,12 @@ public enum RowSet {
     }
 
     public static func read(_ url: URL) -> [UInt64]? {
-        guard let data = try? Data(contentsOf: url), data.count % 8 == 0 else { return nil }
+        (try? Data(contentsOf: url)).flatMap(decode)
+    }
+
+    /// The hashes of a row-set file's bytes; nil when they are not whole 64-bit words.
+    public static func decode(_ data: Data) -> [UInt64]? {
+        guard data.count % 8 == 0 else { return nil }
         return data.withUnsafeBytes { raw in Array(raw.bindMemory(to: UInt64.self)) }
     }
 

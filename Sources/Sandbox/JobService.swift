@@ -22,21 +22,30 @@ public struct JobSubmission: Sendable {
 /// The sandbox's parent side (DESIGN §5): checks and queues jobs, runs each in a child process
 /// under limits, applies overlap control and the release rule, and records every step.
 public struct JobService: Sendable {
-    public let catalog: CatalogDatabase
+    public let catalog: any CatalogStore
     /// The `kaifang` executable that runs `job exec`.
     public let executable: URL
     /// The platform default policy (`sandbox/policy.json`, embedded in the binary).
     public let defaultPolicy: SandboxPolicy
 
-    public init(catalog: CatalogDatabase, executable: URL, defaultPolicy: SandboxPolicy) {
+    public init(catalog: any CatalogStore, executable: URL, defaultPolicy: SandboxPolicy) {
         self.catalog = catalog; self.executable = executable; self.defaultPolicy = defaultPolicy
     }
 
     /// This process's own executable (what `kaifang` runs as).
     public static var selfExecutable: URL { URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath() }
 
-    var jobsDir: URL { catalog.directory.jobsDir }
-    func directory(_ id: String) -> URL { jobsDir.appendingPathComponent(id, isDirectory: true) }
+    /// A job's local working folder while a worker runs it (the child's spec in, its output
+    /// out), removed after; what lasts is kept by the store (`putJobFile`).
+    func directory(_ id: String) -> URL { URL(fileURLWithPath: catalog.directory.temporaryFile(suffix: "", name: "job-\(id)"), isDirectory: true) }
+
+    /// How a job's plan names a dataset version: the same on every replica; the worker that
+    /// runs the job resolves it to its own copy of the file (`CatalogStore.localFile`).
+    static func logicalPath(_ v: VersionRecord) -> String { logicalPath(dataset: v.dataset, number: v.number) }
+    static func logicalPath(dataset: String, number: Int) -> String { "version:\(dataset)@\(number)" }
+
+    /// A worker's lease on a job, in seconds, renewed every third of it while the job runs.
+    public static let leaseSeconds: Double = 30
 
     /// A dataset's policy: the platform default tightened by `<data-dir>/sandbox/policy.json` and
     /// `<data-dir>/sandbox/<dataset>.json` when present.
@@ -66,7 +75,7 @@ public struct JobService: Sendable {
             let granted = license.flatMap { $0.fields.isEmpty ? nil : Set($0.fields) }
             var manifest = rec.manifest
             manifest.fields = manifest.fields.filter { f in v.manifest.fields.contains { $0.name == f.name } }
-            out.append((SandboxTable(manifest: manifest, version: v.number, path: catalog.directory.absolute(v.file), tier: tier,
+            out.append((SandboxTable(manifest: manifest, version: v.number, path: Self.logicalPath(v), tier: tier,
                                      granted: granted, policy: try policy(for: rec.id)), license))
         }
         return out
@@ -110,57 +119,54 @@ public struct JobService: Sendable {
         let record = JobRecord(id: id, keyID: keyID, sql: s.sql, mode: s.mode, epsilon: epsilon, purpose: s.purpose, status: .queued,
                                detail: detail, createdAt: now, startedAt: nil, finishedAt: nil, attempts: 0, dryRun: s.dryRun,
                                datasets: used.map { JobDataset(id: $0.0.id, version: $0.0.version, tier: $0.0.tier) })
-        // The child's instructions, written before the job becomes visible to workers.
-        let dir = directory(id)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        var finalPlan = plan
-        if s.dryRun {
-            for (t, _) in used {
-                let file = dir.appendingPathComponent("synthetic-\(t.id).sqlite").path
-                try Self.writeSynthetic(t, to: file, rows: 1000)
-                for (schema, path) in finalPlan.attachments where path == t.path { finalPlan.attachments[schema] = file }
-            }
-        }
-        let spec = JobSpec(plan: finalPlan, policy: policy, epsilon: epsilon, seed: s.seed, dryRun: s.dryRun, rowSetSalt: try rowSetSalt())
+        // The child's instructions, kept where every worker reads them before the job becomes
+        // visible to workers. The plan names versions logically; the worker resolves them.
+        let spec = JobSpec(plan: plan, policy: policy, epsilon: epsilon, seed: s.seed, dryRun: s.dryRun, rowSetSalt: try rowSetSalt())
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try encoder.encode(spec).write(to: dir.appendingPathComponent("spec.json"), options: .atomic)
+        try catalog.putJobFile(job: id, name: "spec.json", data: try encoder.encode(spec))
         let personal = used.filter { $0.0.isPersonal }
-        do {
-            try catalog.insertJob(record, spend: personal.map { (dataset: $0.0.id, licenseID: $0.1?.id, monthly: $0.0.policy.monthlyEpsilon) })
-        } catch {
-            try? FileManager.default.removeItem(at: dir)
-            throw error
-        }
+        try catalog.insertJob(record, spend: personal.map { (dataset: $0.0.id, licenseID: $0.1?.id, monthly: $0.0.policy.monthlyEpsilon) })
         return record
     }
 
     func rowSetSalt() throws -> UInt64 {
-        let key = try catalog.directory.secret()
+        let key = try catalog.pseudonymSecret()
         let mac = HMAC<SHA256>.authenticationCode(for: Data("kaifang sandbox row sets".utf8), using: key)
         return Data(mac).prefix(8).reduce(UInt64(0)) { ($0 << 8) | UInt64($1) }
     }
 
-    /// Writes a synthetic copy of a dataset version (for dry runs).
-    static func writeSynthetic(_ t: SandboxTable, to path: String, rows: Int) throws {
-        let categories = try SyntheticGenerator.publicCategories(manifest: t.manifest, path: t.path)
-        var g = SyntheticGenerator(manifest: t.manifest, categories: categories, seed: 42)
-        let w = try VersionWriter(path: path, manifest: t.manifest)
+    /// Writes a synthetic copy of a dataset version, whose file is at `source` (for dry runs).
+    static func writeSynthetic(_ manifest: DatasetManifest, source: String, to path: String, rows: Int) throws {
+        let categories = try SyntheticGenerator.publicCategories(manifest: manifest, path: source)
+        var g = SyntheticGenerator(manifest: manifest, categories: categories, seed: 42)
+        let w = try VersionWriter(path: path, manifest: manifest)
         for _ in 0..<rows { try w.append(g.row()) }
         _ = try w.finish()
     }
 
     // MARK: running
 
-    /// Runs one queued job to its end (claiming it first). Returns the final record, or nil when
-    /// another worker had it.
+    /// This process's name as a job worker: host, process and a random part.
+    public static let workerName: String = {
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, 255)
+        let h = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return "\(h):\(getpid()):\(UInt32.random(in: 0...UInt32.max))"
+    }()
+
+    /// Runs a queued job — `id`, or the oldest queued one when nil — to its end, claiming it
+    /// first and holding its lease while it runs. Returns the final record, or nil when there
+    /// was none to claim (or another worker had it).
     @discardableResult
-    public func run(_ id: String, registry: ChildRegistry? = nil) async throws -> JobRecord? {
-        guard let job = try catalog.claimJob(id) else { return nil }
+    public func run(_ id: String? = nil, registry: ChildRegistry? = nil) async throws -> JobRecord? {
+        guard let job = try catalog.claimJob(id, worker: Self.workerName, lease: Self.leaseSeconds) else { return nil }
         do {
             return try await execute(job, registry: registry)
         } catch is CancellationError {
             throw CancellationError()
+        } catch let lost as LeaseLost {
+            throw lost
         } catch {
             var d = job.detail
             d.reason = "the runner failed: \(error)"
@@ -168,9 +174,19 @@ public struct JobService: Sendable {
         }
     }
 
+    /// The job's lease was lost (the worker stalled past it and the job went to another
+    /// worker, or was recovered): this worker stops and writes nothing.
+    public struct LeaseLost: Error, CustomStringConvertible {
+        public let job: String
+        public var description: String { "lost the lease of job \(job): another worker has it" }
+    }
+
     func execute(_ job: JobRecord, registry: ChildRegistry?) async throws -> JobRecord {
         let id = job.id
         let dir = directory(id)
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
         // A license revoked, or a key revoked, after submission stops the job before it reads anything.
         if !job.dryRun {
             var detail = job.detail
@@ -186,10 +202,54 @@ public struct JobService: Sendable {
                 return try finish(job, .rejected, detail)
             }
         }
-        for leftover in ["output.json", "error.json"] { try? FileManager.default.removeItem(at: dir.appendingPathComponent(leftover)) }
-        let spec = try JSONDecoder().decode(JobSpec.self, from: Data(contentsOf: dir.appendingPathComponent("spec.json")))
+        guard let stored = try catalog.jobFile(job: id, name: "spec.json") else {
+            throw KaifangError.runtime("job \(id) has no spec: it was submitted by a process that failed before queueing it")
+        }
+        var spec = try JSONDecoder().decode(JobSpec.self, from: stored)
+        // The plan's logical versions, resolved to this worker's files (synthetic copies for a dry run).
+        for (schema, logical) in spec.plan.attachments {
+            guard let d = job.datasets.first(where: { Self.logicalPath(dataset: $0.id, number: $0.version) == logical }),
+                  let v = try catalog.version(d.id, d.version) else {
+                throw KaifangError.runtime("job \(id) names a version that is not in the catalog")
+            }
+            var file = try catalog.localFile(v)
+            if spec.dryRun {
+                let synthetic = dir.appendingPathComponent("synthetic-\(d.id).sqlite").path
+                var manifest = v.manifest
+                if let current = try catalog.dataset(d.id) {
+                    manifest.fields = current.manifest.fields.filter { f in v.manifest.fields.contains { $0.name == f.name } }
+                }
+                try Self.writeSynthetic(manifest, source: file, to: synthetic, rows: 1000)
+                file = synthetic
+            }
+            spec.plan.attachments[schema] = file
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try encoder.encode(spec).write(to: dir.appendingPathComponent("spec.json"), options: .atomic)
         let started = Date()
-        let outcome = try await Self.spawn(executable: executable, directory: dir, wallSeconds: spec.policy.wallSeconds, job: id, registry: registry)
+        let heartbeat = Task { [catalog] in
+            // Renew the lease while the child runs; a renewal refused means another worker has
+            // the job: stop the child and write nothing.
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(Self.leaseSeconds / 3))
+                if Task.isCancelled { return false }
+                if (try? catalog.renewLease(job: id, worker: Self.workerName, lease: Self.leaseSeconds)) == false {
+                    await registry?.kill(id)
+                    return true
+                }
+            }
+            return false
+        }
+        let outcome: Outcome
+        do {
+            outcome = try await Self.spawn(executable: executable, directory: dir, wallSeconds: spec.policy.wallSeconds, job: id, registry: registry)
+        } catch {
+            heartbeat.cancel()
+            throw error
+        }
+        heartbeat.cancel()
+        if await heartbeat.value { throw LeaseLost(job: id) }
         var detail = job.detail
         detail.runSeconds = (Date().timeIntervalSince(started) * 1000).rounded() / 1000
         if let current = try catalog.job(id), current.status == .cancelled { return current }
@@ -207,7 +267,10 @@ public struct JobService: Sendable {
         case .finished:
             break
         }
-        try catalog.updateJob(id, status: .checking, detail: detail, from: [.running], actor: "kaifang")
+        guard try catalog.updateJob(id, status: .checking, detail: detail, from: [.running], worker: Self.workerName, actor: "kaifang", audit: nil, auditDetail: [:]) else {
+            if let current = try catalog.job(id), current.status == .cancelled { return current }
+            throw LeaseLost(job: id)
+        }
         let output = try JSONDecoder().decode(JobOutput.self, from: Data(contentsOf: dir.appendingPathComponent("output.json")))
         detail.outputRows = output.rows.count
         detail.rowsSuppressed = output.rowsSuppressed
@@ -225,7 +288,7 @@ public struct JobService: Sendable {
                 let slack = spec.policy.overlapMaxDifference
                 guard slack > 0, let mine = RowSet.read(dir.appendingPathComponent("rowset-\(dataset).bin")) else { continue }
                 for earlier in try catalog.rowSets(keyID: job.keyID, dataset: dataset, units: units, slack: slack) where earlier.job != id {
-                    guard let theirs = RowSet.read(directory(earlier.job).appendingPathComponent("rowset-\(dataset).bin")) else { continue }
+                    guard let theirs = try catalog.jobFile(job: earlier.job, name: "rowset-\(dataset).bin").flatMap(RowSet.decode) else { continue }
                     let d = RowSet.symmetricDifference(mine, theirs, limit: slack)
                     if d >= 1 && d <= slack {
                         detail.rule = "rule-7"
@@ -236,14 +299,13 @@ public struct JobService: Sendable {
             }
         }
         // The released output and its manifest.
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         let result = try encoder.encode(JobResult(columns: output.columns, rows: output.rows))
         detail.outputSHA256 = SHA256.hash(data: result).hexString
-        try result.write(to: dir.appendingPathComponent("result.json"), options: .atomic)
+        try catalog.putJobFile(job: id, name: "result.json", data: result)
         if !job.dryRun {
             for (dataset, units) in output.rowSetUnits {
                 let data = (try? Data(contentsOf: dir.appendingPathComponent("rowset-\(dataset).bin"))) ?? Data()
+                try catalog.putJobFile(job: id, name: "rowset-\(dataset).bin", data: data)
                 let digest = SHA256.hash(data: data).hexString
                 try catalog.recordRowSet(job: id, keyID: job.keyID, dataset: dataset, units: units, sha256: digest)
             }
@@ -252,7 +314,7 @@ public struct JobService: Sendable {
             var left: [String: Double] = [:]
             for d in job.datasets {
                 let p = try policy(for: d.id)
-                left[d.id] = max(0, p.monthlyEpsilon - (try catalog.epsilonUsed(keyID: job.keyID, dataset: d.id, month: CatalogDatabase.month(job.createdAt))))
+                left[d.id] = max(0, p.monthlyEpsilon - (try catalog.epsilonUsed(keyID: job.keyID, dataset: d.id, month: JobRecord.month(job.createdAt))))
             }
             detail.epsilonLeft = left
         }
@@ -261,7 +323,7 @@ public struct JobService: Sendable {
     }
 
     func finish(_ job: JobRecord, _ status: JobStatus, _ detail: JobDetail) throws -> JobRecord {
-        _ = try catalog.updateJob(job.id, status: status, detail: detail, from: [.running, .checking], actor: "kaifang",
+        _ = try catalog.updateJob(job.id, status: status, detail: detail, from: [.running, .checking], worker: Self.workerName, actor: "kaifang",
                                   audit: "sandbox.verdict",
                                   auditDetail: ["rules": .array(detail.rules.map(JSONValueBridge.string)),
                                                 "output_sha256": .string(detail.outputSHA256 ?? ""),
@@ -338,7 +400,7 @@ public struct JobService: Sendable {
         }
         var d = job.detail
         d.reason = "cancelled by its owner"
-        guard try catalog.updateJob(id, status: .cancelled, detail: d, from: [.queued, .running, .checking], actor: actor, audit: "sandbox.cancel") else {
+        guard try catalog.updateJob(id, status: .cancelled, detail: d, from: [.queued, .running, .checking], worker: nil, actor: actor, audit: "sandbox.cancel", auditDetail: [:]) else {
             throw KaifangError.conflict("job '\(id)' ended before it could be cancelled")
         }
         await registry?.kill(id)
@@ -362,7 +424,7 @@ public struct JobService: Sendable {
         var d = job.detail
         d.reviewer = actor
         if !release { d.reason = reason; d.rule = "review" }
-        _ = try catalog.updateJob(id, status: release ? .released : .rejected, detail: d, from: [.pending_review], actor: actor,
+        _ = try catalog.updateJob(id, status: release ? .released : .rejected, detail: d, from: [.pending_review], worker: nil, actor: actor,
                                   audit: release ? "sandbox.release" : "sandbox.reject",
                                   auditDetail: reason.map { ["reason": .string($0)] } ?? [:])
         return try catalog.job(id) ?? job
@@ -375,11 +437,14 @@ public struct JobService: Sendable {
         guard job.status == .released else {
             throw KaifangError.conflict("job '\(id)' is \(job.status.rawValue): a result is available once the job is released")
         }
-        return try JSONDecoder().decode(JobResult.self, from: Data(contentsOf: directory(id).appendingPathComponent("result.json")))
+        guard let data = try catalog.jobFile(job: id, name: "result.json") else {
+            throw KaifangError.runtime("job '\(id)' is released but its result is missing from the store")
+        }
+        return try JSONDecoder().decode(JobResult.self, from: data)
     }
 
-    /// After a restart: nothing is left `running`.
-    public func recover() throws -> (requeued: [String], failed: [String]) { try catalog.recoverJobs() }
+    /// Jobs whose worker stopped go back to the queue once, or fail.
+    public func recover() throws -> (requeued: [String], failed: [String]) { try catalog.recoverJobs(maxAttempts: 2) }
 }
 
 /// A released result: columns and rows.

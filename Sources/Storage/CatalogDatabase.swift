@@ -8,7 +8,7 @@ import KaifangCore
 /// The catalog: datasets, versions, fields, keys, licenses, applications, jobs and the audit
 /// chain, in one SQLite database (WAL). It never exists unmigrated. Every write is one named
 /// transaction that also appends its audit event, so no action happens unrecorded.
-public struct CatalogDatabase: Sendable {
+public struct CatalogDatabase: CatalogStore {
     /// The database (a pool in WAL mode).
     public let writer: DatabasePool
     /// The data directory it belongs to.
@@ -25,6 +25,8 @@ public struct CatalogDatabase: Sendable {
     /// use, cached the same way (an expired license is looked up again).
     let keyRows = SignalledCache<(hash: String, record: APIKeyRecord)?>()
     let licenseCache = SignalledCache<LicenseRecord?>()
+    /// Rate-limit buckets of this process.
+    let buckets = TokenBuckets()
 
     /// Opens (creating if needed) the catalog of a data directory and migrates it.
     /// - Throws: `KaifangError.runtime` when the database cannot be opened.
@@ -51,6 +53,24 @@ public struct CatalogDatabase: Sendable {
     }
 
     static func now() -> String { AuditChain.timestamp() }
+
+    /// The embedded store.
+    public var kind: String { "embedded" }
+
+    /// One server process owns the data directory.
+    public var isShared: Bool { false }
+
+    /// The data directory's `secret.key`.
+    public func pseudonymSecret() throws -> SymmetricKey { try directory.secret() }
+
+    /// The version's file in the data directory (written and fsynced by this process's import,
+    /// renamed into place by the commit, never changed after).
+    public func localFile(_ version: VersionRecord) throws -> String { directory.absolute(version.file) }
+
+    /// Takes a token from an in-memory bucket: the embedded store serves one process.
+    public func takeToken(bucket: String, rate: Double, burst: Double) throws -> Double? {
+        buckets.take(bucket, rate: rate, burst: burst, now: Date().timeIntervalSince1970)
+    }
 
     // MARK: - Audit
 
@@ -654,22 +674,7 @@ extension CatalogDatabase {
 }
 
 extension CatalogDatabase {
-    /// One event to append.
-    /// An event waiting for its batch, its detail already in canonical form (serialized by the
-    /// request that made it, not inside the batch's transaction).
-    public struct PendingEvent: Sendable {
-        public var actor: String
-        public var action: String
-        public var dataset: String?
-        public var canonicalDetail: [UInt8]
-        public init(actor: String, action: String, dataset: String?, detail: [String: JSONValue]) {
-            self.init(actor: actor, action: action, dataset: dataset, canonicalDetail: JSONValue.object(detail).canonicalBytes)
-        }
-        /// `canonicalDetail` must be a JSON object in `JSONValue.canonicalBytes`' form.
-        public init(actor: String, action: String, dataset: String?, canonicalDetail: [UInt8]) {
-            self.actor = actor; self.action = action; self.dataset = dataset; self.canonicalDetail = canonicalDetail
-        }
-    }
+    public typealias PendingEvent = PendingAuditEvent
 
     /// Appends several events to the chain in one transaction (group commit of concurrent reads).
     /// Every batch of a busy server comes here, so its statements — BEGIN and COMMIT too — are

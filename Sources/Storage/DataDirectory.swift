@@ -71,14 +71,23 @@ public struct DataDirectory: Sendable {
     }
 
     /// Removes temporary files left by an interrupted import.
+    /// Every entry of `tmp/` is named after the process that made it (`<pid>-…`); those of
+    /// processes that have ended are removed, those of running ones (an import or a job in
+    /// another process) are left alone.
     public func sweepTemporaryFiles() {
         let fm = FileManager.default
         guard let items = try? fm.contentsOfDirectory(atPath: tmpDir.path) else { return }
-        for item in items { try? fm.removeItem(atPath: tmpDir.appendingPathComponent(item).path) }
+        for item in items {
+            if let pid = Int32(item.prefix { $0.isASCII && $0.isNumber }), item.dropFirst(String(pid).count).first == "-",
+               pid == getpid() || kill(pid, 0) == 0 || errno == EPERM {
+                continue
+            }
+            try? fm.removeItem(atPath: tmpDir.appendingPathComponent(item).path)
+        }
     }
 
-    /// A fresh temporary file path under `tmp/`.
-    public func temporaryFile(suffix: String) -> String {
-        tmpDir.appendingPathComponent("\(UUID().uuidString.lowercased())\(suffix)").path
+    /// A fresh name under `tmp/`, owned by this process: `name` or a random one, then `suffix`.
+    public func temporaryFile(suffix: String, name: String? = nil) -> String {
+        tmpDir.appendingPathComponent("\(getpid())-\(name ?? UUID().uuidString.lowercased())\(suffix)").path
     }
 }

@@ -77,6 +77,11 @@ public struct JobRecord: Sendable, Equatable {
     }
 }
 
+extension JobRecord {
+    /// The calendar month (UTC) a time falls in, as `YYYY-MM` (ε budgets are monthly).
+    public static func month(_ iso: String) -> String { String(iso.prefix(7)) }
+}
+
 extension CatalogDatabase {
     static func encodeDetail(_ d: JobDetail) -> String {
         let e = JSONEncoder()
@@ -159,32 +164,60 @@ extension CatalogDatabase {
         }
     }
 
-    /// Moves a queued job to running (one worker wins); returns it, or nil if another took it.
-    public func claimJob(_ id: String) throws -> JobRecord? {
-        try write { db in
-            try db.execute(sql: "UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
-                           arguments: [Self.now(), id])
+    /// Moves a queued job — `id`, or the oldest — to running for `worker` (one worker wins, in
+    /// the write transaction); returns it, or nil when there is none or another took it.
+    public func claimJob(_ id: String?, worker: String, lease: Double) throws -> JobRecord? {
+        try write(signal: false) { db in
+            let target: String?
+            if let id {
+                target = id
+            } else {
+                target = try String.fetchOne(db, sql: "SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1")
+            }
+            guard let target else { return nil }
+            let now = Date()
+            try db.execute(sql: "UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1, worker = ?, lease_until = ? WHERE id = ? AND status = 'queued'",
+                           arguments: [AuditChain.timestamp(now), worker, AuditChain.timestamp(now.addingTimeInterval(lease)), target])
             guard db.changesCount == 1 else { return nil }
-            return try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]).map(Self.jobRecord)
+            return try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [target]).map(Self.jobRecord)
         }
     }
 
-    /// The oldest queued job's id.
-    public func nextQueuedJob() throws -> String? {
-        try read { db in try String.fetchOne(db, sql: "SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1") }
+    /// Renews the lease of a job `worker` runs.
+    public func renewLease(job id: String, worker: String, lease: Double) throws -> Bool {
+        try write(signal: false) { db in
+            try db.execute(sql: "UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ? AND status IN ('running', 'checking')",
+                           arguments: [AuditChain.timestamp(Date().addingTimeInterval(lease)), id, worker])
+            return db.changesCount == 1
+        }
+    }
+
+    /// A job's file in the data directory's `jobs/<id>/` folder.
+    public func putJobFile(job: String, name: String, data: Data) throws {
+        let dir = directory.jobsDir.appendingPathComponent(job, isDirectory: true)
+        do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try data.write(to: dir.appendingPathComponent(name), options: .atomic)
+        } catch {
+            throw KaifangError.runtime("cannot write \(name) of job \(job) under \(dir.path)", cause: error)
+        }
+    }
+
+    public func jobFile(job: String, name: String) throws -> Data? {
+        FileManager.default.contents(atPath: directory.jobsDir.appendingPathComponent(job, isDirectory: true).appendingPathComponent(name).path)
     }
 
     /// Sets a job's status and detail; when `audit` is given the event is written in the same transaction.
     /// `from` guards the transition (the update happens only if the job is in one of those statuses).
     @discardableResult
-    public func updateJob(_ id: String, status: JobStatus, detail: JobDetail, from: [JobStatus], actor: String,
+    public func updateJob(_ id: String, status: JobStatus, detail: JobDetail, from: [JobStatus], worker: String? = nil, actor: String,
                           audit action: String? = nil, auditDetail: [String: JSONValue] = [:]) throws -> Bool {
         try write { db in
             let finished: String? = status.isFinal || status == .pending_review ? Self.now() : nil
             try db.execute(sql: """
                 UPDATE jobs SET status = ?, detail_json = ?, finished_at = COALESCE(?, finished_at)
-                WHERE id = ? AND status IN (\(from.map { "'\($0.rawValue)'" }.joined(separator: ",")))
-                """, arguments: [status.rawValue, Self.encodeDetail(detail), finished, id])
+                WHERE id = ? AND status IN (\(from.map { "'\($0.rawValue)'" }.joined(separator: ","))) AND (? IS NULL OR worker = ?)
+                """, arguments: [status.rawValue, Self.encodeDetail(detail), finished, id, worker, worker])
             guard db.changesCount == 1 else { return false }
             if let action {
                 var d = auditDetail
@@ -199,7 +232,8 @@ extension CatalogDatabase {
         }
     }
 
-    /// After a restart: jobs left `running` or `checking` are queued again once, or failed.
+    /// After a restart (one process: every worker stopped with it): jobs left `running` or
+    /// `checking` are queued again once, or failed.
     /// - Returns: the ids re-queued and failed.
     public func recoverJobs(maxAttempts: Int = 2) throws -> (requeued: [String], failed: [String]) {
         try write { db in
@@ -207,7 +241,7 @@ extension CatalogDatabase {
             var requeued: [String] = [], failed: [String] = []
             for j in stuck {
                 if j.attempts < maxAttempts {
-                    try db.execute(sql: "UPDATE jobs SET status = 'queued' WHERE id = ?", arguments: [j.id])
+                    try db.execute(sql: "UPDATE jobs SET status = 'queued', worker = NULL, lease_until = NULL WHERE id = ?", arguments: [j.id])
                     requeued.append(j.id)
                 } else {
                     var d = j.detail

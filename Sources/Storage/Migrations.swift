@@ -205,6 +205,15 @@ enum CatalogMigrations {
             CREATE INDEX audit_by_actor ON audit_events(actor, action, at);
             """)
         }
+        m.registerMigration("v7-job-leases") { db in
+            // A running job names its worker and holds a lease the worker renews: a shared store
+            // hands a job whose lease ran out to another worker (once), never to two at a time.
+            // Job files (spec, result, row sets) stay in the data directory's jobs/ folder.
+            try db.execute(sql: """
+            ALTER TABLE jobs ADD COLUMN worker TEXT;
+            ALTER TABLE jobs ADD COLUMN lease_until TEXT;
+            """)
+        }
         return m
     }
 }

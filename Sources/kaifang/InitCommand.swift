@@ -21,7 +21,7 @@ struct InitCommand: ParsableCommand {
 
 /// Opens the catalog of an initialized data directory.
 /// - Throws: `KaifangError.badInput` when `init` has not run there.
-func openCatalog(_ global: GlobalOptions) throws -> CatalogDatabase {
+func openCatalog(_ global: GlobalOptions) throws -> any CatalogStore {
     let dir = DataDirectory(path: global.resolvedDataDir)
     guard dir.isInitialized else {
         throw KaifangCoreError.notInitialized(dir.root.path)

@@ -10,7 +10,7 @@ struct JobCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "job", abstract: "Sandbox jobs: submit, list, show, release, reject (授权开发).",
                                                     subcommands: [Submit.self, List.self, Show.self, Release.self, Reject.self, Exec.self])
 
-    static func service(_ catalog: CatalogDatabase) -> JobService {
+    static func service(_ catalog: any CatalogStore) -> JobService {
         JobService(catalog: catalog, executable: JobService.selfExecutable, defaultPolicy: embeddedSandboxPolicy)
     }
 

@@ -24,7 +24,7 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 /// Runs the server until SIGINT/SIGTERM.
-func runServer(catalog: CatalogDatabase, host: String, port: Int, limits: LimitOptions, announce: @escaping @Sendable (Int) -> Void) async throws {
+func runServer(catalog: any CatalogStore, host: String, port: Int, limits: LimitOptions, announce: @escaping @Sendable (Int) -> Void) async throws {
     let logger = Logger(label: "kaifang")
     var config = AppConfiguration(host: host, port: port)
     config.keyRate = limits.keyRate

@@ -346,10 +346,22 @@ final class TempDir {
         #expect(try catalog.dataset("x") == nil)
     }
 
-    @Test func reopeningSweepsTemporaryFilesOfAnInterruptedImport() throws {
-        let stray = catalog.directory.temporaryFile(suffix: ".sqlite")
+    @Test func reopeningSweepsTemporaryFilesOfEndedProcessesOnly() throws {
+        // An import interrupted in a process that has ended (its pid names its files).
+        let ended = Process()
+        ended.executableURL = URL(fileURLWithPath: "/bin/true")
+        try ended.run()
+        ended.waitUntilExit()
+        let stray = catalog.directory.tmpDir.appendingPathComponent("\(ended.processIdentifier)-interrupted.sqlite").path
         FileManager.default.createFile(atPath: stray, contents: Data("partial".utf8))
+        // One of a running process (this one: an import or a job in progress) and an unnamed one.
+        let live = catalog.directory.temporaryFile(suffix: ".sqlite")
+        FileManager.default.createFile(atPath: live, contents: Data("in progress".utf8))
+        let unnamed = catalog.directory.tmpDir.appendingPathComponent("old.sqlite").path
+        FileManager.default.createFile(atPath: unnamed, contents: Data("old".utf8))
         _ = try CatalogDatabase(directory: DataDirectory(path: tmp.path))
         #expect(!FileManager.default.fileExists(atPath: stray))
+        #expect(!FileManager.default.fileExists(atPath: unnamed))
+        #expect(FileManager.default.fileExists(atPath: live))
     }
 }

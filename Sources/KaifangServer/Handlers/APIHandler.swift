@@ -9,7 +9,7 @@ import Storage
 
 /// The open API: implements the protocol generated from `openapi/openapi.yaml`.
 struct APIHandler: APIProtocol {
-    let catalog: CatalogDatabase
+    let catalog: any CatalogStore
     let metrics: ServerMetrics
     let version: String
     let configuration: AppConfiguration
@@ -22,7 +22,7 @@ struct APIHandler: APIProtocol {
     let jobWake: JobWake
     let children: ChildRegistry
 
-    init(catalog: CatalogDatabase, metrics: ServerMetrics, version: String, configuration: AppConfiguration,
+    init(catalog: any CatalogStore, metrics: ServerMetrics, version: String, configuration: AppConfiguration,
          jobs: JobService, jobWake: JobWake, children: ChildRegistry) {
         self.jobs = jobs; self.jobWake = jobWake; self.children = children
         self.catalog = catalog
@@ -33,7 +33,7 @@ struct APIHandler: APIProtocol {
         self.pool = VersionPool()
         self.auditBatcher = AuditBatcher(catalog: catalog)
         self.plans = PlanCache()
-        self.limiter = RateLimiter(keyRate: configuration.keyRate, keyBurst: configuration.keyBurst,
+        self.limiter = RateLimiter(store: catalog, keyRate: configuration.keyRate, keyBurst: configuration.keyBurst,
                                    anonymousRate: configuration.anonymousRate, anonymousBurst: configuration.anonymousBurst)
     }
 

@@ -5,7 +5,7 @@ import Storage
 /// Reads `Authorization: Bearer <key>` and sets `Caller.current`. A header with an unknown,
 /// malformed or revoked key gets 401 at once; no header means anonymous.
 struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
-    let catalog: CatalogDatabase
+    let catalog: any CatalogStore
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else {

@@ -12,7 +12,7 @@ import Yams
 /// is the public view, the field examples show only masked output.
 struct Portal: Sendable {
     let library: MustacheLibrary
-    let catalog: CatalogDatabase
+    let catalog: any CatalogStore
     let stewardship: Stewardship
     let plans: PlanCache
 

@@ -1,0 +1,197 @@
+import Audit
+import Crypto
+import Foundation
+import KaifangCore
+
+/// Everything Kaifang persists, behind one interface with two implementations: the embedded
+/// store (`CatalogDatabase`: one SQLite file and version files in a data directory) and the
+/// shared store (`PostgresCatalog`: PostgreSQL, for several stateless replicas). The server,
+/// the CLI and the sandbox use nothing else, so the two cannot drift; the store conformance
+/// tests run the same cases against both.
+///
+/// Calls are synchronous and may block the calling thread for a round trip (as SQLite's own
+/// I/O does); they are never made on a network event loop. Every write is one transaction that
+/// also appends its audit event, so no action happens unrecorded.
+public protocol CatalogStore: Sendable {
+    /// The local working directory: temporary files, the rejects of imports, sandbox jobs'
+    /// working folders and (with a shared store) the cache of version files.
+    var directory: DataDirectory { get }
+
+    /// Which implementation this is, for logs and `/healthz` (`embedded` or `postgres`).
+    var kind: String { get }
+
+    /// Whether several processes (replicas) share this store: then stopped workers' jobs are
+    /// recovered by lease, at any time, instead of all at once at start.
+    var isShared: Bool { get }
+
+    /// The platform secret that pseudonym keys derive from.
+    /// - Throws: `KaifangError.runtime` when it is missing or damaged.
+    func pseudonymSecret() throws -> SymmetricKey
+
+    /// A local path of a committed version's file, verified against the version's SHA-256
+    /// before it is first opened (a shared store fetches it into the local cache first).
+    /// - Throws: `KaifangError.runtime` when the file cannot be had or fails verification.
+    func localFile(_ version: VersionRecord) throws -> String
+
+    // MARK: Datasets and versions
+
+    func dataset(_ id: String) throws -> DatasetRecord?
+    func versions(_ id: String) throws -> [VersionRecord]
+    func version(_ id: String, _ number: Int) throws -> VersionRecord?
+    /// What changes when a dataset is republished or its policy edited; callers cache records by it.
+    func publicationStamp(_ id: String) throws -> String?
+    func publishedVersion(_ id: String) throws -> (DatasetRecord, VersionRecord)?
+    /// Makes a finished version file visible: stores it and records the dataset (metadata from
+    /// `manifest`) and the version in one transaction.
+    func commitVersion(manifest: DatasetManifest, temporaryFile: String, rowCount: Int, sha256: String,
+                       source: String, actor: String, rejected: Int) throws -> VersionRecord
+    @discardableResult
+    func publish(dataset id: String, version: Int?, tier: Tier, actor: String, reason: String?,
+                 detail: [String: JSONValue]) throws -> DatasetRecord
+    func updateManifest(_ manifest: DatasetManifest, actor: String, action: String, detail: [String: JSONValue]) throws
+    func withdraw(dataset id: String, actor: String) throws
+    func datasetCount() throws -> Int
+    func search(_ query: DatasetQuery) throws -> DatasetPage
+    func stats(since: String) throws -> CatalogStats
+
+    // MARK: Keys
+
+    func createKey(role: Role, name: String, actor: String) throws -> (APIKeyRecord, String)
+    /// The active key matching a presented secret, or nil; a revocation counts from the next call.
+    func authenticate(_ presented: String) throws -> APIKeyRecord?
+    func keys() throws -> [APIKeyRecord]
+    func revokeKey(_ id: String, actor: String) throws
+    func keyName(_ id: String) throws -> String?
+
+    // MARK: Applications and licenses
+
+    func createApplication(keyID: String, dataset: String, purpose: String, fields: [String], use: LicenseUse,
+                           durationDays: Int) throws -> ApplicationRecord
+    func application(_ id: Int64) throws -> ApplicationRecord?
+    func applications(status: String?) throws -> [ApplicationRecord]
+    func approve(application id: Int64, expires: Date?, fields: [String]?, use: LicenseUse?, actor: String) throws -> LicenseRecord
+    func reject(application id: Int64, reason: String, actor: String) throws
+    func licenses(keyID: String?) throws -> [LicenseRecord]
+    func license(_ id: String) throws -> LicenseRecord?
+    /// The key's license in force for a dataset and use; a revocation counts from the next call.
+    func activeLicense(keyID: String, dataset: String, use: LicenseUse) throws -> LicenseRecord?
+    func revokeLicense(_ id: String, actor: String) throws
+
+    // MARK: Audit
+
+    func audit(actor: String, action: String, dataset: String?, detail: [String: JSONValue]) throws
+    /// Appends several events in one transaction (group commit of concurrent reads).
+    func audit(batch: [PendingAuditEvent]) throws
+    func auditEvents(dataset: String?, actor: String?, limit: Int?) throws -> [(event: AuditEvent, previous: String, hash: String)]
+    /// Recomputes the whole chain and checks it against the anchors kept outside it.
+    func verifyAudit(anchors: [(seq: Int64, hash: String)]) throws -> AuditChain.Verdict
+    func auditHead() throws -> (seq: Int64, hash: String)?
+    /// How many events of `action` by `actor` happened since `since` (an ISO prefix such as a day).
+    func countEvents(actor: String, action: String, since: String) throws -> Int
+
+    // MARK: Rate limits
+
+    /// Takes one token from bucket `bucket` (GCRA: `rate` a second, bursts of `burst`), shared
+    /// by every process of the store.
+    /// - Returns: nil when admitted, else the seconds until a token is available.
+    func takeToken(bucket: String, rate: Double, burst: Double) throws -> Double?
+
+    // MARK: Sandbox jobs
+
+    func epsilonUsed(keyID: String, dataset: String, month: String) throws -> Double
+    func insertJob(_ job: JobRecord, spend: [(dataset: String, licenseID: String?, monthly: Double)]) throws
+    func job(_ id: String) throws -> JobRecord?
+    func jobs(keyID: String?, status: JobStatus?, limit: Int) throws -> [JobRecord]
+    /// Claims a queued job — `id`, or the oldest when nil — for `worker` with a lease of `lease`
+    /// seconds: it moves to running, and no other worker can claim it while the lease is renewed.
+    /// Nil when there is none (or another worker took it).
+    func claimJob(_ id: String?, worker: String, lease: Double) throws -> JobRecord?
+    /// Renews the lease of a job `worker` runs; false when the job is no longer that worker's.
+    func renewLease(job: String, worker: String, lease: Double) throws -> Bool
+    /// Moves a job to `status` if it is in one of `from` (and, when `worker` is given, still
+    /// that worker's), recording `detail` and, when `action` is given, the audit event.
+    /// - Returns: false when the guard did not hold.
+    @discardableResult
+    func updateJob(_ id: String, status: JobStatus, detail: JobDetail, from: [JobStatus], worker: String?, actor: String,
+                   audit action: String?, auditDetail: [String: JSONValue]) throws -> Bool
+    /// Jobs left running or checking by a worker that stopped (its lease ran out; with the
+    /// embedded store: every such job at start) are queued again once, or failed.
+    func recoverJobs(maxAttempts: Int) throws -> (requeued: [String], failed: [String])
+    func recordRowSet(job: String, keyID: String, dataset: String, units: Int, sha256: String) throws
+    func rowSets(keyID: String, dataset: String, units: Int, slack: Int) throws -> [(job: String, units: Int)]
+    /// Keeps a file of a job (its spec, result, row sets) where every worker can read it.
+    func putJobFile(job: String, name: String, data: Data) throws
+    func jobFile(job: String, name: String) throws -> Data?
+
+    // MARK: Harvested sources
+
+    func addSource(dataset: String, url: String, intervalSeconds: Int, publish: Bool, actor: String) throws
+    func source(_ dataset: String) throws -> SourceRecord?
+    func sources(dueAt now: String?) throws -> [SourceRecord]
+    func recordFetch(dataset: String, etag: String?, lastModified: String?, contentSHA256: String?, error: String?, nextDue: Date) throws
+}
+
+/// One audit event waiting for its batch, its detail already in canonical form (serialized by
+/// the request that made it, not inside the batch's transaction).
+public struct PendingAuditEvent: Sendable {
+    public var actor: String
+    public var action: String
+    public var dataset: String?
+    public var canonicalDetail: [UInt8]
+    public init(actor: String, action: String, dataset: String?, detail: [String: JSONValue]) {
+        self.init(actor: actor, action: action, dataset: dataset, canonicalDetail: JSONValue.object(detail).canonicalBytes)
+    }
+    /// `canonicalDetail` must be a JSON object in `JSONValue.canonicalBytes`' form.
+    public init(actor: String, action: String, dataset: String?, canonicalDetail: [UInt8]) {
+        self.actor = actor; self.action = action; self.dataset = dataset; self.canonicalDetail = canonicalDetail
+    }
+}
+
+extension CatalogStore {
+    /// One dataset, or a not-found error that says how to list them.
+    /// - Throws: `KaifangError.notFound`.
+    public func requireDataset(_ id: String) throws -> DatasetRecord {
+        guard let d = try dataset(id) else {
+            throw KaifangError.notFound("no dataset '\(id)' in the catalog: `kaifang dataset list` shows the ids")
+        }
+        return d
+    }
+
+    public func commitVersion(manifest: DatasetManifest, temporaryFile: String, rowCount: Int, sha256: String,
+                              source: String, actor: String) throws -> VersionRecord {
+        try commitVersion(manifest: manifest, temporaryFile: temporaryFile, rowCount: rowCount, sha256: sha256, source: source, actor: actor, rejected: 0)
+    }
+
+    @discardableResult
+    public func publish(dataset id: String, version: Int? = nil, tier: Tier, actor: String, reason: String? = nil) throws -> DatasetRecord {
+        try publish(dataset: id, version: version, tier: tier, actor: actor, reason: reason, detail: [:])
+    }
+
+    public func applications() throws -> [ApplicationRecord] { try applications(status: nil) }
+    public func licenses() throws -> [LicenseRecord] { try licenses(keyID: nil) }
+
+    public func approve(application id: Int64, actor: String) throws -> LicenseRecord {
+        try approve(application: id, expires: nil, fields: nil, use: nil, actor: actor)
+    }
+
+    public func auditEvents() throws -> [(event: AuditEvent, previous: String, hash: String)] {
+        try auditEvents(dataset: nil, actor: nil, limit: nil)
+    }
+
+    public func verifyAudit() throws -> AuditChain.Verdict { try verifyAudit(anchors: []) }
+
+    public func jobs(keyID: String? = nil, status: JobStatus? = nil) throws -> [JobRecord] {
+        try jobs(keyID: keyID, status: status, limit: 100)
+    }
+
+    public func jobs(limit: Int) throws -> [JobRecord] { try jobs(keyID: nil, status: nil, limit: limit) }
+
+    @discardableResult
+    public func updateJob(_ id: String, status: JobStatus, detail: JobDetail, from: [JobStatus], actor: String) throws -> Bool {
+        try updateJob(id, status: status, detail: detail, from: from, worker: nil, actor: actor, audit: nil, auditDetail: [:])
+    }
+
+    public func recoverJobs() throws -> (requeued: [String], failed: [String]) { try recoverJobs(maxAttempts: 2) }
+
+    public func sources() throws -> [SourceRecord] { try sources(dueAt: nil) }
+}
