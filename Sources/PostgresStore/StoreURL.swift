@@ -10,6 +10,8 @@ public struct StoreURL: Sendable, Equatable {
     public var user: String
     public var password: String?
     public var database: String
+    /// The schema that holds Kaifang's tables (`?schema=NAME`; default: the database's own).
+    public var schema: String?
 
     /// Parses a store URL.
     /// - Throws: `KaifangError.badInput` naming what is missing or malformed (never the password).
@@ -36,13 +38,17 @@ public struct StoreURL: Sendable, Equatable {
         self.user = user.removingPercentEncoding ?? user
         self.password = components.password.map { $0.removingPercentEncoding ?? $0 }
         self.database = database.removingPercentEncoding ?? database
+        if let schema = components.queryItems?.first(where: { $0.name == "schema" })?.value {
+            guard !schema.isEmpty, schema.count <= 63, schema.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+                throw KaifangError.badInput("schema=\(schema) is not a schema name: use 1–63 ASCII letters, digits or '_'")
+            }
+            self.schema = schema
+        }
+        if let unknown = components.queryItems?.first(where: { !["sslmode", "schema"].contains($0.name) }) {
+            throw KaifangError.badInput("the store URL's parameter '\(unknown.name)' is not known: only schema and sslmode=disable are")
+        }
     }
 
     /// The URL without its password, for logs and messages.
-    public var redacted: String { "postgres://\(user)@\(host):\(port)/\(database)" }
-
-    /// PostgresNIO's client configuration for this store (no TLS).
-    var clientConfiguration: PostgresClient.Configuration {
-        PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: .disable)
-    }
+    public var redacted: String { "postgres://\(user)@\(host):\(port)/\(database)" + (schema.map { "?schema=\($0)" } ?? "") }
 }

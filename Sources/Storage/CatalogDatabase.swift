@@ -52,7 +52,7 @@ public struct CatalogDatabase: CatalogStore {
         if changes.mark() == nil { changes.bump() }
     }
 
-    static func now() -> String { AuditChain.timestamp() }
+    static func now() -> String { CatalogRules.now() }
 
     /// The embedded store.
     public var kind: String { "embedded" }
@@ -137,7 +137,7 @@ public struct CatalogDatabase: CatalogStore {
             throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
         }
         head = (seq, hash)
-        if let dataset, action == "rows.read" || action == "export.read" {
+        if let dataset, CatalogRules.isRead(action) {
             reads.add(day: event.at.utf8.prefix(10), dataset: dataset)
         }
         return event.at
@@ -287,13 +287,9 @@ public struct CatalogDatabase: CatalogStore {
         return result
     }
 
-    static func decodeManifest(_ json: String) throws -> DatasetManifest {
-        try DatasetManifest.decode(Data(json.utf8), source: "catalog")
-    }
+    static func decodeManifest(_ json: String) throws -> DatasetManifest { try CatalogRules.decodeManifest(json) }
 
-    static func manifestJSON(_ m: DatasetManifest) throws -> String {
-        String(decoding: try m.jsonData(), as: UTF8.self)
-    }
+    static func manifestJSON(_ m: DatasetManifest) throws -> String { try CatalogRules.manifestJSON(m) }
 
     static func datasetRecord(_ row: Row) throws -> DatasetRecord {
         DatasetRecord(manifest: try decodeManifest(row["manifest_json"]),
@@ -487,23 +483,14 @@ public struct CatalogDatabase: CatalogStore {
     /// Searches the catalog with facets and an opaque cursor.
     /// - Throws: `KaifangError.badInput` for a cursor that this server did not make.
     public func search(_ query: DatasetQuery) throws -> DatasetPage {
-        var offset = 0
-        if let cursor = query.cursor, !cursor.isEmpty {
-            guard let data = Data(base64Encoded: cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/") + String(repeating: "=", count: (4 - cursor.count % 4) % 4)),
-                  let text = String(data: data, encoding: .utf8), text.hasPrefix("o:"), let o = Int(text.dropFirst(2)), o >= 0 else {
-                throw KaifangError.badInput("cursor is not one this server made: pass the next_cursor of the previous page unchanged")
-            }
-            offset = o
-        }
-        let limit = min(max(query.limit, 1), 100)
+        let offset = try CatalogRules.searchOffset(query.cursor)
+        let limit = CatalogRules.pageSize(query.limit)
         return try read { db in
             var base: [String] = []
             var args: [DatabaseValueConvertible?] = []
             if !query.includeUnpublished { base.append("d.tier IS NOT NULL AND d.published_version IS NOT NULL") }
-            if let q = query.q?.trimmingCharacters(in: .whitespaces), !q.isEmpty {
-                // Spaces (ASCII and ideographic) and control characters separate words: a NUL
-                // inside an FTS5 phrase ends it early and makes the MATCH a syntax error.
-                for word in q.split(whereSeparator: { $0 == " " || $0 == "　" || $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } }) {
+            do {
+                for word in CatalogRules.searchWords(query.q) {
                     if word.count >= 3 {
                         // FTS5 trigram index; the word is one quoted phrase (no FTS syntax from callers).
                         base.append("d.id IN (SELECT id FROM dataset_fts WHERE dataset_fts MATCH ?)")
@@ -547,7 +534,7 @@ public struct CatalogDatabase: CatalogStore {
             }
             var next: String?
             if rows.count > limit {
-                next = Data("o:\(offset + limit)".utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+                next = CatalogRules.searchCursor(offset: offset + limit)
             }
             return DatasetPage(datasets: items, total: total,
                                departments: try facet("department", excluding: "department"),
@@ -563,14 +550,8 @@ public struct CatalogDatabase: CatalogStore {
     /// - Returns: the record and the full key `kf_<id>_<secret>`.
     /// - Throws: `KaifangError.badInput` for an empty name.
     public func createKey(role: Role, name: String, actor: String) throws -> (APIKeyRecord, String) {
-        let trimmed = name.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty, trimmed.count <= 200 else {
-            throw KaifangError.badInput("--name must be 1–200 characters: say who the key is for")
-        }
-        var rng = SystemRandomNumberGenerator()
-        let id = (0..<8).map { _ in String(UInt8.random(in: 0...15, using: &rng), radix: 16) }.joined()
-        let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
-        let key = "kf_\(id)_\(secret)"
+        let trimmed = try CatalogRules.keyName(name)
+        let (id, key) = CatalogRules.newKey()
         let at = Self.now()
         let record = APIKeyRecord(id: id, name: trimmed, role: role, createdAt: at, revokedAt: nil)
         try write { db in
@@ -582,27 +563,18 @@ public struct CatalogDatabase: CatalogStore {
         return (record, key)
     }
 
-    static func hashKey(_ key: String) -> String {
-        SHA256.hash(data: Array(key.utf8)).hexString
-    }
+    static func hashKey(_ key: String) -> String { CatalogRules.hashKey(key) }
 
     /// The active key matching a presented secret, or nil (unknown, malformed or revoked).
     public func authenticate(_ presented: String) throws -> APIKeyRecord? {
-        let parts = presented.split(separator: "_", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "kf", parts[1].count == 8, parts[2].count == 64 else { return nil }
-        let id = String(parts[1])
+        guard let id = CatalogRules.keyID(presented) else { return nil }
         let found = try keyRows.value(id, mark: changes.mark()) {
             try readOne { db -> (hash: String, record: APIKeyRecord)? in
                 guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM api_keys WHERE id = ?"), arguments: [id]) else { return nil }
                 return (row["key_hash"], Self.keyRecord(row))
             }
         }
-        guard let (stored, record) = found else { return nil }
-        let given = Self.hashKey(presented)
-        // Constant-time comparison of the two digests.
-        var diff: UInt8 = 0
-        for (a, b) in zip(stored.utf8, given.utf8) { diff |= a ^ b }
-        guard diff == 0, stored.utf8.count == given.utf8.count else { return nil }
+        guard let (stored, record) = found, CatalogRules.matches(presented, storedHash: stored) else { return nil }
         return record.isActive ? record : nil
     }
 

@@ -83,23 +83,17 @@ extension JobRecord {
 }
 
 extension CatalogDatabase {
-    static func encodeDetail(_ d: JobDetail) -> String {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        return String(decoding: (try? e.encode(d)) ?? Data("{}".utf8), as: UTF8.self)
-    }
+    static func encodeDetail(_ d: JobDetail) -> String { CatalogRules.encodeDetail(d) }
 
     static func jobRecord(_ row: Row) -> JobRecord {
-        let detail = (try? JSONDecoder().decode(JobDetail.self, from: Data((row["detail_json"] as String).utf8))) ?? JobDetail()
-        let datasets = (try? JSONDecoder().decode([JobDataset].self, from: Data((row["datasets_json"] as String).utf8))) ?? []
+        let detail = CatalogRules.decodeDetail(row["detail_json"])
+        let datasets = CatalogRules.decodeDatasets(row["datasets_json"])
         return JobRecord(id: row["id"], keyID: row["key_id"], sql: row["sql"], mode: row["mode"], epsilon: row["epsilon"],
                          purpose: row["purpose"], status: JobStatus(rawValue: row["status"]) ?? .failed, detail: detail,
                          createdAt: row["created_at"], startedAt: row["started_at"], finishedAt: row["finished_at"],
                          attempts: row["attempts"], dryRun: (row["dry_run"] as Int) != 0, datasets: datasets)
     }
 
-    /// The calendar month (UTC) a time falls in, as `YYYY-MM`.
-    public static func month(_ iso: String) -> String { String(iso.prefix(7)) }
 
     /// ε spent by a key on a dataset in a month.
     public func epsilonUsed(keyID: String, dataset: String, month: String) throws -> Double {
@@ -114,17 +108,17 @@ extension CatalogDatabase {
     /// - Throws: `KaifangError.forbidden` when the budget is exhausted.
     public func insertJob(_ job: JobRecord, spend: [(dataset: String, licenseID: String?, monthly: Double)]) throws {
         try write { db in
-            let month = Self.month(job.createdAt)
+            let month = JobRecord.month(job.createdAt)
             if let eps = job.epsilon, !job.dryRun {
                 for s in spend {
                     let used = try Double.fetchOne(db, sql: "SELECT TOTAL(epsilon) FROM epsilon_spend WHERE key_id = ? AND dataset_id = ? AND month = ?",
                                                    arguments: [job.keyID, s.dataset, month]) ?? 0
                     if used + eps > s.monthly + 1e-9 {
-                        throw KaifangError.forbidden("the ε budget for '\(s.dataset)' is exhausted this month: used \(Self.formatEpsilon(used)) of \(Self.formatEpsilon(s.monthly)), this job asks \(Self.formatEpsilon(eps)); it renews on the 1st (UTC)")
+                        throw CatalogRules.budgetExhausted(dataset: s.dataset, used: used, monthly: s.monthly, asked: eps)
                     }
                 }
             }
-            let datasets = String(decoding: (try? JSONEncoder().encode(job.datasets)) ?? Data("[]".utf8), as: UTF8.self)
+            let datasets = CatalogRules.encodeDatasets(job.datasets)
             try db.execute(sql: """
                 INSERT INTO jobs (id, key_id, sql, mode, epsilon, purpose, status, detail_json, created_at, attempts, dry_run, datasets_json)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
@@ -136,16 +130,10 @@ extension CatalogDatabase {
                                    arguments: [job.id, job.keyID, s.dataset, s.licenseID, month, eps])
                 }
             }
-            var detail: [String: JSONValue] = [
-                "job": .string(job.id), "mode": .string(job.mode), "sql_sha256": .string(job.detail.sqlSHA256 ?? ""),
-                "datasets": .array(job.datasets.map { .string("\($0.id)@\($0.version)") }), "dry_run": .bool(job.dryRun),
-            ]
-            if let eps = job.epsilon { detail["epsilon"] = .string(Self.formatEpsilon(eps)) }
-            try Self.appendAudit(db, actor: "key:\(job.keyID)", action: "sandbox.submit", dataset: job.datasets.first?.id, detail: detail)
+            try Self.appendAudit(db, actor: "key:\(job.keyID)", action: "sandbox.submit", dataset: job.datasets.first?.id, detail: CatalogRules.submissionDetail(job))
         }
     }
 
-    static func formatEpsilon(_ e: Double) -> String { String(format: "%g", e) }
 
     public func job(_ id: String) throws -> JobRecord? {
         try read { db in try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]).map(Self.jobRecord) }
@@ -245,7 +233,7 @@ extension CatalogDatabase {
                     requeued.append(j.id)
                 } else {
                     var d = j.detail
-                    d.reason = "the server stopped while the job ran, \(j.attempts) times: it is not retried again"
+                    d.reason = CatalogRules.notRetried(attempts: j.attempts)
                     try db.execute(sql: "UPDATE jobs SET status = 'failed', detail_json = ?, finished_at = ? WHERE id = ?",
                                    arguments: [Self.encodeDetail(d), Self.now(), j.id])
                     failed.append(j.id)

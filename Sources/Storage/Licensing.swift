@@ -48,8 +48,8 @@ public struct LicenseRecord: Sendable, Equatable {
 }
 
 extension CatalogDatabase {
-    static func fieldsJSON(_ f: [String]) -> String { JSONValue.array(f.map(JSONValue.string)).canonical }
-    static func fields(_ json: String) -> [String] { (try? JSONDecoder().decode([String].self, from: Data(json.utf8))) ?? [] }
+    static func fieldsJSON(_ f: [String]) -> String { CatalogRules.fieldsJSON(f) }
+    static func fields(_ json: String) -> [String] { CatalogRules.fields(json) }
 
     static func applicationRecord(_ row: Row) -> ApplicationRecord {
         ApplicationRecord(id: row["id"], dataset: row["dataset_id"], keyID: row["key_id"], purpose: row["purpose"],
@@ -70,20 +70,14 @@ extension CatalogDatabase {
     /// - Throws: `KaifangError.notFound` (dataset), `.badInput` (fields, purpose), `.conflict` (an open dataset needs none).
     public func createApplication(keyID: String, dataset: String, purpose: String, fields: [String], use: LicenseUse,
                                   durationDays: Int) throws -> ApplicationRecord {
-        let trimmed = purpose.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard trimmed.count >= 10 else {
-            throw KaifangError.badInput("purpose must say what the data is for in at least 10 characters (用途)")
-        }
-        guard (1...366).contains(durationDays) else { throw KaifangError.badInput("duration_days must be 1–366") }
+        let trimmed = try CatalogRules.applicationPurpose(purpose, durationDays: durationDays)
         return try write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT manifest_json, tier, published_version FROM datasets WHERE id = ?", arguments: [dataset]),
                   (row["tier"] as String?) != nil else {
                 throw KaifangError.notFound("no published dataset '\(dataset)': GET /v1/datasets lists them")
             }
             let manifest = try Self.decodeManifest(row["manifest_json"])
-            if let unknown = fields.first(where: { manifest.field(named: $0) == nil }) {
-                throw KaifangError.badInput("field '\(unknown)' is not a field of '\(dataset)': its fields are \(manifest.fields.map(\.name).joined(separator: ", "))")
-            }
+            try CatalogRules.checkFields(fields, of: manifest, listing: true)
             if use == .rows && (row["tier"] as String?) == Tier.restricted.rawValue {
                 throw KaifangError.badInput("'\(dataset)' is restricted (不予开放): its rows never leave; apply with use 'sandbox'")
             }
@@ -129,14 +123,11 @@ extension CatalogDatabase {
             }
             let manifest = try Self.decodeManifest(try String.fetchOne(db, sql: "SELECT manifest_json FROM datasets WHERE id = ?", arguments: [app.dataset])!)
             let granted = fields ?? app.fields
-            if let unknown = granted.first(where: { manifest.field(named: $0) == nil }) {
-                throw KaifangError.badInput("field '\(unknown)' is not a field of '\(app.dataset)'")
-            }
+            try CatalogRules.checkFields(granted, of: manifest, listing: false)
             let expiry = expires ?? Date().addingTimeInterval(Double(app.durationDays) * 86_400)
             guard expiry > Date() else { throw KaifangError.badInput("--expires is in the past: give a future date") }
             let at = Self.now()
-            var rng = SystemRandomNumberGenerator()
-            let licenseID = "lic_" + (0..<10).map { _ in String(UInt8.random(in: 0...15, using: &rng), radix: 16) }.joined()
+            let licenseID = CatalogRules.newLicenseID()
             let grantedUse = use ?? app.use
             try db.execute(sql: "UPDATE applications SET status = 'approved', decided_at = ? WHERE id = ?", arguments: [at, id])
             try db.execute(sql: "INSERT INTO licenses (id, application_id, key_id, dataset_id, fields_json, use, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -30,10 +30,7 @@ extension CatalogDatabase {
     /// Adds or replaces the source of a dataset; it is due at once.
     /// - Throws: `KaifangError.notFound` (dataset), `.badInput` (URL, interval).
     public func addSource(dataset: String, url: String, intervalSeconds: Int, publish: Bool, actor: String) throws {
-        guard let u = URL(string: url), let scheme = u.scheme?.lowercased(), ["http", "https"].contains(scheme), u.host != nil else {
-            throw KaifangError.badInput("--url must be an http(s) URL")
-        }
-        guard intervalSeconds >= 60 else { throw KaifangError.badInput("--every must be at least 1m") }
+        try CatalogRules.checkSource(url: url, intervalSeconds: intervalSeconds)
         try write { db in
             guard try Row.fetchOne(db, sql: "SELECT id FROM datasets WHERE id = ?", arguments: [dataset]) != nil else {
                 throw KaifangError.notFound("no dataset '\(dataset)': import a first version with --manifest, then add its source")

@@ -184,7 +184,7 @@ import Testing
         let dp = try submit(key, "SELECT COUNT(*) FROM residents", ["--dry-run", "--mode", "dp", "--epsilon", "1"])
         #expect(dp.jobStatus == "released")
         let catalog = try CatalogDatabase(directory: DataDirectory(path: dir))
-        #expect(try catalog.epsilonUsed(keyID: key, dataset: "residents", month: CatalogDatabase.month(AuditStamp.now)) == 0)
+        #expect(try catalog.epsilonUsed(keyID: key, dataset: "residents", month: JobRecord.month(AuditStamp.now)) == 0)
     }
 
     @Test func aJobOnADatasetWithoutLicenseOrWithAnExpiredOneIsRefused() throws {

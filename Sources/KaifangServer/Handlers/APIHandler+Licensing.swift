@@ -49,7 +49,7 @@ extension APIHandler {
         try limiter.admit(caller)
         let key = try Self.requireKey(caller)
         let now = AuditTime.now()
-        let month = CatalogDatabase.month(now)
+        let month = JobRecord.month(now)
         let licenses = try catalog.licenses(keyID: caller.isSteward ? nil : key.id).map { l in
             var used: Components.Schemas.License.EpsilonUsedPayload?
             var left: Components.Schemas.License.EpsilonLeftPayload?

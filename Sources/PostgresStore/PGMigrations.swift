@@ -1,0 +1,236 @@
+import Foundation
+import KaifangCore
+import PostgresNIO
+
+/// The shared store's migrations: named and append-only, like the embedded catalog's. Each
+/// runs once, in its own transaction, under an advisory lock, so replicas that start together
+/// migrate the database exactly once. Never edit a shipped one; add the next.
+enum PGMigrations {
+    static let all: [(name: String, sql: String)] = [
+        ("v1-catalog", """
+        CREATE TABLE datasets (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            department TEXT NOT NULL DEFAULT '',
+            topic TEXT NOT NULL DEFAULT '',
+            update_frequency TEXT NOT NULL DEFAULT 'irregular',
+            license TEXT NOT NULL DEFAULT '',
+            should_open BOOLEAN NOT NULL DEFAULT false,
+            entity TEXT,
+            manifest_json TEXT NOT NULL,
+            tier TEXT CHECK (tier IN ('open', 'conditional', 'restricted')),
+            published_version INTEGER,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            -- id, title, description, department, topic and every field's name and title, lower-cased:
+            -- what catalog search matches words in.
+            search_text TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE fields (
+            dataset_id TEXT NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            title TEXT,
+            type TEXT NOT NULL,
+            semantic TEXT,
+            level TEXT NOT NULL CHECK (level IN ('L1', 'L2', 'L3', 'L4')),
+            qi BOOLEAN NOT NULL DEFAULT false,
+            min DOUBLE PRECISION,
+            max DOUBLE PRECISION,
+            action TEXT,
+            PRIMARY KEY (dataset_id, name)
+        );
+        -- Version files are immutable SQLite files named by the SHA-256 of their bytes, kept in
+        -- 1 MiB chunks (or in a shared folder, then with no chunks here).
+        CREATE TABLE blobs (
+            sha256 TEXT PRIMARY KEY,
+            size BIGINT NOT NULL,
+            chunks INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE blob_chunks (
+            sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+            n INTEGER NOT NULL,
+            data BYTEA NOT NULL,
+            PRIMARY KEY (sha256, n)
+        );
+        CREATE TABLE versions (
+            dataset_id TEXT NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+            number INTEGER NOT NULL,
+            row_count BIGINT NOT NULL,
+            sha256 TEXT NOT NULL,
+            source TEXT NOT NULL,
+            file TEXT NOT NULL,
+            file_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+            manifest_json TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            PRIMARY KEY (dataset_id, number)
+        );
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('developer', 'partner', 'steward')),
+            key_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        CREATE TABLE applications (
+            id BIGSERIAL PRIMARY KEY,
+            dataset_id TEXT NOT NULL REFERENCES datasets(id),
+            key_id TEXT NOT NULL REFERENCES api_keys(id),
+            purpose TEXT NOT NULL,
+            fields_json TEXT NOT NULL,
+            use TEXT NOT NULL CHECK (use IN ('rows', 'sandbox')),
+            duration_days INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            decided_at TEXT
+        );
+        CREATE TABLE licenses (
+            id TEXT PRIMARY KEY,
+            application_id BIGINT REFERENCES applications(id),
+            key_id TEXT NOT NULL REFERENCES api_keys(id),
+            dataset_id TEXT NOT NULL REFERENCES datasets(id),
+            fields_json TEXT NOT NULL,
+            use TEXT NOT NULL CHECK (use IN ('rows', 'sandbox')),
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        CREATE INDEX licenses_by_key ON licenses(key_id, dataset_id);
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            key_id TEXT NOT NULL REFERENCES api_keys(id),
+            sql TEXT NOT NULL,
+            mode TEXT NOT NULL CHECK (mode IN ('aggregate', 'dp')),
+            epsilon DOUBLE PRECISION,
+            purpose TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL,
+            detail_json TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            dry_run BOOLEAN NOT NULL DEFAULT false,
+            datasets_json TEXT NOT NULL DEFAULT '[]',
+            -- The worker running it and until when its lease holds (the database's clock).
+            worker TEXT,
+            lease_until TIMESTAMPTZ
+        );
+        CREATE INDEX jobs_by_status ON jobs(status, created_at);
+        CREATE INDEX jobs_by_key ON jobs(key_id, created_at);
+        CREATE TABLE job_files (
+            job_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            data BYTEA NOT NULL,
+            PRIMARY KEY (job_id, name)
+        );
+        CREATE TABLE epsilon_spend (
+            job_id TEXT NOT NULL REFERENCES jobs(id),
+            key_id TEXT NOT NULL,
+            dataset_id TEXT NOT NULL,
+            license_id TEXT,
+            month TEXT NOT NULL,
+            epsilon DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (job_id, dataset_id)
+        );
+        CREATE INDEX epsilon_by_key ON epsilon_spend(key_id, dataset_id, month);
+        CREATE TABLE job_rowsets (
+            job_id TEXT NOT NULL REFERENCES jobs(id),
+            key_id TEXT NOT NULL,
+            dataset_id TEXT NOT NULL,
+            units INTEGER NOT NULL,
+            set_sha256 TEXT,
+            PRIMARY KEY (job_id, dataset_id)
+        );
+        CREATE INDEX rowsets_by_key ON job_rowsets(key_id, dataset_id, units);
+        CREATE UNIQUE INDEX rowsets_unique ON job_rowsets(key_id, dataset_id, set_sha256);
+        CREATE TABLE audit_events (
+            seq BIGINT PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            dataset_id TEXT,
+            detail_json TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX audit_by_dataset ON audit_events(dataset_id, seq);
+        CREATE INDEX audit_by_actor ON audit_events(actor, action, at);
+        CREATE TABLE read_counts (
+            day TEXT NOT NULL,
+            dataset_id TEXT NOT NULL,
+            n BIGINT NOT NULL,
+            PRIMARY KEY (day, dataset_id)
+        );
+        CREATE TABLE sources (
+            dataset_id TEXT PRIMARY KEY REFERENCES datasets(id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            interval_seconds INTEGER NOT NULL,
+            publish BOOLEAN NOT NULL DEFAULT false,
+            etag TEXT,
+            last_modified TEXT,
+            content_sha256 TEXT,
+            last_checked_at TEXT,
+            next_due_at TEXT NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at TEXT NOT NULL
+        );
+        -- Rate-limit buckets (GCRA: the theoretical arrival time, in seconds since 1970). Unlogged:
+        -- lost on a crash of the database, which only forgives recent requests.
+        CREATE UNLOGGED TABLE rate_buckets (
+            bucket TEXT PRIMARY KEY,
+            tat DOUBLE PRECISION NOT NULL
+        );
+        -- Moves with every change but read events: replicas keep catalog lookups cached while it
+        -- stands still.
+        CREATE TABLE catalog_changes (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq BIGINT NOT NULL
+        );
+        INSERT INTO catalog_changes (id, seq) VALUES (1, 1);
+        -- The platform secret pseudonym keys derive from (created with the store).
+        CREATE TABLE platform (
+            name TEXT PRIMARY KEY,
+            value BYTEA NOT NULL
+        );
+        """),
+    ]
+
+    /// Applies the migrations the database lacks.
+    /// - Throws: `KaifangError.runtime` naming the migration that failed.
+    static func migrate(_ client: PGClient) throws {
+        try client.transaction { tx in
+            // One migrating process at a time (the lock ends with the transaction).
+            try tx.query("SELECT pg_advisory_xact_lock(\(PGLocks.migrations))")
+            try tx.execute("CREATE TABLE IF NOT EXISTS kaifang_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            let done = Set(try tx.query("SELECT name FROM kaifang_migrations").map { try $0.string("name") })
+            for m in all where !done.contains(m.name) {
+                do {
+                    try tx.execute(m.sql)
+                    try tx.query("INSERT INTO kaifang_migrations (name) VALUES (\(m.name))")
+                } catch {
+                    throw KaifangError.runtime("the store's migration \(m.name) failed: \(PGClient.reason(error))")
+                }
+            }
+        }
+    }
+}
+
+/// Advisory lock keys (one namespace per schema, so stores in separate schemas of one database
+/// do not wait for each other).
+enum PGLocks {
+    static let migrations: Int64 = 0x6B61_6966_0001
+    /// Serializes every write that appends to the audit chain: one total order.
+    static func chain(schema: String?) -> Int64 {
+        let base: Int64 = 0x6B61_6966_1000_0000
+        guard let schema else { return base }
+        var h: UInt64 = 1469598103934665603
+        for b in schema.utf8 { h = (h ^ UInt64(b)) &* 1099511628211 }
+        return base ^ Int64(bitPattern: h & 0x0FFF_FFFF)
+    }
+}
