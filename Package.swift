@@ -125,6 +125,11 @@ let package = Package(
         .testTarget(name: "MaskingTests", dependencies: ["Masking", "Ingest", "KaifangCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "KaifangCore", "CByteScan"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
+        // The store conformance suite: every case against the embedded store and PostgreSQL.
+        .testTarget(name: "StoreTests", dependencies: [
+            "Storage", "PostgresStore", "KaifangCore", "Audit",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ]),
         .testTarget(name: "StorageTests", dependencies: [
             "Storage", "Audit", "KaifangCore",
             .product(name: "Crypto", package: "swift-crypto"),

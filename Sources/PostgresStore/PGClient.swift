@@ -140,6 +140,7 @@ final class PGClient: @unchecked Sendable {
     }
 
     /// Runs one statement on a pooled connection.
+    @discardableResult
     func query(_ query: PostgresQuery) throws -> [PGRow] {
         try withConnection { try Self.run($0, query, logger: logger) }
     }
@@ -176,6 +177,8 @@ final class PGClient: @unchecked Sendable {
     /// A one-line reason for a failure, from the server's message and code or the connection's
     /// error; never the query or its values.
     static func reason(_ error: any Error) -> String {
+        if let f = error as? PGFailure { return f.message }
+        if let k = error as? KaifangError { return k.message }
         if let e = error as? PSQLError {
             if let info = e.serverInfo {
                 let code = info[.sqlState] ?? "?"

@@ -211,13 +211,31 @@ enum PGMigrations {
             let done = Set(try tx.query("SELECT name FROM kaifang_migrations").map { try $0.string("name") })
             for m in all where !done.contains(m.name) {
                 do {
-                    try tx.execute(m.sql)
+                    // One statement at a time: the extended protocol runs one per message.
+                    for statement in Self.statements(m.sql) { try tx.execute(statement) }
                     try tx.query("INSERT INTO kaifang_migrations (name) VALUES (\(m.name))")
                 } catch {
                     throw KaifangError.runtime("the store's migration \(m.name) failed: \(PGClient.reason(error))")
                 }
             }
         }
+    }
+}
+
+extension PGMigrations {
+    /// The statements of a migration: split after each `;` that ends a line (comment lines dropped).
+    static func statements(_ sql: String) -> [String] {
+        var out: [String] = [], current = ""
+        for line in sql.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.trimmingCharacters(in: .whitespaces).hasPrefix("--") { continue }
+            current += line + "\n"
+            if line.trimmingCharacters(in: .whitespaces).hasSuffix(";") {
+                out.append(current)
+                current = ""
+            }
+        }
+        if !current.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { out.append(current) }
+        return out
     }
 }
 

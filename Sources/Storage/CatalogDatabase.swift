@@ -623,6 +623,12 @@ public struct CatalogStats: Sendable {
     public var openRate: Double
     /// Row and export reads per dataset since the given day.
     public var reads: [FacetCount]
+
+    package init(datasets: Int, published: Int, byTier: [FacetCount], byDepartment: [FacetCount], shouldOpen: Int, opened: Int,
+                 openRate: Double, reads: [FacetCount]) {
+        self.datasets = datasets; self.published = published; self.byTier = byTier; self.byDepartment = byDepartment
+        self.shouldOpen = shouldOpen; self.opened = opened; self.openRate = openRate; self.reads = reads
+    }
 }
 
 extension CatalogDatabase {

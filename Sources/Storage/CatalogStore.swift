@@ -195,3 +195,33 @@ extension CatalogStore {
 
     public func sources() throws -> [SourceRecord] { try sources(dueAt: nil) }
 }
+
+/// One request's view of a shared store's change mark: lookups a store caches between changes
+/// (publication stamps, keys, licenses) ask the store for its mark once per scope instead of
+/// once per lookup. The server opens a scope per request; without one, every lookup asks.
+public final class CatalogReadScope: @unchecked Sendable {
+    @TaskLocal public static var current: CatalogReadScope?
+    private let lock = NSLock()
+    private var mark: Int64?
+
+    public init() {}
+
+    /// The mark read once in this scope (`read` is called the first time only).
+    package func mark(_ read: () throws -> Int64) rethrows -> Int64 {
+        lock.lock()
+        if let mark { lock.unlock(); return mark }
+        lock.unlock()
+        let value = try read()
+        lock.lock()
+        mark = value
+        lock.unlock()
+        return value
+    }
+
+    /// Forgets the mark (after a write in this scope).
+    package func invalidate() {
+        lock.lock()
+        mark = nil
+        lock.unlock()
+    }
+}

@@ -38,6 +38,19 @@ public struct DataDirectory: Sendable {
     /// Whether `init` has run here.
     public var isInitialized: Bool { FileManager.default.fileExists(atPath: catalogPath) }
 
+    /// Creates the folders a process works in (temporary files, rejects, jobs) and no secret:
+    /// the working directory of a replica of a shared store, which keeps the secret itself.
+    /// - Throws: `KaifangError.runtime` when the folder cannot be created.
+    public func prepareLocal() throws {
+        do {
+            for dir in [root, jobsDir, rejectsDir, tmpDir] {
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            }
+        } catch {
+            throw KaifangError.runtime("cannot create the working directory \(root.path): check that its parent exists and is writable", cause: error)
+        }
+    }
+
     /// Creates the folders and the platform secret (32 random bytes, mode 0600) if missing.
     /// - Throws: `KaifangError.runtime` when the folder cannot be created.
     public func prepare() throws {

@@ -28,6 +28,13 @@ public struct ApplicationRecord: Sendable, Equatable {
     public var decidedAt: String?
     /// The license granted, once approved.
     public var licenseID: String?
+
+    package init(id: Int64, dataset: String, keyID: String, purpose: String, fields: [String], use: LicenseUse, durationDays: Int,
+                 status: String, reason: String?, createdAt: String, decidedAt: String?, licenseID: String?) {
+        self.id = id; self.dataset = dataset; self.keyID = keyID; self.purpose = purpose; self.fields = fields; self.use = use
+        self.durationDays = durationDays; self.status = status; self.reason = reason; self.createdAt = createdAt
+        self.decidedAt = decidedAt; self.licenseID = licenseID
+    }
 }
 
 /// A license: a key may read (or run jobs over) a dataset, some fields, until it expires or is revoked.
@@ -42,6 +49,12 @@ public struct LicenseRecord: Sendable, Equatable {
     public var createdAt: String
     public var expiresAt: String
     public var revokedAt: String?
+
+    package init(id: String, applicationID: Int64?, keyID: String, dataset: String, fields: [String], use: LicenseUse,
+                 createdAt: String, expiresAt: String, revokedAt: String?) {
+        self.id = id; self.applicationID = applicationID; self.keyID = keyID; self.dataset = dataset; self.fields = fields
+        self.use = use; self.createdAt = createdAt; self.expiresAt = expiresAt; self.revokedAt = revokedAt
+    }
 
     /// Whether the license is in force at `now` (ISO 8601 UTC).
     public func isActive(at now: String) -> Bool { revokedAt == nil && expiresAt > now }

@@ -12,6 +12,10 @@ public struct DatasetRecord: Sendable, Equatable {
     public var createdAt: String
     public var updatedAt: String
 
+    package init(manifest: DatasetManifest, tier: Tier?, publishedVersion: Int?, createdAt: String, updatedAt: String) {
+        self.manifest = manifest; self.tier = tier; self.publishedVersion = publishedVersion; self.createdAt = createdAt; self.updatedAt = updatedAt
+    }
+
     public var id: String { manifest.id }
     /// Whether readers other than stewards can see it.
     public var isPublished: Bool { tier != nil && publishedVersion != nil }
@@ -32,6 +36,12 @@ public struct VersionRecord: Sendable, Equatable {
     public var manifest: DatasetManifest
     public var createdAt: String
     public var createdBy: String
+
+    package init(dataset: String, number: Int, rowCount: Int, sha256: String, source: String, file: String, manifest: DatasetManifest,
+                 createdAt: String, createdBy: String) {
+        self.dataset = dataset; self.number = number; self.rowCount = rowCount; self.sha256 = sha256; self.source = source
+        self.file = file; self.manifest = manifest; self.createdAt = createdAt; self.createdBy = createdBy
+    }
 }
 
 /// An API key (without its secret, which is never stored).
@@ -43,6 +53,10 @@ public struct APIKeyRecord: Sendable, Equatable {
     public var createdAt: String
     public var revokedAt: String?
     public var isActive: Bool { revokedAt == nil }
+
+    package init(id: String, name: String, role: Role, createdAt: String, revokedAt: String?) {
+        self.id = id; self.name = name; self.role = role; self.createdAt = createdAt; self.revokedAt = revokedAt
+    }
 }
 
 /// A catalog search.
@@ -83,6 +97,12 @@ public struct DatasetPage: Sendable {
     public var topics: [FacetCount]
     /// The cursor of the next page; nil on the last.
     public var nextCursor: String?
+
+    package init(datasets: [(record: DatasetRecord, rowCount: Int, updatedAt: String?)], total: Int, departments: [FacetCount],
+                 tiers: [FacetCount], topics: [FacetCount], nextCursor: String?) {
+        self.datasets = datasets; self.total = total; self.departments = departments; self.tiers = tiers; self.topics = topics
+        self.nextCursor = nextCursor
+    }
 }
 
 /// What an import produced.

@@ -18,6 +18,13 @@ public struct SourceRecord: Sendable, Equatable {
     public var nextDueAt: String
     public var failures: Int
     public var lastError: String?
+
+    package init(dataset: String, url: String, intervalSeconds: Int, publish: Bool, etag: String?, lastModified: String?,
+                 contentSHA256: String?, lastCheckedAt: String?, nextDueAt: String, failures: Int, lastError: String?) {
+        self.dataset = dataset; self.url = url; self.intervalSeconds = intervalSeconds; self.publish = publish; self.etag = etag
+        self.lastModified = lastModified; self.contentSHA256 = contentSHA256; self.lastCheckedAt = lastCheckedAt
+        self.nextDueAt = nextDueAt; self.failures = failures; self.lastError = lastError
+    }
 }
 
 extension CatalogDatabase {

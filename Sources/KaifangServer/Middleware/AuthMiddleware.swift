@@ -8,6 +8,14 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let catalog: any CatalogStore
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        // A shared store reads its change mark once per request (revocations count from the next).
+        guard catalog.isShared else { return try await authenticate(request, context: context, next: next) }
+        return try await CatalogReadScope.$current.withValue(CatalogReadScope()) {
+            try await authenticate(request, context: context, next: next)
+        }
+    }
+
+    func authenticate(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else {
             return try await next(request, context)
         }

@@ -1,0 +1,427 @@
+import Audit
+import Crypto
+import Foundation
+import KaifangCore
+import Logging
+import PostgresNIO
+import Storage
+
+/// The shared store: the catalog in PostgreSQL, for several stateless `kaifang serve`
+/// replicas. Every replica keeps only a local working directory (temporary files, jobs'
+/// working folders, a verified cache of version files).
+///
+/// - Every write is one transaction that appends its audit event under one advisory lock, so
+///   the chain has one total order whichever replica writes.
+/// - Lookups every request makes (publication stamp, key, license) are cached per replica and
+///   trusted while `catalog_changes.seq`, which every write but read events moves, stands still;
+///   a request reads it once, so a revocation counts on every replica from the next request.
+/// - Version files are immutable SQLite files kept by their SHA-256 (`BlobStore`) and fetched
+///   into a local cache that checks the hash before a file is first opened (`VersionCache`).
+public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
+    public let directory: DataDirectory
+    public let url: StoreURL
+    let client: PGClient
+    let blobs: BlobStore
+    let cache: VersionCache
+    let chainLock: Int64
+    let logger: Logger
+    private let secretLock = NSLock()
+    private var secret: SymmetricKey?
+
+    let stamps = MarkCache<String?>()
+    let keyRows = MarkCache<(hash: String, record: APIKeyRecord)?>()
+    let licenseCache = MarkCache<LicenseRecord?>()
+
+    public var kind: String { "postgres" }
+    public var isShared: Bool { true }
+
+    /// Connects, migrates, and makes sure the platform secret exists.
+    /// - Parameters:
+    ///   - directory: the local working directory (created if missing).
+    ///   - blobsDirectory: keep version files in this shared folder instead of the database.
+    ///   - cacheBytes: the bound of the local version-file cache.
+    /// - Throws: `KaifangError.runtime` with a one-line reason when the store cannot be reached
+    ///   or migrated.
+    public init(url: StoreURL, directory: DataDirectory, blobsDirectory: String? = nil, cacheBytes: Int64 = 8 << 30,
+                maxConnections: Int = 16, logger: Logger = Logger(label: "kaifang.store")) throws {
+        self.url = url
+        self.directory = directory
+        self.logger = logger
+        try directory.prepareLocal()
+        client = try PGClient(url: url, maxConnections: maxConnections, logger: logger)
+        chainLock = PGLocks.chain(schema: url.schema)
+        blobs = blobsDirectory.map { BlobStore.folder($0) } ?? .database
+        cache = VersionCache(folder: directory.root.appendingPathComponent("cache", isDirectory: true), bound: cacheBytes)
+        try PGMigrations.migrate(client)
+        try ensureSecret()
+        directory.sweepTemporaryFiles()
+    }
+
+    /// Closes the store's connections.
+    public func close() { client.close() }
+
+    // MARK: - Change marks
+
+    /// The current change mark (once per request scope).
+    func mark() throws -> Int64 {
+        let read = { try self.client.query("SELECT seq FROM catalog_changes WHERE id = 1").first?.int64("seq") ?? 0 }
+        if let scope = CatalogReadScope.current { return try scope.mark(read) }
+        return try read()
+    }
+
+    /// Runs a write transaction: the advisory lock of the chain first (one writer at a time, so
+    /// the chain has one order), `body`, then the change mark moves (unless `signal` is false:
+    /// read events and job bookkeeping change nothing a replica caches).
+    @discardableResult
+    func write<T>(signal: Bool = true, _ body: (PGTransaction, inout ChainCursor) throws -> T) throws -> T {
+        let result = try client.transaction { tx -> T in
+            try tx.query("SELECT pg_advisory_xact_lock(\(chainLock))")
+            var chain = try ChainCursor(tx)
+            let r = try body(tx, &chain)
+            try chain.flushReadCounts(tx)
+            if signal { try tx.query("UPDATE catalog_changes SET seq = seq + 1 WHERE id = 1") }
+            return r
+        }
+        CatalogReadScope.current?.invalidate()
+        return result
+    }
+
+    func read<T>(_ body: (PGTransaction) throws -> T) throws -> T {
+        try client.withConnection { c in try body(PGTransaction(connection: c, logger: logger)) }
+    }
+
+    // MARK: - Secret and files
+
+    func ensureSecret() throws {
+        if try client.query("SELECT value FROM platform WHERE name = 'secret'").first != nil { return }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        var rng = SystemRandomNumberGenerator()
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
+        try client.query("INSERT INTO platform (name, value) VALUES ('secret', \(Data(bytes))) ON CONFLICT (name) DO NOTHING")
+    }
+
+    public func pseudonymSecret() throws -> SymmetricKey {
+        secretLock.lock()
+        if let secret { secretLock.unlock(); return secret }
+        secretLock.unlock()
+        guard let data = try client.query("SELECT value FROM platform WHERE name = 'secret'").first?.data("value"), data.count == 32 else {
+            throw KaifangError.runtime("the store \(url.redacted) has no platform secret: run `kaifang init --store …` once")
+        }
+        let key = SymmetricKey(data: data)
+        secretLock.lock()
+        secret = key
+        secretLock.unlock()
+        return key
+    }
+
+    public func localFile(_ version: VersionRecord) throws -> String {
+        guard version.file.hasPrefix("blob:") else {
+            throw KaifangError.runtime("version \(version.number) of \(version.dataset) names no stored file")
+        }
+        let sha = String(version.file.dropFirst(5))
+        return try cache.file(sha256: sha) { target in try blobs.fetch(sha256: sha, to: target, client: client) }
+    }
+
+    // MARK: - Records
+
+    func datasetRecord(_ r: PGRow) throws -> DatasetRecord {
+        DatasetRecord(manifest: try CatalogRules.decodeManifest(try r.string("manifest_json")),
+                      tier: try r.optString("tier").flatMap(Tier.init(rawValue:)),
+                      publishedVersion: try r.optInt("published_version"),
+                      createdAt: try r.string("created_at"), updatedAt: try r.string("updated_at"))
+    }
+
+    func versionRecord(_ r: PGRow) throws -> VersionRecord {
+        VersionRecord(dataset: try r.string("dataset_id"), number: try r.int("number"), rowCount: try r.int("row_count"),
+                      sha256: try r.string("sha256"), source: try r.string("source"), file: try r.string("file"),
+                      manifest: try CatalogRules.decodeManifest(try r.string("manifest_json")),
+                      createdAt: try r.string("created_at"), createdBy: try r.string("created_by"))
+    }
+
+    func saveManifest(_ tx: PGTransaction, _ m: DatasetManifest, at: String) throws {
+        let json = try CatalogRules.manifestJSON(m)
+        let search = CatalogRules.searchText(m).lowercased()
+        try tx.query("""
+            INSERT INTO datasets (id, title, description, department, topic, update_frequency, license, should_open, entity, manifest_json, created_at, updated_at, search_text)
+            VALUES (\(m.id), \(m.title), \(m.description), \(m.department), \(m.topic), \(m.updateFrequency), \(m.license), \(m.shouldOpen), \(m.entity), \(json), \(at), \(at), \(search))
+            ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description,
+                department = excluded.department, topic = excluded.topic, update_frequency = excluded.update_frequency,
+                license = excluded.license, should_open = excluded.should_open, entity = excluded.entity,
+                manifest_json = excluded.manifest_json, updated_at = excluded.updated_at, search_text = excluded.search_text
+            """)
+        try tx.query("DELETE FROM fields WHERE dataset_id = \(m.id)")
+        for (i, f) in m.fields.enumerated() {
+            try tx.query("""
+                INSERT INTO fields (dataset_id, position, name, title, type, semantic, level, qi, min, max, action)
+                VALUES (\(m.id), \(i), \(f.name), \(f.title), \(f.type.rawValue), \(f.semantic?.rawValue), \(f.level.rawValue), \(f.qi), \(f.min), \(f.max), \(f.action?.rawValue))
+                """)
+        }
+    }
+
+    // MARK: - Datasets and versions
+
+    public func dataset(_ id: String) throws -> DatasetRecord? {
+        try client.query("SELECT * FROM datasets WHERE id = \(id)").first.map(datasetRecord)
+    }
+
+    public func versions(_ id: String) throws -> [VersionRecord] {
+        try client.query("SELECT * FROM versions WHERE dataset_id = \(id) ORDER BY number").map(versionRecord)
+    }
+
+    public func version(_ id: String, _ number: Int) throws -> VersionRecord? {
+        try client.query("SELECT * FROM versions WHERE dataset_id = \(id) AND number = \(number)").first.map(versionRecord)
+    }
+
+    public func publicationStamp(_ id: String) throws -> String? {
+        try stamps.value(id, mark: try mark()) {
+            try client.query("SELECT updated_at, tier, published_version FROM datasets WHERE id = \(id)").first.map { r in
+                "\(try r.string("updated_at"))|\(try r.optString("tier") ?? "-")|\(try r.optInt("published_version").map(String.init) ?? "-")"
+            }
+        }
+    }
+
+    public func publishedVersion(_ id: String) throws -> (DatasetRecord, VersionRecord)? {
+        let rows = try client.query("""
+            SELECT d.*, v.dataset_id AS v_dataset_id, v.number AS v_number, v.row_count AS v_row_count, v.sha256 AS v_sha256,
+                   v.source AS v_source, v.file AS v_file, v.manifest_json AS v_manifest_json, v.created_at AS v_created_at, v.created_by AS v_created_by
+            FROM datasets d JOIN versions v ON v.dataset_id = d.id AND v.number = d.published_version
+            WHERE d.id = \(id)
+            """)
+        guard let r = rows.first else { return nil }
+        let v = VersionRecord(dataset: try r.string("v_dataset_id"), number: try r.int("v_number"), rowCount: try r.int("v_row_count"),
+                              sha256: try r.string("v_sha256"), source: try r.string("v_source"), file: try r.string("v_file"),
+                              manifest: try CatalogRules.decodeManifest(try r.string("v_manifest_json")),
+                              createdAt: try r.string("v_created_at"), createdBy: try r.string("v_created_by"))
+        return (try datasetRecord(r), v)
+    }
+
+    public func commitVersion(manifest: DatasetManifest, temporaryFile: String, rowCount: Int, sha256: String,
+                              source: String, actor: String, rejected: Int) throws -> VersionRecord {
+        // The file goes in first, under its own hash (a second copy of the same bytes is kept
+        // once); the version row that names it is committed after, so a reader never meets a
+        // version without its file.
+        let fileSHA = try blobs.store(path: temporaryFile, client: client)
+        try cache.adopt(path: temporaryFile, sha256: fileSHA)
+        let at = CatalogRules.now()
+        return try write { tx, chain in
+            try saveManifest(tx, manifest, at: at)
+            let number = (try tx.query("SELECT max(number) AS n FROM versions WHERE dataset_id = \(manifest.id)").first?.optInt("n") ?? 0) + 1
+            let json = try CatalogRules.manifestJSON(manifest)
+            let file = "blob:\(fileSHA)"
+            try tx.query("""
+                INSERT INTO versions (dataset_id, number, row_count, sha256, source, file, file_sha256, manifest_json, created_at, created_by)
+                VALUES (\(manifest.id), \(number), \(rowCount), \(sha256), \(source), \(file), \(fileSHA), \(json), \(at), \(actor))
+                """)
+            try chain.append(tx, actor: actor, action: "dataset.import", dataset: manifest.id, detail: [
+                "version": .int(Int64(number)), "rows": .int(Int64(rowCount)), "sha256": .string(sha256),
+                "source": .string(source), "rejected": .int(Int64(rejected)),
+            ])
+            return VersionRecord(dataset: manifest.id, number: number, rowCount: rowCount, sha256: sha256, source: source,
+                                 file: file, manifest: manifest, createdAt: at, createdBy: actor)
+        }
+    }
+
+    @discardableResult
+    public func publish(dataset id: String, version: Int?, tier: Tier, actor: String, reason: String?,
+                        detail extra: [String: JSONValue]) throws -> DatasetRecord {
+        try write { tx, chain in
+            guard let previous = try tx.query("SELECT tier, published_version FROM datasets WHERE id = \(id) FOR UPDATE").first else {
+                throw CatalogRules.noDataset(id)
+            }
+            let number: Int
+            if let version {
+                guard try tx.query("SELECT number FROM versions WHERE dataset_id = \(id) AND number = \(version)").first != nil else {
+                    throw KaifangError.notFound("dataset '\(id)' has no version \(version): `kaifang dataset versions \(id)` lists them")
+                }
+                number = version
+            } else {
+                guard let n = try tx.query("SELECT max(number) AS n FROM versions WHERE dataset_id = \(id)").first?.optInt("n") else {
+                    throw KaifangError.conflict("dataset '\(id)' has no version to publish: import a file first")
+                }
+                number = n
+            }
+            try tx.query("UPDATE datasets SET tier = \(tier.rawValue), published_version = \(number), updated_at = \(CatalogRules.now()) WHERE id = \(id)")
+            var detail: [String: JSONValue] = ["version": .int(Int64(number)), "tier": .string(tier.rawValue)]
+            if let pt = try previous.optString("tier") { detail["previous_tier"] = .string(pt) }
+            if let pv = try previous.optInt("published_version") { detail["previous_version"] = .int(Int64(pv)) }
+            if let reason { detail["reason"] = .string(reason) }
+            detail.merge(extra) { a, _ in a }
+            try chain.append(tx, actor: actor, action: "dataset.publish", dataset: id, detail: detail)
+            guard let row = try tx.query("SELECT * FROM datasets WHERE id = \(id)").first else { throw CatalogRules.noDataset(id) }
+            return try datasetRecord(row)
+        }
+    }
+
+    public func updateManifest(_ manifest: DatasetManifest, actor: String, action: String, detail: [String: JSONValue]) throws {
+        try manifest.validate()
+        try write { tx, chain in
+            guard let row = try tx.query("SELECT manifest_json FROM datasets WHERE id = \(manifest.id) FOR UPDATE").first else {
+                throw CatalogRules.noDataset(manifest.id)
+            }
+            let current = try CatalogRules.decodeManifest(try row.string("manifest_json"))
+            guard Set(current.fields.map(\.name)) == Set(manifest.fields.map(\.name)) else {
+                throw KaifangError.badInput("the fields of '\(manifest.id)' cannot be added or removed here: import a new version with a new manifest")
+            }
+            try saveManifest(tx, manifest, at: CatalogRules.now())
+            try chain.append(tx, actor: actor, action: action, dataset: manifest.id, detail: detail)
+        }
+    }
+
+    public func withdraw(dataset id: String, actor: String) throws {
+        try write { tx, chain in
+            guard try tx.query("SELECT id FROM datasets WHERE id = \(id) FOR UPDATE").first != nil else { throw CatalogRules.noDataset(id) }
+            try tx.query("UPDATE datasets SET tier = NULL, published_version = NULL, updated_at = \(CatalogRules.now()) WHERE id = \(id)")
+            try chain.append(tx, actor: actor, action: "dataset.withdraw", dataset: id, detail: [:])
+        }
+    }
+
+    public func datasetCount() throws -> Int {
+        try client.query("SELECT count(*) AS n FROM datasets").first?.int("n") ?? 0
+    }
+
+    public func search(_ query: DatasetQuery) throws -> DatasetPage {
+        let offset = try CatalogRules.searchOffset(query.cursor)
+        let limit = CatalogRules.pageSize(query.limit)
+        // The same words and the same matching as the embedded store: each word a
+        // case-insensitive substring of the dataset's search text.
+        var base: [String] = []
+        var binds = PostgresBindings()
+        if !query.includeUnpublished { base.append("d.tier IS NOT NULL AND d.published_version IS NOT NULL") }
+        for word in CatalogRules.searchWords(query.q) {
+            binds.append(String(word).lowercased())
+            base.append("strpos(d.search_text, $\(binds.count)) > 0")
+        }
+        func filters(excluding: String?) -> [String] {
+            var fs: [String] = []
+            if excluding != "department", let d = query.department { binds.append(d); fs.append("d.department = $\(binds.count)") }
+            if excluding != "tier", let t = query.tier { binds.append(t.rawValue); fs.append("d.tier = $\(binds.count)") }
+            if excluding != "topic", let t = query.topic { binds.append(t); fs.append("d.topic = $\(binds.count)") }
+            return fs
+        }
+        func whereClause(_ conds: [String]) -> String { conds.isEmpty ? "" : " WHERE " + conds.joined(separator: " AND ") }
+        let shared = binds
+        return try read { tx in
+            binds = shared
+            let all = base + filters(excluding: nil)
+            let total = try tx.query(PostgresQuery(unsafeSQL: "SELECT count(*) AS n FROM datasets d" + whereClause(all), binds: binds)).first?.int("n") ?? 0
+            var pageBinds = binds
+            pageBinds.append(limit + 1)
+            pageBinds.append(offset)
+            let rows = try tx.query(PostgresQuery(unsafeSQL: """
+                SELECT d.*, v.row_count AS v_rows, v.created_at AS v_at FROM datasets d
+                LEFT JOIN versions v ON v.dataset_id = d.id AND v.number = d.published_version
+                \(whereClause(all)) ORDER BY d.title COLLATE "C", d.id COLLATE "C" LIMIT $\(pageBinds.count - 1) OFFSET $\(pageBinds.count)
+                """, binds: pageBinds))
+            func facet(_ column: String) throws -> [FacetCount] {
+                binds = shared
+                let conds = base + filters(excluding: column) + ["d.\(column) IS NOT NULL AND d.\(column) <> ''"]
+                return try tx.query(PostgresQuery(unsafeSQL: "SELECT d.\(column) AS value, count(*) AS n FROM datasets d" + whereClause(conds)
+                                                  + " GROUP BY d.\(column) ORDER BY count(*) DESC, d.\(column) COLLATE \"C\"", binds: binds))
+                    .map { FacetCount(value: try $0.string("value"), count: try $0.int("n")) }
+            }
+            var items: [(record: DatasetRecord, rowCount: Int, updatedAt: String?)] = []
+            for r in rows.prefix(limit) { items.append((try datasetRecord(r), try r.optInt("v_rows") ?? 0, try r.optString("v_at"))) }
+            return DatasetPage(datasets: items, total: total, departments: try facet("department"), tiers: try facet("tier"),
+                               topics: try facet("topic"), nextCursor: rows.count > limit ? CatalogRules.searchCursor(offset: offset + limit) : nil)
+        }
+    }
+
+    public func stats(since: String) throws -> CatalogStats {
+        try read { tx in
+            func count(_ sql: String) throws -> Int { try tx.query(PostgresQuery(unsafeSQL: sql)).first?.int("n") ?? 0 }
+            func facets(_ q: PostgresQuery) throws -> [FacetCount] {
+                try tx.query(q).map { FacetCount(value: try $0.string("v"), count: try $0.int("n")) }
+            }
+            let datasets = try count("SELECT count(*) AS n FROM datasets")
+            let published = try count("SELECT count(*) AS n FROM datasets WHERE tier IS NOT NULL AND published_version IS NOT NULL")
+            let byTier = try facets("SELECT tier AS v, count(*) AS n FROM datasets WHERE tier IS NOT NULL GROUP BY tier ORDER BY count(*) DESC, tier COLLATE \"C\"")
+            let byDepartment = try facets("SELECT department AS v, count(*) AS n FROM datasets WHERE tier IS NOT NULL AND department <> '' GROUP BY department ORDER BY count(*) DESC, department COLLATE \"C\"")
+            let shouldOpen = try count("SELECT count(*) AS n FROM datasets WHERE should_open")
+            let opened = try count("SELECT count(*) AS n FROM datasets WHERE should_open AND tier IN ('open', 'conditional') AND published_version IS NOT NULL")
+            let day = String(since.prefix(10))
+            let reads = try facets("SELECT dataset_id AS v, SUM(n)::bigint AS n FROM read_counts WHERE day >= \(day) GROUP BY dataset_id ORDER BY SUM(n) DESC, dataset_id COLLATE \"C\"")
+            return CatalogStats(datasets: datasets, published: published, byTier: byTier, byDepartment: byDepartment, shouldOpen: shouldOpen,
+                                opened: opened, openRate: shouldOpen == 0 ? 1 : Double(opened) / Double(shouldOpen), reads: reads)
+        }
+    }
+
+    // MARK: - Keys
+
+    public func createKey(role: Role, name: String, actor: String) throws -> (APIKeyRecord, String) {
+        let trimmed = try CatalogRules.keyName(name)
+        let (id, key) = CatalogRules.newKey()
+        let at = CatalogRules.now()
+        try write { tx, chain in
+            try tx.query("INSERT INTO api_keys (id, name, role, key_hash, created_at) VALUES (\(id), \(trimmed), \(role.rawValue), \(CatalogRules.hashKey(key)), \(at))")
+            try chain.append(tx, actor: actor, action: "key.create", dataset: nil,
+                             detail: ["key_id": .string(id), "role": .string(role.rawValue), "name": .string(trimmed)])
+        }
+        return (APIKeyRecord(id: id, name: trimmed, role: role, createdAt: at, revokedAt: nil), key)
+    }
+
+    func keyRecord(_ r: PGRow) throws -> APIKeyRecord {
+        APIKeyRecord(id: try r.string("id"), name: try r.string("name"), role: Role(rawValue: try r.string("role")) ?? .developer,
+                     createdAt: try r.string("created_at"), revokedAt: try r.optString("revoked_at"))
+    }
+
+    public func authenticate(_ presented: String) throws -> APIKeyRecord? {
+        guard let id = CatalogRules.keyID(presented) else { return nil }
+        let found = try keyRows.value(id, mark: try mark()) {
+            try client.query("SELECT * FROM api_keys WHERE id = \(id)").first.map { (try $0.string("key_hash"), try keyRecord($0)) }
+        }
+        guard let (stored, record) = found, CatalogRules.matches(presented, storedHash: stored) else { return nil }
+        return record.isActive ? record : nil
+    }
+
+    public func keys() throws -> [APIKeyRecord] {
+        try client.query("SELECT * FROM api_keys ORDER BY created_at DESC, id").map(keyRecord)
+    }
+
+    public func revokeKey(_ id: String, actor: String) throws {
+        try write { tx, chain in
+            let revoked = try tx.query("UPDATE api_keys SET revoked_at = \(CatalogRules.now()) WHERE id = \(id) AND revoked_at IS NULL RETURNING id")
+            guard !revoked.isEmpty else { throw KaifangError.notFound("no active key '\(id)': `kaifang key list` shows the key ids") }
+            try chain.append(tx, actor: actor, action: "key.revoke", dataset: nil, detail: ["key_id": .string(id)])
+        }
+    }
+
+    public func keyName(_ id: String) throws -> String? {
+        try client.query("SELECT name FROM api_keys WHERE id = \(id)").first?.string("name")
+    }
+
+    // MARK: - Rate limits
+
+    public func takeToken(bucket: String, rate: Double, burst: Double) throws -> Double? {
+        guard rate > 0 else { return nil }
+        let interval = 1 / rate, tolerance = max(0, burst - 1) * interval
+        // GCRA on the database's clock: the bucket's arrival time moves on by one interval when
+        // it is no further ahead of now than the tolerance; otherwise nothing changes.
+        let admitted = try client.query("""
+            INSERT INTO rate_buckets AS b (bucket, tat) VALUES (\(bucket), extract(epoch FROM clock_timestamp())::float8 + \(interval))
+            ON CONFLICT (bucket) DO UPDATE SET tat = greatest(b.tat, extract(epoch FROM clock_timestamp())::float8) + \(interval)
+                WHERE b.tat - extract(epoch FROM clock_timestamp())::float8 <= \(tolerance)
+            RETURNING tat
+            """)
+        guard admitted.isEmpty else { return nil }
+        let wait = try client.query("SELECT tat - extract(epoch FROM clock_timestamp())::float8 - \(tolerance) AS wait FROM rate_buckets WHERE bucket = \(bucket)")
+        return max(0.001, try wait.first?.double("wait") ?? interval)
+    }
+}
+
+/// Values cached with the change mark they were read under.
+final class MarkCache<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [String: (mark: Int64, value: Value)] = [:]
+
+    func value(_ key: String, mark: Int64, read: () throws -> Value) throws -> Value {
+        lock.lock()
+        if let hit = entries[key], hit.mark == mark { lock.unlock(); return hit.value }
+        lock.unlock()
+        let value = try read()
+        lock.lock()
+        if entries.count >= 4096 { entries.removeAll(keepingCapacity: true) }
+        entries[key] = (mark, value)
+        lock.unlock()
+        return value
+    }
+}

@@ -1,0 +1,330 @@
+import Audit
+import Foundation
+import KaifangCore
+import Storage
+import Testing
+
+/// The same behaviour from both stores: every case runs against the embedded store and, when a
+/// PostgreSQL server is given, the shared store.
+@Suite struct StoreConformanceTests {
+    @Test func postgresIsThereWhenRequired() {
+        if ProcessInfo.processInfo.environment["KAIFANG_REQUIRE_POSTGRES"] == "1" {
+            #expect(StoreKind.adminURL != nil, "KAIFANG_REQUIRE_POSTGRES=1 but no KAIFANG_TEST_POSTGRES: run the tests through scripts/with-postgres.sh")
+        }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func versionsArePublishedWithdrawnAndStayReadable(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        let m = StoreFixture.manifest("people")
+        let v1 = try f.importVersion(m, rows: 3)
+        try f.importVersion(m, rows: 4)
+        #expect(v1.number == 1)
+        #expect(try s.dataset("people")?.isPublished == false)
+        #expect(try s.publishedVersion("people") == nil)
+        try s.publish(dataset: "people", version: 1, tier: .conditional, actor: "cli:test")
+        var (d, v) = try #require(try s.publishedVersion("people"))
+        #expect(d.tier == .conditional && v.number == 1 && v.rowCount == 3 && v.manifest == m)
+        try s.publish(dataset: "people", tier: .open, actor: "cli:test")
+        (d, v) = try #require(try s.publishedVersion("people"))
+        #expect(d.tier == .open && v.number == 2)
+        // Every version's file opens, holding its rows, with the content hash it was committed with.
+        for n in [1, 2] {
+            let version = try #require(try s.version("people", n))
+            let reader = try VersionReader(path: try s.localFile(version))
+            #expect(try reader.rowCount() == n + 2)
+        }
+        try s.withdraw(dataset: "people", actor: "cli:test")
+        #expect(try s.publishedVersion("people") == nil)
+        #expect(try s.versions("people").map(\.number) == [1, 2])
+        #expect(try s.datasetCount() == 1)
+        // What does not exist is refused by name.
+        #expect { try s.publish(dataset: "nope", tier: .open, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        #expect { try s.publish(dataset: "people", version: 9, tier: .open, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        #expect { try s.requireDataset("ghost") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func fieldPolicyChangesKeepTheFieldSet(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        var m = StoreFixture.manifest("people")
+        try f.importVersion(m, rows: 2)
+        m.fields[1].level = .L3
+        m.fields[1].action = .suppress
+        try f.store.updateManifest(m, actor: "cli:test", action: "dataset.field", detail: ["field": .string("age")])
+        #expect(try f.store.dataset("people")?.manifest.fields[1].action == .suppress)
+        var wrong = m
+        wrong.fields.removeLast()
+        #expect { try f.store.updateManifest(wrong, actor: "t", action: "dataset.field", detail: [:]) } throws: { ($0 as? KaifangError)?.kind == .badInput }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func searchFindsWordsFacetsAndPagesWithACursor(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        for i in 0..<7 {
+            let m = StoreFixture.manifest("d\(i)", department: i < 4 ? "省民政厅" : "省生态环境厅", topic: i % 2 == 0 ? "social" : "environment",
+                                          title: i == 5 ? "空气质量小时数据 Air" : nil)
+            try f.importVersion(m, rows: 1)
+            if i != 6 { try s.publish(dataset: m.id, tier: i < 3 ? .open : .conditional, actor: "t") }
+        }
+        let all = try s.search(DatasetQuery(limit: 100))
+        #expect(all.total == 6)
+        #expect(all.departments == [FacetCount(value: "省民政厅", count: 4), FacetCount(value: "省生态环境厅", count: 2)])
+        #expect(all.tiers == [FacetCount(value: "conditional", count: 3), FacetCount(value: "open", count: 3)])
+        #expect(try s.search(DatasetQuery(limit: 100, includeUnpublished: true)).total == 7)
+        #expect(try s.search(DatasetQuery(q: "空气")).datasets.map(\.record.id) == ["d5"])      // two characters
+        #expect(try s.search(DatasetQuery(q: "空气质")).datasets.map(\.record.id) == ["d5"])    // three
+        #expect(try s.search(DatasetQuery(q: "air 小时")).datasets.map(\.record.id) == ["d5"])  // case, two words
+        #expect(try s.search(DatasetQuery(q: "姓名")).total == 6)                              // field titles
+        #expect(try s.search(DatasetQuery(q: "空气质\u{0}")).datasets.map(\.record.id) == ["d5"])
+        #expect(try s.search(DatasetQuery(q: "100%")).total == 0)
+        let filtered = try s.search(DatasetQuery(department: "省民政厅", tier: .open))
+        #expect(filtered.total == 3)
+        #expect(filtered.tiers.first { $0.value == "conditional" }?.count == 1)
+        #expect(filtered.datasets.first?.rowCount == 1)
+        var seen: [String] = []
+        var cursor: String?
+        repeat {
+            let page = try s.search(DatasetQuery(limit: 4, cursor: cursor))
+            seen += page.datasets.map(\.record.id)
+            cursor = page.nextCursor
+        } while cursor != nil
+        #expect(seen == ["d0", "d1", "d2", "d3", "d4", "d5"])
+        #expect { try s.search(DatasetQuery(cursor: "garbage!")) } throws: { ($0 as? KaifangError)?.kind == .badInput }
+    }
+
+    /// A change made through another store on the same data (another process, another replica)
+    /// shows in cached lookups at once; read events do not move the caches.
+    @Test(arguments: StoreKind.available)
+    func cachedLookupsSeeChangesFromAnotherStoreAtOnce(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        let m = StoreFixture.manifest("people")
+        try f.importVersion(m, rows: 3)
+        try f.importVersion(m, rows: 4)
+        let other = try f.another()
+        #expect(try s.publicationStamp("people")?.hasSuffix("|-|-") == true)
+        try other.publish(dataset: "people", version: 1, tier: .conditional, actor: "cli:test")
+        #expect(try s.publicationStamp("people")?.hasSuffix("|conditional|1") == true)
+        try s.audit(batch: [PendingAuditEvent(actor: "anonymous", action: "rows.read", dataset: "people", detail: [:])])
+        try other.publish(dataset: "people", version: 2, tier: .open, actor: "cli:test")
+        #expect(try s.publicationStamp("people")?.hasSuffix("|open|2") == true)
+        #expect(try s.publicationStamp("ghost") == nil)
+
+        let (key, secret) = try s.createKey(role: .partner, name: "伙伴", actor: "cli:test")
+        #expect(try s.authenticate(secret)?.id == key.id)
+        #expect(try other.authenticate(secret)?.id == key.id)
+        #expect(try s.authenticate(String(secret.dropLast()) + (secret.hasSuffix("0") ? "1" : "0")) == nil)
+        #expect(try s.authenticate("kf_nonsense") == nil)
+        let app = try s.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况的统计分析", fields: ["name"], use: .rows, durationDays: 30)
+        #expect(app.status == "pending" && app.fields == ["name"])
+        let license = try other.approve(application: app.id, actor: "cli:steward")
+        #expect(try s.activeLicense(keyID: key.id, dataset: "people", use: .rows)?.id == license.id)
+        #expect(try s.license(license.id)?.fields == ["name"])
+        #expect(try s.application(app.id)?.licenseID == license.id)
+        try other.revokeLicense(license.id, actor: "cli:steward")
+        #expect(try s.activeLicense(keyID: key.id, dataset: "people", use: .rows) == nil)
+        // A license that expires while cached is not served.
+        let app2 = try s.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况的统计分析", fields: [], use: .rows, durationDays: 30)
+        _ = try other.approve(application: app2.id, expires: Date().addingTimeInterval(1.2), fields: nil, use: nil, actor: "cli:steward")
+        #expect(try s.activeLicense(keyID: key.id, dataset: "people", use: .rows) != nil)
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(try s.activeLicense(keyID: key.id, dataset: "people", use: .rows) == nil)
+        try other.revokeKey(key.id, actor: "cli:steward")
+        #expect(try s.authenticate(secret) == nil)
+        #expect { try s.revokeKey(key.id, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+    }
+
+    @Test(arguments: StoreKind.available)
+    func applicationsAreCheckedAndDecidedOnce(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        try f.importVersion(StoreFixture.manifest("people"), rows: 3)
+        let (key, _) = try s.createKey(role: .developer, name: "d", actor: "t")
+        #expect { try s.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况", fields: [], use: .rows, durationDays: 30) } throws: {
+            ($0 as? KaifangError)?.kind == .notFound   // not published
+        }
+        try s.publish(dataset: "people", tier: .restricted, actor: "t")
+        #expect { try s.createApplication(keyID: key.id, dataset: "people", purpose: "short", fields: [], use: .sandbox, durationDays: 30) } throws: {
+            ($0 as? KaifangError)?.kind == .badInput
+        }
+        #expect { try s.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况", fields: ["nope"], use: .sandbox, durationDays: 30) } throws: {
+            ($0 as? KaifangError)?.message.contains("'nope'") == true
+        }
+        #expect { try s.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况", fields: [], use: .rows, durationDays: 30) } throws: {
+            ($0 as? KaifangError)?.message.contains("restricted") == true
+        }
+        let a = try s.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况", fields: [], use: .sandbox, durationDays: 30)
+        let b = try s.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况 again", fields: [], use: .sandbox, durationDays: 30)
+        #expect(b.id > a.id)
+        try s.reject(application: b.id, reason: "不符合用途", actor: "cli:steward")
+        #expect { try s.reject(application: b.id, reason: "again", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        #expect { try s.reject(application: a.id, reason: "  ", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        let l = try s.approve(application: a.id, actor: "cli:steward")
+        #expect(l.use == .sandbox && l.keyID == key.id)
+        #expect { try s.approve(application: a.id, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        #expect(try s.applications(status: "pending").isEmpty)
+        #expect(try s.applications().map(\.status) == ["rejected", "approved"])
+        #expect(try s.licenses(keyID: key.id).map(\.id) == [l.id])
+        #expect(try s.keyName(key.id) == "d")
+    }
+
+    /// Every change is an event of one intact chain, whichever store instance wrote it; batches of
+    /// read events are counted per dataset and day; tampering is named.
+    @Test(arguments: StoreKind.available)
+    func everyChangeIsChainedAndReadsAreCounted(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        let other = try f.another()
+        try f.importVersion(StoreFixture.manifest("people"), rows: 2)
+        try other.publish(dataset: "people", tier: .open, actor: "cli:other")
+        _ = try s.createKey(role: .developer, name: "d", actor: "cli:test")
+        let batch = (0..<5).map { i in PendingAuditEvent(actor: "anonymous:\(i)", action: i < 4 ? "rows.read" : "export.read", dataset: "people", detail: ["rows": .int(Int64(i))]) }
+        try s.audit(batch: batch)
+        try other.audit(batch: [PendingAuditEvent(actor: "anonymous", action: "rows.read", dataset: "people", detail: [:])])
+        try s.audit(actor: "cli:test", action: "note", dataset: nil, detail: ["x": .string("是")])
+        let events = try s.auditEvents()
+        #expect(events.map(\.event.action) == ["dataset.import", "dataset.publish", "key.create", "rows.read", "rows.read", "rows.read", "rows.read", "export.read", "rows.read", "note"])
+        #expect(events.map(\.event.seq) == Array(1...10))
+        guard case .intact(let count, let head) = try s.verifyAudit() else { Issue.record("chain not intact"); return }
+        #expect(count == 10 && head == events.last?.hash)
+        #expect(try other.auditHead()?.seq == 10)
+        #expect(try s.auditEvents(dataset: "people", actor: nil, limit: 2).map(\.event.seq) == [8, 9])
+        #expect(try s.auditEvents(dataset: nil, actor: "anonymous:2", limit: nil).count == 1)
+        #expect(try s.stats(since: "2000-01-01").reads == [FacetCount(value: "people", count: 6)])
+        #expect(try s.countEvents(actor: "anonymous:4", action: "export.read", since: "2000-01-01") == 1)
+        // An anchor kept elsewhere catches a chain cut short or rewritten.
+        let anchor = (seq: Int64(10), hash: try #require(events.last?.hash))
+        guard case .intact = try s.verifyAudit(anchors: [anchor]) else { Issue.record("anchor refused"); return }
+        guard case .broken(let seq, _) = try s.verifyAudit(anchors: [(seq: 12, hash: "x")]) else { Issue.record("a missing tail was not caught"); return }
+        #expect(seq == 11)
+    }
+
+    @Test(arguments: StoreKind.available)
+    func statsCountTiersAndTheOpenRate(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        for (i, tier) in [Tier.open, .conditional, .restricted].enumerated() {
+            var m = StoreFixture.manifest("d\(i)", department: i == 0 ? "甲" : "乙")
+            m.shouldOpen = i < 2
+            try f.importVersion(m, rows: 1)
+            try f.store.publish(dataset: m.id, tier: tier, actor: "t")
+        }
+        var m = StoreFixture.manifest("d3")
+        m.shouldOpen = true
+        try f.importVersion(m, rows: 1)
+        let st = try f.store.stats(since: "2000-01-01")
+        #expect(st.datasets == 4 && st.published == 3 && st.shouldOpen == 3 && st.opened == 2)
+        #expect(abs(st.openRate - 2.0 / 3.0) < 1e-12)
+        #expect(st.byDepartment == [FacetCount(value: "乙", count: 2), FacetCount(value: "甲", count: 1)])
+    }
+
+    /// Jobs: claimed by one worker at a time with a lease, renewed by their worker only, a
+    /// verdict written only by the worker that holds the job, files kept for every worker.
+    @Test(arguments: StoreKind.available)
+    func jobsAreClaimedOnceAndFencedByTheirWorker(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        let (key, _) = try s.createKey(role: .partner, name: "p", actor: "t")
+        func job(_ id: String, at: String) -> JobRecord {
+            JobRecord(id: id, keyID: key.id, sql: "SELECT 1", mode: "dp", epsilon: 0.5, purpose: "", status: .queued, detail: JobDetail(),
+                      createdAt: at, startedAt: nil, finishedAt: nil, attempts: 0, dryRun: false, datasets: [JobDataset(id: "people", version: 1, tier: .conditional)])
+        }
+        let now = CatalogRules.now()
+        try s.insertJob(job("job_a", at: now), spend: [("people", nil, 1.2)])
+        try s.insertJob(job("job_b", at: now + "z"), spend: [("people", nil, 1.2)])
+        #expect { try s.insertJob(job("job_c", at: now), spend: [("people", nil, 1.2)]) } throws: { ($0 as? KaifangError)?.kind == .forbidden }
+        #expect(try s.epsilonUsed(keyID: key.id, dataset: "people", month: JobRecord.month(now)) == 1.0)
+        #expect(try s.job("job_c") == nil)
+        let other = try f.another()
+        let first = try #require(try s.claimJob(nil, worker: "w1", lease: 30))
+        let second = try #require(try other.claimJob(nil, worker: "w2", lease: 30))
+        #expect(first.id == "job_a" && second.id == "job_b" && first.status == .running && first.attempts == 1)
+        #expect(try s.claimJob(nil, worker: "w3", lease: 30) == nil)
+        #expect(try s.claimJob("job_a", worker: "w3", lease: 30) == nil)
+        #expect(try s.renewLease(job: "job_a", worker: "w1", lease: 30))
+        #expect(try !s.renewLease(job: "job_a", worker: "w2", lease: 30))
+        var d = JobDetail()
+        d.outputRows = 3
+        #expect(try !s.updateJob("job_a", status: .released, detail: d, from: [.running], worker: "w2", actor: "kaifang", audit: "sandbox.verdict", auditDetail: [:]))
+        #expect(try s.updateJob("job_a", status: .released, detail: d, from: [.running], worker: "w1", actor: "kaifang", audit: "sandbox.verdict", auditDetail: [:]))
+        #expect(try !s.updateJob("job_a", status: .released, detail: d, from: [.running], worker: "w1", actor: "kaifang", audit: "sandbox.verdict", auditDetail: [:]))
+        #expect(try s.job("job_a")?.detail.outputRows == 3)
+        #expect(try s.jobs(keyID: key.id).map(\.id) == ["job_b", "job_a"])
+        #expect(try s.jobs(keyID: nil, status: .running, limit: 10).map(\.id) == ["job_b"])
+        try s.putJobFile(job: "job_a", name: "result.json", data: Data("{\"rows\":[]}".utf8))
+        try s.putJobFile(job: "job_a", name: "result.json", data: Data("{\"rows\":[1]}".utf8))
+        #expect(try other.jobFile(job: "job_a", name: "result.json") == Data("{\"rows\":[1]}".utf8))
+        #expect(try other.jobFile(job: "job_a", name: "nope") == nil)
+        try s.recordRowSet(job: "job_a", keyID: key.id, dataset: "people", units: 40, sha256: "abc")
+        try s.recordRowSet(job: "job_b", keyID: key.id, dataset: "people", units: 44, sha256: "abc")   // the same set: kept once
+        #expect(try s.rowSets(keyID: key.id, dataset: "people", units: 42, slack: 5).map(\.job) == ["job_a"])
+        let events = try s.auditEvents().map(\.event.action)
+        #expect(events.filter { $0 == "sandbox.submit" }.count == 2 && events.contains("sandbox.verdict"))
+    }
+
+    /// A worker that stops loses its job: the embedded store recovers every running job at
+    /// start; the shared store those whose lease ran out, once, then fails them.
+    @Test(arguments: StoreKind.available)
+    func aStoppedWorkersJobIsRecoveredOnceThenFailed(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        let (key, _) = try s.createKey(role: .partner, name: "p", actor: "t")
+        try s.insertJob(JobRecord(id: "job_x", keyID: key.id, sql: "SELECT 1", mode: "aggregate", epsilon: nil, purpose: "", status: .queued,
+                                  detail: JobDetail(), createdAt: CatalogRules.now(), startedAt: nil, finishedAt: nil, attempts: 0, dryRun: false,
+                                  datasets: []), spend: [])
+        for attempt in 1...2 {
+            let claimed = try #require(try s.claimJob(nil, worker: "w\(attempt)", lease: 0.5))
+            #expect(claimed.attempts == attempt)
+            if s.isShared {
+                #expect(try s.recoverJobs(maxAttempts: 2).requeued.isEmpty)   // the lease holds
+                Thread.sleep(forTimeInterval: 0.8)
+            }
+            let r = try s.recoverJobs(maxAttempts: 2)
+            #expect(attempt == 1 ? r.requeued == ["job_x"] : r.failed == ["job_x"])
+            #expect(try !s.renewLease(job: "job_x", worker: "w\(attempt)", lease: 30))
+        }
+        #expect(try s.job("job_x")?.status == .failed)
+        #expect(try s.auditEvents().filter { $0.event.action == "sandbox.recover" }.count == 2)
+    }
+
+    @Test(arguments: StoreKind.available)
+    func rateLimitsAdmitABurstThenTheRate(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let other = try f.another()
+        // A burst of 5 at 2 a second, taken alternately through two stores: 5 admitted.
+        var admitted = 0
+        var waits: [Double] = []
+        for i in 0..<8 {
+            let s = i % 2 == 0 ? f.store : other
+            if let wait = try s.takeToken(bucket: "k:test", rate: 2, burst: 5) { waits.append(wait) } else { admitted += 1 }
+        }
+        if kind == .postgres { #expect(admitted == 5) } else { #expect(admitted >= 5) }   // the embedded store serves one process
+        #expect(waits.allSatisfy { $0 > 0 && $0 <= 0.5 + 0.05 })
+        #expect(try f.store.takeToken(bucket: "k:other", rate: 2, burst: 5) == nil)
+        Thread.sleep(forTimeInterval: 0.6)
+        #expect(try f.store.takeToken(bucket: "k:test", rate: 2, burst: 5) == nil)
+        #expect(try f.store.takeToken(bucket: "k:off", rate: 0, burst: 0) == nil)
+    }
+
+    @Test(arguments: StoreKind.available)
+    func harvestSourcesAreCheckedAndRecorded(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        #expect { try s.addSource(dataset: "people", url: "https://example.org/a.csv", intervalSeconds: 3600, publish: true, actor: "t") } throws: {
+            ($0 as? KaifangError)?.kind == .notFound
+        }
+        try f.importVersion(StoreFixture.manifest("people"), rows: 1)
+        #expect { try s.addSource(dataset: "people", url: "ftp://example.org/a.csv", intervalSeconds: 3600, publish: true, actor: "t") } throws: {
+            ($0 as? KaifangError)?.kind == .badInput
+        }
+        try s.addSource(dataset: "people", url: "https://example.org/a.csv", intervalSeconds: 3600, publish: true, actor: "t")
+        #expect(try s.sources(dueAt: CatalogRules.now()).map(\.dataset) == ["people"])
+        try s.recordFetch(dataset: "people", etag: "\"v1\"", lastModified: nil, contentSHA256: "abc", error: nil, nextDue: Date().addingTimeInterval(3600))
+        #expect(try s.sources(dueAt: CatalogRules.now()).isEmpty)
+        try s.recordFetch(dataset: "people", etag: nil, lastModified: nil, contentSHA256: nil, error: "HTTP 500", nextDue: Date())
+        let src = try #require(try s.source("people"))
+        #expect(src.etag == "\"v1\"" && src.failures == 1 && src.lastError == "HTTP 500" && src.publish)
+    }
+}
