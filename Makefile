@@ -19,8 +19,11 @@ build: setup
 demo: build
 	.build/debug/kaifang demo --port $(PORT)
 
+# The Swift suite runs with a throwaway PostgreSQL cluster when PostgreSQL is installed: the
+# store tests then cover both stores, and the end-to-end suite (the live server) runs a second
+# time on the shared store. Without PostgreSQL: the embedded store only, and it says so.
 test: setup
-	$(SWIFT) test $(CHECK)
+	@bash scripts/with-postgres.sh bash scripts/swift-test.sh $(SWIFT) $(CHECK)
 	@bash scripts/check-openapi.sh
 	@bash scripts/schemathesis.sh
 	@bash scripts/portal-check.sh

@@ -114,7 +114,7 @@ let package = Package(
         .plugin(name: "EmbedResources", capability: .buildTool(), dependencies: ["embed-tool"]),
         // The steward CLI.
         .executableTarget(name: "kaifang", dependencies: [
-            "KaifangCore", "Masking", "Ingest", "Storage", "Sandbox", "Audit", "Publishing", "KaifangServer",
+            "KaifangCore", "Masking", "Ingest", "Storage", "PostgresStore", "Sandbox", "Audit", "Publishing", "KaifangServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -141,7 +141,8 @@ let package = Package(
         // End-to-end tests start the real server on a loopback port and talk to it with URLSession
         // (HummingbirdTesting would add async-http-client and a second TLS stack to every build).
         .testTarget(name: "KaifangServerTests", dependencies: [
-            "KaifangServer", "Publishing", "KaifangCore", "Masking", "Storage", "Ingest", "Sandbox", "Audit",
+            "KaifangServer", "Publishing", "KaifangCore", "Masking", "Storage", "Ingest", "Sandbox", "Audit", "PostgresStore",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),

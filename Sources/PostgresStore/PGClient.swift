@@ -184,17 +184,24 @@ final class PGClient: @unchecked Sendable {
                 let code = info[.sqlState] ?? "?"
                 return "\(info[.message] ?? "the server refused") (SQLSTATE \(code))"
             }
-            if let underlying = e.underlying { return "\(e.code.description): \(Self.brief(underlying))" }
-            return e.code.description
+            if let underlying = e.underlying { return Self.brief(underlying) }
+            switch e.code {
+            case .serverClosedConnection: return "the connection was closed before the server answered (is PostgreSQL listening there, and reachable?)"
+            case .connectionError: return "the connection failed"
+            default: return e.code.description
+            }
         }
         return brief(error)
     }
 
     private static func brief(_ error: any Error) -> String {
-        if let io = error as? IOError { return io.description }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
         if let c = error as? NIOConnectionError {
-            return c.connectionErrors.first.map { "connection refused or unreachable (\($0.error))" } ?? "connection failed"
+            if let first = c.connectionErrors.first { return brief(first.error) }
+            return c.dnsAAAAError.map(brief) ?? c.dnsAError.map(brief) ?? "the address could not be resolved"
         }
+        if let ch = error as? ChannelError, case .connectTimeout = ch { return "no answer within the connect timeout" }
+        if error is SocketAddressError.UnknownHost { return "the host name does not resolve" }
         if error is ChannelError { return "the connection failed (\(error))" }
         return String(describing: type(of: error))
     }

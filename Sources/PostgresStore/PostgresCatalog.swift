@@ -42,8 +42,10 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
     ///   - cacheBytes: the bound of the local version-file cache.
     /// - Throws: `KaifangError.runtime` with a one-line reason when the store cannot be reached
     ///   or migrated.
+    ///   - create: make the catalog when the database has none (`kaifang init`); otherwise such a
+    ///     database is refused, so a mistyped URL never grows a second, empty catalog.
     public init(url: StoreURL, directory: DataDirectory, blobsDirectory: String? = nil, cacheBytes: Int64 = 8 << 30,
-                maxConnections: Int = 16, logger: Logger = Logger(label: "kaifang.store")) throws {
+                maxConnections: Int = 16, create: Bool = true, logger: Logger = Logger(label: "kaifang.store")) throws {
         self.url = url
         self.directory = directory
         self.logger = logger
@@ -52,8 +54,16 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         chainLock = PGLocks.chain(schema: url.schema)
         blobs = blobsDirectory.map { BlobStore.folder($0) } ?? .database
         cache = VersionCache(folder: directory.root.appendingPathComponent("cache", isDirectory: true), bound: cacheBytes)
-        try PGMigrations.migrate(client)
-        try ensureSecret()
+        do {
+            if !create, try client.query("SELECT to_regclass('kaifang_migrations') IS NOT NULL AS present").first?.bool("present") != true {
+                throw KaifangError.badInput("the store \(url.redacted) holds no Kaifang catalog: run `kaifang init --store …` once to create it")
+            }
+            try PGMigrations.migrate(client)
+            try ensureSecret()
+        } catch {
+            client.close()
+            throw error
+        }
         directory.sweepTemporaryFiles()
     }
 

@@ -49,6 +49,19 @@ public struct StoreURL: Sendable, Equatable {
         }
     }
 
+    /// The whole URL, password included, for handing to another process (never for a log).
+    public var unredacted: String {
+        var c = URLComponents()
+        c.scheme = "postgres"
+        c.user = user
+        c.password = password
+        c.host = host
+        c.port = port
+        c.path = "/" + database
+        if let schema { c.queryItems = [URLQueryItem(name: "schema", value: schema)] }
+        return c.string ?? redacted
+    }
+
     /// The URL without its password, for logs and messages.
     public var redacted: String { "postgres://\(user)@\(host):\(port)/\(database)" + (schema.map { "?schema=\($0)" } ?? "") }
 }

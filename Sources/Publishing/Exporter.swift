@@ -24,12 +24,12 @@ public struct Exporter: Sendable {
         guard let number = version ?? d.publishedVersion ?? versions.last?.number, let v = versions.first(where: { $0.number == number }) else {
             throw KaifangError.notFound("dataset '\(id)' has no version \(version.map(String.init) ?? "yet"): `kaifang dataset versions \(id)` lists them")
         }
-        let plan = ServingPlan.build(dataset: d, version: v, audience: audience, keys: PseudonymKeys(secret: try catalog.directory.secret()))
+        let plan = ServingPlan.build(dataset: d, version: v, audience: audience, keys: PseudonymKeys(secret: try catalog.pseudonymSecret()))
         let view = audience.view
         let columns = plan.columns.indices.filter { plan.columns[$0].included }
         let pool = VersionPool(perFile: 1)
         func stream(jsonl: Bool, to fd: Int32) throws -> Int {
-            let producer = try ExportProducer(pool: pool, path: catalog.directory.absolute(v.file), plan: plan, columns: columns, jsonl: jsonl)
+            let producer = try ExportProducer(pool: pool, path: try catalog.localFile(v), plan: plan, columns: columns, jsonl: jsonl)
             let sink = ByteSink(fileDescriptor: fd)
             var lines = 0
             while let chunk = try producer.next() {

@@ -16,7 +16,7 @@ public struct Stewardship: Sendable {
     /// The platform's pseudonym keys.
     /// - Throws: `KaifangError.runtime` when `secret.key` is missing.
     public func keys() throws -> PseudonymKeys {
-        PseudonymKeys(secret: try catalog.directory.secret())
+        PseudonymKeys(secret: try catalog.pseudonymSecret())
     }
 
     /// The masking plan of a dataset's current field policy, every policy field, for an audience.
@@ -34,7 +34,7 @@ public struct Stewardship: Sendable {
         }
         let plan = try self.plan(for: d, audience: .publicView)
         var counter = KAnonymityCounter(plan: plan)
-        let reader = try VersionReader(path: catalog.directory.absolute(v.file))
+        let reader = try VersionReader(path: try catalog.localFile(v))
         let stored = Set(v.manifest.fields.map(\.name))
         let columns = d.manifest.fields.map(\.name)
         // A field the version does not have counts as null.
@@ -87,7 +87,7 @@ public struct Stewardship: Sendable {
         guard let v = try catalog.versions(id).last else {
             throw KaifangError.notFound("dataset '\(id)' has no version to sample: import a file first")
         }
-        let reader = try VersionReader(path: catalog.directory.absolute(v.file))
+        let reader = try VersionReader(path: try catalog.localFile(v))
         let every = max(1, v.rowCount / max(sampleSize, 1))
         let fields = v.manifest.fields
         var samples = Array(repeating: [String](), count: fields.count)

@@ -13,9 +13,25 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .customLong("json"), help: "Print machine-readable JSON instead of text.")
     var json = false
 
+    @Option(name: .customLong("store"), help: ArgumentHelp("The shared store: postgres://user:password@host:port/database[?schema=NAME] (default: $KAIFANG_STORE; without either, the embedded store in the data directory). With it, the data directory is this process's working directory.", valueName: "url"))
+    var store: String?
+
+    @Option(name: .customLong("blobs"), help: ArgumentHelp("With --store: keep version files in this folder, shared by every replica, instead of in the database (default: $KAIFANG_BLOBS).", valueName: "dir"))
+    var blobs: String?
+
+    @Option(name: .customLong("cache-size"), help: ArgumentHelp("With --store: GiB of version files each replica keeps locally (least recently used go first).", valueName: "GiB"))
+    var cacheSize: Double = 8
+
     /// The data directory to use, from the flag, the environment or the default.
     var resolvedDataDir: String {
-        dataDir ?? ProcessInfo.processInfo.environment["KAIFANG_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./kaifang-data"
+        dataDir ?? Self.environment("KAIFANG_DATA_DIR") ?? "./kaifang-data"
+    }
+
+    /// The shared store's URL, from the flag or the environment; nil for the embedded store.
+    var resolvedStore: String? { store ?? Self.environment("KAIFANG_STORE") }
+
+    static func environment(_ name: String) -> String? {
+        ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 }
     }
 }
 
@@ -70,8 +86,8 @@ func hoistGlobalOptions(_ args: [String]) -> [String] {
     while i < args.count {
         let a = args[i]
         if a == "--json" { leading.append(a); i += 1; continue }
-        if a == "--data-dir", i + 1 < args.count { leading += [a, args[i + 1]]; i += 2; continue }
-        if a.hasPrefix("--data-dir=") { leading.append(a); i += 1; continue }
+        if ["--data-dir", "--store", "--blobs", "--cache-size"].contains(a), i + 1 < args.count { leading += [a, args[i + 1]]; i += 2; continue }
+        if ["--data-dir=", "--store=", "--blobs=", "--cache-size="].contains(where: { a.hasPrefix($0) }) { leading.append(a); i += 1; continue }
         break
     }
     return Array(args[i...]) + leading

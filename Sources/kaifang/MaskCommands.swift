@@ -91,11 +91,16 @@ struct MaskCommand: ParsableCommand {
         let v = view.flatMap(View.init(rawValue:)) ?? .licensed
         let dir = DataDirectory(path: global.resolvedDataDir)
         var keys: PseudonymKeys?
-        if dir.isInitialized { keys = PseudonymKeys(secret: try dir.secret()) }
+        var catalog: (any CatalogStore)?
+        if dir.isInitialized || global.resolvedStore != nil {
+            let opened = try openCatalog(global)
+            catalog = opened
+            keys = PseudonymKeys(secret: try opened.pseudonymSecret())
+        }
         if keys == nil, m.fields.contains(where: { [.pseudonymize, .hash, .noise].contains(DefaultPolicy.action(for: $0, view: v)) }) {
             throw KaifangError.badInput("the \(v.rawValue) view pseudonymizes or hashes some fields with the platform secret: pass the --data-dir of an initialized data directory (or set KAIFANG_DATA_DIR)")
         }
-        let audience = try ServingPlan.audience(view: v, licenseID: license, dataset: m.id, catalog: keys == nil ? nil : try CatalogDatabase(directory: dir))
+        let audience = try ServingPlan.audience(view: v, licenseID: license, dataset: m.id, catalog: catalog)
         let plan = ServingPlan.build(policy: m, storedFields: nil, audience: audience, keys: keys)
         let src = try FileByteSource(path: file)
         let reader = CSVReader(source: src, fileName: (file as NSString).lastPathComponent, delimiter: delimiter.utf8.first!)

@@ -68,11 +68,14 @@ struct DemoCommand: AsyncParsableCommand {
         } else {
             path = FileManager.default.temporaryDirectory.appendingPathComponent("kaifang-demo-\(UUID().uuidString.prefix(8).lowercased())").path
         }
-        let dir = DataDirectory(path: path)
-        if dir.isInitialized, let n = try? CatalogDatabase(directory: dir).datasetCount(), n > 0 {
-            throw KaifangError.badInput("\(path) already holds a catalog with \(n) datasets: the demo needs a fresh data directory; omit --data-dir to use a temporary one")
+        var options = global
+        options.dataDir = path
+        let catalog = try openCatalog(options, create: true)
+        if let n = try? catalog.datasetCount(), n > 0 {
+            throw KaifangError.badInput(global.resolvedStore != nil
+                ? "the store already holds a catalog with \(n) datasets: the demo needs an empty one"
+                : "\(path) already holds a catalog with \(n) datasets: the demo needs a fresh data directory; omit --data-dir to use a temporary one")
         }
-        let catalog = try CatalogDatabase(directory: dir)
         let imported = try Demo.load(datasetsFolder: datasets, into: catalog, actor: cliActor)
         let (_, devKey) = try catalog.createKey(role: .developer, name: "demo developer", actor: cliActor)
         let (_, stewardKey) = try catalog.createKey(role: .steward, name: "demo steward", actor: cliActor)

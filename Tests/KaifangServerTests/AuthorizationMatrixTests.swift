@@ -67,20 +67,18 @@ import Testing
                 keys[role] = key; ids[role] = record.id
             }
             try s.catalog.revokeKey(ids["revoked"]!, actor: "t")
-            func grant(_ role: String, _ dataset: String, _ use: LicenseUse) throws -> ApplicationRecord {
+            func grant(_ role: String, _ dataset: String, _ use: LicenseUse, expires: Date? = nil) throws -> ApplicationRecord {
                 let a = try s.catalog.createApplication(keyID: ids[role]!, dataset: dataset, purpose: "授权矩阵测试 authorization matrix", fields: [], use: use, durationDays: 30)
-                _ = try s.catalog.approve(application: a.id, actor: "cli:steward")
+                _ = try s.catalog.approve(application: a.id, expires: expires, fields: nil, use: nil, actor: "cli:steward")
                 return a
             }
             let app = try grant("partner", "residents", .rows)
             _ = try grant("partner", "residents", .sandbox)
             _ = try grant("partner", "air-quality", .sandbox)
-            _ = try grant("expired", "residents", .rows)
-            _ = try grant("expired", "residents", .sandbox)
-            let expiredID = ids["expired"]!
-            try await s.catalog.writer.write { db in
-                try db.execute(sql: "UPDATE licenses SET expires_at = '2020-01-01T00:00:00.000Z' WHERE key_id = ?", arguments: [expiredID])
-            }
+            // Licenses that end a second from now, then are expired for every request below.
+            _ = try grant("expired", "residents", .rows, expires: Date().addingTimeInterval(1))
+            _ = try grant("expired", "residents", .sandbox, expires: Date().addingTimeInterval(1))
+            try await Task.sleep(for: .milliseconds(1100))
             let job = try await s.get("/v1/sandbox/jobs", key: keys["partner"], json: ["sql": "SELECT industry, COUNT(*) FROM enterprises GROUP BY industry"])
             let jobID = try #require(job.object["id"] as? String)
 

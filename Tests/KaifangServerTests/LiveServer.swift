@@ -10,7 +10,7 @@ import Storage
 /// The real server on a loopback port over a temporary data directory with the sample datasets.
 final class LiveServer: @unchecked Sendable {
     let dataDir: String
-    let catalog: CatalogDatabase
+    let catalog: any CatalogStore
     private(set) var port = 0
     private var task: Task<Void, any Error>?
 
@@ -26,7 +26,7 @@ final class LiveServer: @unchecked Sendable {
         configure(&configuration)
         ownsDataDir = true
         dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("kaifang-e2e-\(UUID().uuidString)").path
-        catalog = try CatalogDatabase(directory: DataDirectory(path: dataDir))
+        catalog = try TestStore.make(dataDir: dataDir)
         if loadSamples {
             _ = try Demo.load(datasetsFolder: Self.repo.appendingPathComponent("datasets").path, into: catalog, actor: "test")
         }
@@ -60,7 +60,10 @@ final class LiveServer: @unchecked Sendable {
     func stop() async {
         task?.cancel()
         _ = try? await task?.value
-        if ownsDataDir { try? FileManager.default.removeItem(atPath: dataDir) }
+        if ownsDataDir {
+            TestStore.close(catalog)
+            try? FileManager.default.removeItem(atPath: dataDir)
+        }
     }
 
     struct Reply {

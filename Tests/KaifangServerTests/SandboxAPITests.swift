@@ -119,7 +119,7 @@ import Testing
             let done = try #require(try await jobs.run(id))
             #expect(done.status == .rejected)
             #expect(done.detail.rule == "license")
-            #expect(!FileManager.default.fileExists(atPath: s.catalog.directory.jobsDir.appendingPathComponent("\(id)/output.json").path))
+            #expect(try s.catalog.jobFile(job: id, name: "result.json") == nil)
         }
     }
 }

@@ -9,10 +9,10 @@ import Testing
 /// byte, because all of them compile their plan in one place (`ServingPlan`).
 @Suite struct ServingPathsTests {
     /// Runs the built `kaifang` against the server's data directory.
-    static func cli(_ args: [String], dataDir: String) throws -> (status: Int32, stdout: String, stderr: String) {
+    static func cli(_ args: [String], server s: LiveServer) throws -> (status: Int32, stdout: String, stderr: String) {
         let p = Process()
         p.executableURL = SandboxAPITests.kaifang
-        p.arguments = args + ["--data-dir", dataDir]
+        p.arguments = args + ["--data-dir", s.dataDir] + TestStore.arguments(for: s.catalog)
         p.currentDirectoryURL = LiveServer.repo
         var env = ProcessInfo.processInfo.environment
         env["KAIFANG_DATA_DIR"] = nil
@@ -111,11 +111,11 @@ import Testing
         #expect(objects.count == n)
         for (i, row) in rows.enumerated() { #expect(objects[i] == row as NSDictionary, "\(dataset) row \(i + 1): rows API and JSON Lines export differ") }
 
-        let exported = try Self.cli(["dataset", "export", dataset] + cliAudience, dataDir: s.dataDir)
+        let exported = try Self.cli(["dataset", "export", dataset] + cliAudience, server: s)
         #expect(exported.status == 0, "\(exported.stderr)")
         #expect(exported.stdout == csv.text, "\(dataset): `kaifang dataset export` and the API's CSV export differ")
 
-        let masked = try Self.cli(["mask", "datasets/\(dataset)/\(dataset).csv", "--manifest", "datasets/\(dataset)/dataset.json"] + cliAudience, dataDir: s.dataDir)
+        let masked = try Self.cli(["mask", "datasets/\(dataset)/\(dataset).csv", "--manifest", "datasets/\(dataset)/dataset.json"] + cliAudience, server: s)
         #expect(masked.status == 0, "\(masked.stderr)")
         #expect(masked.stdout == csv.text, "\(dataset): `kaifang mask` of the source file and the API's CSV export differ")
 

@@ -24,7 +24,7 @@ extension APIHandler {
         try limiter.admit(caller)
         let access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
         let q = try RowQuery.parse(query ?? QueryString(caller.rawQuery), plan: access.plan, declaredLimit: limit, fields: fields, sort: sort, cursor: cursor)
-        let path = catalog.directory.absolute(access.version.file)
+        let path = try catalog.localFile(access.version)
         let plan = access.plan
         let (body, count, maskedCells) = try pool.with(path) { reader -> (ByteBuffer, Int, Int) in
             // Equality filters on category fields: the matching rows from the row sets, then
@@ -107,7 +107,7 @@ extension APIHandler {
         try checkExportQuota(caller)
         let format = input.query.format ?? .csv
         let columns = access.plan.columns.indices.filter { access.plan.columns[$0].included }
-        let producer = try ExportProducer(pool: pool, path: catalog.directory.absolute(access.version.file), plan: access.plan,
+        let producer = try ExportProducer(pool: pool, path: try catalog.localFile(access.version), plan: access.plan,
                                           columns: columns, jsonl: format == .jsonl) { [metrics] rows, masked in metrics.served(rows: rows, maskedCells: masked) }
         try await recordRead(access, caller: caller, action: "export.read", rows: access.version.rowCount, columns: columns)
         let body = HTTPBody(ExportSequence(producer: producer), length: .unknown, iterationBehavior: .single)

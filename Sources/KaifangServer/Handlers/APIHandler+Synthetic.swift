@@ -33,7 +33,7 @@ extension APIHandler {
         // Real values only of L1 category fields the caller is served unchanged, so that
         // synthetic queries can group by them; every other value is made up.
         var categories: [String: [String]] = [:]
-        let reader = try VersionReader(path: catalog.directory.absolute(v.file))
+        let reader = try VersionReader(path: try catalog.localFile(v))
         for c in plan.columns where c.included && c.operation == .keep && c.field.semantic == .category && c.field.level == .L1 {
             let f = c.field
             let values = try reader.query("SELECT DISTINCT \(quoteIdentifier(f.name)) FROM rows WHERE \(quoteIdentifier(f.name)) IS NOT NULL LIMIT 200")

@@ -140,9 +140,9 @@ struct Portal: Sendable {
             "versions": versions.reversed().map { v in ["number": v.number, "createdAt": Self.day(v.createdAt), "rows": v.rowCount,
                                                         "published": v.number == d.publishedVersion, "shortHash": String(v.sha256.prefix(12))] as [String: Any] },
         ]
-        if let access, let file = published?.file {
+        if let access, let published {
             // The first rows, through the same plan the API uses for this visitor.
-            let reader = try VersionReader(path: catalog.directory.absolute(file))
+            let reader = try VersionReader(path: try catalog.localFile(published))
             let columns = access.plan.columns.indices.filter { access.plan.columns[$0].included }
             var rows: [[String: Any]] = []
             try reader.forEachRow(columns: columns.map { access.plan.columns[$0].field.name }, limit: 5) { rowID, cells in

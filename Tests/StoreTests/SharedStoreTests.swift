@@ -1,0 +1,104 @@
+import Foundation
+import KaifangCore
+@testable import PostgresStore
+import Storage
+import Testing
+
+/// What only the shared store does: version files fetched into a verified local cache, a
+/// shared folder for them, and clear failures when PostgreSQL cannot be reached.
+@Suite(.enabled(if: StoreKind.adminURL != nil, "needs KAIFANG_TEST_POSTGRES (scripts/with-postgres.sh)"))
+struct SharedStoreTests {
+    /// A replica that never saw the import fetches the file, checks its hash, and serves it;
+    /// a cached copy damaged on disk is detected before it is opened, and fetched again.
+    @Test func aDamagedCachedVersionFileIsFetchedAgain() throws {
+        let f = try StoreFixture(.postgres)
+        let v = try f.importVersion(StoreFixture.manifest("people"), rows: 500)
+        let replica = try #require(try f.another() as? PostgresCatalog)
+        let path = try replica.localFile(v)
+        #expect(path.hasPrefix(replica.directory.root.path))
+        #expect(try VersionReader(path: path).rowCount() == 500)
+        // Damage the cached copy: a new process (a fresh cache index over the same folder) must not serve it.
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        var bad = good
+        bad[bad.count / 2] ^= 0xFF
+        try bad.write(to: URL(fileURLWithPath: path))
+        let restarted = try PostgresCatalog(url: try #require(f.url), directory: replica.directory)
+        defer { restarted.close() }
+        let again = try restarted.localFile(v)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: again)) == good)
+        #expect(try VersionReader(path: again).rowCount() == 500)
+    }
+
+    /// A copy in the store that does not match its hash is never served.
+    @Test func aStoredFileThatDoesNotMatchItsHashIsRefused() throws {
+        let f = try StoreFixture(.postgres)
+        let v = try f.importVersion(StoreFixture.manifest("people"), rows: 50)
+        let pg = try #require(f.store as? PostgresCatalog)
+        let sha = String(v.file.dropFirst(5))
+        try pg.client.query("UPDATE blob_chunks SET data = decode('00', 'hex') WHERE sha256 = \(sha) AND n = 0")
+        let replica = try #require(try f.another() as? PostgresCatalog)
+        #expect { try replica.localFile(v) } throws: { ($0 as? KaifangError)?.message.contains("does not match its hash") == true }
+        #expect(!FileManager.default.fileExists(atPath: replica.cache.path(sha)))
+    }
+
+    /// With `--blobs DIR`, files go to the shared folder (none in the database) and replicas
+    /// read them from there; the same bytes imported twice are kept once.
+    @Test func versionFilesCanLiveInASharedFolder() throws {
+        let f = try StoreFixture(.postgres)
+        let folder = f.dir.appendingPathComponent("shared-blobs")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let writer = try PostgresCatalog(url: try #require(f.url), directory: DataDirectory(path: f.dir.appendingPathComponent("w").path), blobsDirectory: folder.path)
+        defer { writer.close() }
+        let v = try f.importVersion(StoreFixture.manifest("people"), rows: 20, into: writer)
+        let sha = String(v.file.dropFirst(5))
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("\(sha).sqlite").path))
+        #expect(try writer.client.query("SELECT count(*) AS n FROM blob_chunks").first?.int("n") == 0)
+        let reader = try PostgresCatalog(url: try #require(f.url), directory: DataDirectory(path: f.dir.appendingPathComponent("r").path), blobsDirectory: folder.path)
+        defer { reader.close() }
+        #expect(try VersionReader(path: try reader.localFile(v)).rowCount() == 20)
+    }
+
+    /// The cache stays within its bound, evicting the least recently used file.
+    @Test func theCacheEvictsTheLeastRecentlyUsedFile() throws {
+        let f = try StoreFixture(.postgres)
+        let versions = try (0..<3).map { try f.importVersion(StoreFixture.manifest("d\($0)"), rows: 2000) }
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: try f.store.localFile(versions[0]))[.size] as? Int64)
+        let replica = try PostgresCatalog(url: try #require(f.url), directory: DataDirectory(path: f.dir.appendingPathComponent("small").path), cacheBytes: size * 2 + size / 2)
+        defer { replica.close() }
+        let a = try replica.localFile(versions[0])
+        _ = try replica.localFile(versions[1])
+        _ = try replica.localFile(versions[0])          // used again: now the most recent
+        _ = try replica.localFile(versions[2])          // over the bound: versions[1] goes
+        #expect(FileManager.default.fileExists(atPath: a))
+        #expect(!FileManager.default.fileExists(atPath: replica.cache.path(String(versions[1].file.dropFirst(5)))))
+        #expect(try VersionReader(path: try replica.localFile(versions[1])).rowCount() == 2000)
+    }
+
+    @Test func aWrongPasswordOrAnUnreachableServerIsOneClearLineQuickly() throws {
+        var wrong = try StoreURL(try #require(StoreKind.adminURL))
+        wrong.password = "not-the-password"
+        let started = Date()
+        #expect { try PostgresCatalog(url: wrong, directory: DataDirectory(path: NSTemporaryDirectory() + "/kf-\(UUID().uuidString)")) } throws: { e in
+            let m = (e as? KaifangError)?.message ?? ""
+            return m.contains("password authentication failed") && !m.contains("not-the-password") && !m.contains("\n")
+        }
+        var closed = wrong
+        closed.port = 1
+        #expect { try PostgresCatalog(url: closed, directory: DataDirectory(path: NSTemporaryDirectory() + "/kf-\(UUID().uuidString)")) } throws: { e in
+            let m = (e as? KaifangError)?.message ?? ""
+            return m.hasPrefix("cannot connect to the store postgres://") && !m.contains("\n")
+        }
+        #expect(Date().timeIntervalSince(started) < 15)
+    }
+
+    @Test func storeURLsAreCheckedByPart() {
+        #expect { try StoreURL("mysql://a@b/c") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try StoreURL("postgres://a@b/") } throws: { ($0 as? KaifangError)?.message.contains("no database") == true }
+        #expect { try StoreURL("postgres://h/db") } throws: { ($0 as? KaifangError)?.message.contains("no user") == true }
+        #expect { try StoreURL("postgres://a@h/db?sslmode=require") } throws: { ($0 as? KaifangError)?.message.contains("sslmode") == true }
+        #expect { try StoreURL("postgres://a@h/db?schema=x;drop") } throws: { ($0 as? KaifangError)?.message.contains("schema") == true }
+        let u = try? StoreURL("postgresql://kai%40fang:p%2Fw@db.internal:6432/kaifang?schema=prod")
+        #expect(u?.user == "kai@fang" && u?.password == "p/w" && u?.port == 6432 && u?.schema == "prod")
+        #expect(u?.redacted == "postgres://kai@fang@db.internal:6432/kaifang?schema=prod")
+    }
+}
