@@ -64,6 +64,8 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
+            // `store copy` reads the embedded catalog it copies.
+            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // The sandbox's second wall around SQLite: sqlite3_db_config (variadic, so C), authorizer,
         // limits and the deadline progress handler.

@@ -28,6 +28,9 @@ public struct AppConfiguration: Sendable {
     public var harvestPeriod: Duration? = .seconds(30)
     /// Sandbox worker processes run at once (0: no workers; jobs stay queued).
     public var sandboxWorkers: Int = 2
+    /// Seconds a sandbox worker's claim on a job lasts without renewal (a shared store gives the
+    /// job of a stopped replica to another once it runs out).
+    public var jobLease: Double = JobService.defaultLease
     /// The executable whose `job exec` runs a job (nil: this process's own, i.e. `kaifang`).
     public var sandboxExecutable: URL?
     /// NIO event-loop threads (network I/O). Handlers run on Swift's concurrency pool, one
@@ -61,7 +64,7 @@ public func buildApplication(
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: AuthMiddleware(catalog: catalog))
     let jobs = JobService(catalog: catalog, executable: configuration.sandboxExecutable ?? JobService.selfExecutable,
-                          defaultPolicy: embeddedSandboxPolicy)
+                          defaultPolicy: embeddedSandboxPolicy, lease: configuration.jobLease)
     let jobWake = JobWake()
     let children = ChildRegistry()
     let api = APIHandler(catalog: catalog, metrics: metrics, version: kaifangVersion, configuration: configuration,
@@ -153,7 +156,7 @@ struct SandboxWorkers: Service {
                     // Jobs of a replica that stopped are recovered once their lease runs out.
                     group.addTask {
                         while !Task.isCancelled {
-                            try? await Task.sleep(for: .seconds(JobService.leaseSeconds / 3))
+                            try? await Task.sleep(for: .seconds(jobs.lease / 3))
                             if !Task.isCancelled { recover() }
                         }
                     }

@@ -28,8 +28,12 @@ public struct JobService: Sendable {
     /// The platform default policy (`sandbox/policy.json`, embedded in the binary).
     public let defaultPolicy: SandboxPolicy
 
-    public init(catalog: any CatalogStore, executable: URL, defaultPolicy: SandboxPolicy) {
-        self.catalog = catalog; self.executable = executable; self.defaultPolicy = defaultPolicy
+    /// A worker's lease on a job, in seconds, renewed every third of it while the job runs; a
+    /// job whose lease runs out (its worker stopped) goes to another worker.
+    public let lease: Double
+
+    public init(catalog: any CatalogStore, executable: URL, defaultPolicy: SandboxPolicy, lease: Double = JobService.defaultLease) {
+        self.catalog = catalog; self.executable = executable; self.defaultPolicy = defaultPolicy; self.lease = lease
     }
 
     /// This process's own executable (what `kaifang` runs as).
@@ -44,8 +48,8 @@ public struct JobService: Sendable {
     static func logicalPath(_ v: VersionRecord) -> String { logicalPath(dataset: v.dataset, number: v.number) }
     static func logicalPath(dataset: String, number: Int) -> String { "version:\(dataset)@\(number)" }
 
-    /// A worker's lease on a job, in seconds, renewed every third of it while the job runs.
-    public static let leaseSeconds: Double = 30
+    /// The default lease: long enough that a busy machine renews it in time.
+    public static let defaultLease: Double = 30
 
     /// A dataset's policy: the platform default tightened by `<data-dir>/sandbox/policy.json` and
     /// `<data-dir>/sandbox/<dataset>.json` when present.
@@ -160,7 +164,7 @@ public struct JobService: Sendable {
     /// was none to claim (or another worker had it).
     @discardableResult
     public func run(_ id: String? = nil, registry: ChildRegistry? = nil) async throws -> JobRecord? {
-        guard let job = try catalog.claimJob(id, worker: Self.workerName, lease: Self.leaseSeconds) else { return nil }
+        guard let job = try catalog.claimJob(id, worker: Self.workerName, lease: lease) else { return nil }
         do {
             return try await execute(job, registry: registry)
         } catch is CancellationError {
@@ -228,13 +232,13 @@ public struct JobService: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         try encoder.encode(spec).write(to: dir.appendingPathComponent("spec.json"), options: .atomic)
         let started = Date()
-        let heartbeat = Task { [catalog] in
+        let heartbeat = Task { [catalog, lease] in
             // Renew the lease while the child runs; a renewal refused means another worker has
             // the job: stop the child and write nothing.
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(Self.leaseSeconds / 3))
+                try? await Task.sleep(for: .seconds(lease / 3))
                 if Task.isCancelled { return false }
-                if (try? catalog.renewLease(job: id, worker: Self.workerName, lease: Self.leaseSeconds)) == false {
+                if (try? catalog.renewLease(job: id, worker: Self.workerName, lease: lease)) == false {
                     await registry?.kill(id)
                     return true
                 }

@@ -34,6 +34,8 @@ func runServer(catalog: any CatalogStore, host: String, port: Int, limits: Limit
     config.exportsPerDay = limits.exportsPerDay
     config.anonymousExportsPerDay = limits.anonymousExportsPerDay
     config.sandboxWorkers = limits.sandboxWorkers
+    guard limits.jobLease >= 1 else { throw KaifangError.badInput("--job-lease \(limits.jobLease): give at least 1 second") }
+    config.jobLease = limits.jobLease
     if let loops = limits.eventLoops {
         guard loops >= 1 else { throw KaifangError.badInput("--event-loops \(loops): give at least 1") }
         config.eventLoops = loops
@@ -115,5 +117,6 @@ struct LimitOptions: ParsableArguments {
     @Option(name: .customLong("exports-per-day"), help: "Exports per key per UTC day (0: unlimited).") var exportsPerDay: Int = 100
     @Option(name: .customLong("anonymous-exports-per-day"), help: "Exports per anonymous address per UTC day (0: unlimited).") var anonymousExportsPerDay: Int = 20
     @Option(name: .customLong("sandbox-workers"), help: "Sandbox jobs run at once, each in its own process (0: none run).") var sandboxWorkers: Int = 2
+    @Option(name: .customLong("job-lease"), help: "Seconds a worker's claim on a sandbox job lasts unrenewed; with a shared store, the job of a stopped replica goes to another after it.") var jobLease: Double = 30
     @Option(name: .customLong("event-loops"), help: "Network I/O threads (default: half the cores, at least 1; handlers run on the concurrency pool).") var eventLoops: Int?
 }

@@ -91,6 +91,42 @@ struct SharedStoreTests {
         #expect(Date().timeIntervalSince(started) < 15)
     }
 
+    /// An embedded data directory moves into an empty shared store whole: the same records,
+    /// secret (so the same pseudonyms), job files and version files, and the same chain, event
+    /// for event; a second copy into the same store is refused, as is a source whose chain is broken.
+    @Test func anEmbeddedDataDirectoryCopiesIntoAnEmptySharedStore() throws {
+        let source = try StoreFixture(.embedded)
+        let s = source.store
+        try source.importVersion(StoreFixture.manifest("people"), rows: 30)
+        try s.publish(dataset: "people", tier: .conditional, actor: "cli:test")
+        let (key, secret) = try s.createKey(role: .partner, name: "伙伴", actor: "cli:test")
+        let app = try s.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况的统计分析", fields: ["name"], use: .rows, durationDays: 30)
+        let license = try s.approve(application: app.id, actor: "cli:steward")
+        try s.insertJob(JobRecord(id: "job_copy", keyID: key.id, sql: "SELECT 1", mode: "aggregate", epsilon: nil, purpose: "", status: .queued,
+                                  detail: JobDetail(), createdAt: CatalogRules.now(), startedAt: nil, finishedAt: nil, attempts: 0, dryRun: false,
+                                  datasets: []), spend: [])
+        try s.putJobFile(job: "job_copy", name: "result.json", data: Data("{\"rows\":[[1]]}".utf8))
+        try s.audit(batch: [PendingAuditEvent(actor: "anonymous", action: "rows.read", dataset: "people", detail: ["rows": .int(3)])])
+
+        let target = try StoreFixture(.postgres)
+        let pg = try #require(target.store as? PostgresCatalog)
+        let report = try StoreCopy.copy(from: try #require(s as? CatalogDatabase), to: pg)
+        #expect(report.datasets == 1 && report.versions == 1 && report.keys == 1 && report.licenses == 1 && report.jobs == 1)
+        #expect(try pg.auditEvents().map(\.hash) == (try s.auditEvents().map(\.hash)))
+        #expect(try pg.pseudonymSecret() == (try s.pseudonymSecret()))
+        #expect(try pg.authenticate(secret)?.id == key.id)
+        #expect(try pg.license(license.id) == license)
+        #expect(try pg.application(app.id)?.licenseID == license.id)
+        #expect(try pg.jobFile(job: "job_copy", name: "result.json") == Data("{\"rows\":[[1]]}".utf8))
+        #expect(try pg.stats(since: "2000-01-01").reads == [FacetCount(value: "people", count: 1)])
+        let (_, v) = try #require(try pg.publishedVersion("people"))
+        #expect(try VersionReader(path: try pg.localFile(v)).rowCount() == 30)
+        // New applications are numbered after the copied ones.
+        let next = try pg.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况的统计分析", fields: [], use: .rows, durationDays: 30)
+        #expect(next.id == app.id + 1)
+        #expect { try StoreCopy.copy(from: try #require(s as? CatalogDatabase), to: pg) } throws: { ($0 as? KaifangError)?.message.contains("not empty") == true }
+    }
+
     @Test func storeURLsAreCheckedByPart() {
         #expect { try StoreURL("mysql://a@b/c") } throws: { ($0 as? KaifangError)?.kind == .badInput }
         #expect { try StoreURL("postgres://a@b/") } throws: { ($0 as? KaifangError)?.message.contains("no database") == true }

@@ -1,0 +1,155 @@
+import Audit
+import Foundation
+import GRDB
+import KaifangCore
+import PostgresNIO
+import Storage
+
+/// `kaifang store copy --to postgres://…`: moves an embedded data directory into an empty
+/// shared store — catalog, keys, licenses, jobs and their files, version files, the platform
+/// secret (so pseudonyms stay the same) and the audit chain event for event.
+public enum StoreCopy {
+    /// What was copied.
+    public struct Report: Sendable {
+        public var datasets = 0, versions = 0, keys = 0, applications = 0, licenses = 0, jobs = 0, events = 0
+        public var head: String = AuditChain.genesis
+    }
+
+    /// Copies `source` into `target`, which must hold no catalog data. The catalog rows go in one
+    /// transaction (a failure leaves the target as empty as it was); version files go first,
+    /// under their hashes. The target's chain is verified after, and must end where the source's does.
+    /// - Throws: `KaifangError.badInput` for a broken source chain or a non-empty target; `.runtime` otherwise.
+    public static func copy(from source: CatalogDatabase, to target: PostgresCatalog) throws -> Report {
+        guard case .intact(_, let sourceHead) = try source.verifyAudit(anchors: []) else {
+            throw KaifangError.badInput("the source's audit chain does not verify (`kaifang audit verify`): it is not copied")
+        }
+        let counts = try target.client.query("""
+            SELECT (SELECT count(*) FROM datasets) + (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM audit_events) + (SELECT count(*) FROM jobs) AS n
+            """)
+        guard try counts.first?.int("n") == 0 else {
+            throw KaifangError.badInput("the target store \(target.url.redacted) is not empty: copy into a new database or schema (`kaifang init --store …`)")
+        }
+        var report = Report()
+        // Version files first: content-addressed, so a failed copy leaves only unreferenced files.
+        var fileOf: [String: String] = [:]
+        let versions = try source.writer.read { db in try Row.fetchAll(db, sql: "SELECT dataset_id, number, file FROM versions") }
+        for v in versions {
+            let relative: String = v["file"]
+            let sha = try target.blobs.store(path: source.directory.absolute(relative), client: target.client)
+            fileOf["\(v["dataset_id"] as String)@\(v["number"] as Int)"] = sha
+        }
+        let secret = try Data(contentsOf: URL(fileURLWithPath: source.directory.secretPath))
+        try target.client.transaction { tx in
+            try tx.query("SELECT pg_advisory_xact_lock(\(target.chainLock))")
+            try tx.query("UPDATE platform SET value = \(secret) WHERE name = 'secret'")
+            try source.writer.read { db in
+                func rows(_ sql: String) throws -> [Row] { try Row.fetchAll(db, sql: sql) }
+                for r in try rows("SELECT * FROM datasets ORDER BY id") {
+                    let m = try CatalogRules.decodeManifest(r["manifest_json"])
+                    try tx.query("""
+                        INSERT INTO datasets (id, title, description, department, topic, update_frequency, license, should_open, entity, manifest_json,
+                            tier, published_version, created_at, updated_at, search_text)
+                        VALUES (\(m.id), \(m.title), \(m.description), \(m.department), \(m.topic), \(m.updateFrequency), \(m.license), \(m.shouldOpen),
+                            \(m.entity), \(r["manifest_json"] as String), \(r["tier"] as String?), \(r["published_version"] as Int?),
+                            \(r["created_at"] as String), \(r["updated_at"] as String), \(CatalogRules.searchText(m).lowercased()))
+                        """)
+                    for (i, f) in m.fields.enumerated() {
+                        try tx.query("""
+                            INSERT INTO fields (dataset_id, position, name, title, type, semantic, level, qi, min, max, action)
+                            VALUES (\(m.id), \(i), \(f.name), \(f.title), \(f.type.rawValue), \(f.semantic?.rawValue), \(f.level.rawValue), \(f.qi), \(f.min), \(f.max), \(f.action?.rawValue))
+                            """)
+                    }
+                    report.datasets += 1
+                }
+                for r in try rows("SELECT * FROM versions ORDER BY dataset_id, number") {
+                    let key = "\(r["dataset_id"] as String)@\(r["number"] as Int)"
+                    guard let sha = fileOf[key] else { throw KaifangError.runtime("version \(key) appeared during the copy: stop every writer first") }
+                    try tx.query("""
+                        INSERT INTO versions (dataset_id, number, row_count, sha256, source, file, file_sha256, manifest_json, created_at, created_by)
+                        VALUES (\(r["dataset_id"] as String), \(r["number"] as Int), \(r["row_count"] as Int), \(r["sha256"] as String), \(r["source"] as String),
+                            \("blob:" + sha), \(sha), \(r["manifest_json"] as String), \(r["created_at"] as String), \(r["created_by"] as String))
+                        """)
+                    report.versions += 1
+                }
+                for r in try rows("SELECT * FROM api_keys ORDER BY created_at, id") {
+                    try tx.query("INSERT INTO api_keys (id, name, role, key_hash, created_at, revoked_at) VALUES (\(r["id"] as String), \(r["name"] as String), \(r["role"] as String), \(r["key_hash"] as String), \(r["created_at"] as String), \(r["revoked_at"] as String?))")
+                    report.keys += 1
+                }
+                for r in try rows("SELECT * FROM applications ORDER BY id") {
+                    try tx.query("""
+                        INSERT INTO applications (id, dataset_id, key_id, purpose, fields_json, use, duration_days, status, reason, created_at, decided_at)
+                        VALUES (\(r["id"] as Int64), \(r["dataset_id"] as String), \(r["key_id"] as String), \(r["purpose"] as String), \(r["fields_json"] as String),
+                            \(r["use"] as String), \(r["duration_days"] as Int), \(r["status"] as String), \(r["reason"] as String?), \(r["created_at"] as String), \(r["decided_at"] as String?))
+                        """)
+                    report.applications += 1
+                }
+                // New applications are numbered after the copied ones.
+                try tx.query("SELECT setval(pg_get_serial_sequence('applications', 'id'), greatest((SELECT max(id) FROM applications), 1), (SELECT count(*) > 0 FROM applications))")
+                for r in try rows("SELECT * FROM licenses ORDER BY created_at, id") {
+                    try tx.query("""
+                        INSERT INTO licenses (id, application_id, key_id, dataset_id, fields_json, use, created_at, expires_at, revoked_at)
+                        VALUES (\(r["id"] as String), \(r["application_id"] as Int64?), \(r["key_id"] as String), \(r["dataset_id"] as String), \(r["fields_json"] as String),
+                            \(r["use"] as String), \(r["created_at"] as String), \(r["expires_at"] as String), \(r["revoked_at"] as String?))
+                        """)
+                    report.licenses += 1
+                }
+                for r in try rows("SELECT * FROM jobs ORDER BY created_at, id") {
+                    let id: String = r["id"]
+                    // A job the embedded server left running is queued again on the shared store.
+                    let status: String = ["running", "checking"].contains(r["status"] as String) ? "queued" : r["status"]
+                    try tx.query("""
+                        INSERT INTO jobs (id, key_id, sql, mode, epsilon, purpose, status, detail_json, created_at, started_at, finished_at, attempts, dry_run, datasets_json)
+                        VALUES (\(id), \(r["key_id"] as String), \(r["sql"] as String), \(r["mode"] as String), \(r["epsilon"] as Double?), \(r["purpose"] as String),
+                            \(status), \(r["detail_json"] as String), \(r["created_at"] as String), \(r["started_at"] as String?), \(r["finished_at"] as String?),
+                            \(r["attempts"] as Int), \((r["dry_run"] as Int) != 0), \(r["datasets_json"] as String))
+                        """)
+                    let folder = source.directory.jobsDir.appendingPathComponent(id, isDirectory: true)
+                    for name in ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
+                    where name == "spec.json" || name == "result.json" || name.hasPrefix("rowset-") {
+                        let data = try Data(contentsOf: folder.appendingPathComponent(name))
+                        try tx.query("INSERT INTO job_files (job_id, name, data) VALUES (\(id), \(name), \(data))")
+                    }
+                    report.jobs += 1
+                }
+                for r in try rows("SELECT * FROM epsilon_spend") {
+                    try tx.query("INSERT INTO epsilon_spend (job_id, key_id, dataset_id, license_id, month, epsilon) VALUES (\(r["job_id"] as String), \(r["key_id"] as String), \(r["dataset_id"] as String), \(r["license_id"] as String?), \(r["month"] as String), \(r["epsilon"] as Double))")
+                }
+                for r in try rows("SELECT * FROM job_rowsets") {
+                    try tx.query("INSERT INTO job_rowsets (job_id, key_id, dataset_id, units, set_sha256) VALUES (\(r["job_id"] as String), \(r["key_id"] as String), \(r["dataset_id"] as String), \(r["units"] as Int), \(r["set_sha256"] as String?))")
+                }
+                for r in try rows("SELECT * FROM sources") {
+                    try tx.query("""
+                        INSERT INTO sources (dataset_id, url, interval_seconds, publish, etag, last_modified, content_sha256, last_checked_at, next_due_at, failures, last_error, created_at)
+                        VALUES (\(r["dataset_id"] as String), \(r["url"] as String), \(r["interval_seconds"] as Int), \((r["publish"] as Int) != 0), \(r["etag"] as String?),
+                            \(r["last_modified"] as String?), \(r["content_sha256"] as String?), \(r["last_checked_at"] as String?), \(r["next_due_at"] as String),
+                            \(r["failures"] as Int), \(r["last_error"] as String?), \(r["created_at"] as String))
+                        """)
+                }
+                for r in try rows("SELECT * FROM read_counts") {
+                    try tx.query("INSERT INTO read_counts (day, dataset_id, n) VALUES (\(r["day"] as String), \(r["dataset_id"] as String), \(r["n"] as Int64))")
+                }
+                // The chain, event for event (its hashes cover every field, so nothing is re-made).
+                let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_events ORDER BY seq")
+                while let r = try cursor.next() {
+                    try tx.query("""
+                        INSERT INTO audit_events (seq, at, actor, action, dataset_id, detail_json, prev_hash, hash)
+                        VALUES (\(r["seq"] as Int64), \(r["at"] as String), \(r["actor"] as String), \(r["action"] as String), \(r["dataset_id"] as String?),
+                            \(r["detail_json"] as String), \(r["prev_hash"] as String), \(r["hash"] as String))
+                        """)
+                    report.events += 1
+                }
+            }
+            try tx.query("UPDATE catalog_changes SET seq = seq + 1 WHERE id = 1")
+        }
+        guard case .intact(let count, let head) = try target.verifyAudit(anchors: []), count == report.events, head == sourceHead else {
+            throw KaifangError.runtime("the copied audit chain does not verify against the source's head: the target store must be dropped and the copy repeated")
+        }
+        report.head = head
+        // Every copied version file opens from the target.
+        for v in versions {
+            guard let version = try target.version(v["dataset_id"], v["number"]) else { continue }
+            _ = try target.localFile(version)
+        }
+        return report
+    }
+}
