@@ -127,9 +127,16 @@ let package = Package(
         .testTarget(name: "MaskingTests", dependencies: ["Masking", "Ingest", "KaifangCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "KaifangCore", "CByteScan"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
+        // What several test targets share: the test PostgreSQL server and fresh schemas on it.
+        .target(name: "KaifangTestSupport", dependencies: [
+            "PostgresStore", "Storage",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ], path: "Tests/Support"),
+        // Three `kaifang serve` replicas over one PostgreSQL store, one of them killed mid-load.
+        .testTarget(name: "ReplicaTests", dependencies: ["KaifangTestSupport", "PostgresStore"]),
         // The store conformance suite: every case against the embedded store and PostgreSQL.
         .testTarget(name: "StoreTests", dependencies: [
-            "Storage", "PostgresStore", "KaifangCore", "Audit",
+            "Storage", "PostgresStore", "KaifangCore", "Audit", "KaifangTestSupport",
             .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
         .testTarget(name: "StorageTests", dependencies: [
@@ -143,7 +150,7 @@ let package = Package(
         // End-to-end tests start the real server on a loopback port and talk to it with URLSession
         // (HummingbirdTesting would add async-http-client and a second TLS stack to every build).
         .testTarget(name: "KaifangServerTests", dependencies: [
-            "KaifangServer", "Publishing", "KaifangCore", "Masking", "Storage", "Ingest", "Sandbox", "Audit", "PostgresStore",
+            "KaifangServer", "Publishing", "KaifangCore", "Masking", "Storage", "Ingest", "Sandbox", "Audit", "PostgresStore", "KaifangTestSupport",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),

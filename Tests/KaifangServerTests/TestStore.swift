@@ -1,6 +1,6 @@
 import Foundation
-import PostgresNIO
-@testable import PostgresStore
+import KaifangTestSupport
+import PostgresStore
 import Storage
 
 /// The store the end-to-end tests run on: the embedded store, or — with
@@ -11,24 +11,10 @@ enum TestStore {
         ProcessInfo.processInfo.environment["KAIFANG_TEST_STORE"] == "postgres" && ProcessInfo.processInfo.environment["KAIFANG_TEST_POSTGRES"] != nil
     }
 
-    /// A fresh schema's store URL on the test server.
-    static func freshURL() throws -> StoreURL {
-        guard let admin = ProcessInfo.processInfo.environment["KAIFANG_TEST_POSTGRES"] else {
-            throw URLError(.badURL)
-        }
-        var url = try StoreURL(admin)
-        let schema = "e_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
-        let client = try PGClient(url: url, maxConnections: 1, logger: .init(label: "test"))
-        defer { client.close() }
-        try client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"))
-        url.schema = String(schema)
-        return url
-    }
-
     /// A new store over `dataDir`: embedded, or the shared store in a fresh schema.
     static func make(dataDir: String) throws -> any CatalogStore {
         if usesPostgres {
-            return try PostgresCatalog(url: try freshURL(), directory: DataDirectory(path: dataDir))
+            return try PostgresCatalog(url: try TestPostgres.freshURL(prefix: "e"), directory: DataDirectory(path: dataDir))
         }
         return try CatalogDatabase(directory: DataDirectory(path: dataDir))
     }

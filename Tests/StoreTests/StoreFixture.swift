@@ -1,6 +1,6 @@
 import Foundation
 import KaifangCore
-import PostgresNIO
+import KaifangTestSupport
 @testable import PostgresStore
 import Storage
 import Testing
@@ -12,7 +12,7 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
 
     var testDescription: String { rawValue }
 
-    static var adminURL: String? { ProcessInfo.processInfo.environment["KAIFANG_TEST_POSTGRES"] }
+    static var adminURL: String? { TestPostgres.adminURL }
 
     static var available: [StoreKind] { adminURL == nil ? [.embedded] : [.embedded, .postgres] }
 }
@@ -36,13 +36,7 @@ final class StoreFixture: @unchecked Sendable {
             url = nil
             store = try CatalogDatabase(directory: DataDirectory(path: dir.path))
         case .postgres:
-            let admin = try StoreURL(try #require(StoreKind.adminURL))
-            let schema = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
-            let client = try PGClient(url: admin, maxConnections: 1, logger: .init(label: "test"))
-            try client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"))
-            client.close()
-            var u = admin
-            u.schema = String(schema)
+            let u = try TestPostgres.freshURL()
             url = u
             store = try PostgresCatalog(url: u, directory: DataDirectory(path: dir.path))
         }
