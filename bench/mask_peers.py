@@ -2,7 +2,7 @@
 """The public-view masking job of bench/mask.sh, done by DuckDB (SQL substr/regexp) and by
 pandas, on one core. Prints one JSON line per peer: {"peer", "seconds", "rows", "peak_rss_mib"}.
 
-The job (the residents public view of DESIGN §2): id_number suppressed, name → surname + stars,
+The job (the residents public view of docs/policy.md): id_number suppressed, name → surname + stars,
 phone → 138****1234, address cut after the district, birth_date → year, benefit_amount → its
 order-of-magnitude band; other columns kept.
 """

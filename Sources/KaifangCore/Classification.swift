@@ -56,7 +56,7 @@ public enum SemanticType: String, Codable, CaseIterable, Sendable {
     case resident_id, phone, landline, person_name, address, email, bank_card, uscc, passport
     case license_plate, ip, date, datetime, geo, amount, count, category, identifier, text
 
-    /// Types that identify a person directly (DESIGN §5); never a sandbox dimension.
+    /// Types that identify a person directly (docs/sandbox-guide.md); never a sandbox dimension.
     public var isDirectIdentifier: Bool {
         switch self {
         case .resident_id, .passport, .phone, .landline, .email, .bank_card, .person_name,
@@ -88,7 +88,7 @@ public enum View: String, Codable, CaseIterable, Sendable {
     case steward
 }
 
-/// A masking operator a steward may name in a manifest's `action` override (DESIGN §2).
+/// A masking operator a steward may name in a manifest's `action` override (docs/policy.md).
 public enum ActionName: String, Codable, CaseIterable, Sendable {
     case keep, suppress, mask, pseudonymize, generalize, noise, hash
 }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// One field of a dataset, as a steward declares it in `dataset.json` (DESIGN §3).
+/// One field of a dataset, as a steward declares it in `dataset.json` (docs/steward-guide.md).
 public struct FieldSpec: Codable, Sendable, Equatable {
     /// The column name: ASCII letters, digits and `_`, starting with a letter or `_`.
     public var name: String

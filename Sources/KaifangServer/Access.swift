@@ -4,7 +4,7 @@ import Masking
 import Publishing
 import Storage
 
-/// Who may read a dataset's rows, through which view: the one place the tier rules of DESIGN §1
+/// Who may read a dataset's rows, through which view: the one place the tier rules of docs/policy.md
 /// are enforced for reads.
 struct Access {
     let dataset: DatasetRecord

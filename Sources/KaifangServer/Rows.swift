@@ -5,7 +5,7 @@ import Masking
 import Publishing
 import Storage
 
-/// A parsed rows request: filters, fields, sort, limit, cursor (DESIGN §4).
+/// A parsed rows request: filters, fields, sort, limit, cursor (docs/api-guide.md).
 struct RowQuery {
     enum Op: String, CaseIterable { case exact, not, gt, gte, lt, lte, contains, startswith, `in`, isnull }
 

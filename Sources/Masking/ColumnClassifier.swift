@@ -71,7 +71,7 @@ public enum ColumnClassifier {
         return nil
     }
 
-    /// The default level of a semantic type (DESIGN §1).
+    /// The default level of a semantic type (docs/policy.md).
     public static func level(for semantic: SemanticType?, qi: Bool) -> Level {
         switch semantic {
         case .resident_id?, .bank_card?, .passport?, .geo?: return .L4

@@ -1,6 +1,6 @@
 import KaifangCore
 
-/// The default action matrix of DESIGN §2: which operator a field gets, by level and view.
+/// The default action matrix of docs/policy.md: which operator a field gets, by level and view.
 public enum DefaultPolicy {
     /// Whether a field's type has a generalization (dates, numbers, ages, geo, addresses).
     public static func hasGeneralization(_ field: FieldSpec) -> Bool {

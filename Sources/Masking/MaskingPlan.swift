@@ -15,7 +15,7 @@ public struct LicenseGrant: Sendable, Equatable {
 }
 
 /// A masking policy compiled once per (dataset version, view, license) into one byte-level
-/// operation per column (DESIGN §2), then applied to rows in a streaming loop.
+/// operation per column (docs/policy.md), then applied to rows in a streaming loop.
 public struct MaskingPlan: Sendable {
     /// One column's compiled rule.
     public struct Column: Sendable {

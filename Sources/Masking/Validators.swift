@@ -1,6 +1,6 @@
 import Foundation
 
-/// Format validators with check digits (DESIGN §2). Each takes normalized bytes (see
+/// Format validators with check digits (docs/policy.md). Each takes normalized bytes (see
 /// `Normalize`) and answers whether the value passes every check of its format.
 public enum Validators {
     @inline(__always) static func isDigit(_ c: UInt8) -> Bool { c &- 0x30 < 10 }

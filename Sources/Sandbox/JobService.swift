@@ -19,7 +19,7 @@ public struct JobSubmission: Sendable {
     }
 }
 
-/// The sandbox's parent side (DESIGN §5): checks and queues jobs, runs each in a child process
+/// The sandbox's parent side (docs/sandbox-guide.md): checks and queues jobs, runs each in a child process
 /// under limits, applies overlap control and the release rule, and records every step.
 public struct JobService: Sendable {
     public let catalog: any CatalogStore

@@ -15,7 +15,7 @@ public struct SandboxTable: Sendable {
     }
 
     public var id: String { manifest.id }
-    /// A personal dataset names an entity: a person is the privacy unit (DESIGN §5).
+    /// A personal dataset names an entity: a person is the privacy unit (docs/sandbox-guide.md).
     public var isPersonal: Bool { manifest.entity != nil }
 
     /// How the sandbox treats a field.
@@ -82,7 +82,7 @@ public struct QueryPlan: Codable, Sendable, Equatable {
     public var rules: [String]
 }
 
-/// The static check of DESIGN §5: resolves names against the licensed datasets, enforces the
+/// The static check of docs/sandbox-guide.md: resolves names against the licensed datasets, enforces the
 /// function allowlist and the output rules that can be decided from the SQL alone (1–4, and the
 /// DP shape), and produces the rewritten SQL the runner executes.
 public struct QueryChecker {

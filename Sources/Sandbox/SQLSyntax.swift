@@ -264,7 +264,7 @@ public struct SQLQuery: Sendable, Equatable {
 
 // MARK: - Parser
 
-/// A recursive-descent parser for the SELECT subset of DESIGN §5. Anything outside the subset is
+/// A recursive-descent parser for the SELECT subset of docs/sandbox-guide.md. Anything outside the subset is
 /// refused with its position and the reason, never passed through.
 public struct SQLParser {
     private var tokens: [Token]

@@ -1,7 +1,7 @@
 import Foundation
 import KaifangCore
 
-/// The disclosure-control settings of DESIGN §5, as `sandbox/policy.json` states the defaults and
+/// The disclosure-control settings of docs/sandbox-guide.md, as `sandbox/policy.json` states the defaults and
 /// a dataset may tighten them. When several apply (a query joins datasets), the strictest wins.
 public struct SandboxPolicy: Codable, Sendable, Equatable {
     /// Rule 5: each output row must cover at least this many distinct privacy units.
@@ -34,7 +34,7 @@ public struct SandboxPolicy: Codable, Sendable, Equatable {
         case memoryMiB = "memory_mib"
     }
 
-    /// The defaults of DESIGN §5.
+    /// The defaults of docs/sandbox-guide.md.
     public static let defaults = SandboxPolicy(minUnitsPerRow: 10, dominanceShare: 0.9, overlapMaxDifference: 9, maxOutputRows: 5000,
                                                roundCountsTo: 0, maxEpsilonPerQuery: 1, monthlyEpsilon: 10, wallSeconds: 30, memoryMiB: 512)
 

@@ -3,7 +3,7 @@ import KaifangCore
 import Masking
 import Storage
 
-/// Schema-faithful fake rows for developing sandbox queries (DESIGN §4): every value is made up
+/// Schema-faithful fake rows for developing sandbox queries (docs/api-guide.md): every value is made up
 /// — identifiers carry valid check digits, numbers stay inside the declared bounds, dates are
 /// real calendar dates — and none is taken from the data, except the values of L1 category
 /// fields, which are public anyway and which a query needs to group by.

@@ -610,7 +610,7 @@ extension CatalogDatabase {
     }
 }
 
-/// Catalog KPIs (DESIGN §4 `GET /v1/stats`).
+/// Catalog KPIs (docs/api-guide.md `GET /v1/stats`).
 public struct CatalogStats: Sendable {
     public var datasets: Int
     public var published: Int

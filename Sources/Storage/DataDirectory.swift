@@ -2,7 +2,7 @@ import KaifangCore
 import Crypto
 import Foundation
 
-/// The data directory's layout (DESIGN §3): `catalog.sqlite`, `secret.key`,
+/// The data directory's layout (docs/steward-guide.md): `catalog.sqlite`, `secret.key`,
 /// `versions/<dataset>/<n>.sqlite`, `jobs/<job id>/`, `rejects/`.
 public struct DataDirectory: Sendable {
     /// The root folder.

@@ -3,7 +3,7 @@ import Foundation
 import GRDB
 import KaifangCore
 
-/// The statuses of a sandbox job (DESIGN §5).
+/// The statuses of a sandbox job (docs/sandbox-guide.md).
 public enum JobStatus: String, Sendable, Codable, CaseIterable {
     case queued, running, checking, released, pending_review, rejected, failed, cancelled, timed_out
 

@@ -3,7 +3,7 @@ import Foundation
 import GRDB
 import KaifangCore
 
-/// A harvested source: a URL the server fetches on an interval (DESIGN §3).
+/// A harvested source: a URL the server fetches on an interval (docs/steward-guide.md).
 public struct SourceRecord: Sendable, Equatable {
     public var dataset: String
     public var url: String

@@ -29,7 +29,7 @@ struct JobCommand: ParsableCommand {
 
         func run() async throws {
             let text: String
-            // DESIGN §8 spells it `--sql FILE`; SQL text is accepted too (it is never an existing path).
+            // `--sql` takes a file; SQL text is accepted too (it is never an existing path).
             if let sql, sql == "-" || FileManager.default.fileExists(atPath: sql) {
                 guard let data = sql == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: sql) else {
                     throw KaifangError.badInput("cannot read \(sql)")

@@ -2,7 +2,7 @@ import Foundation
 import KaifangCore
 import Testing
 
-/// The manifest of DESIGN §3 exactly: strict keys, defaults, validation messages that name the problem.
+/// The manifest of docs/steward-guide.md exactly: strict keys, defaults, validation messages that name the problem.
 @Suite struct ManifestTests {
     static let residents = """
     {

@@ -2,7 +2,7 @@ import KaifangCore
 import Masking
 import Testing
 
-/// The default action matrix of DESIGN §2.
+/// The default action matrix of docs/policy.md.
 @Suite struct DefaultPolicyTests {
     @Test(arguments: [
         (Level.L1, View.public, ActionName.keep), (.L1, .licensed, .keep),

@@ -71,7 +71,7 @@ import Testing
 
     @Test func averageBenefitByAgeBandIsReleased() throws {
         let key = try setUp()
-        // `--sql FILE`, as DESIGN §8 spells it.
+        // `--sql FILE`: a file of SQL.
         let r = try CLI.run(["job", "submit", "--sql", "sandbox/examples/benefit-by-age-band.sql", "--key", key, "--json", "--data-dir", dir])
         let object = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
         let o = Outcome(status: r.status, job: object["job"] as? [String: Any] ?? [:], result: object["result"] as? [String: Any], stderr: r.stderr)

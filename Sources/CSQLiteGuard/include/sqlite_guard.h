@@ -1,7 +1,7 @@
 #ifndef KAIFANG_SQLITE_GUARD_H
 #define KAIFANG_SQLITE_GUARD_H
 
-// The sandbox's second wall around SQLite (DESIGN §5). The pointers are `sqlite3 *`, typed
+// The sandbox's second wall around SQLite (docs/sandbox-guide.md). The pointers are `sqlite3 *`, typed
 // `void *` here so Swift does not see <sqlite3.h> twice (GRDBSQLite already exports it).
 
 /// Turns on SQLITE_DBCONFIG_DEFENSIVE, turns off trusted_schema, extension loading, triggers,
