@@ -46,6 +46,8 @@ def resident_id_check(first17: str) -> str:
 
 def resident_id(rng, region: str, birth: dt.date, male: bool) -> str:
     seq = rng.randrange(0, 500) * 2 + (1 if male else 0)
+    if seq == 0:  # 000 is never issued
+        seq = 2
     body = f"{region}{birth:%Y%m%d}{seq:03d}"
     return body + resident_id_check(body)
 
@@ -71,8 +73,13 @@ def person_name(rng) -> str:
     return surname + "".join(rng.choice(GIVEN) for _ in range(rng.choice([1, 2, 2])))
 
 
+# Unallocated mobile segments the draw below can produce, and the allocated one next to each.
+UNALLOCATED = {"154": "155", "179": "178"}
+
+
 def phone(rng) -> str:
-    return "1" + str(rng.choice([3, 5, 7, 8, 9])) + "".join(str(rng.randrange(10)) for _ in range(9))
+    number = "1" + str(rng.choice([3, 5, 7, 8, 9])) + "".join(str(rng.randrange(10)) for _ in range(9))
+    return UNALLOCATED.get(number[:3], number[:3]) + number[3:]
 
 
 def residents_manifest():

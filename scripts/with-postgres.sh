@@ -44,8 +44,12 @@ trap stop EXIT
 as "$BIN/initdb" -D "$DIR/data" -U kaifang --pwfile="$DIR/pw" --auth-local=trust --auth-host=scram-sha-256 \
    -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 || { cat "$DIR/initdb.log" >&2; exit 1; }
 # A test cluster: durability off (the data is thrown away), enough connections for replicas.
+# PG_DURABLE=1 (benchmarks) keeps fsync and full-page writes on; commits still do not wait
+# for the disk (synchronous_commit=off), like the embedded store's WAL at synchronous=NORMAL.
+DURABILITY="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[ "${PG_DURABLE:-0}" = 1 ] && DURABILITY="-c synchronous_commit=off -c shared_buffers=512MB"
 as "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 \
-   -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+   -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 $DURABILITY -c max_connections=300" \
    start >/dev/null || { cat "$DIR/server.log" >&2; exit 1; }
 as "$BIN/createdb" -h "$DIR" -p "$PORT" -U kaifang kaifang
 export KAIFANG_TEST_POSTGRES="postgres://kaifang:$PASSWORD@127.0.0.1:$PORT/kaifang"

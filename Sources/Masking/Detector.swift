@@ -16,8 +16,8 @@ public struct Detection: Sendable, Equatable, Hashable {
 /// inside numbers): `@` → email; a plate province + letter → license_plate; a dotted quad →
 /// ip; `:` with hex → ip (v6); 18 symbols → resident_id when shaped like one (province, real
 /// past birth date), else uscc when shaped like one, else bank_card when all digits; 15
-/// digits → resident_id (legacy) when shaped like one (province, YYMMDD), else bank_card; 11 digits starting
-/// with 1 (optionally +86) → phone; a leading 0 (not 00) or `(0` with 9–13 digits → landline;
+/// digits → resident_id (legacy) when shaped like one (province, YYMMDD), else bank_card (but
+/// 11 digits starting with 1, bare or after +86/86/0086, → phone, checked first); a leading 0 (not 00) or `(0` with 9–13 digits → landline;
 /// 13–19 digits → bank_card; a letter and 8 digits → passport.
 public enum Detector {
     /// Detects a String.
@@ -51,7 +51,12 @@ public enum Detector {
         // (found by fuzzing: "2db8::21   3" compacted into a valid IPv6 that isValid refused).
         let unbroken = f.count == c.count
         if unbroken && dots == 3 && digits + dots == c.count { return Detection(type: .ip, valid: Validators.ipv4(c)) }
-        if unbroken && colons >= 2 && other == 0 && digits + hex + colons + dots == c.count { return Detection(type: .ip, valid: Validators.ipv6(c)) }
+        if unbroken && colons >= 2, let address = Validators.withoutZone(c), address.count < c.count || other == 0 {
+            // Hex digits, colons and dots before any zone id (`fe80::1%eth0`).
+            if address.allSatisfy({ Validators.isDigit($0) || $0 == 0x3A || $0 == 0x2E || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) }) {
+                return Detection(type: .ip, valid: Validators.ipv6(c))
+            }
+        }
         let n = c.count
         if n == 18 {
             if Validators.looksLikeResidentID18(c) { return Detection(type: .resident_id, valid: Validators.residentID18(c)) }
@@ -60,14 +65,15 @@ public enum Detector {
             return Detection(type: nil, valid: false)
         }
         let onlyDigits = digits == n
+        // A mobile number, bare or with its country code: +86…, 86…, 0086… (before the 15-digit
+        // rule, which would take 0086… for a card).
+        if onlyDigits || (n == 14 && c[0] == 0x2B && digits == 13) {
+            let local = Validators.strippedCountryCode(c)
+            if local.count == 11 && local[0] == 0x31 { return Detection(type: .phone, valid: Validators.phone(c)) }
+        }
         if n == 15 && onlyDigits {
             if Validators.looksLikeResidentID15(c) { return Detection(type: .resident_id, valid: Validators.residentID15(c)) }
             return Detection(type: .bank_card, valid: Validators.bankCard(c))
-        }
-        let plusPrefixed = n == 14 && c[0] == 0x2B && digits == 13
-        if (onlyDigits || plusPrefixed) {
-            let local = Validators.strippedCountryCode(c)
-            if local.count == 11 && local[0] == 0x31 { return Detection(type: .phone, valid: Validators.phone(c)) }
         }
         if f.first == 0x28 || (onlyDigits && n > 1 && c[0] == 0x30 && c[1] != 0x30 && (9...13).contains(n)) {
             if f.first == 0x28 {

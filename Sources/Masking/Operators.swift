@@ -185,9 +185,9 @@ enum Apply {
     }
 
     static func phone(_ raw: UnsafeBufferPointer<UInt8>, _ s: inout MaskScratch, _ out: inout ByteBuilder) {
-        // The common case, eleven ASCII digits `1[3-9]…`, is already compact: copied whole,
+        // The common case, eleven ASCII digits in an allocated segment, is already compact: copied whole,
         // then the middle four starred.
-        if raw.count == 11, let p = raw.baseAddress, p[0] == 0x31, p[1] >= 0x33,
+        if raw.count == 11, let p = raw.baseAddress, p[0] == 0x31, Validators.mobileSegment(p[1], p[2]),
            SWAR.allDigits(SWAR.load(p)), SWAR.allDigits(SWAR.load(p + 3)) {
             let at = out.count
             out.append(contentsOf: raw)

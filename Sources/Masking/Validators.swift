@@ -35,9 +35,15 @@ public enum Validators {
         return (c.year ?? 2100) * 10000 + (c.month ?? 12) * 100 + (c.day ?? 31)
     }()
 
+    /// A birth date on the calendar, from 1900 to today (no resident ID was issued for earlier births).
     static func validBirth(year: Int, month: Int, day: Int, today: Int) -> Bool {
-        guard year >= 1800, Calendar.validDate(year: year, month: month, day: day) else { return false }
+        guard year >= 1900, Calendar.validDate(year: year, month: month, day: day) else { return false }
         return year * 10000 + month * 100 + day <= today
+    }
+
+    /// Whether three digits from `at` are `000`: a sequence code that is never issued.
+    @inline(__always) static func zeroSequence(_ b: UnsafeBufferPointer<UInt8>, at: Int) -> Bool {
+        b[at] == 0x30 && b[at + 1] == 0x30 && b[at + 2] == 0x30
     }
 
     /// The shape of an 18-character resident ID: 17 digits then a digit or X, a province
@@ -64,9 +70,10 @@ public enum Validators {
         return (1...12).contains(m) && (1...31).contains(d)
     }
 
-    /// An 18-digit resident ID: shape, province, real past birth date, MOD 11-2 check (`X` or `x`).
+    /// An 18-digit resident ID: shape, province, a real birth date from 1900 to today, a
+    /// sequence code other than 000, MOD 11-2 check (`X` or `x`).
     public static func residentID18(_ b: UnsafeBufferPointer<UInt8>, today: Int = Validators.today) -> Bool {
-        guard looksLikeResidentID18(b) else { return false }
+        guard looksLikeResidentID18(b), !zeroSequence(b, at: 14) else { return false }
         let y = digit(b[6]) * 1000 + digit(b[7]) * 100 + digit(b[8]) * 10 + digit(b[9])
         let m = digit(b[10]) * 10 + digit(b[11]), d = digit(b[12]) * 10 + digit(b[13])
         guard validBirth(year: y, month: m, day: d, today: today) else { return false }
@@ -75,9 +82,10 @@ public enum Validators {
         return residentIDCheck(b) == last
     }
 
-    /// A 15-digit legacy resident ID (before 1999): province, real birth date 19YYMMDD, no check digit.
+    /// A 15-digit legacy resident ID (before 1999): province, real birth date 19YYMMDD, a
+    /// sequence code other than 000, no check digit.
     public static func residentID15(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard looksLikeResidentID15(b) else { return false }
+        guard looksLikeResidentID15(b), !zeroSequence(b, at: 12) else { return false }
         let y = 1900 + digit(b[6]) * 10 + digit(b[7])
         let m = digit(b[8]) * 10 + digit(b[9]), d = digit(b[10]) * 10 + digit(b[11])
         return validBirth(year: y, month: m, day: d, today: today)
@@ -87,11 +95,17 @@ public enum Validators {
 
     /// The 31 symbols of a USCC, without I O S V Z.
     public static let usccAlphabet: [UInt8] = Array("0123456789ABCDEFGHJKLMNPQRTUWXY".utf8)
+    /// Each symbol's value; lower-case letters count as their capitals (codes are often typed so).
     static let usccValue: [Int8] = {
         var t = [Int8](repeating: -1, count: 256)
-        for (i, c) in usccAlphabet.enumerated() { t[Int(c)] = Int8(i) }
+        for (i, c) in usccAlphabet.enumerated() {
+            t[Int(c)] = Int8(i)
+            if isUpper(c) { t[Int(c + 0x20)] = Int8(i) }
+        }
         return t
     }()
+
+    @inline(__always) static func upper(_ c: UInt8) -> UInt8 { isLower(c) ? c - 0x20 : c }
     static let usccWeights: [Int] = (0..<17).map { i in (0..<i).reduce(1) { acc, _ in acc * 3 % 31 } }
 
     /// The check character of the first 17 symbols: (31 − Σ vᵢ·3^(i−1) mod 31) mod 31.
@@ -111,16 +125,35 @@ public enum Validators {
         guard b.count == 18 else { return false }
         for c in b where usccValue[Int(c)] < 0 { return false }
         // Registration authority 1-9, A, N, Y; kind 1-5 or 9.
-        let authority = b[0], kind = b[1]
+        let authority = upper(b[0]), kind = b[1]
         guard (authority >= 0x31 && authority <= 0x39) || authority == 0x41 || authority == 0x4E || authority == 0x59 else { return false }
         guard (kind >= 0x31 && kind <= 0x35) || kind == 0x39 else { return false }
         return isDigit(b[2]) && isDigit(b[3]) && provinces.contains(digit(b[2]) * 10 + digit(b[3]))
     }
 
-    /// A unified social credit code with a correct check character.
+    /// A unified social credit code: its check character (GB 32100), and the check character of
+    /// the organization code it embeds in symbols 9–17 (GB 11714). Letters in either case.
     public static func uscc(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard looksLikeUSCC(b) else { return false }
-        return usccCheck(b) == b[17]
+        guard looksLikeUSCC(b), usccCheck(b) == upper(b[17]) else { return false }
+        return organizationCodeCheck(UnsafeBufferPointer(rebasing: b[8..<16])) == upper(b[16])
+    }
+
+    /// GB 11714's weights: 2^(9−i) mod 11 for positions i = 1…8.
+    static let orgWeights = [3, 7, 9, 10, 5, 8, 4, 2]
+
+    /// The check character of an organization code's 8 symbols (digits, or letters worth
+    /// A = 10 … Z = 35): 11 − Σ vᵢ·wᵢ mod 11, written X for 10 and 0 for 11.
+    public static func organizationCodeCheck(_ body: UnsafeBufferPointer<UInt8>) -> UInt8? {
+        guard body.count == 8 else { return nil }
+        var s = 0
+        for i in 0..<8 {
+            let c = upper(body[i])
+            let v: Int
+            if isDigit(c) { v = digit(c) } else if isUpper(c) { v = Int(c - 0x41) + 10 } else { return nil }
+            s += v * orgWeights[i]
+        }
+        let r = 11 - s % 11
+        return r == 10 ? 0x58 : r == 11 ? 0x30 : UInt8(0x30 + r)
     }
 
     // MARK: Bank card
@@ -153,10 +186,27 @@ public enum Validators {
         return b
     }
 
-    /// A mainland mobile number `1[3-9]` + 9 digits, optionally `+86`/`86`-prefixed.
+    /// The allocated mobile segments `1XY`, by X and Y (MIIT's numbering plan: 13x, 145–149,
+    /// 150–153, 155–159, 162, 165–167, 170–178, 18x, 190–193, 195–199).
+    static let mobileSegments: [Bool] = {
+        var t = [Bool](repeating: false, count: 100)
+        let allocated: [Int: [Int]] = [3: Array(0...9), 4: [5, 6, 7, 8, 9], 5: [0, 1, 2, 3, 5, 6, 7, 8, 9], 6: [2, 5, 6, 7],
+                                       7: Array(0...8), 8: Array(0...9), 9: [0, 1, 2, 3, 5, 6, 7, 8, 9]]
+        for (x, ys) in allocated { for y in ys { t[x * 10 + y] = true } }
+        return t
+    }()
+
+    /// Whether the two digits after a mobile number's leading 1 name an allocated segment.
+    @inline(__always) public static func mobileSegment(_ x: UInt8, _ y: UInt8) -> Bool {
+        let a = x &- 0x30, b = y &- 0x30
+        return a < 10 && b < 10 && mobileSegments[Int(a) * 10 + Int(b)]
+    }
+
+    /// A mainland mobile number: 11 digits in an allocated segment, optionally `+86`, `86` or
+    /// `0086`-prefixed.
     public static func phone(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
         let b = strippedCountryCode(raw)
-        guard b.count == 11, b[0] == 0x31, b[1] >= 0x33 && b[1] <= 0x39 else { return false }
+        guard b.count == 11, b[0] == 0x31, mobileSegment(b[1], b[2]) else { return false }
         for c in b where !isDigit(c) { return false }
         return true
     }
@@ -185,30 +235,67 @@ public enum Validators {
 
     // MARK: Email, IP
 
-    /// A plausible address: local@domain.tld with allowed characters, no empty labels.
-    public static func email(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard b.count >= 6, b.count <= 254, let at = b.firstIndex(of: 0x40), at > 0, at < b.count - 4 else { return false }
-        for i in 0..<at {
-            let c = b[i]
-            let ok = isDigit(c) || isUpper(c) || isLower(c) || c == 0x2E || c == 0x5F || c == 0x2D || c == 0x2B || c == 0x25
-            if !ok { return false }
+    /// `atext` of RFC 5322: what a dot-atom local part is made of besides dots.
+    @inline(__always) static func isAtext(_ c: UInt8) -> Bool {
+        if isDigit(c) || isUpper(c) || isLower(c) { return true }
+        switch c {
+        case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2F, 0x3D, 0x3F, 0x5E, 0x5F, 0x60, 0x7B, 0x7C, 0x7D, 0x7E: return true
+        default: return false
         }
-        if b[0] == 0x2E || b[at - 1] == 0x2E { return false }
-        var labelLen = 0
-        var labels = 0
+    }
+
+    /// An address as RFC 5321 lets it be sent: a local part of at most 64 octets — a dot-atom
+    /// (atext, single dots not at either end) or a quoted string (printable ASCII, `\` quoting
+    /// `"` and `\`) — then `@` and a domain of at most 253 octets: labels of 1–63 letters,
+    /// digits and inner hyphens, the last alphabetic and at least 2 long. At most 254 in all.
+    public static func email(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard b.count >= 6, b.count <= 254, let at = b.lastIndex(of: 0x40), at > 0, at <= 64, b.count - at - 1 <= 253 else { return false }
+        let local = UnsafeBufferPointer(rebasing: b[..<at])
+        if local[0] == 0x22 {
+            guard local.count >= 3, local[local.count - 1] == 0x22 else { return false }
+            var i = 1
+            while i < local.count - 1 {
+                let c = local[i]
+                if c == 0x5C {
+                    guard i + 1 < local.count - 1, (0x20...0x7E).contains(local[i + 1]) else { return false }
+                    i += 2
+                    continue
+                }
+                guard (0x20...0x7E).contains(c), c != 0x22 else { return false }
+                i += 1
+            }
+        } else {
+            guard local[0] != 0x2E, local[local.count - 1] != 0x2E else { return false }
+            var previousDot = false
+            for c in local {
+                if c == 0x2E {
+                    if previousDot { return false }
+                    previousDot = true
+                } else {
+                    guard isAtext(c) else { return false }
+                    previousDot = false
+                }
+            }
+        }
+        var labelLen = 0, labels = 0
         var lastLabelAlpha = true
+        var previous: UInt8 = 0x2E
         for i in (at + 1)..<b.count {
             let c = b[i]
             if c == 0x2E {
-                if labelLen == 0 { return false }
+                if labelLen == 0 || previous == 0x2D { return false }
                 labels += 1; labelLen = 0; lastLabelAlpha = true
+                previous = c
                 continue
             }
             guard isDigit(c) || isUpper(c) || isLower(c) || c == 0x2D else { return false }
+            if c == 0x2D && labelLen == 0 { return false }
             if !(isUpper(c) || isLower(c)) { lastLabelAlpha = false }
             labelLen += 1
+            if labelLen > 63 { return false }
+            previous = c
         }
-        return labels >= 1 && labelLen >= 2 && lastLabelAlpha
+        return labels >= 1 && labelLen >= 2 && lastLabelAlpha && previous != 0x2D
     }
 
     /// Dotted-quad IPv4 without leading zeros.
@@ -229,9 +316,19 @@ public enum Validators {
         return parts == 3
     }
 
-    /// IPv6 in any standard text form.
-    public static func ipv6(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard b.count >= 2, b.count <= 45, b.contains(0x3A) else { return false }
+    /// The address part of an IPv6 address with a zone id (`fe80::1%eth0`, RFC 4007): what
+    /// precedes `%` when a zone of letters, digits, `.`, `_`, `-` or `~` follows; else all of it.
+    static func withoutZone(_ b: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8>? {
+        guard let pct = b.firstIndex(of: 0x25) else { return b }
+        let zone = b[(pct + 1)...]
+        guard pct > 0, !zone.isEmpty, zone.count <= 64,
+              zone.allSatisfy({ isDigit($0) || isUpper($0) || isLower($0) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D || $0 == 0x7E }) else { return nil }
+        return UnsafeBufferPointer(rebasing: b[..<pct])
+    }
+
+    /// IPv6 in any standard text form, with an optional zone id.
+    public static func ipv6(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let b = withoutZone(raw), b.count >= 2, b.count <= 45, b.contains(0x3A) else { return false }
         var addr = in6_addr()
         let s = String(decoding: b, as: UTF8.self)
         return inet_pton(AF_INET6, s, &addr) == 1
@@ -246,14 +343,17 @@ public enum Validators {
     /// Whether the value starts with a plate province and a letter (what a plate claims).
     public static func looksLikePlate(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
         var it = String(decoding: b, as: UTF8.self).unicodeScalars.makeIterator()
-        guard let p = it.next(), plateProvinces.contains(p), let l = it.next(), l.isASCII, (0x41...0x5A).contains(l.value) else { return false }
+        guard let p = it.next(), plateProvinces.contains(p), let l = it.next(), l.isASCII,
+              (0x41...0x5A).contains(l.value) || (0x61...0x7A).contains(l.value) else { return false }
         return true
     }
 
     /// A mainland plate: province + authority letter + 5 symbols (ordinary, optional special
     /// suffix 学/警/挂…) or 6 (new energy: D/F first or last among them). No I or O.
     public static func licensePlate(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        let scalars = Array(String(decoding: b, as: UTF8.self).unicodeScalars.filter { $0 != "·" && $0 != " " && $0 != "-" })
+        // Letters in either case (plates are often typed in lower case).
+        let scalars = Array(String(decoding: b, as: UTF8.self).unicodeScalars.filter { $0 != "·" && $0 != " " && $0 != "-" }
+            .map { (0x61...0x7A).contains($0.value) ? Unicode.Scalar($0.value - 0x20)! : $0 })
         guard scalars.count >= 7, scalars.count <= 8, plateProvinces.contains(scalars[0]) else { return false }
         let letter = scalars[1].value
         guard (0x41...0x5A).contains(letter), letter != 0x49, letter != 0x4F else { return false }
@@ -288,12 +388,13 @@ public enum Validators {
 
     /// A PRC passport: `E` + 8 digits, `E` + a letter (not I, O) + 7 digits, or `G`/`D`/`S`/`P`
     /// + 8 digits (ordinary, diplomatic, service, public-affairs).
+    /// Letters in either case.
     public static func passport(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
         guard b.count == 9 else { return false }
-        let first = b[0]
+        let first = upper(b[0]), second = upper(b[1])
         let allDigits = { (from: Int) in (from..<9).allSatisfy { isDigit(b[$0]) } }
         if [0x45, 0x47, 0x44, 0x53, 0x50].contains(first), allDigits(1) { return true }
-        if first == 0x45, isUpper(b[1]), b[1] != 0x49, b[1] != 0x4F, allDigits(2) { return true }
+        if first == 0x45, isUpper(second), second != 0x49, second != 0x4F, allDigits(2) { return true }
         return false
     }
 }

@@ -27,6 +27,12 @@ public struct SyntheticGenerator {
     mutating func digits(_ n: Int) -> String { String((0..<n).map { _ in Character(String(int(0...9))) }) }
     mutating func pick<T>(_ a: [T]) -> T { a[int(0...(a.count - 1))] }
 
+    /// Allocated mobile segments (what `Validators.phone` accepts).
+
+    static let mobileSegments = ["130", "131", "133", "135", "136", "138", "139", "150", "151", "152", "155", "158", "159",
+
+                                 "166", "173", "177", "180", "181", "186", "187", "189", "191", "198", "199"]
+
     static let regions = ["320102", "320104", "320105", "320106", "320111", "320505", "320508", "320213"]
     static let surnames = Array("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗").map(String.init) + ["欧阳", "司马"]
     static let given = Array("伟芳娜敏静丽强磊军洋勇艳杰涛明超霞平刚华").map(String.init)
@@ -57,10 +63,10 @@ public struct SyntheticGenerator {
         switch f.semantic {
         case .resident_id?:
             let d = date()
-            let body = pick(Self.regions) + String(format: "%04d%02d%02d", d.0, d.1, d.2) + digits(3)
+            let body = pick(Self.regions) + String(format: "%04d%02d%02d%03d", d.0, d.1, d.2, int(1...999))   // 000 is never issued
             let check = Array(body.utf8).withUnsafeBufferPointer { Validators.residentIDCheck($0) }
             return .text(body + String(UnicodeScalar(check)))
-        case .phone?: return .text("1" + String(int(3...9)) + digits(9))
+        case .phone?: return .text(pick(Self.mobileSegments) + digits(8))
         case .landline?: return .text("025-8" + digits(7))
         case .person_name?: return .text(pick(Self.surnames) + pick(Self.given) + (int(0...1) == 1 ? pick(Self.given) : ""))
         case .address?: return .text("江苏省南京市玄武区示例路\(int(1...300))号")

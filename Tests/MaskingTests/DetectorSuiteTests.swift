@@ -46,6 +46,17 @@ import Testing
             c.append(Case(value: legacy, type: .resident_id, valid: true, why: "15-digit legacy ID"))
         }
         c.append(Case(value: "320102830230123", type: .resident_id, valid: false, why: "legacy ID on 30 February"))
+        // Never issued: births before 1900, the sequence code 000 (18 and 15 digits).
+        for y in [1899, 1850] {
+            let body = "320102" + String(format: "%04d", y) + "0615" + "123"
+            c.append(Case(value: body + String(Vectors.idCheck(body)), type: .resident_id, valid: false, why: "birth before 1900"))
+        }
+        for _ in 0..<5 {
+            let id = Vectors.residentID(&rng)
+            let body = String(id.prefix(14)) + "000"
+            c.append(Case(value: body + String(Vectors.idCheck(body)), type: .resident_id, valid: false, why: "sequence 000"))
+        }
+        c.append(Case(value: "320102830215000", type: .resident_id, valid: false, why: "legacy sequence 000"))
         // USCC.
         for _ in 0..<30 {
             let u = Vectors.uscc(&rng)
@@ -53,6 +64,11 @@ import Testing
             let right = u.last!
             let wrong = Vectors.usccAlphabet.first { $0 != right && !$0.isNumber }!
             c.append(Case(value: String(u.dropLast()) + String(wrong), type: .uscc, valid: false, why: "USCC wrong check"))
+        }
+        for _ in 0..<10 {
+            let u = Vectors.uscc(&rng)
+            c.append(Case(value: u.lowercased(), type: .uscc, valid: true, why: "lower-case USCC"))
+            c.append(Case(value: Vectors.usccWithWrongOrgCheck(&rng), type: .uscc, valid: false, why: "USCC whose organization code fails GB 11714"))
         }
         for bad in ["91320102MA1N2B3CIW", "91320102MA1N2B3COW", "91320102MA1N2B3CSW", "91320102MA1N2B3CZW"] {
             c.append(Case(value: bad, type: nil, valid: false, why: "USCC with a letter outside the alphabet"))
@@ -78,6 +94,12 @@ import Testing
             c.append(Case(value: "86" + p, type: .phone, valid: true, why: "86 mobile"))
             c.append(Case(value: String(p.prefix(3)) + "-" + String(p.dropFirst(3).prefix(4)) + "-" + String(p.suffix(4)), type: .phone, valid: true, why: "hyphenated mobile"))
             c.append(Case(value: Vectors.fullWidth(p), type: .phone, valid: true, why: "full-width mobile"))
+            c.append(Case(value: "0086" + p, type: .phone, valid: true, why: "0086 mobile"))
+            c.append(Case(value: "+86 " + String(p.prefix(3)) + " " + String(p.dropFirst(3).prefix(4)) + " " + String(p.suffix(4)), type: .phone, valid: true, why: "+86 mobile in groups"))
+            c.append(Case(value: "0086-" + p, type: .phone, valid: true, why: "0086- mobile"))
+        }
+        for segment in Vectors.unallocated {
+            c.append(Case(value: segment + rng.digits(8), type: .phone, valid: false, why: "unallocated segment \(segment)"))
         }
         for second in ["0", "1", "2"] {
             for _ in 0..<3 { c.append(Case(value: "1" + second + rng.digits(9), type: .phone, valid: false, why: "mobile prefix 1\(second)")) }
@@ -94,6 +116,15 @@ import Testing
                   "ｔｅｓｔ＠ｅｘａｍｐｌｅ．ｃｏｍ"] {
             c.append(Case(value: v, type: .email, valid: true, why: "email"))
         }
+        let local64 = String(repeating: "a", count: 64)
+        for v in ["first.middle.last@example.com", "o'brien@example.ie", "user+tag@example.com", "\"john doe\"@example.com",
+                  "\"a\\\"b@c\"@example.org", "x!#$%&*/=?^_`{|}~-@example.net", local64 + "@example.com", "u@" + String(repeating: "d", count: 63) + ".cn"] {
+            c.append(Case(value: v, type: .email, valid: true, why: "email (RFC 5321)"))
+        }
+        for v in [local64 + "a@example.com", "a..b@example.com", ".a@example.com", "a.@example.com", "\"unclosed@example.com",
+                  "u@" + String(repeating: "d", count: 64) + ".cn", "u@-bad.cn", "u@bad-.cn", "u@" + String(repeating: "a.", count: 130) + "cn"] {
+            c.append(Case(value: v, type: .email, valid: false, why: "email over RFC 5321's limits or malformed"))
+        }
         for v in ["zhang@example", "@example.com", "zhang..@example.com", "zhang@exa mple.com", "zhang@.com", "张三@example.com", "a@b.c1"] {
             c.append(Case(value: v, type: .email, valid: false, why: "bad email"))
         }
@@ -101,18 +132,21 @@ import Testing
         for v in ["192.168.1.1", "10.0.0.255", "8.8.8.8", "2001:db8::1", "::1", "fe80::1ff:fe23:4567:890a", "2001:0db8:0000:0000:0000:ff00:0042:8329"] {
             c.append(Case(value: v, type: .ip, valid: true, why: "ip"))
         }
+        for v in ["fe80::1%eth0", "fe80::1ff:fe23:4567:890a%3", "fe80::a%en0.1"] {
+            c.append(Case(value: v, type: .ip, valid: true, why: "IPv6 with a zone id"))
+        }
         for v in ["256.1.1.1", "01.2.3.4", "1.2.3.999", "2001:db8:::1", "1:2:3:4:5:6:7:8:9"] {
             c.append(Case(value: v, type: .ip, valid: false, why: "bad ip"))
         }
         // Plates.
-        for v in ["苏A12345", "京B8Q2M1", "沪AD12345", "粤B12345F", "苏A1234学", "苏E·12345", "川AF98765"] {
+        for v in ["苏A12345", "京B8Q2M1", "沪AD12345", "粤B12345F", "苏A1234学", "苏E·12345", "川AF98765", "苏a12345", "京b8q2m1", "沪ad12345"] {
             c.append(Case(value: v, type: .license_plate, valid: true, why: "plate"))
         }
         for v in ["苏I12345", "苏A1234", "苏A123456", "苏AO2345", "苏AX12345"] {
             c.append(Case(value: v, type: .license_plate, valid: false, why: "bad plate"))
         }
         // Passports.
-        for v in ["E12345678", "EA1234567", "G12345678", "D12345678", "S12345678", "P12345678"] {
+        for v in ["E12345678", "EA1234567", "G12345678", "D12345678", "S12345678", "P12345678", "e12345678", "ea1234567", "g12345678"] {
             c.append(Case(value: v, type: .passport, valid: true, why: "passport"))
         }
         for v in ["EI1234567", "X12345678", "EO1234567"] {

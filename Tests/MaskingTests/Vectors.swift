@@ -54,9 +54,32 @@ enum Vectors {
         return usccAlphabet[(31 - sum % 31) % 31]
     }
 
+    /// GB 11714: weight of position i (1-based) is 2^(9−i) mod 11; a letter is worth 10 + its
+    /// place in A…Z; check = 11 − Σ mod 11, written X for 10 and 0 for 11.
+    static func orgCheck(_ body8: String) -> Character {
+        var sum = 0
+        for (i, ch) in body8.enumerated() {
+            var w = 1
+            for _ in 0..<(8 - i) { w = w * 2 % 11 }
+            let v = ch.isNumber ? Int(String(ch))! : Int(ch.asciiValue! - Character("A").asciiValue!) + 10
+            sum += v * w
+        }
+        let r = 11 - sum % 11
+        return r == 10 ? "X" : r == 11 ? "0" : Character(String(r))
+    }
+
     static func uscc(_ rng: inout Rng) -> String {
-        let org = (0..<9).map { _ in String(rng.pick(usccAlphabet)) }.joined()
-        let body = rng.pick(["91", "92", "93", "12", "52"]) + rng.pick(regions) + org
+        let body8 = (0..<8).map { _ in String(rng.pick(usccAlphabet)) }.joined()
+        let body = rng.pick(["91", "92", "93", "12", "52"]) + rng.pick(regions) + body8 + String(orgCheck(body8))
+        return body + String(usccCheck(body))
+    }
+
+    /// A USCC whose own check character is right but whose embedded organization code's is wrong.
+    static func usccWithWrongOrgCheck(_ rng: inout Rng) -> String {
+        let valid = uscc(&rng)
+        let right = Array(valid)[16]
+        let wrong = Array("0123456789X").first { $0 != right && usccAlphabet.contains($0) }!
+        let body = String(valid.prefix(16)) + String(wrong)
         return body + String(usccCheck(body))
     }
 
@@ -81,7 +104,12 @@ enum Vectors {
         return String(card.dropLast()) + String((last + 1 + Int(card.count % 7)) % 10 == last ? (last + 2) % 10 : (last + 1 + card.count % 7) % 10)
     }
 
-    static func phone(_ rng: inout Rng) -> String { "1" + String(rng.int(3...9)) + rng.digits(9) }
+    /// MIIT's allocated mobile segments 1XY.
+    static let segments = (0...9).map { "13\($0)" } + ["145", "146", "147", "148", "149"] + ["150", "151", "152", "153", "155", "156", "157", "158", "159"]
+        + ["162", "165", "166", "167"] + (0...8).map { "17\($0)" } + (0...9).map { "18\($0)" } + ["190", "191", "192", "193", "195", "196", "197", "198", "199"]
+    static let unallocated = ["140", "141", "142", "143", "144", "154", "160", "161", "163", "164", "168", "169", "179", "194"]
+
+    static func phone(_ rng: inout Rng) -> String { rng.pick(segments) + rng.digits(8) }
 
     /// Full-width form of ASCII digits and letters.
     static func fullWidth(_ s: String) -> String {
