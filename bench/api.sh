@@ -9,24 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-15}
-BIN=${KAIFANG_RELEASE_BIN:-.build-release/release/kaifang}
-DATA=bench/data/residents
-DIR=bench/data/api-datadir
 KPORT=18080
 DPORT=18081
-mkdir -p bench/out
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 python3 -c "import datasette" 2>/dev/null || python3 -m pip install -q datasette
-[ -x "$BIN" ] || swift build -c release --static-swift-stdlib --product kaifang --scratch-path .build-release
-[ -f "$DATA/residents.csv" ] || python3 scripts/gen_datasets.py --residents 1000000 --only residents --out bench/data >/dev/null
-
-if [ ! -f "$DIR/catalog.sqlite" ]; then
-  rm -rf "$DIR"
-  "$BIN" init --data-dir "$DIR" >/dev/null
-  "$BIN" dataset import "$DATA/residents.csv" --id residents --manifest "$DATA/dataset.json" --data-dir "$DIR" >/dev/null
-  # Open (public view, anonymous) so both servers answer anonymous requests; k-anonymity is not the point here.
-  "$BIN" dataset publish residents --tier open --force --reason "benchmark" --data-dir "$DIR" >/dev/null
-fi
+source bench/residents-datadir.sh
 FILE=$DIR/$(sqlite3 "$DIR/catalog.sqlite" "SELECT file FROM versions WHERE dataset_id='residents' ORDER BY number DESC LIMIT 1")
 
 cleanup() { kill "$KPID" "$DPID" 2>/dev/null || true; }

@@ -19,19 +19,7 @@ if [ -z "${KAIFANG_TEST_POSTGRES:-}" ]; then
 fi
 DUR=${1:-15}
 ROUNDS=${ROUNDS:-3}
-BIN=${KAIFANG_RELEASE_BIN:-.build-release/release/kaifang}
-DATA=bench/data/residents
-DIR=bench/data/api-datadir
-mkdir -p bench/out
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-[ -x "$BIN" ] || swift build -c release --static-swift-stdlib --product kaifang --scratch-path .build-release
-[ -f "$DATA/residents.csv" ] || python3 scripts/gen_datasets.py --residents 1000000 --only residents --out bench/data >/dev/null
-if [ ! -f "$DIR/catalog.sqlite" ]; then
-  rm -rf "$DIR"
-  "$BIN" init --data-dir "$DIR" >/dev/null
-  "$BIN" dataset import "$DATA/residents.csv" --id residents --manifest "$DATA/dataset.json" --data-dir "$DIR" >/dev/null
-  "$BIN" dataset publish residents --tier open --force --reason "benchmark" --data-dir "$DIR" >/dev/null
-fi
+source bench/residents-datadir.sh
 STORE=$KAIFANG_TEST_POSTGRES
 WORK=$(mktemp -d -t kaifang-store-bench.XXXXXX)
 start=$(date +%s.%N)
