@@ -143,6 +143,78 @@ import Testing
         try compare(path: path, columns: ["name", "note", "n", "amount", "extra", "_row"], seed: 2)
     }
 
+    /// The largest page size (the header writes 65 536 as 1) and bytes reserved at the end of
+    /// every page (what encryption extensions keep), as SQLite writes them.
+    @Test(arguments: [(65_536, 0), (4_096, 32), (512, 8)])
+    func readsFilesWithOtherPageSizesAndReservedBytes(pageSize: Int, reserved: Int) throws {
+        let path = tmp.path + "/pages-\(pageSize)-\(reserved).sqlite"
+        var db: OpaquePointer?
+        #expect(sqlite3_open(path, &db) == SQLITE_OK)
+        sqlite3_exec(db, "PRAGMA page_size = \(pageSize)", nil, nil, nil)
+        var n = Int32(reserved)
+        if reserved > 0 { #expect(sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &n) == SQLITE_OK) }
+        sqlite3_exec(db, "CREATE TABLE rows (_row INTEGER PRIMARY KEY, name TEXT, note TEXT, n INTEGER, amount REAL)", nil, nil, nil)
+        sqlite3_exec(db, "BEGIN", nil, nil, nil)
+        var stmt: OpaquePointer?
+        sqlite3_prepare_v2(db, "INSERT INTO rows (_row, name, note, n, amount) VALUES (?, ?, ?, ?, ?)", -1, &stmt, nil)
+        for (i, r) in Self.rows(count: 3_000, seed: UInt64(pageSize + reserved)).enumerated() {
+            sqlite3_reset(stmt)
+            VersionReader.bind(stmt, [.integer(Int64(i + 1))] + r)
+            #expect(sqlite3_step(stmt) == SQLITE_DONE)
+        }
+        sqlite3_finalize(stmt)
+        sqlite3_exec(db, "COMMIT", nil, nil, nil)
+        sqlite3_close(db)
+        let header = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)).prefix(100))
+        #expect(Int(header[16]) << 8 | Int(header[17]) == (pageSize == 65_536 ? 1 : pageSize))
+        #expect(Int(header[20]) == reserved)
+        try compare(path: path, columns: ["name", "note", "n", "amount"], seed: 5)
+    }
+
+    /// A version past 1 GiB: the writer leaves the lock-byte page (the one holding offset
+    /// 2^30, which SQLite never stores data in) unused, SQLite finds the file intact, and the
+    /// page reader reads the rows on both sides of it — overflow chains across it included —
+    /// as SQLite does.
+    @Test func aVersionPastOneGiBLeavesTheLockBytePageAlone() throws {
+        let path = tmp.path + "/big.sqlite"
+        let manifest = DatasetManifest(id: "big", title: "big", fields: [
+            FieldSpec(name: "k", type: .integer, level: .L1),
+            FieldSpec(name: "body", type: .string, level: .L1),
+        ])
+        let w = try VersionWriter(path: path, manifest: manifest)
+        let rows = 72_000   // 16 KiB of text each: about 1.15 GiB
+        for i in 0..<rows {
+            let fill = String(repeating: String(UnicodeScalar(UInt8(0x41 + i % 26))), count: 16_300)
+            try w.append([.integer(Int64(i)), .text("\(i):" + fill)])
+        }
+        _ = try w.finish()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        #expect(size > 1 << 30)
+        // The lock-byte page is all zeros, as the writer left it.
+        let handle = try #require(FileHandle(forReadingAtPath: path))
+        try handle.seek(toOffset: UInt64(1 << 30))
+        let lockPage = try #require(try handle.read(upToCount: 8192))
+        try handle.close()
+        #expect(lockPage.allSatisfy { $0 == 0 })
+        let reader = try VersionReader(path: path, immutable: true)
+        #expect(try reader.query("PRAGMA integrity_check").first?.first == .text("ok"))
+        let table = try #require(reader.rowsTable())
+        var cursor = TableCursor(table)
+        // Rows around the offset 2^30 (about row 65 000), and the last ones.
+        for target in Array(Int64(64_000)..<Int64(66_500)).filter({ $0 % 50 == 0 }) + [Int64(rows - 2)] {
+            let want = try reader.query("SELECT _row, k, substr(body, 1, 40), length(body) FROM rows WHERE _row >= ? ORDER BY _row LIMIT 2", [.integer(target)])
+            var got: [[Cell]] = []
+            var ok = try cursor.seek(target)
+            while ok && got.count < 2 {
+                let c = try Self.cells(&cursor, [table.columns["k"]!, table.columns["body"]!])
+                got.append([.integer(cursor.rowid), c[0], .text(String(c[1].text.prefix(40))), .integer(Int64(c[1].text.count))])
+                ok = try cursor.next()
+            }
+            #expect(got == want, "rows from \(target)")
+        }
+    }
+
     @Test func damagedPagesGiveAnErrorNotACrash() throws {
         let path = tmp.path + "/damaged.sqlite"
         let w = try VersionWriter(path: path, manifest: Self.manifest)
