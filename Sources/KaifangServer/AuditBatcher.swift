@@ -8,7 +8,7 @@ import Storage
 /// read is still recorded before its response is sent, but a busy server pays one SQLite
 /// commit per batch instead of one per request, and no thread hop to a writer thread.
 final class AuditBatcher: @unchecked Sendable {
-    private enum Role { case done, lead }
+    private enum Role { case done(Int64), lead }
     private typealias Waiter = (event: PendingAuditEvent, continuation: CheckedContinuation<Role, any Error>)
 
     private let catalog: any CatalogStore
@@ -18,18 +18,16 @@ final class AuditBatcher: @unchecked Sendable {
 
     init(catalog: any CatalogStore) { self.catalog = catalog }
 
-    /// Records an event; returns once it is committed.
+    /// Records an event; returns once it is committed, with the change mark it committed under.
     /// - Throws: the catalog's error when the commit fails.
-    func record(_ event: PendingAuditEvent) async throws {
+    @discardableResult
+    func record(_ event: PendingAuditEvent) async throws -> Int64 {
         let first = lock.withLock { () -> Bool in
             if leading { return false }
             leading = true
             return true
         }
-        if first {
-            try lead(own: event)
-            return
-        }
+        if first { return try await lead(own: event) }
         let role: Role = try await withCheckedThrowingContinuation { continuation in
             lock.lock()
             if leading {
@@ -42,33 +40,45 @@ final class AuditBatcher: @unchecked Sendable {
                 continuation.resume(returning: .lead)
             }
         }
-        if role == .lead { try lead(own: event) }
+        switch role {
+        case .lead: return try await lead(own: event)
+        case .done(let mark): return mark
+        }
+    }
+
+    /// Appends a batch. A shared store's transaction waits on the network several times over:
+    /// it runs on a thread of its own, so no thread of the concurrency pool (one per core)
+    /// waits with it.
+    private func append(_ events: [PendingAuditEvent]) async throws -> Int64 {
+        guard catalog.isShared else { return try catalog.audit(batch: events) }
+        return try await StoreThreads.run { [catalog] in try catalog.audit(batch: events) }
     }
 
     /// Commits `own` with everything waiting, releases the waiters, passes the lead on.
-    private func lead(own: PendingAuditEvent) throws {
-        lock.lock()
-        let batch = pending
-        pending = []
-        lock.unlock()
+    private func lead(own: PendingAuditEvent) async throws -> Int64 {
+        let batch = lock.withLock {
+            defer { pending = [] }
+            return pending
+        }
         var failure: (any Error)?
+        var mark: Int64 = 0
         do {
-            try catalog.audit(batch: [own] + batch.map(\.event))
+            mark = try await append([own] + batch.map(\.event))
         } catch {
             failure = error
         }
         for w in batch {
-            if let failure { w.continuation.resume(throwing: failure) } else { w.continuation.resume(returning: .done) }
+            if let failure { w.continuation.resume(throwing: failure) } else { w.continuation.resume(returning: .done(mark)) }
         }
-        lock.lock()
-        if pending.isEmpty {
-            leading = false
-            lock.unlock()
-        } else {
-            let next = pending.removeFirst()
-            lock.unlock()
-            next.continuation.resume(returning: .lead)
+        let next = lock.withLock { () -> Waiter? in
+            if pending.isEmpty {
+                leading = false
+                return nil
+            }
+            return pending.removeFirst()
         }
+        next?.continuation.resume(returning: .lead)
         if let failure { throw failure }
+        return mark
     }
 }

@@ -199,6 +199,16 @@ enum PGMigrations {
             value BYTEA NOT NULL
         );
         """),
+        ("v2-audit-head", """
+        -- The chain's head in one row: locking it (SELECT … FOR UPDATE) is what orders every write
+        -- that appends, and reading it costs no search of the events. Filled from the events (or
+        -- the genesis hash) when the store opens.
+        CREATE TABLE audit_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq BIGINT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        """),
     ]
 
     /// Applies the migrations the database lacks.
@@ -239,16 +249,7 @@ extension PGMigrations {
     }
 }
 
-/// Advisory lock keys (one namespace per schema, so stores in separate schemas of one database
-/// do not wait for each other).
+/// Advisory lock keys.
 enum PGLocks {
     static let migrations: Int64 = 0x6B61_6966_0001
-    /// Serializes every write that appends to the audit chain: one total order.
-    static func chain(schema: String?) -> Int64 {
-        let base: Int64 = 0x6B61_6966_1000_0000
-        guard let schema else { return base }
-        var h: UInt64 = 1469598103934665603
-        for b in schema.utf8 { h = (h ^ UInt64(b)) &* 1099511628211 }
-        return base ^ Int64(bitPattern: h & 0x0FFF_FFFF)
-    }
 }

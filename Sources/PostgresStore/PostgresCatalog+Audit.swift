@@ -4,40 +4,38 @@ import KaifangCore
 import PostgresNIO
 import Storage
 
-/// The chain's head inside one write transaction (which holds the chain's advisory lock), and
-/// the reads it counted for `read_counts`.
+/// The chain's head inside one write transaction, which locks the head row first (every write
+/// that appends does, so the chain has one total order whichever replica writes).
 struct ChainCursor {
     var seq: Int64
     var hash: String
-    private var reads: [String: Int64] = [:]
 
     init(_ tx: PGTransaction) throws {
-        if let r = try tx.query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first {
-            seq = try r.int64("seq")
-            hash = try r.string("hash")
-        } else {
-            seq = 0
-            hash = AuditChain.genesis
+        guard let r = try tx.query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE").first else {
+            throw KaifangError.runtime("the store's audit chain has no head row: open the store once with this version to make it")
         }
+        seq = try r.int64("seq")
+        hash = try r.string("hash")
     }
 
     /// Appends one event after the head.
     @discardableResult
     mutating func append(_ tx: PGTransaction, actor: String, action: String, dataset: String?, detail: [String: JSONValue]) throws -> AuditEvent {
-        let at = try append(tx, actor: actor, action: action, dataset: dataset, canonicalDetail: JSONValue.object(detail).canonicalBytes)
+        let at = CatalogRules.now()
+        _ = try appendMany(tx, [PendingAuditEvent(actor: actor, action: action, dataset: dataset, detail: detail)], at: at)
         return AuditEvent(seq: seq, at: at, actor: actor, action: action, dataset: dataset, detail: detail)
     }
 
-    mutating func append(_ tx: PGTransaction, actor: String, action: String, dataset: String?, canonicalDetail: [UInt8]) throws -> String {
-        try appendMany(tx, [PendingAuditEvent(actor: actor, action: action, dataset: dataset, canonicalDetail: canonicalDetail)])[0]
-    }
-
-    /// Appends events in order, in one statement; returns their times.
-    mutating func appendMany(_ tx: PGTransaction, _ events: [PendingAuditEvent]) throws -> [String] {
+    /// Appends events in order and moves the head, in one statement that also adds the reads
+    /// among them to `read_counts`.
+    /// - Returns: the change mark as the statement saw it (after the head was locked).
+    @discardableResult
+    mutating func appendMany(_ tx: PGTransaction, _ events: [PendingAuditEvent], at fixed: String? = nil) throws -> Int64 {
         var seqs: [Int64] = [], ats: [String] = [], actors: [String] = [], actions: [String] = [], datasets: [String] = []
         var details: [String] = [], prevs: [String] = [], hashes: [String] = []
+        var reads: [String: Int64] = [:]
         for e in events {
-            let at = CatalogRules.now()
+            let at = fixed ?? CatalogRules.now()
             let event = AuditEvent(seq: seq + 1, at: at, actor: e.actor, action: e.action, dataset: e.dataset, detail: [:])
             let h = AuditChain.hash(previous: hash, canonical: event.canonicalBytes(detail: e.canonicalDetail))
             seqs.append(seq + 1); ats.append(at); actors.append(e.actor); actions.append(e.action)
@@ -47,27 +45,21 @@ struct ChainCursor {
             hash = h
             if let d = e.dataset, CatalogRules.isRead(e.action) { reads["\(at.prefix(10))|\(d)", default: 0] += 1 }
         }
-        try tx.query("""
-            INSERT INTO audit_events (seq, at, actor, action, dataset_id, detail_json, prev_hash, hash)
-            SELECT s, a, ac, act, NULLIF(d, ''), dj, p, h
-            FROM unnest(\(seqs)::bigint[], \(ats)::text[], \(actors)::text[], \(actions)::text[], \(datasets)::text[], \(details)::text[], \(prevs)::text[], \(hashes)::text[])
-                AS t(s, a, ac, act, d, dj, p, h)
+        let counted = reads.sorted { $0.key < $1.key }
+        let days = counted.map { String($0.key.prefix(10)) }, readDatasets = counted.map { String($0.key.dropFirst(11)) }, ns = counted.map(\.value)
+        let rows = try tx.query("""
+            WITH appended AS (
+                INSERT INTO audit_events (seq, at, actor, action, dataset_id, detail_json, prev_hash, hash)
+                SELECT s, a, ac, act, NULLIF(d, ''), dj, p, h
+                FROM unnest(\(seqs)::bigint[], \(ats)::text[], \(actors)::text[], \(actions)::text[], \(datasets)::text[], \(details)::text[], \(prevs)::text[], \(hashes)::text[])
+                    AS t(s, a, ac, act, d, dj, p, h)),
+            head AS (UPDATE audit_head SET seq = \(seq), hash = \(hash) WHERE id = 1),
+            counted AS (
+                INSERT INTO read_counts (day, dataset_id, n) SELECT * FROM unnest(\(days)::text[], \(readDatasets)::text[], \(ns)::bigint[])
+                ON CONFLICT (day, dataset_id) DO UPDATE SET n = read_counts.n + excluded.n)
+            SELECT seq FROM catalog_changes WHERE id = 1
             """)
-        return ats
-    }
-
-    /// Adds the counted reads to `read_counts` (in the same transaction).
-    mutating func flushReadCounts(_ tx: PGTransaction) throws {
-        guard !reads.isEmpty else { return }
-        for (key, n) in reads.sorted(by: { $0.key < $1.key }) {
-            let parts = key.split(separator: "|", maxSplits: 1)
-            let day = String(parts[0]), dataset = String(parts[1])
-            try tx.query("""
-                INSERT INTO read_counts (day, dataset_id, n) VALUES (\(day), \(dataset), \(n))
-                ON CONFLICT (day, dataset_id) DO UPDATE SET n = read_counts.n + excluded.n
-                """)
-        }
-        reads = [:]
+        return try rows.first?.int64("seq") ?? 0
     }
 }
 
@@ -76,9 +68,14 @@ extension PostgresCatalog {
         try write(signal: false) { tx, chain in try chain.append(tx, actor: actor, action: action, dataset: dataset, detail: detail) }
     }
 
-    public func audit(batch: [PendingAuditEvent]) throws {
-        guard !batch.isEmpty else { return }
-        try write(signal: false) { tx, chain in _ = try chain.appendMany(tx, batch) }
+    /// Also reads the change mark inside the transaction (which holds the chain's lock, as every
+    /// change does): a read recorded in this batch was served under that mark or an earlier one.
+    @discardableResult
+    public func audit(batch: [PendingAuditEvent]) throws -> Int64 {
+        guard !batch.isEmpty else { return lastSeenMark }
+        let seq = try write(signal: false) { tx, chain -> Int64 in try chain.appendMany(tx, batch) }
+        saw(seq)
+        return seq
     }
 
     public func auditEvents(dataset: String?, actor: String?, limit: Int?) throws -> [(event: AuditEvent, previous: String, hash: String)] {

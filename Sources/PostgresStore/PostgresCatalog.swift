@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import KaifangCore
 import Logging
+import Synchronization
 import PostgresNIO
 import Storage
 
@@ -23,11 +24,11 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
     let client: PGClient
     let blobs: BlobStore
     let cache: VersionCache
-    let chainLock: Int64
     let logger: Logger
     private let secretLock = NSLock()
     private var secret: SymmetricKey?
 
+    private let seenMark = Mutex<Int64>(0)
     let stamps = MarkCache<String?>()
     let keyRows = MarkCache<(hash: String, record: APIKeyRecord)?>()
     let licenseCache = MarkCache<LicenseRecord?>()
@@ -51,7 +52,6 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         self.logger = logger
         try directory.prepareLocal()
         client = try PGClient(url: url, maxConnections: maxConnections, logger: logger)
-        chainLock = PGLocks.chain(schema: url.schema)
         blobs = blobsDirectory.map { BlobStore.folder($0) } ?? .database
         cache = VersionCache(folder: directory.root.appendingPathComponent("cache", isDirectory: true), bound: cacheBytes)
         do {
@@ -60,6 +60,7 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
             }
             try PGMigrations.migrate(client)
             try ensureSecret()
+            try ensureHead()
         } catch {
             client.close()
             throw error
@@ -72,23 +73,31 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
 
     // MARK: - Change marks
 
-    /// The current change mark (once per request scope).
-    func mark() throws -> Int64 {
-        let read = { try self.client.query("SELECT seq FROM catalog_changes WHERE id = 1").first?.int64("seq") ?? 0 }
-        if let scope = CatalogReadScope.current { return try scope.mark(read) }
-        return try read()
+    public func changeMark() throws -> Int64 {
+        let seq = try client.query("SELECT seq FROM catalog_changes WHERE id = 1").first?.int64("seq") ?? 0
+        saw(seq)
+        return seq
     }
 
-    /// Runs a write transaction: the advisory lock of the chain first (one writer at a time, so
-    /// the chain has one order), `body`, then the change mark moves (unless `signal` is false:
-    /// read events and job bookkeeping change nothing a replica caches).
+    public var lastSeenMark: Int64 { seenMark.withLock { $0 } }
+
+    /// Keeps the highest mark seen.
+    func saw(_ seq: Int64) { seenMark.withLock { $0 = max($0, seq) } }
+
+    /// The current change mark (once per request scope).
+    func mark() throws -> Int64 {
+        if let scope = CatalogReadScope.current { return try scope.mark(changeMark) }
+        return try changeMark()
+    }
+
+    /// Runs a write transaction: the chain's head row locked first (one writer at a time, so the
+    /// chain has one order), `body`, then the change mark moves (unless `signal` is false: read
+    /// events and job bookkeeping change nothing a replica caches).
     @discardableResult
     func write<T>(signal: Bool = true, _ body: (PGTransaction, inout ChainCursor) throws -> T) throws -> T {
         let result = try client.transaction { tx -> T in
-            try tx.query("SELECT pg_advisory_xact_lock(\(chainLock))")
             var chain = try ChainCursor(tx)
             let r = try body(tx, &chain)
-            try chain.flushReadCounts(tx)
             if signal { try tx.query("UPDATE catalog_changes SET seq = seq + 1 WHERE id = 1") }
             return r
         }
@@ -101,6 +110,18 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
     }
 
     // MARK: - Secret and files
+
+    /// Fills the chain's head row when the store has none yet (a new store, or one made before it).
+    func ensureHead() throws {
+        try client.transaction { tx in
+            guard try tx.query("SELECT seq FROM audit_head WHERE id = 1").isEmpty else { return }
+            if let last = try tx.query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first {
+                try tx.query("INSERT INTO audit_head (id, seq, hash) VALUES (1, \(try last.int64("seq")), \(try last.string("hash"))) ON CONFLICT (id) DO NOTHING")
+            } else {
+                try tx.query("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, \(AuditChain.genesis)) ON CONFLICT (id) DO NOTHING")
+            }
+        }
+    }
 
     func ensureSecret() throws {
         if try client.query("SELECT value FROM platform WHERE name = 'secret'").first != nil { return }

@@ -40,7 +40,8 @@ public enum StoreCopy {
         }
         let secret = try Data(contentsOf: URL(fileURLWithPath: source.directory.secretPath))
         try target.client.transaction { tx in
-            try tx.query("SELECT pg_advisory_xact_lock(\(target.chainLock))")
+            // The chain's head row, locked for the copy and moved to the source's head after it.
+            _ = try ChainCursor(tx)
             try tx.query("UPDATE platform SET value = \(secret) WHERE name = 'secret'")
             try source.writer.read { db in
                 func rows(_ sql: String) throws -> [Row] { try Row.fetchAll(db, sql: sql) }
@@ -138,6 +139,9 @@ public enum StoreCopy {
                         """)
                     report.events += 1
                 }
+            }
+            if let last = try tx.query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first {
+                try tx.query("UPDATE audit_head SET seq = \(try last.int64("seq")), hash = \(try last.string("hash")) WHERE id = 1")
             }
             try tx.query("UPDATE catalog_changes SET seq = seq + 1 WHERE id = 1")
         }

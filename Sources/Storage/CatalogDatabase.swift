@@ -60,6 +60,10 @@ public struct CatalogDatabase: CatalogStore {
     /// One server process owns the data directory.
     public var isShared: Bool { false }
 
+    /// The embedded store keeps its caches by its own signal file (`ChangeSignal`).
+    public func changeMark() throws -> Int64 { 0 }
+    public var lastSeenMark: Int64 { 0 }
+
     /// The data directory's `secret.key`.
     public func pseudonymSecret() throws -> SymmetricKey { try directory.secret() }
 
@@ -657,8 +661,9 @@ extension CatalogDatabase {
     /// Appends several events to the chain in one transaction (group commit of concurrent reads).
     /// Every batch of a busy server comes here, so its statements — BEGIN and COMMIT too — are
     /// prepared once and reused, and the head it appended is anchored without asking again.
-    public func audit(batch: [PendingEvent]) throws {
-        guard !batch.isEmpty else { return }
+    @discardableResult
+    public func audit(batch: [PendingEvent]) throws -> Int64 {
+        guard !batch.isEmpty else { return 0 }
         let head: (seq: Int64, hash: String)
         do {
             head = try writer.writeWithoutTransaction { db in
@@ -679,6 +684,7 @@ extension CatalogDatabase {
             throw KaifangError.runtime("catalog write failed", cause: error)
         }
         updateAuditAnchor(head)
+        return 0
     }
 }
 

@@ -24,6 +24,14 @@ public protocol CatalogStore: Sendable {
     /// recovered by lease, at any time, instead of all at once at start.
     var isShared: Bool { get }
 
+    /// A number that moves with every committed change but read events (a shared store's
+    /// `catalog_changes`; the embedded store answers 0 and keeps its own signal).
+    func changeMark() throws -> Int64
+
+    /// The latest change mark this process has seen (from a read or a committed batch), without
+    /// asking the store.
+    var lastSeenMark: Int64 { get }
+
     /// The platform secret that pseudonym keys derive from.
     /// - Throws: `KaifangError.runtime` when it is missing or damaged.
     func pseudonymSecret() throws -> SymmetricKey
@@ -81,7 +89,9 @@ public protocol CatalogStore: Sendable {
 
     func audit(actor: String, action: String, dataset: String?, detail: [String: JSONValue]) throws
     /// Appends several events in one transaction (group commit of concurrent reads).
-    func audit(batch: [PendingAuditEvent]) throws
+    /// - Returns: the change mark (`changeMark`) as the committing transaction saw it.
+    @discardableResult
+    func audit(batch: [PendingAuditEvent]) throws -> Int64
     func auditEvents(dataset: String?, actor: String?, limit: Int?) throws -> [(event: AuditEvent, previous: String, hash: String)]
     /// Recomputes the whole chain and checks it against the anchors kept outside it.
     func verifyAudit(anchors: [(seq: Int64, hash: String)]) throws -> AuditChain.Verdict
@@ -196,6 +206,35 @@ extension CatalogStore {
     public func sources() throws -> [SourceRecord] { try sources(dueAt: nil) }
 }
 
+/// Runs blocking store calls (a shared store's network round trips) on threads of their own, so
+/// that the concurrency pool's threads — one per core — never wait for the database.
+public enum StoreThreads {
+    private static let queue = DispatchQueue(label: "kaifang.store", qos: .userInitiated, attributes: .concurrent)
+
+    /// `body`'s result, computed on a store thread.
+    public static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+}
+
+extension CatalogStore {
+    /// Gives a request's scope its change mark up front; nothing for the embedded store. A read
+    /// whose audit event is committed before it is answered (`deferred`: rows, exports) takes the
+    /// last mark this process saw, and is checked against the mark its event's batch commits
+    /// under (`CatalogReadScope.confirm`); any other request reads the store's mark on a store thread.
+    public func prepareRequest(deferred: Bool) async throws {
+        guard isShared, let scope = CatalogReadScope.current else { return }
+        if deferred {
+            scope.set(lastSeenMark)
+            return
+        }
+        let store = self
+        _ = try await StoreThreads.run { try scope.mark { try store.changeMark() } }
+    }
+}
+
 /// One request's view of a shared store's change mark: lookups a store caches between changes
 /// (publication stamps, keys, licenses) ask the store for its mark once per scope instead of
 /// once per lookup. The server opens a scope per request; without one, every lookup asks.
@@ -223,5 +262,23 @@ public final class CatalogReadScope: @unchecked Sendable {
         lock.lock()
         mark = nil
         lock.unlock()
+    }
+
+    /// Sets the mark the scope's lookups are trusted under.
+    public func set(_ value: Int64) {
+        lock.lock()
+        mark = value
+        lock.unlock()
+    }
+
+    /// Whether the scope's lookups were made under `committed` (the mark a batch holding this
+    /// request's audit event committed under); if not, the scope takes that mark, so lookups
+    /// made again read what has changed.
+    public func confirm(_ committed: Int64) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if mark == committed { return true }
+        mark = committed
+        return false
     }
 }

@@ -122,7 +122,26 @@ extension APIHandler {
         let detail = Self.readEventDetail(version: access.version.number, view: access.view.rawValue, rows: rows,
                                           fields: columns.map { (access.plan.columns[$0].field.name, access.plan.columns[$0].action.rawValue) },
                                           requestID: caller.requestID, license: access.license?.id)
-        try await auditBatcher.record(.init(actor: caller.actor, action: action, dataset: access.dataset.id, canonicalDetail: detail))
+        let committed = try await auditBatcher.record(.init(actor: caller.actor, action: action, dataset: access.dataset.id, canonicalDetail: detail))
+        // With a shared store, this read was resolved under the last change mark the replica
+        // had seen; if the batch holding its event committed under a later one (a change —
+        // a revocation — came in between), resolve it again before answering.
+        if catalog.isShared, let scope = CatalogReadScope.current, !scope.confirm(committed) {
+            let again = try Access.resolve(access.dataset.id, caller: try revalidated(caller), catalog: catalog, stewardship: stewardship, plans: plans)
+            guard again.version == access.version, again.view == access.view, again.license?.id == access.license?.id,
+                  again.dataset.updatedAt == access.dataset.updatedAt else {
+                throw Problem(status: .conflict, detail: "'\(access.dataset.id)' or your access to it changed while this request was served: send it again")
+            }
+        }
+    }
+
+    /// The caller with their key checked again (after a change: a revoked key is refused).
+    func revalidated(_ caller: Caller) throws -> Caller {
+        guard let key = caller.key else { return caller }
+        guard let current = try catalog.keys().first(where: { $0.id == key.id }), current.isActive else {
+            throw Problem(status: .unauthorized, detail: "the API key is unknown or revoked: ask a steward for a new key, or call without Authorization to read open data anonymously")
+        }
+        return caller
     }
 
     /// A read event's detail in the chain's canonical form (`JSONValue.canonicalBytes`: keys in

@@ -11,8 +11,15 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
         // A shared store reads its change mark once per request (revocations count from the next).
         guard catalog.isShared else { return try await authenticate(request, context: context, next: next) }
         return try await CatalogReadScope.$current.withValue(CatalogReadScope()) {
-            try await authenticate(request, context: context, next: next)
+            try await catalog.prepareRequest(deferred: Self.isRecordedRead(request.uri.path))
+            return try await authenticate(request, context: context, next: next)
         }
+    }
+
+    /// Reads whose audit event is committed before they are answered (rows, exports): they are
+    /// checked against that commit's change mark, so they need not read it first.
+    static func isRecordedRead(_ path: String) -> Bool {
+        path.hasPrefix("/v1/datasets/") && (path.hasSuffix("/rows") || path.hasSuffix("/export"))
     }
 
     func authenticate(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
