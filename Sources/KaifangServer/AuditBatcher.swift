@@ -14,28 +14,34 @@ final class AuditBatcher: @unchecked Sendable {
     private let catalog: any CatalogStore
     private let lock = NSLock()
     private var pending: [Waiter] = []
-    private var leading = false
+    private var leaders = 0
+    /// Batches committing at once: one for the embedded store (SQLite has one writer); two for a
+    /// shared store, so the next batch is on its way while one waits on the network.
+    private let maxLeaders: Int
 
-    init(catalog: any CatalogStore) { self.catalog = catalog }
+    init(catalog: any CatalogStore) {
+        self.catalog = catalog
+        maxLeaders = catalog.isShared ? 2 : 1
+    }
 
     /// Records an event; returns once it is committed, with the change mark it committed under.
     /// - Throws: the catalog's error when the commit fails.
     @discardableResult
     func record(_ event: PendingAuditEvent) async throws -> Int64 {
         let first = lock.withLock { () -> Bool in
-            if leading { return false }
-            leading = true
+            if leaders >= maxLeaders { return false }
+            leaders += 1
             return true
         }
         if first { return try await lead(own: event) }
         let role: Role = try await withCheckedThrowingContinuation { continuation in
             lock.lock()
-            if leading {
+            if leaders >= maxLeaders {
                 pending.append((event, continuation))
                 lock.unlock()
             } else {
-                // The leader finished between the two locks: lead ourselves.
-                leading = true
+                // A leader finished between the two locks: lead ourselves.
+                leaders += 1
                 lock.unlock()
                 continuation.resume(returning: .lead)
             }
@@ -50,8 +56,7 @@ final class AuditBatcher: @unchecked Sendable {
     /// it runs on a thread of its own, so no thread of the concurrency pool (one per core)
     /// waits with it.
     private func append(_ events: [PendingAuditEvent]) async throws -> Int64 {
-        guard catalog.isShared else { return try catalog.audit(batch: events) }
-        return try await StoreThreads.run { [catalog] in try catalog.audit(batch: events) }
+        try await catalog.appendBatch(events)
     }
 
     /// Commits `own` with everything waiting, releases the waiters, passes the lead on.
@@ -72,7 +77,7 @@ final class AuditBatcher: @unchecked Sendable {
         }
         let next = lock.withLock { () -> Waiter? in
             if pending.isEmpty {
-                leading = false
+                leaders -= 1
                 return nil
             }
             return pending.removeFirst()

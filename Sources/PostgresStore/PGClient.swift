@@ -94,6 +94,11 @@ final class PGClient: @unchecked Sendable {
         }
     }
 
+    /// A connection of the pool for a caller that runs its own queries (and must check it in).
+    func checkoutConnection() throws -> PostgresConnection { try checkout() }
+
+    func checkinConnection(_ c: PostgresConnection, broken: Bool) { checkin(c, broken: broken) }
+
     private func checkout() throws -> PostgresConnection {
         condition.lock()
         while true {

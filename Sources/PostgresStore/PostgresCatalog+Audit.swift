@@ -31,51 +31,149 @@ struct ChainCursor {
     /// - Returns: the change mark as the statement saw it (after the head was locked).
     @discardableResult
     mutating func appendMany(_ tx: PGTransaction, _ events: [PendingAuditEvent], at fixed: String? = nil) throws -> Int64 {
-        var seqs: [Int64] = [], ats: [String] = [], actors: [String] = [], actions: [String] = [], datasets: [String] = []
-        var details: [String] = [], prevs: [String] = [], hashes: [String] = []
-        var reads: [String: Int64] = [:]
+        let (chained, head) = ChainedEvents.make(events, after: (seq, hash), at: fixed)
+        let rows = try tx.query(chained.statement(guardedBy: nil))
+        (seq, hash) = head
+        return try rows.first?.int64("mark") ?? 0
+    }
+}
+
+/// Events chained after a head, as the arrays one statement appends them from.
+struct ChainedEvents {
+    var seqs: [Int64] = [], ats: [String] = [], actors: [String] = [], actions: [String] = [], datasets: [String] = []
+    var details: [String] = [], prevs: [String] = [], hashes: [String] = []
+    var days: [String] = [], readDatasets: [String] = [], reads: [Int64] = []
+    var head: (seq: Int64, hash: String) = (0, "")
+
+    /// The events after `previous`, each hashed on the one before; and the new head.
+    static func make(_ events: [PendingAuditEvent], after previous: (seq: Int64, hash: String), at fixed: String?) -> (ChainedEvents, (Int64, String)) {
+        var c = ChainedEvents()
+        var (seq, hash) = previous
+        var counts: [String: Int64] = [:]
         for e in events {
             let at = fixed ?? CatalogRules.now()
             let event = AuditEvent(seq: seq + 1, at: at, actor: e.actor, action: e.action, dataset: e.dataset, detail: [:])
             let h = AuditChain.hash(previous: hash, canonical: event.canonicalBytes(detail: e.canonicalDetail))
-            seqs.append(seq + 1); ats.append(at); actors.append(e.actor); actions.append(e.action)
-            datasets.append(e.dataset ?? ""); details.append(String(decoding: e.canonicalDetail, as: UTF8.self))
-            prevs.append(hash); hashes.append(h)
+            c.seqs.append(seq + 1); c.ats.append(at); c.actors.append(e.actor); c.actions.append(e.action)
+            c.datasets.append(e.dataset ?? ""); c.details.append(String(decoding: e.canonicalDetail, as: UTF8.self))
+            c.prevs.append(hash); c.hashes.append(h)
             seq += 1
             hash = h
-            if let d = e.dataset, CatalogRules.isRead(e.action) { reads["\(at.prefix(10))|\(d)", default: 0] += 1 }
+            if let d = e.dataset, CatalogRules.isRead(e.action) { counts["\(at.prefix(10))|\(d)", default: 0] += 1 }
         }
-        let counted = reads.sorted { $0.key < $1.key }
-        let days = counted.map { String($0.key.prefix(10)) }, readDatasets = counted.map { String($0.key.dropFirst(11)) }, ns = counted.map(\.value)
-        let rows = try tx.query("""
-            WITH appended AS (
+        for (key, n) in counts.sorted(by: { $0.key < $1.key }) {
+            c.days.append(String(key.prefix(10))); c.readDatasets.append(String(key.dropFirst(11))); c.reads.append(n)
+        }
+        c.head = (seq, hash)
+        return (c, (seq, hash))
+    }
+
+    /// The statement that appends the events, moves the head and counts the reads, answering
+    /// `ok` (whether it did) and `mark` (the change mark). With `guardedBy`, it does so only if
+    /// the head still is that one (no transaction needed: the head row's lock orders it
+    /// against every other writer); without, the caller's transaction holds the head row.
+    func statement(guardedBy expected: (seq: Int64, hash: String)?) -> PostgresQuery {
+        var b = PostgresBindings()
+        b.append(seqs); b.append(ats); b.append(actors); b.append(actions); b.append(datasets); b.append(details); b.append(prevs); b.append(hashes)
+        b.append(head.seq); b.append(head.hash)
+        b.append(days); b.append(readDatasets); b.append(reads)
+        let condition: String
+        if let expected {
+            b.append(expected.seq); b.append(expected.hash)
+            condition = " AND seq = $14 AND hash = $15"
+        } else {
+            condition = ""
+        }
+        return PostgresQuery(unsafeSQL: """
+            WITH head AS (UPDATE audit_head SET seq = $9, hash = $10 WHERE id = 1\(condition) RETURNING 1),
+            appended AS (
                 INSERT INTO audit_events (seq, at, actor, action, dataset_id, detail_json, prev_hash, hash)
                 SELECT s, a, ac, act, NULLIF(d, ''), dj, p, h
-                FROM unnest(\(seqs)::bigint[], \(ats)::text[], \(actors)::text[], \(actions)::text[], \(datasets)::text[], \(details)::text[], \(prevs)::text[], \(hashes)::text[])
-                    AS t(s, a, ac, act, d, dj, p, h)),
-            head AS (UPDATE audit_head SET seq = \(seq), hash = \(hash) WHERE id = 1),
+                FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS t(s, a, ac, act, d, dj, p, h)
+                WHERE EXISTS (SELECT 1 FROM head)),
             counted AS (
-                INSERT INTO read_counts (day, dataset_id, n) SELECT * FROM unnest(\(days)::text[], \(readDatasets)::text[], \(ns)::bigint[])
+                INSERT INTO read_counts (day, dataset_id, n)
+                SELECT * FROM unnest($11::text[], $12::text[], $13::bigint[]) WHERE EXISTS (SELECT 1 FROM head)
                 ON CONFLICT (day, dataset_id) DO UPDATE SET n = read_counts.n + excluded.n)
-            SELECT seq FROM catalog_changes WHERE id = 1
-            """)
-        return try rows.first?.int64("seq") ?? 0
+            SELECT (SELECT count(*) FROM head) AS ok, (SELECT seq FROM catalog_changes WHERE id = 1) AS mark
+            """, binds: b)
     }
 }
 
-extension PostgresCatalog {
+extension PostgresCatalog: AsyncBatchAppending {
+    /// A batch with no thread held while it waits: the guess goes out on a pooled connection and
+    /// is awaited; a miss takes the locked path on a store thread.
+    public func appendBatchAsync(_ events: [PendingAuditEvent]) async throws -> Int64 {
+        guard !events.isEmpty else { return lastSeenMark }
+        if let (query, head) = prepareGuess(events) {
+            let connection = try client.checkoutConnection()
+            let rows: [PostgresRow]
+            do {
+                rows = try await connection.query(query, logger: logger).get().rows
+                client.checkinConnection(connection, broken: false)
+            } catch {
+                client.checkinConnection(connection, broken: true)
+                throw PGFailure(error)
+            }
+            if let r = rows.first.map({ PGRow($0.makeRandomAccess()) }), try r.int("ok") == 1 { return try guessHeld(r, head) }
+            guessMissed()
+        }
+        return try await StoreThreads.run { [self] in try lockedAppend(events) }
+    }
+
     public func audit(actor: String, action: String, dataset: String?, detail: [String: JSONValue]) throws {
         try write(signal: false) { tx, chain in try chain.append(tx, actor: actor, action: action, dataset: dataset, detail: detail) }
     }
 
     /// Also reads the change mark inside the transaction (which holds the chain's lock, as every
     /// change does): a read recorded in this batch was served under that mark or an earlier one.
+    ///
+    /// A batch first goes optimistically, in one statement with no transaction, after the head
+    /// this process saw last (one round trip when no other replica appended meanwhile); when the
+    /// head has moved, it goes again in a transaction that locks the head row first.
     @discardableResult
     public func audit(batch: [PendingAuditEvent]) throws -> Int64 {
         guard !batch.isEmpty else { return lastSeenMark }
-        let seq = try write(signal: false) { tx, chain -> Int64 in try chain.appendMany(tx, batch) }
-        saw(seq)
-        return seq
+        if let (query, head) = prepareGuess(batch) {
+            if let r = try client.query(query).first, try r.int("ok") == 1 { return try guessHeld(r, head) }
+            guessMissed()
+        }
+        return try lockedAppend(batch)
+    }
+
+    /// The optimistic statement of a batch: after the head this process saw last, no
+    /// transaction (the head row's lock orders it against every other writer). Nil when
+    /// guessing rests: while other replicas append too, the guess is mostly wrong and costs a
+    /// round trip, so after a miss only every eighth batch guesses.
+    func prepareGuess(_ batch: [PendingAuditEvent]) -> (PostgresQuery, (seq: Int64, hash: String))? {
+        let attempt = optimism.withLock { o -> Bool in
+            o.batches &+= 1
+            return o.misses == 0 || o.batches % 8 == 0
+        }
+        guard attempt, let expected = knownHead.withLock({ $0 }) else { return nil }
+        let (chained, head) = ChainedEvents.make(batch, after: expected, at: nil)
+        return (chained.statement(guardedBy: expected), head)
+    }
+
+    func guessHeld(_ r: PGRow, _ head: (seq: Int64, hash: String)) throws -> Int64 {
+        let mark = try r.int64("mark")
+        knownHead.withLock { $0 = head }
+        optimism.withLock { $0.misses = 0 }
+        saw(mark)
+        return mark
+    }
+
+    func guessMissed() { optimism.withLock { $0.misses += 1 } }
+
+    /// A batch in a transaction that locks the head row first.
+    func lockedAppend(_ batch: [PendingAuditEvent]) throws -> Int64 {
+        let (mark, head) = try write(signal: false) { tx, chain -> (Int64, (Int64, String)) in
+            let m = try chain.appendMany(tx, batch)
+            return (m, (chain.seq, chain.hash))
+        }
+        knownHead.withLock { $0 = head }
+        saw(mark)
+        return mark
     }
 
     public func auditEvents(dataset: String?, actor: String?, limit: Int?) throws -> [(event: AuditEvent, previous: String, hash: String)] {

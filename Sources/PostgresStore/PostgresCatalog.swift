@@ -29,6 +29,10 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
     private var secret: SymmetricKey?
 
     private let seenMark = Mutex<Int64>(0)
+    /// The chain's head as this process last appended it (a hint: a batch after it needs no lock).
+    let knownHead = Mutex<(seq: Int64, hash: String)?>(nil)
+    /// Batches appended, and guesses of the head that missed since the last that held.
+    let optimism = Mutex<(batches: Int, misses: Int)>((0, 0))
     let stamps = MarkCache<String?>()
     let keyRows = MarkCache<(hash: String, record: APIKeyRecord)?>()
     let licenseCache = MarkCache<LicenseRecord?>()

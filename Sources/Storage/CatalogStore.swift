@@ -141,6 +141,11 @@ public protocol CatalogStore: Sendable {
     func recordFetch(dataset: String, etag: String?, lastModified: String?, contentSHA256: String?, error: String?, nextDue: Date) throws
 }
 
+/// A store that appends batches without blocking a thread while it waits on the network.
+public protocol AsyncBatchAppending: Sendable {
+    func appendBatchAsync(_ events: [PendingAuditEvent]) async throws -> Int64
+}
+
 /// One audit event waiting for its batch, its detail already in canonical form (serialized by
 /// the request that made it, not inside the batch's transaction).
 public struct PendingAuditEvent: Sendable {
@@ -220,6 +225,16 @@ public enum StoreThreads {
 }
 
 extension CatalogStore {
+    /// Appends a batch of read events from an async context: the embedded store commits on the
+    /// calling thread (a local commit is short); a shared store does not hold a thread of the
+    /// concurrency pool while it waits on the network.
+    /// - Returns: the change mark the batch committed under.
+    public func appendBatch(_ events: [PendingAuditEvent]) async throws -> Int64 {
+        if let shared = self as? any AsyncBatchAppending { return try await shared.appendBatchAsync(events) }
+        guard isShared else { return try audit(batch: events) }
+        return try await StoreThreads.run { [self] in try audit(batch: events) }
+    }
+
     /// Gives a request's scope its change mark up front; nothing for the embedded store. A read
     /// whose audit event is committed before it is answered (`deferred`: rows, exports) takes the
     /// last mark this process saw, and is checked against the mark its event's batch commits
