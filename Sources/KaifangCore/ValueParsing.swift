@@ -150,6 +150,13 @@ public enum ValueParser {
         return v
     }
 
+    /// Whether ten bytes are a real calendar date written `YYYY-MM-DD` (no String made).
+    @inline(__always)
+    public static func isISODate(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard b.count == 10, b[4] == 0x2D, b[7] == 0x2D, let y = digits(b, 0, 4), let m = digits(b, 5, 2), let d = digits(b, 8, 2) else { return false }
+        return isValidDate(year: y, month: m, day: d)
+    }
+
     /// Parses a date `YYYY-MM-DD`, `YYYY/MM/DD` or `YYYYMMDD` into ISO `YYYY-MM-DD`.
     public static func date(_ raw: UnsafeBufferPointer<UInt8>) -> String? {
         let b = trimmed(raw)

@@ -34,6 +34,37 @@ public enum StoredText {
         return true
     }
 
+    /// Whether a number's text is already the form a version stores (so the parsed value need
+    /// not be formatted again): an optional `-`, no leading zeros, at most 15 significant digits
+    /// (which a double holds exactly and prints back the same), and when there is a fraction, no
+    /// trailing zero and a magnitude of at least 0.001 (smaller ones print with an exponent).
+    @inline(__always)
+    static func isCanonicalDecimal(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        var i = 0
+        let n = b.count
+        if i < n && b[i] == 0x2D { i += 1 }
+        let intStart = i
+        while i < n && b[i] &- 0x30 < 10 { i += 1 }
+        let intDigits = i - intStart
+        guard intDigits > 0, intDigits <= 15 else { return false }
+        let intIsZero = intDigits == 1 && b[intStart] == 0x30
+        guard intIsZero || b[intStart] != 0x30 else { return false }       // no leading zeros
+        if i == n { return !(intIsZero && intStart == 1) }                   // "-0" prints as 0
+        guard b[i] == 0x2E else { return false }
+        i += 1
+        let fracStart = i
+        while i < n && b[i] &- 0x30 < 10 { i += 1 }
+        let fracDigits = i - fracStart
+        guard i == n, fracDigits > 0, b[n - 1] != 0x30 else { return false }
+        let significant = intIsZero ? fracDigits - (fracStart..<n).prefix { b[$0] == 0x30 }.count : intDigits + fracDigits
+        guard significant <= 15 else { return false }
+        if intIsZero {
+            // 0.001 and up print without an exponent.
+            guard fracDigits >= 1, (fracStart..<min(n, fracStart + 3)).contains(where: { b[$0] != 0x30 }) else { return false }
+        }
+        return true
+    }
+
     /// Writes the stored text of a non-text value into `out` (emptied first).
     /// - Returns: false when the version stores null or would refuse the value (the masker then
     ///   writes null: it fails closed).
@@ -46,16 +77,22 @@ public enum StoredText {
             out.append(contentsOf: raw)
         case .integer(let lo, let hi):
             guard let v = ValueParser.integer(raw), inBounds(Double(v), lo, hi) else { return false }
-            out.append(decimal: v)
+            if isCanonicalDecimal(raw) { out.append(contentsOf: raw) } else { out.append(decimal: v) }
         case .number(let lo, let hi):
             guard let v = ValueParser.number(raw), inBounds(v, lo, hi) else { return false }
-            if v == v.rounded(), abs(v) < 1e15 { out.append(decimal: Int64(v)) } else { out.append(Cell.format(v)) }
+            if isCanonicalDecimal(raw) { out.append(contentsOf: raw) }
+            else if v == v.rounded(), abs(v) < 1e15 { out.append(decimal: Int64(v)) }
+            else { out.append(Cell.format(v)) }
         case .boolean:
             guard let v = ValueParser.boolean(raw) else { return false }
             out.append(v ? 0x31 : 0x30)
         case .date:
-            // An ISO date is stored as it is.
-            if raw.count == 10, raw[4] == 0x2D, raw[7] == 0x2D, ValueParser.date(raw) != nil { out.append(contentsOf: raw); return true }
+            // An ISO date (a real one) is stored as it is.
+            if raw.count == 10, raw[4] == 0x2D, raw[7] == 0x2D {
+                guard ValueParser.isISODate(raw) else { return false }
+                out.append(contentsOf: raw)
+                return true
+            }
             guard let v = ValueParser.date(raw) else { return false }
             out.append(v)
         case .datetime:
