@@ -24,9 +24,23 @@ public enum TestPostgres {
 
     /// Runs one statement on `url` and returns its rows as text by column name.
     public static func rows(_ url: StoreURL, _ sql: String) throws -> [[String: String]] {
-        let client = try PGClient(url: url, maxConnections: 1, logger: .init(label: "test"))
-        defer { client.close() }
-        return try client.query(PostgresQuery(unsafeSQL: sql)).map { r in
+        let session = try Session(url)
+        defer { session.close() }
+        return try session.rows(sql)
+    }
+
+    /// One connection kept open for many statements (a poll).
+    public final class Session: @unchecked Sendable {
+        let client: PGClient
+        public init(_ url: StoreURL) throws { client = try PGClient(url: url, maxConnections: 1, logger: .init(label: "test")) }
+        public func close() { client.close() }
+
+        /// One statement's rows as text by column name.
+        public func rows(_ sql: String) throws -> [[String: String]] { try TestPostgres.decode(try client.query(PostgresQuery(unsafeSQL: sql))) }
+    }
+
+    static func decode(_ result: [PGRow]) throws -> [[String: String]] {
+        result.map { r in
             var out: [String: String] = [:]
             for cell in r.row {
                 // By the column's type (text-like columns decode as text, numbers as numbers).
