@@ -194,19 +194,8 @@ extension PostgresCatalog: AsyncBatchAppending {
 
     /// Recomputes the whole chain, then checks it against anchors kept outside the database.
     public func verifyAudit(anchors: [(seq: Int64, hash: String)]) throws -> AuditChain.Verdict {
-        let events = try auditEvents(dataset: nil, actor: nil, limit: nil)
-        let verdict = AuditChain.verify(events)
-        guard case .intact = verdict else { return verdict }
-        let last = events.last?.event.seq ?? 0
-        for a in anchors.sorted(by: { $0.seq < $1.seq }) {
-            if a.seq > last {
-                return .broken(seq: last + 1, reason: "events after \(last) were deleted: the given anchor records event \(a.seq)")
-            }
-            if let stored = events.first(where: { $0.event.seq == a.seq }), stored.hash != a.hash {
-                return .broken(seq: a.seq, reason: "event \(a.seq)'s hash differs from the given anchor: the chain was rewritten at or before it")
-            }
-        }
-        return verdict
+        CatalogRules.verify(try auditEvents(dataset: nil, actor: nil, limit: nil),
+                            anchors: anchors.map { (source: "the given anchor", seq: $0.seq, hash: $0.hash) })
     }
 
     public func auditHead() throws -> (seq: Int64, hash: String)? {

@@ -201,21 +201,9 @@ public struct CatalogDatabase: CatalogStore {
     /// anchor beyond the stored head means the newest events were deleted; a different hash at
     /// the anchor's event means the chain was rewritten.
     public func verifyAudit(anchors: [(seq: Int64, hash: String)] = []) throws -> AuditChain.Verdict {
-        let events = try auditEvents()
-        let verdict = AuditChain.verify(events)
-        guard case .intact = verdict else { return verdict }
         var all = anchors.map { (source: "the given anchor", seq: $0.seq, hash: $0.hash) }
         if let file = auditAnchor() { all.append((source: "audit.head", seq: file.seq, hash: file.hash)) }
-        let last = events.last?.event.seq ?? 0
-        for a in all.sorted(by: { $0.seq < $1.seq }) {
-            if a.seq > last {
-                return .broken(seq: last + 1, reason: "events after \(last) were deleted: \(a.source) records event \(a.seq)")
-            }
-            if let stored = events.first(where: { $0.event.seq == a.seq }), stored.hash != a.hash {
-                return .broken(seq: a.seq, reason: "event \(a.seq)'s hash differs from \(a.source): the chain was rewritten at or before it")
-            }
-        }
-        return verdict
+        return CatalogRules.verify(try auditEvents(), anchors: all)
     }
 
     /// The chain's head: the last event's seq and hash.
