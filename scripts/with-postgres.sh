@@ -49,7 +49,7 @@ as "$BIN/initdb" -D "$DIR/data" -U kaifang --pwfile="$DIR/pw" --auth-local=trust
 DURABILITY="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 [ "${PG_DURABLE:-0}" = 1 ] && DURABILITY="-c synchronous_commit=off -c shared_buffers=512MB"
 as "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 \
-   -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 $DURABILITY -c max_connections=300" \
+   -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 $DURABILITY -c max_connections=300 ${PG_OPTIONS:-}" \
    start >/dev/null || { cat "$DIR/server.log" >&2; exit 1; }
 as "$BIN/createdb" -h "$DIR" -p "$PORT" -U kaifang kaifang
 export KAIFANG_TEST_POSTGRES="postgres://kaifang:$PASSWORD@127.0.0.1:$PORT/kaifang"

@@ -73,23 +73,63 @@ public enum AuditChain {
 
     /// Recomputes the chain over stored events `(event, prevHash, hash)` in seq order.
     public static func verify(_ stored: [(event: AuditEvent, previous: String, hash: String)]) -> Verdict {
-        var expectedPrev = genesis
-        var expectedSeq: Int64 = 1
+        var v = Verifier()
         for item in stored {
-            if item.event.seq != expectedSeq {
-                return .broken(seq: expectedSeq, reason: "event \(expectedSeq) is missing (the next stored event is \(item.event.seq)): an event was deleted")
-            }
-            if item.previous != expectedPrev {
-                return .broken(seq: item.event.seq, reason: "event \(item.event.seq) does not point at the hash of event \(item.event.seq - 1)")
-            }
-            let h = hash(previous: expectedPrev, event: item.event)
-            if h != item.hash {
-                return .broken(seq: item.event.seq, reason: "event \(item.event.seq) was altered: its content no longer matches its hash")
-            }
-            expectedPrev = h
-            expectedSeq += 1
+            if let broken = v.check(item.event, previous: item.previous, hash: item.hash) { return broken }
         }
-        return .intact(count: stored.count, head: expectedPrev)
+        return v.verdict
+    }
+
+    /// Recomputes a chain one stored event at a time, in seq order, so that a store can stream
+    /// its events through it; remembers the hashes at the seqs it is asked to (anchors).
+    public struct Verifier: Sendable {
+        public private(set) var previous = AuditChain.genesis
+        public private(set) var nextSeq: Int64 = 1
+        public private(set) var count = 0
+        private let remember: Set<Int64>
+        /// The stored hashes at the seqs given to `init`, as they were met.
+        public private(set) var remembered: [Int64: String] = [:]
+
+        public init(remembering seqs: Set<Int64> = []) { remember = seqs }
+
+        public var verdict: Verdict { .intact(count: count, head: previous) }
+
+        /// Checks the next stored event: nil when its link holds, the break otherwise.
+        public mutating func check(_ event: AuditEvent, previous stored: String, hash: String) -> Verdict? {
+            link(seq: event.seq, previous: stored, hash: hash) { AuditChain.hash(previous: $0, event: event) }
+        }
+
+        /// The same for an event as stored: its detail as the bytes the store kept. They are
+        /// hashed as they are (the writers store the canonical bytes they hashed); only when that
+        /// does not match is the detail parsed and put in canonical form again.
+        public mutating func check(seq: Int64, at: String, actor: String, action: String, dataset: String?,
+                                   detailJSON: [UInt8], previous stored: String, hash: String) -> Verdict? {
+            link(seq: seq, previous: stored, hash: hash) { prev in
+                let bare = AuditEvent(seq: seq, at: at, actor: actor, action: action, dataset: dataset, detail: [:])
+                let asStored = AuditChain.hash(previous: prev, canonical: bare.canonicalBytes(detail: detailJSON))
+                if asStored == hash { return asStored }
+                guard let detail = try? JSONDecoder().decode([String: JSONValue].self, from: Data(detailJSON)) else { return asStored }
+                return AuditChain.hash(previous: prev, canonical: bare.canonicalBytes(detail: JSONValue.object(detail).canonicalBytes))
+            }
+        }
+
+        private mutating func link(seq: Int64, previous stored: String, hash: String, recompute: (String) -> String) -> Verdict? {
+            if seq != nextSeq {
+                return .broken(seq: nextSeq, reason: "event \(nextSeq) is missing (the next stored event is \(seq)): an event was deleted")
+            }
+            if stored != previous {
+                return .broken(seq: seq, reason: "event \(seq) does not point at the hash of event \(seq - 1)")
+            }
+            let h = recompute(previous)
+            if h != hash {
+                return .broken(seq: seq, reason: "event \(seq) was altered: its content no longer matches its hash")
+            }
+            if remember.contains(seq) { remembered[seq] = h }
+            previous = h
+            nextSeq += 1
+            count += 1
+            return nil
+        }
     }
 
     /// A time as the chain writes it: ISO 8601 UTC with milliseconds (`2026-11-22T04:28:52.710Z`).

@@ -101,21 +101,19 @@ struct ChainedEvents {
 }
 
 extension PostgresCatalog: AsyncBatchAppending {
-    /// A batch with no thread held while it waits: the guess goes out on a pooled connection and
+    /// A batch with no thread held while it waits: the guess goes out on the append lane and
     /// is awaited; a miss takes the locked path on a store thread.
     public func appendBatchAsync(_ events: [PendingAuditEvent]) async throws -> Int64 {
         guard !events.isEmpty else { return lastSeenMark }
-        if let (query, head) = prepareGuess(events) {
-            let connection = try client.checkoutConnection()
+        if let guess = try sendGuess(events) {
             let rows: [PostgresRow]
             do {
-                rows = try await connection.query(query, logger: logger).get().rows
-                client.checkinConnection(connection, broken: false)
+                rows = try await guess.result.get().rows
             } catch {
-                client.checkinConnection(connection, broken: true)
+                laneFailed(guess.lane)
                 throw PGFailure(error)
             }
-            if let r = rows.first.map({ PGRow($0.makeRandomAccess()) }), try r.int("ok") == 1 { return try guessHeld(r, head) }
+            if let r = rows.first.map({ PGRow($0.makeRandomAccess()) }), try r.int("ok") == 1 { return try guessHeld(r, guess.head) }
             guessMissed()
         }
         return try await StoreThreads.run { [self] in try lockedAppend(events) }
@@ -129,41 +127,94 @@ extension PostgresCatalog: AsyncBatchAppending {
     /// change does): a read recorded in this batch was served under that mark or an earlier one.
     ///
     /// A batch first goes optimistically, in one statement with no transaction, after the head
-    /// this process saw last (one round trip when no other replica appended meanwhile); when the
+    /// this process expects (one round trip when no other replica appended meanwhile); when the
     /// head has moved, it goes again in a transaction that locks the head row first.
     @discardableResult
     public func audit(batch: [PendingAuditEvent]) throws -> Int64 {
         guard !batch.isEmpty else { return lastSeenMark }
-        if let (query, head) = prepareGuess(batch) {
-            if let r = try client.query(query).first, try r.int("ok") == 1 { return try guessHeld(r, head) }
+        if let guess = try sendGuess(batch) {
+            let rows: [PostgresRow]
+            do {
+                rows = try guess.result.wait().rows
+            } catch {
+                laneFailed(guess.lane)
+                throw PGFailure(error)
+            }
+            if let r = rows.first.map({ PGRow($0.makeRandomAccess()) }), try r.int("ok") == 1 { return try guessHeld(r, guess.head) }
             guessMissed()
         }
         return try lockedAppend(batch)
     }
 
-    /// The optimistic statement of a batch: after the head this process saw last, no
-    /// transaction (the head row's lock orders it against every other writer). Nil when
-    /// guessing rests: while other replicas append too, the guess is mostly wrong and costs a
-    /// round trip, so after a miss only every eighth batch guesses.
-    func prepareGuess(_ batch: [PendingAuditEvent]) -> (PostgresQuery, (seq: Int64, hash: String))? {
+    /// Sends the optimistic statement of a batch: after the head this process expects, no
+    /// transaction (the head row's lock orders it against every other writer). The expected
+    /// head is the one the previous batch of this process will leave, even while that batch is
+    /// still in flight: every guess goes out on one connection, the append lane, in the order
+    /// the batches were chained, so each finds the head its predecessor left.
+    /// Nil when guessing rests: while other replicas append too, the guess is mostly wrong and
+    /// costs a round trip, so after a miss only every eighth batch guesses.
+    func sendGuess(_ batch: [PendingAuditEvent]) throws -> (result: EventLoopFuture<PostgresQueryResult>, lane: PostgresConnection, head: (seq: Int64, hash: String))? {
         let attempt = optimism.withLock { o -> Bool in
             o.batches &+= 1
             return o.misses == 0 || o.batches % 8 == 0
         }
-        guard attempt, let expected = knownHead.withLock({ $0 }) else { return nil }
-        let (chained, head) = ChainedEvents.make(batch, after: expected, at: nil)
-        return (chained.statement(guardedBy: expected), head)
+        guard attempt else { return nil }
+        return try appendLane.withLock { lane in
+            guard let expected = knownHead.withLock({ $0 }) else { return nil }
+            let connection: PostgresConnection
+            if let open = lane, !open.isClosed {
+                connection = open
+            } else {
+                if let broken = lane { client.checkinConnection(broken, broken: true) }
+                connection = try client.checkoutConnection()
+                lane = connection
+            }
+            let (chained, head) = ChainedEvents.make(batch, after: expected, at: nil)
+            knownHead.withLock { $0 = head }
+            return (connection.query(chained.statement(guardedBy: expected), logger: logger), connection, head)
+        }
+    }
+
+    /// Drops a lane whose statement failed (the next guess opens another).
+    func laneFailed(_ connection: PostgresConnection) {
+        let dropped = appendLane.withLock { lane -> Bool in
+            guard lane === connection else { return false }
+            lane = nil
+            return true
+        }
+        if dropped { client.checkinConnection(connection, broken: true) }
+        knownHead.withLock { $0 = nil }
+    }
+
+    /// Gives the lane's connection back to the pool (when the store closes).
+    func closeLane() {
+        if let c = appendLane.withLock({ lane -> PostgresConnection? in defer { lane = nil }; return lane }) {
+            client.checkinConnection(c, broken: false)
+        }
     }
 
     func guessHeld(_ r: PGRow, _ head: (seq: Int64, hash: String)) throws -> Int64 {
         let mark = try r.int64("mark")
-        knownHead.withLock { $0 = head }
+        learned(head)
         optimism.withLock { $0.misses = 0 }
+        appendPaths.withLock { $0.guessed += 1 }
         saw(mark)
         return mark
     }
 
-    func guessMissed() { optimism.withLock { $0.misses += 1 } }
+    /// A miss means the heads expected after it are wrong too: the next locked append learns
+    /// the real one.
+    func guessMissed() {
+        knownHead.withLock { $0 = nil }
+        optimism.withLock { $0.misses += 1 }
+    }
+
+    /// A head the store confirmed, kept unless a later one is already expected.
+    func learned(_ head: (seq: Int64, hash: String)) {
+        knownHead.withLock { known in
+            if known == nil || known!.seq < head.seq { known = head }
+        }
+    }
 
     /// A batch in a transaction that locks the head row first.
     func lockedAppend(_ batch: [PendingAuditEvent]) throws -> Int64 {
@@ -171,7 +222,8 @@ extension PostgresCatalog: AsyncBatchAppending {
             let m = try chain.appendMany(tx, batch)
             return (m, (chain.seq, chain.hash))
         }
-        knownHead.withLock { $0 = head }
+        appendPaths.withLock { $0.locked += 1 }
+        learned(head)
         saw(mark)
         return mark
     }
@@ -194,8 +246,21 @@ extension PostgresCatalog: AsyncBatchAppending {
 
     /// Recomputes the whole chain, then checks it against anchors kept outside the database.
     public func verifyAudit(anchors: [(seq: Int64, hash: String)]) throws -> AuditChain.Verdict {
-        CatalogRules.verify(try auditEvents(dataset: nil, actor: nil, limit: nil),
-                            anchors: anchors.map { (source: "the given anchor", seq: $0.seq, hash: $0.hash) })
+        try CatalogRules.verify(anchors: anchors.map { (source: "the given anchor", seq: $0.seq, hash: $0.hash) }) { verifier in
+            // In pages of seq, so that a long chain never sits in memory whole.
+            while true {
+                let page = try client.query("""
+                    SELECT seq, at, actor, action, dataset_id, detail_json, prev_hash, hash FROM audit_events
+                    WHERE seq >= \(verifier.nextSeq) ORDER BY seq LIMIT 20000
+                    """)
+                for r in page {
+                    if let broken = verifier.check(seq: try r.int64("seq"), at: try r.string("at"), actor: try r.string("actor"), action: try r.string("action"),
+                                                   dataset: try r.optString("dataset_id"), detailJSON: Array(try r.string("detail_json").utf8),
+                                                   previous: try r.string("prev_hash"), hash: try r.string("hash")) { return broken }
+                }
+                if page.count < 20000 { return nil }
+            }
+        }
     }
 
     public func auditHead() throws -> (seq: Int64, hash: String)? {

@@ -31,8 +31,14 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
     private let seenMark = Mutex<Int64>(0)
     /// The chain's head as this process last appended it (a hint: a batch after it needs no lock).
     let knownHead = Mutex<(seq: Int64, hash: String)?>(nil)
+    /// The connection every optimistic batch goes out on, so that they reach the store in the
+    /// order they were chained.
+    let appendLane = Mutex<PostgresConnection?>(nil)
     /// Batches appended, and guesses of the head that missed since the last that held.
     let optimism = Mutex<(batches: Int, misses: Int)>((0, 0))
+    /// How this process's batches went in: in one optimistic statement, or (after a miss or
+    /// while guessing rests) in a transaction that locked the head.
+    package let appendPaths = Mutex<(guessed: Int, locked: Int)>((0, 0))
     let stamps = MarkCache<String?>()
     let keyRows = MarkCache<(hash: String, record: APIKeyRecord)?>()
     let licenseCache = MarkCache<LicenseRecord?>()
@@ -73,7 +79,10 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
     }
 
     /// Closes the store's connections.
-    public func close() { client.close() }
+    public func close() {
+        closeLane()
+        client.close()
+    }
 
     // MARK: - Change marks
 

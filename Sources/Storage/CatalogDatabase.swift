@@ -203,7 +203,17 @@ public struct CatalogDatabase: CatalogStore {
     public func verifyAudit(anchors: [(seq: Int64, hash: String)] = []) throws -> AuditChain.Verdict {
         var all = anchors.map { (source: "the given anchor", seq: $0.seq, hash: $0.hash) }
         if let file = auditAnchor() { all.append((source: "audit.head", seq: file.seq, hash: file.hash)) }
-        return CatalogRules.verify(try auditEvents(), anchors: all)
+        return try read { db in
+            try CatalogRules.verify(anchors: all) { verifier in
+                let rows = try Row.fetchCursor(db, sql: "SELECT seq, at, actor, action, dataset_id, detail_json, prev_hash, hash FROM audit_events ORDER BY seq")
+                while let r = try rows.next() {
+                    let detail: [UInt8] = try r.withUnsafeData(atIndex: 5) { $0.map { Array($0) } } ?? Array("{}".utf8)
+                    if let broken = verifier.check(seq: r[0], at: r[1], actor: r[2], action: r[3], dataset: r[4], detailJSON: detail,
+                                                   previous: r[6], hash: r[7]) { return broken }
+                }
+                return nil
+            }
+        }
     }
 
     /// The chain's head: the last event's seq and hash.

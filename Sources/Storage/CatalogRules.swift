@@ -180,23 +180,25 @@ package enum CatalogRules {
 
     // MARK: Audit
 
-    /// Recomputes a chain and checks it against anchors kept outside it (each named by where it
-    /// was kept): an anchor beyond the stored head means the newest events were deleted; a
-    /// different hash at the anchor's event means the chain was rewritten.
-    package static func verify(_ events: [(event: AuditEvent, previous: String, hash: String)],
-                               anchors: [(source: String, seq: Int64, hash: String)]) -> AuditChain.Verdict {
-        let verdict = AuditChain.verify(events)
-        guard case .intact = verdict else { return verdict }
-        let last = events.last?.event.seq ?? 0
+    /// Recomputes a chain streamed through `each` (which hands every stored event, in seq order,
+    /// to the verifier it is given and stops at the first break) and checks it against anchors
+    /// kept outside it, each named by where it was kept: an anchor beyond the stored head means
+    /// the newest events were deleted; a different hash at the anchor's event means the chain
+    /// was rewritten.
+    package static func verify(anchors: [(source: String, seq: Int64, hash: String)],
+                               each: (inout AuditChain.Verifier) throws -> AuditChain.Verdict?) rethrows -> AuditChain.Verdict {
+        var verifier = AuditChain.Verifier(remembering: Set(anchors.map(\.seq)))
+        if let broken = try each(&verifier) { return broken }
+        let last = verifier.nextSeq - 1
         for a in anchors.sorted(by: { $0.seq < $1.seq }) {
             if a.seq > last {
                 return .broken(seq: last + 1, reason: "events after \(last) were deleted: \(a.source) records event \(a.seq)")
             }
-            if let stored = events.first(where: { $0.event.seq == a.seq }), stored.hash != a.hash {
+            if let stored = verifier.remembered[a.seq], stored != a.hash {
                 return .broken(seq: a.seq, reason: "event \(a.seq)'s hash differs from \(a.source): the chain was rewritten at or before it")
             }
         }
-        return verdict
+        return verifier.verdict
     }
 
     /// Whether an event is a served read, counted per day and dataset for `/v1/stats`.

@@ -53,6 +53,27 @@ import Testing
         #expect(Set(chain(5).map(\.hash)).count == 5)
     }
 
+    /// The verifier a store streams its rows through hashes the detail as stored; a detail kept
+    /// in another but equivalent JSON form still verifies (parsed again), an altered one does not.
+    @Test func storedDetailsVerifyAsStoredOrAfterParsing() {
+        let c = chain(3)
+        func run(_ detail: (Int) -> String) -> AuditChain.Verdict {
+            var v = AuditChain.Verifier(remembering: [2])
+            for (i, item) in c.enumerated() {
+                let e = item.event
+                if let broken = v.check(seq: e.seq, at: e.at, actor: e.actor, action: e.action, dataset: e.dataset,
+                                        detailJSON: Array(detail(i).utf8), previous: item.previous, hash: item.hash) { return broken }
+            }
+            #expect(v.remembered == [2: c[1].hash])
+            return v.verdict
+        }
+        let canonical = c.map { JSONValue.object($0.event.detail).canonical }
+        #expect(run { canonical[$0] } == .intact(count: 3, head: c[2].hash))
+        #expect(run { " " + canonical[$0].replacingOccurrences(of: "\":", with: "\" : ") } == .intact(count: 3, head: c[2].hash))
+        #expect(run { $0 == 1 ? canonical[1].replacingOccurrences(of: "2", with: "3") : canonical[$0] }
+                == .broken(seq: 2, reason: "event 2 was altered: its content no longer matches its hash"))
+    }
+
     @Test func anIntactChainVerifies() {
         let c = chain(6)
         #expect(AuditChain.verify(c) == .intact(count: 6, head: c.last!.hash))

@@ -1,4 +1,5 @@
 import Foundation
+import Audit
 import KaifangCore
 @testable import PostgresStore
 import Storage
@@ -125,6 +126,54 @@ struct SharedStoreTests {
         let next = try pg.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况的统计分析", fields: [], use: .rows, durationDays: 30)
         #expect(next.id == app.id + 1)
         #expect { try StoreCopy.copy(from: try #require(s as? CatalogDatabase), to: pg) } throws: { ($0 as? KaifangError)?.message.contains("not empty") == true }
+    }
+
+    /// Batches a replica sends back to back are chained after one another and reach the store
+    /// in that order, so each goes in one statement without locking; with a second replica
+    /// appending at the same time, guesses miss and take the locked path, and the chain still
+    /// holds every event once, in one order.
+    @Test func batchesInFlightAreChainedInOrder() async throws {
+        guard StoreKind.available.contains(.postgres) else { return }
+        let f = try StoreFixture(.postgres)
+        let pg = try #require(f.store as? PostgresCatalog)
+        func batch(_ replica: String, _ i: Int) -> [PendingAuditEvent] {
+            (0..<5).map { PendingAuditEvent(actor: "key_\(replica)", action: "rows.read", dataset: "people", detail: ["batch": .int(Int64(i)), "n": .int(Int64($0))]) }
+        }
+        _ = try await pg.appendBatchAsync(batch("a", -1))   // learns the head
+        try await withThrowingTaskGroup(of: Int64.self) { group in
+            for i in 0..<40 { group.addTask { try await pg.appendBatchAsync(batch("a", i)) } }
+            try await group.waitForAll()
+        }
+        let alone = pg.appendPaths.withLock { $0 }
+        #expect(alone.locked == 1 && alone.guessed == 40, "one replica alone: \(alone)")
+
+        let other = try #require(try f.another() as? PostgresCatalog)
+        try await withThrowingTaskGroup(of: Int64.self) { group in
+            for i in 0..<40 {
+                group.addTask { try await pg.appendBatchAsync(batch("a", 100 + i)) }
+                group.addTask { try await other.appendBatchAsync(batch("b", i)) }
+            }
+            try await group.waitForAll()
+        }
+        let events = try pg.auditEvents()
+        guard case .intact = try pg.verifyAudit(anchors: []) else { Issue.record("chain broken"); return }
+        let keys = events.compactMap { e -> String? in
+            guard case .int(let b)? = e.event.detail["batch"], case .int(let n)? = e.event.detail["n"] else { return nil }
+            return "\(e.event.actor)/\(b)/\(n)"
+        }
+        let expected = (1 + 40 + 40 + 40) * 5
+        #expect(keys.count == expected)
+        #expect(Set(keys).count == keys.count)
+        // Each batch's events stay together and in order.
+        let runs = events.indices.filter { events[$0].event.detail["n"] == .int(0) }
+        #expect(runs.count == expected / 5)
+        for i in runs {
+            let run = events[i..<min(i + 5, events.count)]
+            let ns: [JSONValue?] = run.map { $0.event.detail["n"] }
+            let counting: [JSONValue?] = (0..<5).map { .int(Int64($0)) }
+            #expect(ns == counting)
+            #expect(Set(run.map { "\($0.event.actor) \(String(describing: $0.event.detail["batch"]))" }).count == 1)
+        }
     }
 
     @Test func storeURLsAreCheckedByPart() {
