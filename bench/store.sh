@@ -76,7 +76,8 @@ for round in $(seq 1 "$ROUNDS"); do
     p=$(cat "$WORK/a" "$WORK/b" "$WORK/c" | awk '{if ($2 > m) m = $2} END {print m}')
     RPS[pg3_$req]+="$r "; P99[pg3_$req]+="$p "
     RPS[audit_$req]+="$(echo "($after - $before) / $DUR" | bc -l | xargs printf "%.0f") "
-    echo "round $round $req: embedded ${RPS[embedded_$req]##* } pg1 … pg3 $r req/s p99 $p ms, audit $(( (after - before) / DUR )) events/s" >> "$OUT"
+    last() { echo "$1" | awk '{print $NF}'; }
+    echo "round $round $req: embedded $(last "${RPS[embedded_$req]}") pg1 $(last "${RPS[pg1_$req]}") pg3 $r req/s (p99 $p ms), audit $(( (after - before) / DUR )) events/s" >> "$OUT"
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -113,8 +113,7 @@ extension PostgresCatalog: AsyncBatchAppending {
                 laneFailed(guess.lane)
                 throw PGFailure(error)
             }
-            if let r = rows.first.map({ PGRow($0.makeRandomAccess()) }), try r.int("ok") == 1 { return try guessHeld(r, guess.head) }
-            guessMissed()
+            if let mark = try settle(rows, guess.head) { return mark }
         }
         return try await StoreThreads.run { [self] in try lockedAppend(events) }
     }
@@ -140,8 +139,7 @@ extension PostgresCatalog: AsyncBatchAppending {
                 laneFailed(guess.lane)
                 throw PGFailure(error)
             }
-            if let r = rows.first.map({ PGRow($0.makeRandomAccess()) }), try r.int("ok") == 1 { return try guessHeld(r, guess.head) }
-            guessMissed()
+            if let mark = try settle(rows, guess.head) { return mark }
         }
         return try lockedAppend(batch)
     }
@@ -193,7 +191,12 @@ extension PostgresCatalog: AsyncBatchAppending {
         }
     }
 
-    func guessHeld(_ r: PGRow, _ head: (seq: Int64, hash: String)) throws -> Int64 {
+    /// The change mark when the guess held (`ok`), nil when it missed.
+    func settle(_ rows: [PostgresRow], _ head: (seq: Int64, hash: String)) throws -> Int64? {
+        guard let r = rows.first.map({ PGRow($0.makeRandomAccess()) }), try r.int("ok") == 1 else {
+            guessMissed()
+            return nil
+        }
         let mark = try r.int64("mark")
         learned(head)
         optimism.withLock { $0.misses = 0 }
