@@ -13,7 +13,7 @@ import random
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
-from gen_datasets import DISTRICTS, SERVICES, STREETS, person_name, phone, resident_id  # noqa: E402
+from gen_datasets import DISTRICTS, SERVICES, STREETS, person_name, phone, resident_id, residents_manifest  # noqa: E402
 
 SUBDISTRICTS = ["玄武门街道", "梅园新村街道", "新街口街道", "湖南路街道", "华侨路街道", "夫子庙街道", "沙洲街道",
                 "东山街道", "淳化街道", "仙林街道", "江浦街道", "平江街道", "双塔街道", "苏锦街道", "长桥街道"]
@@ -26,18 +26,12 @@ REMARKS = ["按月发放，已核实家庭收入情况", "经社区入户调查�
 
 def manifest():
     f = lambda name, title, typ, semantic, level, **kw: dict(name=name, title=title, type=typ, semantic=semantic, level=level, **kw)
-    return {
-        "id": "residents-wide",
-        "title": "居民救助档案（宽表） Resident assistance files (wide)",
-        "description": "民政救助对象档案，含详细住址、家庭与经办信息（合成数据）。Assistance recipients with long addresses (synthetic).",
-        "department": "省民政厅",
-        "topic": "social",
-        "update_frequency": "monthly",
-        "license": "有条件开放：经审批后在许可范围内使用 (conditional: use within an approved license)",
-        "tier": "conditional",
-        "should_open": True,
-        "entity": "id_number",
-        "fields": [
+    # The residents dataset's catalog entry, with a wider record.
+    return dict(residents_manifest(),
+        id="residents-wide",
+        title="居民救助档案（宽表） Resident assistance files (wide)",
+        description="民政救助对象档案，含详细住址、家庭与经办信息（合成数据）。Assistance recipients with long addresses (synthetic).",
+        fields=[
             f("id_number", "身份证号", "string", "resident_id", "L4"),
             f("name", "姓名", "string", "person_name", "L3"),
             f("phone", "手机号", "string", "phone", "L3"),
@@ -56,7 +50,7 @@ def manifest():
             f("caseworker_phone", "经办人电话", "string", "phone", "L3"),
             f("remark", "备注", "string", "text", "L1"),
         ],
-    }
+    )
 
 
 def main():

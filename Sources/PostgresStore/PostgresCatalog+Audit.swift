@@ -38,10 +38,34 @@ struct ChainCursor {
     }
 }
 
-/// Events chained after a head, as the arrays one statement appends them from.
-struct ChainedEvents {
+/// Audit events as the columns one statement inserts them from (`unnest` of one array a
+/// column): the batches a replica appends and the chain `store copy` moves.
+struct AuditRows {
     var seqs: [Int64] = [], ats: [String] = [], actors: [String] = [], actions: [String] = [], datasets: [String] = []
     var details: [String] = [], prevs: [String] = [], hashes: [String] = []
+    var count: Int { seqs.count }
+
+    mutating func append(seq: Int64, at: String, actor: String, action: String, dataset: String?, detail: String, previous: String, hash: String) {
+        seqs.append(seq); ats.append(at); actors.append(actor); actions.append(action); datasets.append(dataset ?? "")
+        details.append(detail); prevs.append(previous); hashes.append(hash)
+    }
+
+    /// Binds the columns as parameters 1–8 (of `select`).
+    func bind(_ b: inout PostgresBindings) {
+        b.append(seqs); b.append(ats); b.append(actors); b.append(actions); b.append(datasets); b.append(details); b.append(prevs); b.append(hashes)
+    }
+
+    /// The rows, from the parameters `bind` gives, for `INSERT INTO audit_events (insertColumns) …`.
+    static let insertColumns = "seq, at, actor, action, dataset_id, detail_json, prev_hash, hash"
+    static let select = """
+        SELECT s, a, ac, act, NULLIF(d, ''), dj, p, h
+        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS t(s, a, ac, act, d, dj, p, h)
+        """
+}
+
+/// Events chained after a head, as the arrays one statement appends them from.
+struct ChainedEvents {
+    var rows = AuditRows()
     var days: [String] = [], readDatasets: [String] = [], reads: [Int64] = []
     var head: (seq: Int64, hash: String) = (0, "")
 
@@ -54,9 +78,8 @@ struct ChainedEvents {
             let at = fixed ?? CatalogRules.now()
             let event = AuditEvent(seq: seq + 1, at: at, actor: e.actor, action: e.action, dataset: e.dataset, detail: [:])
             let h = AuditChain.hash(previous: hash, canonical: event.canonicalBytes(detail: e.canonicalDetail))
-            c.seqs.append(seq + 1); c.ats.append(at); c.actors.append(e.actor); c.actions.append(e.action)
-            c.datasets.append(e.dataset ?? ""); c.details.append(String(decoding: e.canonicalDetail, as: UTF8.self))
-            c.prevs.append(hash); c.hashes.append(h)
+            c.rows.append(seq: seq + 1, at: at, actor: e.actor, action: e.action, dataset: e.dataset,
+                          detail: String(decoding: e.canonicalDetail, as: UTF8.self), previous: hash, hash: h)
             seq += 1
             hash = h
             if let d = e.dataset, CatalogRules.isRead(e.action) { counts["\(at.prefix(10))|\(d)", default: 0] += 1 }
@@ -74,7 +97,7 @@ struct ChainedEvents {
     /// against every other writer); without, the caller's transaction holds the head row.
     func statement(guardedBy expected: (seq: Int64, hash: String)?) -> PostgresQuery {
         var b = PostgresBindings()
-        b.append(seqs); b.append(ats); b.append(actors); b.append(actions); b.append(datasets); b.append(details); b.append(prevs); b.append(hashes)
+        rows.bind(&b)
         b.append(head.seq); b.append(head.hash)
         b.append(days); b.append(readDatasets); b.append(reads)
         let condition: String
@@ -87,9 +110,8 @@ struct ChainedEvents {
         return PostgresQuery(unsafeSQL: """
             WITH head AS (UPDATE audit_head SET seq = $9, hash = $10 WHERE id = 1\(condition) RETURNING 1),
             appended AS (
-                INSERT INTO audit_events (seq, at, actor, action, dataset_id, detail_json, prev_hash, hash)
-                SELECT s, a, ac, act, NULLIF(d, ''), dj, p, h
-                FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS t(s, a, ac, act, d, dj, p, h)
+                INSERT INTO audit_events (\(AuditRows.insertColumns))
+                \(AuditRows.select)
                 WHERE EXISTS (SELECT 1 FROM head)),
             counted AS (
                 INSERT INTO read_counts (day, dataset_id, n)

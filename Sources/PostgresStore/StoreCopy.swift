@@ -132,13 +132,20 @@ public enum StoreCopy {
                 // The chain, event for event (its hashes cover every field, so nothing is re-made),
                 // ten thousand events a statement.
                 let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_events ORDER BY seq")
-                var chunk = EventColumns()
-                while let r = try cursor.next() {
-                    chunk.append(r)
-                    report.events += 1
-                    if chunk.count == 10_000 { try chunk.insert(tx); chunk = EventColumns() }
+                var chunk = AuditRows()
+                func insert() throws {
+                    var b = PostgresBindings()
+                    chunk.bind(&b)
+                    try tx.query(PostgresQuery(unsafeSQL: "INSERT INTO audit_events (\(AuditRows.insertColumns)) \(AuditRows.select)", binds: b))
+                    chunk = AuditRows()
                 }
-                if chunk.count > 0 { try chunk.insert(tx) }
+                while let r = try cursor.next() {
+                    chunk.append(seq: r["seq"], at: r["at"], actor: r["actor"], action: r["action"], dataset: r["dataset_id"],
+                                 detail: r["detail_json"], previous: r["prev_hash"], hash: r["hash"])
+                    report.events += 1
+                    if chunk.count == 10_000 { try insert() }
+                }
+                if chunk.count > 0 { try insert() }
             }
             if let last = try tx.query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first {
                 try tx.query("UPDATE audit_head SET seq = \(try last.int64("seq")), hash = \(try last.string("hash")) WHERE id = 1")
@@ -155,26 +162,5 @@ public enum StoreCopy {
             _ = try target.localFile(version)
         }
         return report
-    }
-}
-
-/// Audit events as the columns one statement inserts them from.
-private struct EventColumns {
-    var seqs: [Int64] = [], ats: [String] = [], actors: [String] = [], actions: [String] = [], datasets: [String] = []
-    var details: [String] = [], prevs: [String] = [], hashes: [String] = []
-    var count: Int { seqs.count }
-
-    mutating func append(_ r: Row) {
-        seqs.append(r["seq"]); ats.append(r["at"]); actors.append(r["actor"]); actions.append(r["action"]); datasets.append((r["dataset_id"] as String?) ?? "")
-        details.append(r["detail_json"]); prevs.append(r["prev_hash"]); hashes.append(r["hash"])
-    }
-
-    func insert(_ tx: PGTransaction) throws {
-        try tx.query("""
-            INSERT INTO audit_events (seq, at, actor, action, dataset_id, detail_json, prev_hash, hash)
-            SELECT s, a, ac, act, NULLIF(d, ''), dj, p, h
-            FROM unnest(\(seqs)::bigint[], \(ats)::text[], \(actors)::text[], \(actions)::text[], \(datasets)::text[],
-                        \(details)::text[], \(prevs)::text[], \(hashes)::text[]) AS t(s, a, ac, act, d, dj, p, h)
-            """)
     }
 }
