@@ -209,6 +209,37 @@ enum PGMigrations {
             hash TEXT NOT NULL
         );
         """),
+        ("v3-audit-append", """
+        -- Appends a chained batch of events, moves the head and counts the reads among them, in
+        -- one call. With an expected head, only if the head still is that one (the head row's
+        -- lock orders the call against every other writer); with NULL, the caller's transaction
+        -- already holds the head row. A function, so each connection plans its statements once
+        -- rather than once per batch. Answers `ok` (whether it appended) and `mark` (the change
+        -- mark, read while the head row is held).
+        CREATE FUNCTION audit_append(
+            seqs BIGINT[], ats TEXT[], actors TEXT[], actions TEXT[], datasets TEXT[], details TEXT[], prevs TEXT[], hashes TEXT[],
+            new_seq BIGINT, new_hash TEXT, days TEXT[], read_datasets TEXT[], reads BIGINT[],
+            expected_seq BIGINT, expected_hash TEXT,
+            OUT ok INTEGER, OUT mark BIGINT)
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE audit_head SET seq = new_seq, hash = new_hash
+            WHERE id = 1 AND (expected_seq IS NULL OR (seq = expected_seq AND hash = expected_hash));
+            IF NOT FOUND THEN
+                ok := 0;
+                RETURN;
+            END IF;
+            INSERT INTO audit_events (seq, at, actor, action, dataset_id, detail_json, prev_hash, hash)
+            SELECT s, a, ac, act, NULLIF(d, ''), dj, p, h
+            FROM unnest(seqs, ats, actors, actions, datasets, details, prevs, hashes) AS t(s, a, ac, act, d, dj, p, h);
+            INSERT INTO read_counts (day, dataset_id, n)
+            SELECT * FROM unnest(days, read_datasets, reads)
+            ON CONFLICT (day, dataset_id) DO UPDATE SET n = read_counts.n + excluded.n;
+            ok := 1;
+            SELECT c.seq INTO mark FROM catalog_changes c WHERE c.id = 1;
+        END
+        $$;
+        """),
     ]
 
     /// Applies the migrations the database lacks.
@@ -233,13 +264,16 @@ enum PGMigrations {
 }
 
 extension PGMigrations {
-    /// The statements of a migration: split after each `;` that ends a line (comment lines dropped).
+    /// The statements of a migration: split after each `;` that ends a line outside a `$$`-quoted
+    /// body (comment lines dropped).
     static func statements(_ sql: String) -> [String] {
         var out: [String] = [], current = ""
+        var quoted = false
         for line in sql.split(separator: "\n", omittingEmptySubsequences: false) {
             if line.trimmingCharacters(in: .whitespaces).hasPrefix("--") { continue }
             current += line + "\n"
-            if line.trimmingCharacters(in: .whitespaces).hasSuffix(";") {
+            if line.components(separatedBy: "$$").count % 2 == 0 { quoted.toggle() }
+            if !quoted, line.trimmingCharacters(in: .whitespaces).hasSuffix(";") {
                 out.append(current)
                 current = ""
             }

@@ -91,34 +91,22 @@ struct ChainedEvents {
         return (c, (seq, hash))
     }
 
-    /// The statement that appends the events, moves the head and counts the reads, answering
-    /// `ok` (whether it did) and `mark` (the change mark). With `guardedBy`, it does so only if
-    /// the head still is that one (no transaction needed: the head row's lock orders it
-    /// against every other writer); without, the caller's transaction holds the head row.
+    /// The call that appends the events, moves the head and counts the reads (the store's
+    /// `audit_append`), answering `ok` (whether it did) and `mark` (the change mark). With
+    /// `guardedBy`, it does so only if the head still is that one (no transaction needed: the
+    /// head row's lock orders it against every other writer); without, the caller's
+    /// transaction holds the head row.
     func statement(guardedBy expected: (seq: Int64, hash: String)?) -> PostgresQuery {
         var b = PostgresBindings()
         rows.bind(&b)
         b.append(head.seq); b.append(head.hash)
         b.append(days); b.append(readDatasets); b.append(reads)
-        let condition: String
         if let expected {
             b.append(expected.seq); b.append(expected.hash)
-            condition = " AND seq = $14 AND hash = $15"
         } else {
-            condition = ""
+            b.appendNull(); b.appendNull()
         }
-        return PostgresQuery(unsafeSQL: """
-            WITH head AS (UPDATE audit_head SET seq = $9, hash = $10 WHERE id = 1\(condition) RETURNING 1),
-            appended AS (
-                INSERT INTO audit_events (\(AuditRows.insertColumns))
-                \(AuditRows.select)
-                WHERE EXISTS (SELECT 1 FROM head)),
-            counted AS (
-                INSERT INTO read_counts (day, dataset_id, n)
-                SELECT * FROM unnest($11::text[], $12::text[], $13::bigint[]) WHERE EXISTS (SELECT 1 FROM head)
-                ON CONFLICT (day, dataset_id) DO UPDATE SET n = read_counts.n + excluded.n)
-            SELECT (SELECT count(*) FROM head) AS ok, (SELECT seq FROM catalog_changes WHERE id = 1) AS mark
-            """, binds: b)
+        return PostgresQuery(unsafeSQL: "SELECT ok, mark FROM audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)", binds: b)
     }
 }
 

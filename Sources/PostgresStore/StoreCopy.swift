@@ -152,6 +152,9 @@ public enum StoreCopy {
             }
             try tx.query("UPDATE catalog_changes SET seq = seq + 1 WHERE id = 1")
         }
+        // A bulk load leaves the tables without statistics or a visibility map: autovacuum would
+        // catch up on them in the store's first minutes of serving. Done here instead.
+        _ = try target.client.query("VACUUM (ANALYZE)")
         guard case .intact(let count, let head) = try target.verifyAudit(anchors: []), count == report.events, head == sourceHead else {
             throw KaifangError.runtime("the copied audit chain does not verify against the source's head: the target store must be dropped and the copy repeated")
         }

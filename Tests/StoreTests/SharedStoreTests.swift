@@ -176,6 +176,24 @@ struct SharedStoreTests {
         }
     }
 
+    /// A migration splits into statements at the `;` ending a line, except inside a `$$` body.
+    @Test func migrationsSplitOutsideDollarQuotedBodies() {
+        let sql = """
+            -- a comment;
+            CREATE TABLE t (a INTEGER);
+            CREATE FUNCTION f() RETURNS INTEGER LANGUAGE plpgsql AS $$
+            BEGIN
+                RETURN 1;
+            END
+            $$;
+            INSERT INTO t VALUES (1);
+            """
+        let parts = PGMigrations.statements(sql).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(parts.count == 3)
+        #expect(parts[1].hasPrefix("CREATE FUNCTION") && parts[1].hasSuffix("$$;") && parts[1].contains("RETURN 1;"))
+        #expect(parts[2] == "INSERT INTO t VALUES (1);")
+    }
+
     @Test func storeURLsAreCheckedByPart() {
         #expect { try StoreURL("mysql://a@b/c") } throws: { ($0 as? KaifangError)?.kind == .badInput }
         #expect { try StoreURL("postgres://a@b/") } throws: { ($0 as? KaifangError)?.message.contains("no database") == true }
