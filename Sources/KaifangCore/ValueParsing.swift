@@ -151,9 +151,20 @@ public enum ValueParser {
     }
 
     /// Whether ten bytes are a real calendar date written `YYYY-MM-DD` (no String made).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func isISODate(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard b.count == 10, b[4] == 0x2D, b[7] == 0x2D, let y = digits(b, 0, 4), let m = digits(b, 5, 2), let d = digits(b, 8, 2) else { return false }
+        guard b.count == 10, let p = b.baseAddress else { return false }
+        // `YYYY-MM-` in one word: the dashes in place, the six other bytes digits.
+        let w = SWAR.load(p)
+        let dashes: UInt64 = 0xFF << 32 | 0xFF << 56
+        guard w & dashes == 0x2D << 32 | 0x2D << 56, SWAR.allDigits(w & ~dashes | 0x30 << 32 | 0x30 << 56) else { return false }
+        let d1 = p[8] &- 0x30, d2 = p[9] &- 0x30
+        guard d1 < 10, d2 < 10 else { return false }
+        let y = Int(p[0] &- 0x30) * 1000 + Int(p[1] &- 0x30) * 100 + Int(p[2] &- 0x30) * 10 + Int(p[3] &- 0x30)
+        let m = Int(p[5] &- 0x30) * 10 + Int(p[6] &- 0x30)
+        let d = Int(d1) * 10 + Int(d2)
+        // Days 1–28 of months 1–12 in years 1–9999 are always real: no calendar needed.
+        if d >= 1 && d <= 28 && m >= 1 && m <= 12 && y >= 1 { return true }
         return isValidDate(year: y, month: m, day: d)
     }
 

@@ -15,6 +15,13 @@ public struct CSVLineMasker {
         var run: Int
         /// How the raw value becomes the value a version stores, before the kernel applies.
         let stored: StoredText.Kind
+        /// An integer or number column the plan generalizes as a number: the parsed value is
+        /// banded as it is (as for a number read from a version), with no stored text made.
+        let bandsNumber: Bool
+        /// For such a column, the integer-digit counts of plain decimals known to be in range.
+        let admitted: Range<Int>
+        /// Whether the column stores fractions (a number, not an integer).
+        let fractions: Bool
     }
 
     public let plan: MaskingPlan
@@ -24,9 +31,17 @@ public struct CSVLineMasker {
     ///   plan's column index.
     public init(plan: MaskingPlan, columns: [(field: Int, column: Int)]) {
         self.plan = plan
-        var outputs = columns.map {
-            Output(field: $0.field, column: $0.column, kernel: plan.kernels[$0.column], check: plan.ops[$0.column].outputBytes, run: 1,
-                   stored: StoredText.Kind(plan.columns[$0.column].field))
+        var outputs = columns.map { c -> Output in
+            let stored = StoredText.Kind(plan.columns[c.column].field)
+            var numeric = false, fractions = false
+            switch stored {
+            case .integer: numeric = true
+            case .number: numeric = true; fractions = true
+            default: break
+            }
+            return Output(field: c.field, column: c.column, kernel: plan.kernels[c.column], check: plan.ops[c.column].outputBytes, run: 1,
+                          stored: stored, bandsNumber: numeric && plan.ops[c.column] == .generalizeNumber,
+                          admitted: stored.admittedIntDigits(), fractions: fractions)
         }
         for i in outputs.indices.reversed() where i + 1 < outputs.count {
             let (o, next) = (outputs[i], outputs[i + 1])
@@ -64,6 +79,16 @@ public struct CSVLineMasker {
                 switch o.stored {
                 case .text:
                     if ValueParser.isSpace(value[0]) && StoredText.isBlank(value) { continue }
+                case _ where o.bandsNumber:
+                    // A plain decimal whose digits alone show it in range is banded from them.
+                    if let shape = Apply.plainDecimalShape(value), o.admitted.contains(shape.intDigits), o.fractions || !shape.fraction {
+                        Apply.band(lead: value[0], intDigits: shape.intDigits, &out)
+                        continue
+                    }
+                    guard let v = StoredText.number(value, o.stored) else { continue }
+                    let mark = out.count
+                    if plan.applyNumber(column: o.column, v, into: &out) != true { out.truncate(to: mark) }
+                    continue
                 default:
                     guard StoredText.canonical(value, o.stored, into: &typed) else { continue }
                     value = typed.bytes

@@ -509,28 +509,41 @@ enum Apply {
 
     /// The band of a plain non-negative decimal `d…d(.d…)` at least 1, written from its digits:
     /// the leading digit then zeros, to the leading digit plus one then zeros (`461.21` →
-    /// `400-500`, `9.5` → `9-10`). Only for at most 15 significant digits, where a double holds
-    /// the value exactly enough that `numberBand(value:)` gives the same band. False (nothing
-    /// written) for anything else.
+    /// `400-500`, `9.5` → `9-10`). Only for at most 15 digits, where a double holds the value
+    /// exactly enough that `numberBand(value:)` gives the same band. False (nothing written)
+    /// for anything else.
     @inline(__always)
     static func bandFromDigits(_ b: UnsafeBufferPointer<UInt8>, _ out: inout ByteBuilder) -> Bool {
+        guard let shape = plainDecimalShape(b) else { return false }
+        band(lead: b[0], intDigits: shape.intDigits, &out)
+        return true
+    }
+
+    /// For a plain non-negative decimal `d…d(.d…)` at least 1 with at most 15 digits: how many
+    /// digits its integer part has (it lies in [10^(k−1), 10^k)) and whether it has a fraction.
+    @inline(__always)
+    public static func plainDecimalShape(_ b: UnsafeBufferPointer<UInt8>) -> (intDigits: Int, fraction: Bool)? {
         let n = b.count
-        guard n > 0, n <= 16 else { return false }
+        guard n > 0, n <= 16 else { return nil }
         let lead = b[0] &- 0x30
-        guard lead >= 1 && lead <= 9 else { return false }
+        guard lead >= 1 && lead <= 9 else { return nil }
         var intDigits = 1
         while intDigits < n && Validators.isDigit(b[intDigits]) { intDigits += 1 }
-        if intDigits < n {
-            // A fraction: a dot and at least one digit, nothing else.
-            guard b[intDigits] == 0x2E, intDigits + 1 < n, n - 1 <= 15 else { return false }
-            for j in (intDigits + 1)..<n where !Validators.isDigit(b[j]) { return false }
-        }
-        out.append(b[0])
+        if intDigits == n { return n <= 15 ? (n, false) : nil }
+        // A fraction: a dot and at least one digit, nothing else.
+        guard b[intDigits] == 0x2E, intDigits + 1 < n, n - 1 <= 15 else { return nil }
+        for j in (intDigits + 1)..<n where !Validators.isDigit(b[j]) { return nil }
+        return (intDigits, true)
+    }
+
+    /// Writes the band of a plain decimal from its leading digit and integer digits.
+    @inline(__always)
+    public static func band(lead: UInt8, intDigits: Int, _ out: inout ByteBuilder) {
+        out.append(lead)
         out.append(repeating: 0x30, count: intDigits - 1)
         out.append(0x2D)
-        if lead == 9 { out.append(0x31); out.append(0x30) } else { out.append(b[0] + 1) }
+        if lead == 0x39 { out.append(0x31); out.append(0x30) } else { out.append(lead + 1) }
         out.append(repeating: 0x30, count: intDigits - 1)
-        return true
     }
 
     static func numberBand(value v: Double, _ out: inout ByteBuilder) -> Bool {

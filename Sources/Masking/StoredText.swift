@@ -25,6 +25,24 @@ public enum StoredText {
             case .datetime: self = .datetime
             }
         }
+
+        /// The integer-digit counts k for which every number in [10^(k−1), 10^k) is within an
+        /// integer or number kind's range (empty for other kinds): such a plain decimal needs no
+        /// parsing to be known in range.
+        public func admittedIntDigits() -> Range<Int> {
+            let lo: Double?, hi: Double?
+            switch self {
+            case .integer(let l, let h), .number(let l, let h): (lo, hi) = (l, h)
+            default: return 0..<0
+            }
+            func pow10(_ e: Int) -> Double { (0..<e).reduce(1.0) { r, _ in r * 10 } }
+            let ks = (1...15).filter { k in
+                (lo.map { $0 <= pow10(k - 1) } ?? true) && (hi.map { $0 >= pow10(k) } ?? true)
+            }
+            // The admitted counts are contiguous: the lower bound admits all from some k up, the
+            // upper all up to some k.
+            return ks.isEmpty ? 0..<0 : ks.first!..<(ks.last! + 1)
+        }
     }
 
     /// Whether a raw text value is stored as null: empty, or spaces and tabs only.
@@ -65,12 +83,34 @@ public enum StoredText {
         return true
     }
 
+    /// The number an integer or number field stores for a raw value; nil when the version
+    /// stores null or would refuse the value (not a number of the kind, or out of the field's
+    /// range), and for the other kinds.
+    @inline(__always)
+    public static func number(_ raw: UnsafeBufferPointer<UInt8>, _ kind: Kind) -> Double? {
+        switch kind {
+        case .integer(let lo, let hi):
+            guard let v = ValueParser.integer(raw) else { return nil }
+            let d = Double(v)
+            return inBounds(d, lo, hi) ? d : nil
+        case .number(let lo, let hi):
+            guard let v = ValueParser.number(raw) else { return nil }
+            return inBounds(v, lo, hi) ? v : nil
+        default:
+            return nil
+        }
+    }
+
+    @inline(__always)
+    static func inBounds(_ v: Double, _ lo: Double?, _ hi: Double?) -> Bool {
+        !(lo.map { v < $0 } ?? false) && !(hi.map { v > $0 } ?? false)
+    }
+
     /// Writes the stored text of a non-text value into `out` (emptied first).
     /// - Returns: false when the version stores null or would refuse the value (the masker then
     ///   writes null: it fails closed).
     public static func canonical(_ raw: UnsafeBufferPointer<UInt8>, _ kind: Kind, into out: inout ByteBuilder) -> Bool {
         out.removeAll()
-        func inBounds(_ v: Double, _ lo: Double?, _ hi: Double?) -> Bool { !(lo.map { v < $0 } ?? false) && !(hi.map { v > $0 } ?? false) }
         switch kind {
         case .text:
             guard !isBlank(raw) else { return false }
