@@ -48,9 +48,16 @@ let package = Package(
             "KaifangCore",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        // Catalog database (GRDB) and one read-only SQLite file per dataset version.
+        // A dataset version's file: an immutable SQLite file, written page by page (or by SQLite
+        // alone), read through SQLite or straight from its pages, with its row sets.
+        .target(name: "VersionFormat", dependencies: [
+            "KaifangCore",
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // The catalog database (GRDB): datasets, versions, keys, licenses, jobs, the audit chain.
         .target(name: "Storage", dependencies: [
-            "KaifangCore", "Audit",
+            "KaifangCore", "Audit", "VersionFormat",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -58,7 +65,7 @@ let package = Package(
         // The catalog in PostgreSQL, for several stateless replicas: the same store interface as
         // the embedded catalog, version files fetched into a verified local cache, jobs leased.
         .target(name: "PostgresStore", dependencies: [
-            "KaifangCore", "Storage", "Audit",
+            "KaifangCore", "Storage", "VersionFormat", "Audit",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -72,7 +79,7 @@ let package = Package(
         .target(name: "CSQLiteGuard", linkerSettings: [.linkedLibrary("sqlite3")]),
         // SQL parser and guard, runner, disclosure control, DP, synthetic data.
         .target(name: "Sandbox", dependencies: [
-            "KaifangCore", "Masking", "Storage", "Audit", "CSQLiteGuard",
+            "KaifangCore", "Masking", "Storage", "VersionFormat", "Audit", "CSQLiteGuard",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
@@ -80,7 +87,7 @@ let package = Package(
         // out), the one masking-plan builder, masked rows as bytes and exports, the steward's
         // operations (publish with the k-anonymity gate, classify), harvesting, the demo's data.
         .target(name: "Publishing", dependencies: [
-            "KaifangCore", "Masking", "Ingest", "Storage", "Audit",
+            "KaifangCore", "Masking", "Ingest", "Storage", "VersionFormat", "Audit",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
@@ -95,7 +102,7 @@ let package = Package(
         // problem+json, metrics, the portal, and the services it runs (sandbox workers, harvest
         // scheduler, catalog checkpoints).
         .target(name: "KaifangServer", dependencies: [
-            "KaifangCore", "Masking", "Storage", "Sandbox", "Audit", "Publishing", "KaifangAPI",
+            "KaifangCore", "Masking", "Storage", "VersionFormat", "Sandbox", "Audit", "Publishing", "KaifangAPI",
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -116,7 +123,7 @@ let package = Package(
         .plugin(name: "EmbedResources", capability: .buildTool(), dependencies: ["embed-tool"]),
         // The steward CLI.
         .executableTarget(name: "kaifang", dependencies: [
-            "KaifangCore", "Masking", "Ingest", "Storage", "PostgresStore", "Sandbox", "Audit", "Publishing", "KaifangServer",
+            "KaifangCore", "Masking", "Ingest", "Storage", "VersionFormat", "PostgresStore", "Sandbox", "Audit", "Publishing", "KaifangServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -136,27 +143,31 @@ let package = Package(
         .testTarget(name: "ReplicaTests", dependencies: ["KaifangTestSupport", "PostgresStore"]),
         // The store conformance suite: every case against the embedded store and PostgreSQL.
         .testTarget(name: "StoreTests", dependencies: [
-            "Storage", "PostgresStore", "KaifangCore", "Audit", "KaifangTestSupport",
+            "Storage", "VersionFormat", "PostgresStore", "KaifangCore", "Audit", "KaifangTestSupport",
             .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
+        .testTarget(name: "VersionFormatTests", dependencies: [
+            "VersionFormat", "KaifangCore",
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
+        ]),
         .testTarget(name: "StorageTests", dependencies: [
-            "Storage", "Audit", "KaifangCore",
+            "Storage", "VersionFormat", "Audit", "KaifangCore",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
-        .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "KaifangCore"]),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "KaifangCore", "VersionFormat"]),
         .testTarget(name: "KaifangAPITests", dependencies: ["KaifangAPI"]),
         // End-to-end tests start the real server on a loopback port and talk to it with URLSession
         // (HummingbirdTesting would add async-http-client and a second TLS stack to every build).
         .testTarget(name: "KaifangServerTests", dependencies: [
-            "KaifangServer", "Publishing", "KaifangCore", "Masking", "Storage", "Ingest", "Sandbox", "Audit", "PostgresStore", "KaifangTestSupport",
+            "KaifangServer", "Publishing", "KaifangCore", "Masking", "Storage", "VersionFormat", "Ingest", "Sandbox", "Audit", "PostgresStore", "KaifangTestSupport",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "kaifangTests", dependencies: [
-            "kaifang", "KaifangCore", "Storage", "Audit",
+            "kaifang", "KaifangCore", "Storage", "VersionFormat", "Audit",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
     ]

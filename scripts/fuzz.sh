@@ -18,7 +18,7 @@ declare -A SOURCES=(
   [validators]="Sources/Masking/Validators.swift Sources/Masking/Detector.swift Sources/Masking/Normalize.swift"
   [sql]="Sources/Sandbox/SQLSyntax.swift Sources/Sandbox/QueryChecker.swift Sources/Sandbox/SandboxPolicy.swift"
   [cursor]=""
-  [pagereader]="Sources/Storage/TableFile.swift Sources/Storage/BTreeFile.swift"
+  [pagereader]="Sources/VersionFormat/TableFile.swift Sources/VersionFormat/BTreeFile.swift"
 )
 # System libraries a target's sources import (a module map over the system header).
 declare -A SYSTEM=(

@@ -9,6 +9,7 @@ import Publishing
 import ServiceLifecycle
 import Sandbox
 import Storage
+import VersionFormat
 
 /// How to run the server.
 public struct AppConfiguration: Sendable {
@@ -37,9 +38,10 @@ public struct AppConfiguration: Sendable {
     /// thread per core, so the default is half the cores (at least one): on 2 cores one loop
     /// served 8–15 % more requests/s than two, with a lower p99 (`bench/api.sh` pages).
     public var eventLoops: Int = AppConfiguration.defaultEventLoops
-    /// Pages in row order read straight from the version file's pages (`TableFile`); false
-    /// reads every page through SQLite (the two give the same bytes; tests compare them).
-    public var pageReader = true
+    /// Pages in row order read straight from the version file's pages (`TableFile`), and
+    /// category filters answered from the file's row sets; false reads every page through
+    /// SQLite's own plan (`--sqlite-only`; the two give the same bytes, tests compare them).
+    public var pageReader = VersionEngine.current == .pages
     public static let defaultEventLoops = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
 
     public init(host: String = "127.0.0.1", port: Int = 8080, logLevel: Logger.Level = .info) {

@@ -4,6 +4,7 @@ import KaifangCore
 import Masking
 import Publishing
 import Storage
+import VersionFormat
 
 /// A parsed rows request: filters, fields, sort, limit, cursor (docs/api-guide.md).
 struct RowQuery {

@@ -3,6 +3,7 @@ import GRDBSQLite
 import KaifangCore
 import Masking
 import Storage
+import VersionFormat
 
 // Masked rows as bytes: the encoder the rows API and every export share, and the export
 // stream itself, so an API export and `kaifang dataset export` write the same bytes.

@@ -2,6 +2,7 @@ import Foundation
 import Ingest
 import KaifangCore
 import Storage
+import VersionFormat
 
 /// What to do with rows that fail validation.
 public enum OnError: String, Sendable, CaseIterable {

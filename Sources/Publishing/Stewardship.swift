@@ -3,6 +3,7 @@ import Foundation
 import KaifangCore
 import Masking
 import Storage
+import VersionFormat
 
 /// The steward's operations that combine the catalog with the masking policy: publishing with
 /// the k-anonymity gate, classification, field overrides, masking plans.

@@ -1,5 +1,6 @@
 import Foundation
 import Storage
+import VersionFormat
 
 /// Keeps read-only connections to version files for reuse across requests (opening a file per
 /// request costs more than the query of a page). At most `perFile` idle connections per file.

@@ -3,6 +3,7 @@ import Foundation
 import GRDBSQLite
 import KaifangCore
 import Storage
+import VersionFormat
 
 /// What the parent hands the child process (`jobs/<id>/spec.json`).
 public struct JobSpec: Codable, Sendable {

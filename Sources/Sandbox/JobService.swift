@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import KaifangCore
 import Storage
+import VersionFormat
 
 /// A job as submitted by a partner.
 public struct JobSubmission: Sendable {

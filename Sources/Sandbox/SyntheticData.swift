@@ -2,6 +2,7 @@ import Foundation
 import KaifangCore
 import Masking
 import Storage
+import VersionFormat
 
 /// Schema-faithful fake rows for developing sandbox queries (docs/api-guide.md): every value is made up
 /// — identifiers carry valid check digits, numbers stay inside the declared bounds, dates are

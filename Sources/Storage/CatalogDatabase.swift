@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 import KaifangCore
+import VersionFormat
 
 /// The catalog: datasets, versions, fields, keys, licenses, applications, jobs and the audit
 /// chain, in one SQLite database (WAL). It never exists unmigrated. Every write is one named

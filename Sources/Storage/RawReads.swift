@@ -1,6 +1,7 @@
 import Foundation
 import GRDBSQLite
 import KaifangCore
+import VersionFormat
 
 /// Read-only SQLite connections to the catalog, without GRDB, for the one lookup every API
 /// request makes (the publication stamp): `VersionReader`s (read-only, query-only, with their

@@ -4,6 +4,7 @@ import KaifangCore
 import KaifangServer
 import Logging
 import Publishing
+import VersionFormat
 
 /// Options every command shares.
 struct GlobalOptions: ParsableArguments {
@@ -18,6 +19,9 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(name: .customLong("blobs"), help: ArgumentHelp("With --store: keep version files in this folder, shared by every replica, instead of in the database (default: $KAIFANG_BLOBS).", valueName: "dir"))
     var blobs: String?
+
+    @Flag(name: .customLong("sqlite-only"), help: "Write and read version files through SQLite alone, without Kaifang's page writer, page reader and row sets (slower; the same files and responses). Also $KAIFANG_SQLITE_ONLY=1.")
+    var sqliteOnly = false
 
     @Option(name: .customLong("cache-size"), help: ArgumentHelp("With --store: GiB of version files each replica keeps locally (least recently used go first).", valueName: "GiB"))
     var cacheSize: Double = 8
@@ -53,7 +57,12 @@ struct Kaifang: AsyncParsableCommand {
             return h
         }
         do {
-            var command = try parseAsRoot(hoistGlobalOptions(Array(CommandLine.arguments.dropFirst())))
+            let arguments = hoistGlobalOptions(Array(CommandLine.arguments.dropFirst()))
+            // Chosen before any command runs: every version file this process writes or reads.
+            if arguments.prefix(while: { $0 != "--" }).contains("--sqlite-only") || GlobalOptions.environment("KAIFANG_SQLITE_ONLY") == "1" {
+                VersionEngine.current = .sqlite
+            }
+            var command = try parseAsRoot(arguments)
             if var async = command as? AsyncParsableCommand {
                 try await async.run()
             } else {
@@ -85,7 +94,7 @@ func hoistGlobalOptions(_ args: [String]) -> [String] {
     var i = 0
     while i < args.count {
         let a = args[i]
-        if a == "--json" { leading.append(a); i += 1; continue }
+        if a == "--json" || a == "--sqlite-only" { leading.append(a); i += 1; continue }
         if ["--data-dir", "--store", "--blobs", "--cache-size"].contains(a), i + 1 < args.count { leading += [a, args[i + 1]]; i += 2; continue }
         if ["--data-dir=", "--store=", "--blobs=", "--cache-size="].contains(where: { a.hasPrefix($0) }) { leading.append(a); i += 1; continue }
         break

@@ -5,6 +5,7 @@ import GRDB
 import KaifangCore
 @testable import Storage
 import Testing
+import VersionFormat
 
 /// A temporary data directory, removed when the test ends.
 final class TempDir {

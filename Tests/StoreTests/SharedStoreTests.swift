@@ -4,6 +4,7 @@ import KaifangCore
 @testable import PostgresStore
 import Storage
 import Testing
+import VersionFormat
 
 /// What only the shared store does: version files fetched into a verified local cache, a
 /// shared folder for them, and clear failures when PostgreSQL cannot be reached.

@@ -3,6 +3,7 @@ import Foundation
 import KaifangCore
 import Storage
 import Testing
+import VersionFormat
 
 /// The same behaviour from both stores: every case runs against the embedded store and, when a
 /// PostgreSQL server is given, the shared store.

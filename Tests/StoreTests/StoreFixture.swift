@@ -4,6 +4,7 @@ import KaifangTestSupport
 @testable import PostgresStore
 import Storage
 import Testing
+import VersionFormat
 
 /// The stores the conformance tests run against: the embedded store always, the shared store
 /// when `KAIFANG_TEST_POSTGRES` names a PostgreSQL server (scripts/with-postgres.sh starts one).

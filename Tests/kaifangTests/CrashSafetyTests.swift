@@ -3,6 +3,7 @@ import GRDB
 import KaifangCore
 import Storage
 import Testing
+import VersionFormat
 
 /// SIGKILL in the middle of an import leaves the catalog and the published version intact.
 @Suite struct CrashSafetyTests {

@@ -9,6 +9,7 @@ import Masking
 import OpenAPIRuntime
 import Publishing
 import Storage
+import VersionFormat
 
 extension APIHandler {
     /// The typed handler (direct calls, e.g. tests): the same bytes as the HTTP route, decoded.
@@ -30,7 +31,7 @@ extension APIHandler {
             // Equality filters on category fields: the matching rows from the row sets, then
             // only those rows read; anything else: SQLite's plan over the indexes.
             var rows: [Int64]?
-            if let sets = q.rowSetFilters(plan: plan) {
+            if configuration.pageReader, let sets = q.rowSetFilters(plan: plan) {
                 rows = try RowSets.matching(reader, sets, after: q.after?.row ?? 0, want: q.limit + 1)
             }
             // Written straight into the response's buffer while it fits (nearly always: room for

@@ -5,6 +5,7 @@ import OpenAPIRuntime
 import Publishing
 import Sandbox
 import Storage
+import VersionFormat
 
 extension APIHandler {
     func getSynthetic(_ input: Operations.GetSynthetic.Input) async throws -> Operations.GetSynthetic.Output {

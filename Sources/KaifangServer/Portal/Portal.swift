@@ -6,6 +6,7 @@ import Publishing
 import Sandbox
 import Storage
 import Yams
+import VersionFormat
 
 /// The web portal: server-rendered pages (Chinese with English), from the templates embedded
 /// in the binary. Pages never show more than the API would give the same visitor: the preview

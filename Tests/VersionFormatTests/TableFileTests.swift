@@ -1,8 +1,8 @@
 import Foundation
 import GRDBSQLite
 import KaifangCore
-@testable import Storage
 import Testing
+@testable import VersionFormat
 
 /// The page reader (`TableFile`, `TableCursor`) against SQLite: on files written by Kaifang's
 /// writer and by SQLite itself (small pages, deleted rows, overflow chains), every row and value

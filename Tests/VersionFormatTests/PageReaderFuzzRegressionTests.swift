@@ -1,8 +1,8 @@
 import Foundation
 import GRDBSQLite
 import KaifangCore
-@testable import Storage
 import Testing
+@testable import VersionFormat
 
 /// The fuzz target `pagereader` replayed: its seed corpus (valid files, read exactly as SQLite
 /// reads them) and every input that once failed it (read to the end or refused as damaged,

@@ -4,7 +4,7 @@ import Foundation
 import GRDBSQLite
 
 /// SQLITE_TRANSIENT: tells SQLite to copy bound text before the call returns.
-let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+public let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
 /// Writes one immutable dataset version: a fresh SQLite file with a `rows` table typed after the
 /// manifest and an index on each date, number and category field, fsynced. The content SHA-256
@@ -20,7 +20,12 @@ public final class VersionWriter {
     /// The path being written (a temporary file until the catalog commits it).
     public let path: String
     private let manifest: DatasetManifest
-    private let file: PageFile
+    /// The file being written page by page (`VersionEngine.pages`), or
+    private let file: PageFile?
+    /// the connection SQLite writes it through (`VersionEngine.sqlite`).
+    private let viaSQLite: SQLiteRowWriter?
+    /// The fields with an index (positions in the manifest).
+    private let indexed: [Int]
     /// Everything `append` changes, in one value (one exclusive access per row, not one per
     /// property touched).
     private var rows: RowEncoder
@@ -32,13 +37,17 @@ public final class VersionWriter {
     public static let defaultIndexBudget = 1 << 30
 
     /// Creates the file.
-    /// - Parameter indexBudget: bytes of index keys to hold in memory, over all indexes.
+    /// - Parameters:
+    ///   - indexBudget: bytes of index keys to hold in memory, over all indexes.
+    ///   - engine: who writes the file's bytes (this process's choice unless given).
     /// - Throws: `KaifangError.runtime` when the file cannot be created.
-    public init(path: String, manifest: DatasetManifest, indexBudget: Int = VersionWriter.defaultIndexBudget) throws {
+    public init(path: String, manifest: DatasetManifest, indexBudget: Int = VersionWriter.defaultIndexBudget, engine: VersionEngine = .current) throws {
         self.path = path
         self.manifest = manifest
         let indexed = manifest.fields.indices.filter { manifest.fields[$0].type != .string || manifest.fields[$0].semantic == .category }
-        rows = RowEncoder(fields: manifest.fields, indexed: indexed, indexBudget: indexBudget)
+        self.indexed = indexed
+        // Written by SQLite, the rows are only hashed here: SQLite makes the records and indexes.
+        rows = RowEncoder(fields: manifest.fields, indexed: engine == .pages ? indexed : [], indexBudget: indexBudget)
         // The statements go into the file's schema as they are: let SQLite check them first.
         var mem: OpaquePointer?
         defer { sqlite3_close(mem) }
@@ -46,7 +55,14 @@ public final class VersionWriter {
               sqlite3_exec(mem, ([Self.tableSQL(manifest)] + indexed.map { Self.indexSQL(manifest.fields[$0]) }).joined(separator: ";"), nil, nil, nil) == SQLITE_OK else {
             throw KaifangError.runtime("cannot create a table for dataset \(manifest.id): \(mem.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory")")
         }
-        file = try PageFile(path: path)
+        switch engine {
+        case .pages:
+            file = try PageFile(path: path)
+            viaSQLite = nil
+        case .sqlite:
+            file = nil
+            viaSQLite = try SQLiteRowWriter(path: path, manifest: manifest)
+        }
     }
 
     deinit {
@@ -76,6 +92,7 @@ public final class VersionWriter {
     ///   in its column.
     public func append(_ cells: [Cell]) throws {
         try rows.append(cells, file: file)
+        try viaSQLite?.append(rowid: rows.rowCount, cells)
     }
 
     /// Builds each index whose keys were gathered: its root page and its number of distinct
@@ -129,13 +146,66 @@ public final class VersionWriter {
     /// - Returns: the content SHA-256 (hex).
     /// - Throws: `KaifangError.runtime`.
     public func finish() throws -> String {
+        let fields = manifest.fields, rowCount = rows.rowCount
+        var stats: [(String, String)] = []
+        var leftToSQLite: [FieldSpec] = []
+        var rowSets: [(field: String, sets: [(value: [UInt8], rows: [UInt32])])] = []
+        var db: OpaquePointer?
+        defer { if viaSQLite == nil { sqlite3_close(db) } }
+        if let file {
+            try finishPages(file, stats: &stats, leftToSQLite: &leftToSQLite, rowSets: &rowSets)
+            guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
+                throw KaifangError.runtime("cannot open version file \(path)")
+            }
+        } else if let viaSQLite {
+            // SQLite holds the rows in its open transaction; it builds every index.
+            db = viaSQLite.db
+            leftToSQLite = indexed.map { fields[$0] }
+        }
+        func exec(_ sql: String) throws { try execute(sql, on: db, file: path) }
+        let manifestJSON = String(decoding: try manifest.jsonData(), as: UTF8.self)
+        if viaSQLite == nil { try exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN") }
+        try exec("CREATE TABLE kaifang_version (key TEXT PRIMARY KEY, value TEXT)")
+        try exec("INSERT INTO kaifang_version VALUES ('dataset', \(quoteLiteral(manifest.id))), ('manifest', \(quoteLiteral(manifestJSON)))")
+        try exec("ANALYZE kaifang_version")
+        try exec(RowSets.schema)
+        if !leftToSQLite.isEmpty {
+            try exec("PRAGMA threads=\(min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))); PRAGMA cache_size=-4096;")
+            for field in leftToSQLite {
+                try exec(Self.indexSQL(field))
+                try exec("ANALYZE \(quoteIdentifier(Self.indexName(field)))")
+            }
+        }
+        if let viaSQLite {
+            for f in indexed where fields[f].semantic == .category {
+                if let sets = try viaSQLite.rowSets(fields[f]) { rowSets.append((fields[f].name, sets)) }
+            }
+        }
+        for r in rowSets { try RowSets.write(db, field: r.field, sets: r.sets, rowCount: rowCount) }
+        for (index, stat) in stats {
+            try exec("INSERT INTO sqlite_stat1 VALUES ('rows', \(quoteLiteral(index)), \(quoteLiteral(stat)))")
+        }
+        try exec("COMMIT")
+        if viaSQLite == nil {
+            sqlite3_close(db)
+            db = nil
+        }
+        viaSQLite?.close()
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 { fsync(fd); close(fd) }
+        chmod(path, 0o444)
+        finished = true
+        return rows.hasher.finalize().hexString
+    }
+
+    /// Writes the table's last pages, the indexes from their gathered keys and the schema page;
+    /// gives back the statistics, the indexes left to SQLite and the row sets.
+    private func finishPages(_ file: PageFile, stats: inout [(String, String)], leftToSQLite: inout [FieldSpec],
+                             rowSets: inout [(field: String, sets: [(value: [UInt8], rows: [UInt32])])]) throws {
         let tableRoot = try rows.table.finish(file: file)
         let fields = manifest.fields, rowCount = rows.rowCount
         var schema: [(type: String, name: String, table: String, root: UInt32, sql: String)] = [("table", "rows", "rows", tableRoot, Self.tableSQL(manifest))]
-        var stats: [(String, String)] = []
-        var leftToSQLite: [FieldSpec] = []
         // Row sets of the category fields, from the index keys (which the index build consumes).
-        var rowSets: [(field: String, sets: [(value: [UInt8], rows: [UInt32])])] = []
         for (k, f) in rows.indexed.enumerated() where fields[f].semantic == .category {
             if let sets = rows.keys[k].rowSets(maxValues: RowSets.maxValues) { rowSets.append((fields[f].name, sets)) }
         }
@@ -149,45 +219,6 @@ public final class VersionWriter {
             if let stat = IndexKeyCollector.stat(rows: rowCount, distinct: distinct) { stats.append((Self.indexName(field), stat)) }
         }
         try writeSchema(schema, file: file)
-
-        var db: OpaquePointer?
-        defer { sqlite3_close(db) }
-        guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
-            throw KaifangError.runtime("cannot open version file \(path)")
-        }
-        func exec(_ sql: String) throws {
-            var err: UnsafeMutablePointer<CChar>?
-            if sqlite3_exec(db, sql, nil, nil, &err) != SQLITE_OK {
-                let msg = err.map { String(cString: $0) } ?? "unknown error"
-                sqlite3_free(err)
-                throw KaifangError.runtime("version file \(path): \(msg)")
-            }
-        }
-        let manifestJSON = String(decoding: try manifest.jsonData(), as: UTF8.self)
-        try exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN")
-        try exec("CREATE TABLE kaifang_version (key TEXT PRIMARY KEY, value TEXT)")
-        try exec("INSERT INTO kaifang_version VALUES ('dataset', \(quoteLiteral(manifest.id))), ('manifest', \(quoteLiteral(manifestJSON)))")
-        try exec("ANALYZE kaifang_version")
-        try exec(RowSets.schema)
-        for r in rowSets { try RowSets.write(db, field: r.field, sets: r.sets, rowCount: rowCount) }
-        if !leftToSQLite.isEmpty {
-            try exec("PRAGMA threads=\(min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))); PRAGMA cache_size=-4096;")
-            for field in leftToSQLite {
-                try exec(Self.indexSQL(field))
-                try exec("ANALYZE \(quoteIdentifier(Self.indexName(field)))")
-            }
-        }
-        for (index, stat) in stats {
-            try exec("INSERT INTO sqlite_stat1 VALUES ('rows', \(quoteLiteral(index)), \(quoteLiteral(stat)))")
-        }
-        try exec("COMMIT")
-        sqlite3_close(db)
-        db = nil
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd >= 0 { fsync(fd); close(fd) }
-        chmod(path, 0o444)
-        finished = true
-        return rows.hasher.finalize().hexString
     }
 }
 
@@ -225,7 +256,7 @@ struct RowEncoder {
 
     /// Appends one row: one pass over the cells writes the hashed serialization, the record's
     /// serial types and body, and the index keys, each value read in place.
-    mutating func append(_ cells: [Cell], file: PageFile) throws {
+    mutating func append(_ cells: [Cell], file: PageFile?) throws {
         precondition(cells.count == fields.count)
         // The hashed serialization, per cell: a type byte (0 null, 1 integer, 2 real, 3 text),
         // the value (little-endian 8 bytes, or the UTF-8), then 0x1F; 0x1E ends the row.
@@ -290,7 +321,7 @@ struct RowEncoder {
         for t in types { SQLiteVarint.append(t, to: &record) }
         record.append(contentsOf: body)
         rowCount += 1
-        try record.withUnsafeBufferPointer { try table.append(rowid: Int64(rowCount), record: $0, file: file) }
+        if let file { try record.withUnsafeBufferPointer { try table.append(rowid: Int64(rowCount), record: $0, file: file) } }
     }
 
     /// Adds a value as stored: its serial type, its body, its index key.

@@ -1,8 +1,8 @@
 import Foundation
 import GRDBSQLite
 import KaifangCore
-@testable import Storage
 import Testing
+@testable import VersionFormat
 
 /// Row sets (`RowSets`) against SQLite: the rows they give for any AND of IN filters after any
 /// cursor are exactly the rows `SELECT _row … WHERE … AND _row > ? ORDER BY _row LIMIT ?` gives.
