@@ -105,13 +105,19 @@ public func buildApplication(
     )
 }
 
-/// The event-loop group for `threads` loops: the process's one group of the default size (the
-/// servers a test process starts share it), else a group of its own for the process's life.
+/// The event-loop group for `threads` loops: at the default size, the process's shared loops
+/// (NIO's singleton group, which the shared store's connections use too: a batch's reply is read
+/// by a loop the server already keeps awake, not by a thread of its own woken for it); else a
+/// group of its own for the process's life.
 func eventLoopGroup(threads: Int) -> EventLoopGroupProvider {
-    threads == AppConfiguration.defaultEventLoops ? .shared(defaultEventLoopGroup) : .shared(MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads)))
+    threads == AppConfiguration.defaultEventLoops ? .shared(MultiThreadedEventLoopGroup.singleton) : .shared(MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads)))
 }
 
-private let defaultEventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: AppConfiguration.defaultEventLoops)
+/// Sizes the process's shared loops to `AppConfiguration.defaultEventLoops`; call before
+/// anything uses them (NIO fixes the size at first use).
+public func useDefaultEventLoops() {
+    NIOSingletons.groupLoopCountSuggestion = AppConfiguration.defaultEventLoops
+}
 
 /// Runs the catalog's WAL checkpoints off the request path while the server runs (see `Checkpointer`).
 struct CheckpointService: Service {

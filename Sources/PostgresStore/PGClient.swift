@@ -6,13 +6,14 @@ import NIOPosix
 import PostgresNIO
 
 /// A small pool of PostgreSQL connections used synchronously: a call checks a connection out,
-/// runs its queries (futures on the pool's own event loops, waited for by the calling thread,
-/// which is never one of those loops) and checks it back in. The store's interface is
+/// runs its queries (futures on the process's shared event loops, NIO's singleton group, which
+/// the HTTP server also runs on; waited for by the calling thread, a store thread or one of
+/// Swift's concurrency pool, never a loop) and checks it back in. The store's interface is
 /// synchronous, like SQLite's, so a round trip blocks its caller as a disk read does.
 final class PGClient: @unchecked Sendable {
     let url: StoreURL
     let logger: Logger
-    private let group: MultiThreadedEventLoopGroup
+    private let group = MultiThreadedEventLoopGroup.singleton
     private let condition = NSCondition()
     private var idle: [PostgresConnection] = []
     private var open = 0
@@ -27,17 +28,11 @@ final class PGClient: @unchecked Sendable {
         self.url = url
         self.logger = logger
         self.maxConnections = max(1, maxConnections)
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        do {
-            let first = try connect()
-            condition.lock()
-            open = 1
-            idle.append(first)
-            condition.unlock()
-        } catch {
-            try? group.syncShutdownGracefully()
-            throw error
-        }
+        let first = try connect()
+        condition.lock()
+        open = 1
+        idle.append(first)
+        condition.unlock()
     }
 
     deinit { close() }
@@ -53,7 +48,6 @@ final class PGClient: @unchecked Sendable {
         condition.unlock()
         guard !wasClosed else { return }
         for c in all { _ = try? c.close().wait() }
-        try? group.syncShutdownGracefully()
     }
 
     private func connect() throws -> PostgresConnection {
@@ -262,4 +256,16 @@ struct PGRow {
     func optDouble(_ c: String) throws -> Double? { try get(c, as: Double?.self) }
     func bool(_ c: String) throws -> Bool { try get(c) }
     func data(_ c: String) throws -> Data { try get(c) }
+
+    /// An integer column of a statement prepared with `prepare(query:)`: the store sends it in
+    /// binary (every execution asks for binary results) while the prepared statement's row
+    /// description still says text.
+    func preparedInt64(_ column: String) throws -> Int64 {
+        guard row.contains(column) else { throw KaifangError.runtime("the store's result has no column \(column): is its schema current?") }
+        var cell = row[column]
+        cell.format = .binary
+        do { return try cell.decode(Int64.self) } catch {
+            throw KaifangError.runtime("the store's column \(column) does not hold an integer")
+        }
+    }
 }

@@ -98,16 +98,26 @@ struct ChainedEvents {
     /// transaction holds the head row.
     func statement(guardedBy expected: (seq: Int64, hash: String)?) -> PostgresQuery {
         var b = PostgresBindings()
-        rows.bind(&b)
-        b.append(head.seq); b.append(head.hash)
-        b.append(days); b.append(readDatasets); b.append(reads)
-        if let expected {
-            b.append(expected.seq); b.append(expected.hash)
-        } else {
-            b.appendNull(); b.appendNull()
-        }
-        return PostgresQuery(unsafeSQL: "SELECT ok, mark FROM audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)", binds: b)
+        for p in parameters(guardedBy: expected) { b.append(p) }
+        return PostgresQuery(unsafeSQL: Self.call, binds: b)
     }
+
+    /// The call's fifteen parameters, in order.
+    func parameters(guardedBy expected: (seq: Int64, hash: String)?) -> [PostgresData] {
+        var p: [PostgresData] = [
+            .encoded(rows.seqs), .encoded(rows.ats), .encoded(rows.actors), .encoded(rows.actions), .encoded(rows.datasets),
+            .encoded(rows.details), .encoded(rows.prevs), .encoded(rows.hashes),
+            .encoded(head.seq), .encoded(head.hash), .encoded(days), .encoded(readDatasets), .encoded(reads),
+        ]
+        if let expected {
+            p += [.encoded(expected.seq), .encoded(expected.hash)]
+        } else {
+            p += [PostgresData(type: .int8), PostgresData(type: .text)]
+        }
+        return p
+    }
+
+    static let call = "SELECT ok, mark FROM audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 }
 
 extension PostgresCatalog: AsyncBatchAppending {
@@ -118,7 +128,7 @@ extension PostgresCatalog: AsyncBatchAppending {
         if let guess = try sendGuess(events) {
             let rows: [PostgresRow]
             do {
-                rows = try await guess.result.get().rows
+                rows = try await guess.result.get()
             } catch {
                 laneFailed(guess.lane)
                 throw PGFailure(error)
@@ -144,7 +154,7 @@ extension PostgresCatalog: AsyncBatchAppending {
         if let guess = try sendGuess(batch) {
             let rows: [PostgresRow]
             do {
-                rows = try guess.result.wait().rows
+                rows = try guess.result.wait()
             } catch {
                 laneFailed(guess.lane)
                 throw PGFailure(error)
@@ -161,7 +171,7 @@ extension PostgresCatalog: AsyncBatchAppending {
     /// the batches were chained, so each finds the head its predecessor left.
     /// Nil when guessing rests: while other replicas append too, the guess is mostly wrong and
     /// costs a round trip, so after a miss only every eighth batch guesses.
-    func sendGuess(_ batch: [PendingAuditEvent]) throws -> (result: EventLoopFuture<PostgresQueryResult>, lane: PostgresConnection, head: (seq: Int64, hash: String))? {
+    func sendGuess(_ batch: [PendingAuditEvent]) throws -> (result: EventLoopFuture<[PostgresRow]>, lane: PostgresConnection, head: (seq: Int64, hash: String))? {
         let attempt = optimism.withLock { o -> Bool in
             o.batches &+= 1
             return o.misses == 0 || o.batches % 8 == 0
@@ -169,24 +179,21 @@ extension PostgresCatalog: AsyncBatchAppending {
         guard attempt else { return nil }
         return try appendLane.withLock { lane in
             guard let expected = knownHead.withLock({ $0 }) else { return nil }
-            let connection: PostgresConnection
-            if let open = lane, !open.isClosed {
-                connection = open
-            } else {
-                if let broken = lane { client.checkinConnection(broken, broken: true) }
-                connection = try client.checkoutConnection()
-                lane = connection
+            if lane == nil || lane!.connection.isClosed {
+                if let broken = lane { client.checkinConnection(broken.connection, broken: true) }
+                lane = nil
+                lane = try AppendLane(client.checkoutConnection(), client: client)
             }
             let (chained, head) = ChainedEvents.make(batch, after: expected, at: nil)
             knownHead.withLock { $0 = head }
-            return (connection.query(chained.statement(guardedBy: expected), logger: logger), connection, head)
+            return (lane!.prepared.execute(chained.parameters(guardedBy: expected)), lane!.connection, head)
         }
     }
 
     /// Drops a lane whose statement failed (the next guess opens another).
     func laneFailed(_ connection: PostgresConnection) {
         let dropped = appendLane.withLock { lane -> Bool in
-            guard lane === connection else { return false }
+            guard lane?.connection === connection else { return false }
             lane = nil
             return true
         }
@@ -196,18 +203,18 @@ extension PostgresCatalog: AsyncBatchAppending {
 
     /// Gives the lane's connection back to the pool (when the store closes).
     func closeLane() {
-        if let c = appendLane.withLock({ lane -> PostgresConnection? in defer { lane = nil }; return lane }) {
-            client.checkinConnection(c, broken: false)
+        if let l = appendLane.withLock({ lane -> AppendLane? in defer { lane = nil }; return lane }) {
+            client.checkinConnection(l.connection, broken: false)
         }
     }
 
     /// The change mark when the guess held (`ok`), nil when it missed.
     func settle(_ rows: [PostgresRow], _ head: (seq: Int64, hash: String)) throws -> Int64? {
-        guard let r = rows.first.map({ PGRow($0.makeRandomAccess()) }), try r.int("ok") == 1 else {
+        guard let r = rows.first.map({ PGRow($0.makeRandomAccess()) }), try r.preparedInt64("ok") == 1 else {
             guessMissed()
             return nil
         }
-        let mark = try r.int64("mark")
+        let mark = try r.preparedInt64("mark")
         learned(head)
         optimism.withLock { $0.misses = 0 }
         appendPaths.withLock { $0.guessed += 1 }
@@ -282,5 +289,30 @@ extension PostgresCatalog: AsyncBatchAppending {
 
     public func countEvents(actor: String, action: String, since: String) throws -> Int {
         try client.query("SELECT count(*) AS n FROM audit_events WHERE actor = \(actor) AND action = \(action) AND at >= \(since)").first?.int("n") ?? 0
+    }
+}
+
+/// The append lane: one connection, with the store's append call prepared on it.
+struct AppendLane {
+    let connection: PostgresConnection
+    let prepared: PreparedQuery
+
+    init(_ connection: PostgresConnection, client: PGClient) throws {
+        do {
+            prepared = try connection.prepare(query: ChainedEvents.call).wait()
+        } catch {
+            client.checkinConnection(connection, broken: true)
+            throw PGFailure(error)
+        }
+        self.connection = connection
+    }
+}
+
+extension PostgresData {
+    /// A value in the binary form its type encodes to.
+    static func encoded<T: PostgresNonThrowingEncodable>(_ value: T) -> PostgresData {
+        var buffer = ByteBuffer()
+        value.encode(into: &buffer, context: .default)
+        return PostgresData(type: T.psqlType, formatCode: T.psqlFormat, value: buffer)
     }
 }

@@ -32,8 +32,9 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
     /// The chain's head as this process last appended it (a hint: a batch after it needs no lock).
     let knownHead = Mutex<(seq: Int64, hash: String)?>(nil)
     /// The connection every optimistic batch goes out on, so that they reach the store in the
-    /// order they were chained.
-    let appendLane = Mutex<PostgresConnection?>(nil)
+    /// order they were chained, with the append call prepared on it (parsed and planned once
+    /// per connection rather than once per batch).
+    let appendLane = Mutex<AppendLane?>(nil)
     /// Batches appended, and guesses of the head that missed since the last that held.
     let optimism = Mutex<(batches: Int, misses: Int)>((0, 0))
     /// How this process's batches went in: in one optimistic statement, or (after a miss or

@@ -51,6 +51,7 @@ struct Kaifang: AsyncParsableCommand {
 
     /// Parses, runs, and maps every failure to exit code 1 (runtime) or 2 (usage, input).
     static func main() async {
+        useDefaultEventLoops()
         LoggingSystem.bootstrap { label in
             var h = LineLogHandler.standardError(label: label)
             h.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
