@@ -116,6 +116,8 @@ let package = Package(
             .product(name: "Mustache", package: "swift-mustache"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            // Entity tags of served content (SHA-256).
+            .product(name: "Crypto", package: "swift-crypto"),
         ], exclude: ["Embedded"], plugins: ["EmbedResources"]),
         // Embeds Sources/<target>/Embedded/* (the spec, later the portal's templates and CSS)
         // into the binary, so `kaifang` runs from anywhere without a resource bundle.

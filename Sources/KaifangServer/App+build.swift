@@ -80,8 +80,13 @@ public func buildApplication(
             guard let n = Int(v) else { throw Problem(status: .badRequest, detail: "\(name) must be an integer") }
             return n
         }
-        let body = try await api.rowsBody(id: id, limit: try int("_limit"), fields: query["_fields"], sort: query["_sort"], cursor: query["_cursor"], query: query)
-        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body))
+        let page = try await api.rowsBody(id: id, limit: try int("_limit"), fields: query["_fields"], sort: query["_sort"], cursor: query["_cursor"], query: query,
+                                          ifNoneMatch: request.headers[values: .ifNoneMatch].joined(separator: ","))
+        let headers: HTTPFields = [.eTag: page.tag, .cacheControl: page.cacheControl, .vary: "Authorization"]
+        guard let body = page.body else { return Response(status: .notModified, headers: headers) }
+        var all = headers
+        all[.contentType] = "application/json; charset=utf-8"
+        return Response(status: .ok, headers: all, body: .init(byteBuffer: body))
     }
     let portal = Portal(library: try Portal.templates(), catalog: catalog, stewardship: api.stewardship, plans: api.plans)
     portal.addRoutes(to: router, limiter: api.limiter)

@@ -66,6 +66,14 @@ final class LiveServer: @unchecked Sendable {
         }
     }
 
+    /// A session without a cache: every request reaches the server as written.
+    static let session: URLSession = {
+        let c = URLSessionConfiguration.ephemeral
+        c.urlCache = nil
+        c.requestCachePolicy = .reloadIgnoringLocalCacheData
+        return URLSession(configuration: c)
+    }()
+
     struct Reply {
         let status: Int
         let headers: [String: String]
@@ -75,16 +83,19 @@ final class LiveServer: @unchecked Sendable {
         var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    func get(_ path: String, key: String? = nil, method: String = "GET", json: Any? = nil) async throws -> Reply {
+    func get(_ path: String, key: String? = nil, method: String = "GET", json: Any? = nil, headers extra: [String: String] = [:]) async throws -> Reply {
         var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         req.httpMethod = method
+        // What the server answers, never a cached copy (responses carry entity tags).
+        req.cachePolicy = .reloadIgnoringLocalCacheData
+        for (name, value) in extra { req.setValue(value, forHTTPHeaderField: name) }
         if let json {
             req.httpMethod = "POST"
             req.httpBody = try JSONSerialization.data(withJSONObject: json)
             req.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
         if let key { req.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
-        let (data, response) = try await URLSession.shared.data(for: req)
+        let (data, response) = try await Self.session.data(for: req)
         let http = response as! HTTPURLResponse
         var headers: [String: String] = [:]
         for (k, v) in http.allHeaderFields { headers[String(describing: k).lowercased()] = String(describing: v) }

@@ -102,6 +102,54 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
         }
     }
 
+    /// Conditional reads: a page's entity tag comes back as 304 without rows (and without a read
+    /// event: nothing was served) while nothing the page depends on changed; any change — the
+    /// query, the view, the dataset's policy — changes the tag; access is checked before the tag.
+    @Test func pagesCarryEntityTagsAndAnswer304WhileUnchanged() async throws {
+        try await LiveServer.with { s in
+            let path = "/v1/datasets/enterprises/rows?_limit=5"
+            let first = try await s.get(path)
+            let tag = try #require(first.headers["etag"])
+            #expect(first.status == 200 && tag.hasPrefix("\"r") && tag.hasSuffix("\"") && tag.count == 35)
+            #expect(first.headers["cache-control"] == "no-cache")
+            let again = try await s.get(path)
+            #expect(again.headers["etag"] == tag && again.body == first.body)
+
+            let events = try s.catalog.auditEvents().count
+            for header in [tag, "W/\(tag)", "\"x\", \(tag)", "*"] {
+                let cached = try await s.get(path, headers: ["If-None-Match": header])
+                #expect(cached.status == 304, "\(header)")
+                #expect(cached.body.isEmpty && cached.headers["etag"] == tag)
+            }
+            #expect(try s.catalog.auditEvents().count == events)
+            let stale = try await s.get(path, headers: ["If-None-Match": "\"r0000\""])
+            #expect(stale.status == 200 && stale.body == first.body)
+            #expect(try s.catalog.auditEvents().count == events + 1)
+
+            // Another query, another tag; a changed policy, another tag for the same query.
+            let other = try await s.get("/v1/datasets/enterprises/rows?_limit=6")
+            #expect(other.headers["etag"] != nil && other.headers["etag"] != tag)
+            var manifest = try #require(try s.catalog.dataset("enterprises")).manifest
+            manifest.description += " (revised)"
+            try s.catalog.updateManifest(manifest, actor: "cli:steward", action: "dataset.update", detail: [:])
+            let changed = try await s.get(path, headers: ["If-None-Match": tag])
+            #expect(changed.status == 200 && changed.headers["etag"] != tag)
+
+            // A licensed page: private; revoked, the old tag gets 403, not 304.
+            let (_, dev) = try s.catalog.createKey(role: .developer, name: "d", actor: "t")
+            let created = try await s.get("/v1/applications", key: dev, json: [
+                "dataset": "residents", "purpose": "研究低保发放的区县分布 distribution study", "use": "rows", "fields": ["district", "benefit_amount"],
+            ])
+            let license = try s.catalog.approve(application: Int64(try #require(created.object["id"] as? Int)), actor: "cli:steward")
+            let licensed = try await s.get("/v1/datasets/residents/rows?_limit=5", key: dev)
+            let licensedTag = try #require(licensed.headers["etag"])
+            #expect(licensed.status == 200 && licensed.headers["cache-control"] == "private, no-cache")
+            #expect(try await s.get("/v1/datasets/residents/rows?_limit=5", key: dev, headers: ["If-None-Match": licensedTag]).status == 304)
+            try s.catalog.revokeLicense(license.id, actor: "cli:steward")
+            #expect(try await s.get("/v1/datasets/residents/rows?_limit=5", key: dev, headers: ["If-None-Match": licensedTag]).status == 403)
+        }
+    }
+
     @Test func filtersAndSortsOnMaskedFieldsAreRefused() async throws {
         try await LiveServer.with { s in
             for q in ["legal_representative=%E5%BC%A0", "legal_representative__startswith=%E5%BC%A0", "legal_representative__isnull=true",

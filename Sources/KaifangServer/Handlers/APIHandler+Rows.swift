@@ -14,17 +14,35 @@ import VersionFormat
 extension APIHandler {
     /// The typed handler (direct calls, e.g. tests): the same bytes as the HTTP route, decoded.
     func getRows(_ input: Operations.GetRows.Input) async throws -> Operations.GetRows.Output {
-        let body = try await rowsBody(id: input.path.id, limit: input.query._limit, fields: input.query._fields, sort: input.query._sort, cursor: input.query._cursor)
-        return .ok(.init(body: .json(try JSONDecoder().decode(Components.Schemas.RowsPage.self, from: Data(body.readableBytesView)))))
+        let page = try await rowsBody(id: input.path.id, limit: input.query._limit, fields: input.query._fields, sort: input.query._sort, cursor: input.query._cursor,
+                                      ifNoneMatch: input.headers.ifNoneMatch)
+        guard let body = page.body else {
+            return .notModified(.init(headers: .init(eTag: page.tag, cacheControl: page.cacheControl)))
+        }
+        return .ok(.init(headers: .init(eTag: page.tag, cacheControl: page.cacheControl),
+                         body: .json(try JSONDecoder().decode(Components.Schemas.RowsPage.self, from: Data(body.readableBytesView)))))
+    }
+
+    /// A page of rows as served: the JSON bytes (nil when `If-None-Match` named the page's
+    /// tag: 304), its entity tag and `Cache-Control`.
+    struct RowsAnswer {
+        var body: ByteBuffer?
+        var tag: String
+        var cacheControl: String
     }
 
     /// A page of masked rows as JSON bytes, in the response's buffer (the `GET /v1/datasets/{id}/rows` route serves them as they are).
     /// `query` is the request's query string when the caller parsed it already.
-    func rowsBody(id: String, limit: Int?, fields: String?, sort: String?, cursor: String?, query: QueryString? = nil) async throws -> ByteBuffer {
+    func rowsBody(id: String, limit: Int?, fields: String?, sort: String?, cursor: String?, query: QueryString? = nil, ifNoneMatch: String? = nil) async throws -> RowsAnswer {
         let caller = Caller.current
         try limiter.admit(caller)
         let access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
         let q = try RowQuery.parse(query ?? QueryString(caller.rawQuery), plan: access.plan, declaredLimit: limit, fields: fields, sort: sort, cursor: cursor)
+        let tag = EntityTag.of("rows", access, request: [caller.rawQuery, limit.map(String.init) ?? "", fields ?? "", sort ?? "", cursor ?? ""])
+        let cacheControl = EntityTag.cacheControl(access.view)
+        // Access was checked above: a revoked license is refused, never answered 304. No row is
+        // served, so no read is recorded.
+        if EntityTag.matches(ifNoneMatch, tag) { return RowsAnswer(body: nil, tag: tag, cacheControl: cacheControl) }
         let path = try catalog.localFile(access.version)
         let plan = access.plan
         let (body, count, maskedCells) = try pool.with(path) { reader -> (ByteBuffer, Int, Int) in
@@ -97,7 +115,7 @@ extension APIHandler {
         }
         metrics.served(rows: count, maskedCells: maskedCells)
         try await recordRead(access, caller: caller, action: "rows.read", rows: count, columns: q.columns)
-        return body
+        return RowsAnswer(body: body, tag: tag, cacheControl: cacheControl)
     }
 
     func exportRows(_ input: Operations.ExportRows.Input) async throws -> Operations.ExportRows.Output {

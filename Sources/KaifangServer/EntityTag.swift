@@ -1,0 +1,53 @@
+import Crypto
+import Foundation
+import KaifangCore
+
+/// Conditional reads (RFC 9110): strong entity tags of served content and `If-None-Match`.
+///
+/// A tag is a hash of everything the bytes of a response depend on, so that two responses with
+/// the same tag are the same bytes on every replica: the server's version, the published
+/// version's content hash, the dataset's publication (its policy and tier change its
+/// `updated_at`), the caller's view and license (granted fields), and the request's
+/// parameters. Nothing secret goes in, and the tag reveals nothing but equality.
+enum EntityTag {
+    /// The tag of a response of `kind` (`rows`, `export`…) through `access` for `request`
+    /// (the parameters that shape the response, in the order the client sent them).
+    static func of(_ kind: String, _ access: Access, request: [String]) -> String {
+        var h = SHA256()
+        func add(_ s: String) {
+            // Length-prefixed, so that no two lists of parts hash alike.
+            withUnsafeBytes(of: UInt32(s.utf8.count).littleEndian) { h.update(bufferPointer: $0) }
+            h.update(data: Array(s.utf8))
+        }
+        add(kind); add(kaifangVersion)
+        add(access.dataset.id); add(access.dataset.updatedAt); add(access.dataset.tier?.rawValue ?? "-")
+        add(String(access.version.number)); add(access.version.sha256)
+        add(access.view.rawValue)
+        if let license = access.license {
+            add(license.id); add(license.fields.sorted().joined(separator: ","))
+        } else {
+            add("-")
+        }
+        for r in request { add(r) }
+        return "\"" + kind.prefix(1) + Array(h.finalize()).prefix(16).hexString + "\""
+    }
+
+    /// Whether `If-None-Match` names `tag` (weak comparison, as RFC 9110 asks of this header:
+    /// a `W/` prefix is ignored) or is `*`.
+    static func matches(_ header: String?, _ tag: String) -> Bool {
+        guard let header, !header.isEmpty else { return false }
+        for part in header.split(separator: ",") {
+            var t = part.trimmingCharacters(in: .whitespaces)
+            if t == "*" { return true }
+            if t.hasPrefix("W/") { t.removeFirst(2) }
+            if t == tag { return true }
+        }
+        return false
+    }
+
+    /// `Cache-Control` of a read: a cache must ask again before each reuse (so every read
+    /// reaches the server and its audit log); `private` unless the response is the public view.
+    static func cacheControl(_ view: View) -> String {
+        view == .public ? "no-cache" : "private, no-cache"
+    }
+}
