@@ -13,22 +13,24 @@ enum EntityTag {
     /// The tag of a response of `kind` (`rows`, `export`…) through `access` for `request`
     /// (the parameters that shape the response, in the order the client sent them).
     static func of(_ kind: String, _ access: Access, request: [String]) -> String {
+        of(kind, parts: parts(access) + request)
+    }
+
+    /// What a response through `access` depends on beyond its request.
+    static func parts(_ access: Access) -> [String] {
+        [access.dataset.id, access.dataset.updatedAt, access.dataset.tier?.rawValue ?? "-",
+         String(access.version.number), access.version.sha256, access.view.rawValue,
+         access.license.map { $0.id + ":" + $0.fields.sorted().joined(separator: ",") } ?? "-"]
+    }
+
+    /// The tag of a response of `kind` that depends on `parts` (and the server's version).
+    static func of(_ kind: String, parts: [String]) -> String {
         var h = SHA256()
-        func add(_ s: String) {
-            // Length-prefixed, so that no two lists of parts hash alike.
-            withUnsafeBytes(of: UInt32(s.utf8.count).littleEndian) { h.update(bufferPointer: $0) }
-            h.update(data: Array(s.utf8))
+        // Length-prefixed, so that no two lists of parts hash alike.
+        for part in [kind, kaifangVersion] + parts {
+            withUnsafeBytes(of: UInt32(part.utf8.count).littleEndian) { h.update(bufferPointer: $0) }
+            h.update(data: Array(part.utf8))
         }
-        add(kind); add(kaifangVersion)
-        add(access.dataset.id); add(access.dataset.updatedAt); add(access.dataset.tier?.rawValue ?? "-")
-        add(String(access.version.number)); add(access.version.sha256)
-        add(access.view.rawValue)
-        if let license = access.license {
-            add(license.id); add(license.fields.sorted().joined(separator: ","))
-        } else {
-            add("-")
-        }
-        for r in request { add(r) }
         return "\"" + kind.prefix(1) + Array(h.finalize()).prefix(16).hexString + "\""
     }
 

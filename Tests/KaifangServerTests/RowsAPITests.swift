@@ -135,6 +135,21 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
             let changed = try await s.get(path, headers: ["If-None-Match": tag])
             #expect(changed.status == 200 && changed.headers["etag"] != tag)
 
+            // Exports and descriptors too; a 304 export is not counted as an export.
+            let export = try await s.get("/v1/datasets/enterprises/export?format=jsonl")
+            let exportTag = try #require(export.headers["etag"])
+            #expect(export.status == 200 && !export.body.isEmpty)
+            let csv = try await s.get("/v1/datasets/enterprises/export?format=csv")
+            #expect(csv.headers["etag"] != nil && csv.headers["etag"] != exportTag)
+            let exports = try s.catalog.auditEvents().count
+            let notAgain = try await s.get("/v1/datasets/enterprises/export?format=jsonl", headers: ["If-None-Match": exportTag])
+            #expect(notAgain.status == 304 && notAgain.body.isEmpty)
+            #expect(try s.catalog.auditEvents().count == exports)
+            let package = try await s.get("/v1/datasets/enterprises/datapackage.json")
+            let packageTag = try #require(package.headers["etag"])
+            #expect(try await s.get("/v1/datasets/enterprises/datapackage.json", headers: ["If-None-Match": packageTag]).status == 304)
+            #expect(try await s.get("/v1/datasets/air-quality/datapackage.json", headers: ["If-None-Match": packageTag]).status == 200)
+
             // A licensed page: private; revoked, the old tag gets 403, not 304.
             let (_, dev) = try s.catalog.createKey(role: .developer, name: "d", actor: "t")
             let created = try await s.get("/v1/applications", key: dev, json: [

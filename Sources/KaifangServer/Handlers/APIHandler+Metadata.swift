@@ -27,6 +27,13 @@ extension APIHandler {
             throw Problem(status: .notFound, detail: "no published dataset '\(id)': GET /v1/datasets lists them")
         }
         let access = try? Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
+        // The descriptor depends on the dataset, the caller's view (or none) and the links' base.
+        let tag = EntityTag.of("package", parts: (access.map(EntityTag.parts) ?? [id, record.updatedAt, record.tier?.rawValue ?? "-", String(record.publishedVersion ?? 0), "none"])
+                                                 + [caller.isSteward ? "steward" : "", caller.baseURL])
+        let headers = Operations.GetDataPackage.Output.Ok.Headers(eTag: tag, cacheControl: EntityTag.cacheControl(access?.view ?? .public))
+        if EntityTag.matches(input.headers.ifNoneMatch, tag) {
+            return .notModified(.init(headers: .init(eTag: tag, cacheControl: headers.cacheControl)))
+        }
         var fields: [[String: (any Sendable)?]] = []
         for f in record.manifest.fields {
             let column = access?.plan.columns.first { $0.field.name == f.name }
@@ -59,7 +66,7 @@ extension APIHandler {
             "kaifang:tier": record.tier?.rawValue, "kaifang:view": access?.view.rawValue ?? "none",
         ]
         if let v = version { package["created"] = v.createdAt; package["kaifang:sha256"] = v.sha256 }
-        return .ok(.init(body: .json(.init(additionalProperties: try OpenAPIObjectContainer(unvalidatedValue: package)))))
+        return .ok(.init(headers: headers, body: .json(.init(additionalProperties: try OpenAPIObjectContainer(unvalidatedValue: package)))))
     }
 
     func getCatalogJSONLD(_ input: Operations.GetCatalogJSONLD.Input) async throws -> Operations.GetCatalogJSONLD.Output {

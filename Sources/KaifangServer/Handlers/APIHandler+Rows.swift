@@ -123,16 +123,21 @@ extension APIHandler {
         let id = input.path.id
         try limiter.admit(caller)
         let access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
-        try checkExportQuota(caller)
         let format = input.query.format ?? .csv
+        let tag = EntityTag.of("export", access, request: [format.rawValue])
+        let headers = Operations.ExportRows.Output.Ok.Headers(eTag: tag, cacheControl: EntityTag.cacheControl(access.view))
+        if EntityTag.matches(input.headers.ifNoneMatch, tag) {
+            return .notModified(.init(headers: .init(eTag: tag, cacheControl: headers.cacheControl)))
+        }
+        try checkExportQuota(caller)
         let columns = access.plan.columns.indices.filter { access.plan.columns[$0].included }
         let producer = try ExportProducer(pool: pool, path: try catalog.localFile(access.version), plan: access.plan,
                                           columns: columns, jsonl: format == .jsonl) { [metrics] rows, masked in metrics.served(rows: rows, maskedCells: masked) }
         try await recordRead(access, caller: caller, action: "export.read", rows: access.version.rowCount, columns: columns)
         let body = HTTPBody(ExportSequence(producer: producer), length: .unknown, iterationBehavior: .single)
         switch format {
-        case .csv: return .ok(.init(body: .csv(body)))
-        case .jsonl: return .ok(.init(body: .applicationXNdjson(body)))
+        case .csv: return .ok(.init(headers: headers, body: .csv(body)))
+        case .jsonl: return .ok(.init(headers: headers, body: .applicationXNdjson(body)))
         }
     }
 
