@@ -149,6 +149,13 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
             let packageTag = try #require(package.headers["etag"])
             #expect(try await s.get("/v1/datasets/enterprises/datapackage.json", headers: ["If-None-Match": packageTag]).status == 304)
             #expect(try await s.get("/v1/datasets/air-quality/datapackage.json", headers: ["If-None-Match": packageTag]).status == 200)
+            let catalog = try await s.get("/v1/catalog.jsonld")
+            let catalogTag = try #require(catalog.headers["etag"])
+            #expect(try await s.get("/v1/catalog.jsonld", headers: ["If-None-Match": catalogTag]).status == 304)
+            manifest.description += " (again)"
+            try s.catalog.updateManifest(manifest, actor: "cli:steward", action: "dataset.update", detail: [:])
+            let newCatalog = try await s.get("/v1/catalog.jsonld", headers: ["If-None-Match": catalogTag])
+            #expect(newCatalog.status == 200 && newCatalog.headers["etag"] != catalogTag)
 
             // A licensed page: private; revoked, the old tag gets 403, not 304.
             let (_, dev) = try s.catalog.createKey(role: .developer, name: "d", actor: "t")

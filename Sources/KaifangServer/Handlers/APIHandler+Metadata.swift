@@ -125,7 +125,15 @@ extension APIHandler {
             "@id": "\(base)/v1/catalog.jsonld", "@type": "dcat:Catalog", "dct:title": "Kaifang 开放 — public data catalog",
             "dcat:dataset": entries,
         ]
-        return .ok(.init(body: .applicationLdJson(.init(additionalProperties: try OpenAPIObjectContainer(unvalidatedValue: catalogDoc)))))
+        let document = try OpenAPIObjectContainer(unvalidatedValue: catalogDoc)
+        // The catalog's tag is a hash of its content (its keys sorted): whatever changed in it.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let tag = EntityTag.of("catalog", parts: [String(decoding: try encoder.encode(document), as: UTF8.self)])
+        if EntityTag.matches(input.headers.ifNoneMatch, tag) {
+            return .notModified(.init(headers: .init(eTag: tag, cacheControl: "no-cache")))
+        }
+        return .ok(.init(headers: .init(eTag: tag, cacheControl: "no-cache"), body: .applicationLdJson(.init(additionalProperties: document))))
     }
 
     func getStats(_ input: Operations.GetStats.Input) async throws -> Operations.GetStats.Output {
