@@ -248,6 +248,17 @@ extension CatalogStore {
         let store = self
         _ = try await StoreThreads.run { try scope.mark { try store.changeMark() } }
     }
+
+    /// Whether the request's lookups were made under the store's current change mark: always
+    /// with the embedded store; with a shared store, the mark is read now, and when it moved the
+    /// scope takes it (lookups made again read what changed). A read answered without being
+    /// recorded (a 304) learns of changes no other way.
+    public func confirmCurrent() async throws -> Bool {
+        guard isShared, let scope = CatalogReadScope.current else { return true }
+        let store = self
+        let now = try await StoreThreads.run { try store.changeMark() }
+        return scope.confirm(now)
+    }
 }
 
 /// One request's view of a shared store's change mark: lookups a store caches between changes

@@ -36,13 +36,19 @@ extension APIHandler {
     func rowsBody(id: String, limit: Int?, fields: String?, sort: String?, cursor: String?, query: QueryString? = nil, ifNoneMatch: String? = nil) async throws -> RowsAnswer {
         let caller = Caller.current
         try limiter.admit(caller)
-        let access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
-        let q = try RowQuery.parse(query ?? QueryString(caller.rawQuery), plan: access.plan, declaredLimit: limit, fields: fields, sort: sort, cursor: cursor)
-        let tag = EntityTag.of("rows", access, request: [caller.rawQuery, limit.map(String.init) ?? "", fields ?? "", sort ?? "", cursor ?? ""])
-        let cacheControl = EntityTag.cacheControl(access.view)
+        var access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
+        let request = [caller.rawQuery, limit.map(String.init) ?? "", fields ?? "", sort ?? "", cursor ?? ""]
+        var tag = EntityTag.of("rows", access, request: request)
         // Access was checked above: a revoked license is refused, never answered 304. No row is
-        // served, so no read is recorded.
-        if EntityTag.matches(ifNoneMatch, tag) { return RowsAnswer(body: nil, tag: tag, cacheControl: cacheControl) }
+        // served, so no read is recorded; with a shared store, only under the current mark.
+        if EntityTag.matches(ifNoneMatch, tag) {
+            if try await catalog.confirmCurrent() { return RowsAnswer(body: nil, tag: tag, cacheControl: EntityTag.cacheControl(access.view)) }
+            access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
+            tag = EntityTag.of("rows", access, request: request)
+            if EntityTag.matches(ifNoneMatch, tag) { return RowsAnswer(body: nil, tag: tag, cacheControl: EntityTag.cacheControl(access.view)) }
+        }
+        let cacheControl = EntityTag.cacheControl(access.view)
+        let q = try RowQuery.parse(query ?? QueryString(caller.rawQuery), plan: access.plan, declaredLimit: limit, fields: fields, sort: sort, cursor: cursor)
         let path = try catalog.localFile(access.version)
         let plan = access.plan
         let (body, count, maskedCells) = try pool.with(path) { reader -> (ByteBuffer, Int, Int) in
@@ -122,13 +128,20 @@ extension APIHandler {
         let caller = Caller.current
         let id = input.path.id
         try limiter.admit(caller)
-        let access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
+        var access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
         let format = input.query.format ?? .csv
-        let tag = EntityTag.of("export", access, request: [format.rawValue])
-        let headers = Operations.ExportRows.Output.Ok.Headers(eTag: tag, cacheControl: EntityTag.cacheControl(access.view))
+        var tag = EntityTag.of("export", access, request: [format.rawValue])
         if EntityTag.matches(input.headers.ifNoneMatch, tag) {
-            return .notModified(.init(headers: .init(eTag: tag, cacheControl: headers.cacheControl)))
+            // As for rows: a 304 only under the store's current mark.
+            if try await !catalog.confirmCurrent() {
+                access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
+                tag = EntityTag.of("export", access, request: [format.rawValue])
+            }
+            if EntityTag.matches(input.headers.ifNoneMatch, tag) {
+                return .notModified(.init(headers: .init(eTag: tag, cacheControl: EntityTag.cacheControl(access.view))))
+            }
         }
+        let headers = Operations.ExportRows.Output.Ok.Headers(eTag: tag, cacheControl: EntityTag.cacheControl(access.view))
         try checkExportQuota(caller)
         let columns = access.plan.columns.indices.filter { access.plan.columns[$0].included }
         let producer = try ExportProducer(pool: pool, path: try catalog.localFile(access.version), plan: access.plan,
