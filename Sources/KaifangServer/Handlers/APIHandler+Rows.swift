@@ -36,18 +36,10 @@ extension APIHandler {
     func rowsBody(id: String, limit: Int?, fields: String?, sort: String?, cursor: String?, query: QueryString? = nil, ifNoneMatch: String? = nil) async throws -> RowsAnswer {
         let caller = Caller.current
         try limiter.admit(caller)
-        var access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
-        let request = [caller.rawQuery, limit.map(String.init) ?? "", fields ?? "", sort ?? "", cursor ?? ""]
-        var tag = EntityTag.of("rows", access, request: request)
-        // Access was checked above: a revoked license is refused, never answered 304. No row is
-        // served, so no read is recorded; with a shared store, only under the current mark.
-        if EntityTag.matches(ifNoneMatch, tag) {
-            if try await catalog.confirmCurrent() { return RowsAnswer(body: nil, tag: tag, cacheControl: EntityTag.cacheControl(access.view)) }
-            access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
-            tag = EntityTag.of("rows", access, request: request)
-            if EntityTag.matches(ifNoneMatch, tag) { return RowsAnswer(body: nil, tag: tag, cacheControl: EntityTag.cacheControl(access.view)) }
-        }
+        let (access, tag, notModified) = try await conditionalRead("rows", id: id, caller: caller, ifNoneMatch: ifNoneMatch,
+                                                                   request: [caller.rawQuery, limit.map(String.init) ?? "", fields ?? "", sort ?? "", cursor ?? ""])
         let cacheControl = EntityTag.cacheControl(access.view)
+        if notModified { return RowsAnswer(body: nil, tag: tag, cacheControl: cacheControl) }
         let q = try RowQuery.parse(query ?? QueryString(caller.rawQuery), plan: access.plan, declaredLimit: limit, fields: fields, sort: sort, cursor: cursor)
         let path = try catalog.localFile(access.version)
         let plan = access.plan
@@ -128,20 +120,10 @@ extension APIHandler {
         let caller = Caller.current
         let id = input.path.id
         try limiter.admit(caller)
-        var access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
         let format = input.query.format ?? .csv
-        var tag = EntityTag.of("export", access, request: [format.rawValue])
-        if EntityTag.matches(input.headers.ifNoneMatch, tag) {
-            // As for rows: a 304 only under the store's current mark.
-            if try await !catalog.confirmCurrent() {
-                access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
-                tag = EntityTag.of("export", access, request: [format.rawValue])
-            }
-            if EntityTag.matches(input.headers.ifNoneMatch, tag) {
-                return .notModified(.init(headers: .init(eTag: tag, cacheControl: EntityTag.cacheControl(access.view))))
-            }
-        }
+        let (access, tag, notModified) = try await conditionalRead("export", id: id, caller: caller, ifNoneMatch: input.headers.ifNoneMatch, request: [format.rawValue])
         let headers = Operations.ExportRows.Output.Ok.Headers(eTag: tag, cacheControl: EntityTag.cacheControl(access.view))
+        if notModified { return .notModified(.init(headers: .init(eTag: tag, cacheControl: headers.cacheControl))) }
         try checkExportQuota(caller)
         let columns = access.plan.columns.indices.filter { access.plan.columns[$0].included }
         let producer = try ExportProducer(pool: pool, path: try catalog.localFile(access.version), plan: access.plan,
@@ -152,6 +134,21 @@ extension APIHandler {
         case .csv: return .ok(.init(headers: headers, body: .csv(body)))
         case .jsonl: return .ok(.init(headers: headers, body: .applicationXNdjson(body)))
         }
+    }
+
+    /// The caller's access to `id`'s rows, the response's entity tag, and whether
+    /// `If-None-Match` names it (304). Access is checked first: a revoked license is refused,
+    /// never answered 304. A 304 serves no row, so it is not recorded as a read; with a shared
+    /// store it is given only under the store's current change mark, resolving again when the
+    /// mark moved (the replica's caches may predate a change).
+    func conditionalRead(_ kind: String, id: String, caller: Caller, ifNoneMatch: String?, request: [String]) async throws -> (Access, String, Bool) {
+        var access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
+        var tag = EntityTag.of(kind, access, request: request)
+        guard EntityTag.matches(ifNoneMatch, tag) else { return (access, tag, false) }
+        if try await catalog.confirmCurrent() { return (access, tag, true) }
+        access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
+        tag = EntityTag.of(kind, access, request: request)
+        return (access, tag, EntityTag.matches(ifNoneMatch, tag))
     }
 
     /// The audit event of a served read: dataset, version, view, fields with actions, rows, key, request id.
