@@ -34,6 +34,14 @@ enum EntityTag {
         return "\"" + kind.prefix(1) + Array(h.finalize()).prefix(16).hexString + "\""
     }
 
+    /// The tag of a response of `kind` whose content is `value` (encoded with its keys sorted):
+    /// for metadata, which is small and changes with anything in it.
+    static func ofContent<T: Encodable>(_ kind: String, _ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return of(kind, parts: [String(decoding: try encoder.encode(value), as: UTF8.self)])
+    }
+
     /// Whether `If-None-Match` names `tag` (weak comparison, as RFC 9110 asks of this header:
     /// a `W/` prefix is ignored) or is `*`.
     static func matches(_ header: String?, _ tag: String) -> Bool {

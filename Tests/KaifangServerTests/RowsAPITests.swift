@@ -149,6 +149,12 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
             let packageTag = try #require(package.headers["etag"])
             #expect(try await s.get("/v1/datasets/enterprises/datapackage.json", headers: ["If-None-Match": packageTag]).status == 304)
             #expect(try await s.get("/v1/datasets/air-quality/datapackage.json", headers: ["If-None-Match": packageTag]).status == 200)
+            for path in ["/v1/datasets?limit=2", "/v1/datasets/enterprises"] {
+                let first = try await s.get(path)
+                let t = try #require(first.headers["etag"], "\(path)")
+                #expect(first.status == 200 && first.headers["cache-control"] == "no-cache")
+                #expect(try await s.get(path, headers: ["If-None-Match": t]).status == 304, "\(path)")
+            }
             let catalog = try await s.get("/v1/catalog.jsonld")
             let catalogTag = try #require(catalog.headers["etag"])
             #expect(try await s.get("/v1/catalog.jsonld", headers: ["If-None-Match": catalogTag]).status == 304)
@@ -156,6 +162,10 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
             try s.catalog.updateManifest(manifest, actor: "cli:steward", action: "dataset.update", detail: [:])
             let newCatalog = try await s.get("/v1/catalog.jsonld", headers: ["If-None-Match": catalogTag])
             #expect(newCatalog.status == 200 && newCatalog.headers["etag"] != catalogTag)
+            let datasetTag = try #require(try await s.get("/v1/datasets/enterprises").headers["etag"])
+            manifest.description += " (third)"
+            try s.catalog.updateManifest(manifest, actor: "cli:steward", action: "dataset.update", detail: [:])
+            #expect(try await s.get("/v1/datasets/enterprises", headers: ["If-None-Match": datasetTag]).status == 200)
 
             // A licensed page: private; revoked, the old tag gets 403, not 304.
             let (_, dev) = try s.catalog.createKey(role: .developer, name: "d", actor: "t")

@@ -126,10 +126,7 @@ extension APIHandler {
             "dcat:dataset": entries,
         ]
         let document = try OpenAPIObjectContainer(unvalidatedValue: catalogDoc)
-        // The catalog's tag is a hash of its content (its keys sorted): whatever changed in it.
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let tag = EntityTag.of("catalog", parts: [String(decoding: try encoder.encode(document), as: UTF8.self)])
+        let tag = try EntityTag.ofContent("catalog", document)
         if EntityTag.matches(input.headers.ifNoneMatch, tag) {
             return .notModified(.init(headers: .init(eTag: tag, cacheControl: "no-cache")))
         }

@@ -82,9 +82,13 @@ struct APIHandler: APIProtocol {
                 updatedAt: Self.date(item.updatedAt), url: "/v1/datasets/\(item.record.id)")
         }
         func facets(_ f: [FacetCount]) -> [Components.Schemas.Facet] { f.map { .init(value: $0.value, count: $0.count) } }
-        return .ok(.init(body: .json(.init(datasets: items, total: page.total,
-                                           facets: .init(department: facets(page.departments), tier: facets(page.tiers), topic: facets(page.topics)),
-                                           nextCursor: page.nextCursor))))
+        let list = Components.Schemas.DatasetList(datasets: items, total: page.total,
+                                                  facets: .init(department: facets(page.departments), tier: facets(page.tiers), topic: facets(page.topics)),
+                                                  nextCursor: page.nextCursor)
+        let tag = try EntityTag.ofContent("list", list)
+        let cacheControl = caller.isSteward ? "private, no-cache" : "no-cache"
+        if EntityTag.matches(input.headers.ifNoneMatch, tag) { return .notModified(.init(headers: .init(eTag: tag, cacheControl: cacheControl))) }
+        return .ok(.init(headers: .init(eTag: tag, cacheControl: cacheControl), body: .json(list)))
     }
 
     func getDataset(_ input: Operations.GetDataset.Input) async throws -> Operations.GetDataset.Output {
@@ -118,7 +122,11 @@ struct APIHandler: APIProtocol {
                 .init(number: v.number, rowCount: v.rowCount, sha256: v.sha256, source: caller.isSteward ? v.source : nil,
                       createdAt: Self.date(v.createdAt) ?? Date(timeIntervalSince1970: 0), published: v.number == record.publishedVersion)
             })
-        return .ok(.init(body: .json(body)))
+        // Stewards see unpublished datasets and every version's source: theirs is private.
+        let tag = try EntityTag.ofContent("dataset", body)
+        let cacheControl = caller.isSteward || view == .licensed ? "private, no-cache" : "no-cache"
+        if EntityTag.matches(input.headers.ifNoneMatch, tag) { return .notModified(.init(headers: .init(eTag: tag, cacheControl: cacheControl))) }
+        return .ok(.init(headers: .init(eTag: tag, cacheControl: cacheControl), body: .json(body)))
     }
 
     static func problem(_ p: Problem) -> Components.Schemas.Problem {
