@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import KaifangCore
+import Storage
 
 /// Conditional reads (RFC 9110): strong entity tags of served content and `If-None-Match`.
 ///
@@ -18,9 +19,14 @@ enum EntityTag {
 
     /// What a response through `access` depends on beyond its request.
     static func parts(_ access: Access) -> [String] {
-        [access.dataset.id, access.dataset.updatedAt, access.dataset.tier?.rawValue ?? "-",
-         String(access.version.number), access.version.sha256, access.view.rawValue,
-         access.license.map { $0.id + ":" + $0.fields.sorted().joined(separator: ",") } ?? "-"]
+        parts(access.dataset) + [access.version.sha256, access.view.rawValue,
+                                 access.license.map { $0.id + ":" + $0.fields.sorted().joined(separator: ",") } ?? "-"]
+    }
+
+    /// What a response about `dataset` depends on: its publication (policy and tier change
+    /// `updated_at`) and the version it serves.
+    static func parts(_ dataset: DatasetRecord) -> [String] {
+        [dataset.id, dataset.updatedAt, dataset.tier?.rawValue ?? "-", String(dataset.publishedVersion ?? 0)]
     }
 
     /// The tag of a response of `kind` that depends on `parts` (and the server's version).
@@ -58,6 +64,11 @@ enum EntityTag {
     /// `Cache-Control` of a read: a cache must ask again before each reuse (so every read
     /// reaches the server and its audit log); `private` unless the response is the public view.
     static func cacheControl(_ view: View) -> String {
-        view == .public ? "no-cache" : "private, no-cache"
+        cacheControl(private: view != .public)
+    }
+
+    /// `Cache-Control` of a response for one caller (`private`) or for anyone.
+    static func cacheControl(private: Bool) -> String {
+        `private` ? "private, no-cache" : "no-cache"
     }
 }

@@ -28,7 +28,7 @@ extension APIHandler {
         }
         let access = try? Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
         // The descriptor depends on the dataset, the caller's view (or none) and the links' base.
-        let tag = EntityTag.of("package", parts: (access.map(EntityTag.parts) ?? [id, record.updatedAt, record.tier?.rawValue ?? "-", String(record.publishedVersion ?? 0), "none"])
+        let tag = EntityTag.of("package", parts: (access.map(EntityTag.parts) ?? EntityTag.parts(record) + ["none"])
                                                  + [caller.isSteward ? "steward" : "", caller.baseURL])
         let headers = Operations.GetDataPackage.Output.Ok.Headers(eTag: tag, cacheControl: EntityTag.cacheControl(access?.view ?? .public))
         if EntityTag.matches(input.headers.ifNoneMatch, tag) {
@@ -128,9 +128,9 @@ extension APIHandler {
         let document = try OpenAPIObjectContainer(unvalidatedValue: catalogDoc)
         let tag = try EntityTag.ofContent("catalog", document)
         if EntityTag.matches(input.headers.ifNoneMatch, tag) {
-            return .notModified(.init(headers: .init(eTag: tag, cacheControl: "no-cache")))
+            return .notModified(.init(headers: .init(eTag: tag, cacheControl: EntityTag.cacheControl(private: false))))
         }
-        return .ok(.init(headers: .init(eTag: tag, cacheControl: "no-cache"), body: .applicationLdJson(.init(additionalProperties: document))))
+        return .ok(.init(headers: .init(eTag: tag, cacheControl: EntityTag.cacheControl(private: false)), body: .applicationLdJson(.init(additionalProperties: document))))
     }
 
     func getStats(_ input: Operations.GetStats.Input) async throws -> Operations.GetStats.Output {

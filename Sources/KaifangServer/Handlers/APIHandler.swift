@@ -86,7 +86,7 @@ struct APIHandler: APIProtocol {
                                                   facets: .init(department: facets(page.departments), tier: facets(page.tiers), topic: facets(page.topics)),
                                                   nextCursor: page.nextCursor)
         let tag = try EntityTag.ofContent("list", list)
-        let cacheControl = caller.isSteward ? "private, no-cache" : "no-cache"
+        let cacheControl = EntityTag.cacheControl(private: caller.isSteward)
         if EntityTag.matches(input.headers.ifNoneMatch, tag) { return .notModified(.init(headers: .init(eTag: tag, cacheControl: cacheControl))) }
         return .ok(.init(headers: .init(eTag: tag, cacheControl: cacheControl), body: .json(list)))
     }
@@ -124,7 +124,7 @@ struct APIHandler: APIProtocol {
             })
         // Stewards see unpublished datasets and every version's source: theirs is private.
         let tag = try EntityTag.ofContent("dataset", body)
-        let cacheControl = caller.isSteward || view == .licensed ? "private, no-cache" : "no-cache"
+        let cacheControl = EntityTag.cacheControl(private: caller.isSteward || view == .licensed)
         if EntityTag.matches(input.headers.ifNoneMatch, tag) { return .notModified(.init(headers: .init(eTag: tag, cacheControl: cacheControl))) }
         return .ok(.init(headers: .init(eTag: tag, cacheControl: cacheControl), body: .json(body)))
     }
