@@ -20,7 +20,7 @@ import urllib.request
 
 base, kaifang, out = sys.argv[1], sys.argv[2], sys.argv[3]
 PAGES = ["/", "/datasets", "/datasets?tier=open", "/datasets?q=%E7%A9%BA%E6%B0%94", "/datasets/residents",
-         "/datasets/enterprises", "/datasets/air-quality", "/sandbox", "/docs/api"]
+         "/datasets/enterprises", "/datasets/air-quality", "/sandbox", "/docs/api", "/signup", "/account"]
 SIZES = {"desktop": "1280,900", "phone": "390,844"}
 CHROME = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
           "--disable-dev-shm-usage", "--user-data-dir=" + out + "/chrome-profile"]

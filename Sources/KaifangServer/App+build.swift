@@ -25,6 +25,13 @@ public struct AppConfiguration: Sendable {
     /// Exports per key per UTC day (0: unlimited), and per anonymous address.
     public var exportsPerDay: Int = 100
     public var anonymousExportsPerDay: Int = 20
+    /// Whether anyone may open an account (`POST /v1/accounts`, the portal's sign-up form), and
+    /// how many a peer address (and everyone together) may open an hour (0: no limit).
+    public var signupOpen = true
+    public var signupsPerAddress: Int = 5
+    public var signupsPerHour: Int = 100
+    /// How often counted usage is added to the store.
+    public var usageFlushPeriod: Duration = .seconds(15)
     /// How often the harvest scheduler looks for due sources (nil: no scheduler).
     public var harvestPeriod: Duration? = .seconds(30)
     /// Sandbox worker processes run at once (0: no workers; jobs stay queued).
@@ -65,12 +72,14 @@ public func buildApplication(
     router.add(middleware: ProblemMiddleware(logger: logger))
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: AuthMiddleware(catalog: catalog))
+    let usage = UsageMeter(store: catalog)
+    router.add(middleware: UsageMiddleware(meter: usage, logger: logger))
     let jobs = JobService(catalog: catalog, executable: configuration.sandboxExecutable ?? JobService.selfExecutable,
                           defaultPolicy: embeddedSandboxPolicy, lease: configuration.jobLease)
     let jobWake = JobWake()
     let children = ChildRegistry()
     let api = APIHandler(catalog: catalog, metrics: metrics, version: kaifangVersion, configuration: configuration,
-                         jobs: jobs, jobWake: jobWake, children: children)
+                         jobs: jobs, jobWake: jobWake, children: children, usage: usage)
     try api.registerHandlers(on: SelectiveTransport(base: router, skip: ["GET /v1/datasets/{id}/rows"]))
     router.get("/v1/datasets/:id/rows") { request, context -> Response in
         let id = try context.parameters.require("id")
@@ -89,8 +98,8 @@ public func buildApplication(
         return Response(status: .ok, headers: all, body: .init(byteBuffer: body))
     }
     let portal = Portal(library: try Portal.templates(), catalog: catalog, stewardship: api.stewardship, plans: api.plans)
-    portal.addRoutes(to: router, limiter: api.limiter)
-    var services: [any Service] = []
+    portal.addRoutes(to: router, api: api)
+    var services: [any Service] = [UsageFlushService(meter: usage, period: configuration.usageFlushPeriod, logger: logger)]
     if configuration.sandboxWorkers > 0 {
         services.append(SandboxWorkers(jobs: jobs, wake: jobWake, children: children, count: configuration.sandboxWorkers, logger: logger))
     }

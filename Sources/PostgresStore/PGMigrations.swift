@@ -1,6 +1,7 @@
 import Foundation
 import KaifangCore
 import PostgresNIO
+import Storage
 
 /// The shared store's migrations: named and append-only, like the embedded catalog's. Each
 /// runs once, in its own transaction, under an advisory lock, so replicas that start together
@@ -240,7 +241,49 @@ enum PGMigrations {
         END
         $$;
         """),
+        ("v4-accounts-usage", """
+        -- Developer accounts (sign-up), their tiers' limits, keys held by accounts, and usage per
+        -- day, key and dataset (counted by each replica, added in batches).
+        CREATE TABLE account_tiers (
+            name TEXT PRIMARY KEY,
+            rate DOUBLE PRECISION NOT NULL,
+            burst DOUBLE PRECISION NOT NULL,
+            exports_per_day INTEGER NOT NULL,
+            max_keys INTEGER NOT NULL
+        );
+        INSERT INTO account_tiers (name, rate, burst, exports_per_day, max_keys) VALUES \(PGMigrations.seedTiers);
+        CREATE TABLE accounts (
+            id TEXT PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            organisation TEXT NOT NULL DEFAULT '',
+            tier TEXT NOT NULL REFERENCES account_tiers(name),
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            suspended_at TEXT,
+            suspended_reason TEXT
+        );
+        ALTER TABLE api_keys ADD COLUMN account_id TEXT REFERENCES accounts(id);
+        CREATE INDEX keys_by_account ON api_keys(account_id);
+        CREATE TABLE usage_daily (
+            day TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            dataset_id TEXT NOT NULL,
+            requests BIGINT NOT NULL DEFAULT 0,
+            rows_served BIGINT NOT NULL DEFAULT 0,
+            bytes BIGINT NOT NULL DEFAULT 0,
+            exports BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (day, key_id, dataset_id)
+        );
+        CREATE INDEX usage_by_key ON usage_daily(key_id, day);
+        CREATE INDEX usage_by_dataset ON usage_daily(dataset_id, day);
+        """),
     ]
+
+    /// The seeded tiers as SQL values (numbers only: nothing to quote).
+    static var seedTiers: String {
+        CatalogRules.seedTiers.map { "('\($0.name)', \($0.rate), \($0.burst), \($0.exportsPerDay), \($0.maxKeys))" }.joined(separator: ", ")
+    }
 
     /// Applies the migrations the database lacks.
     /// - Throws: `KaifangError.runtime` naming the migration that failed.

@@ -392,34 +392,58 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
 
     // MARK: - Keys
 
-    public func createKey(role: Role, name: String, actor: String) throws -> (APIKeyRecord, String) {
+    public func createKey(role: Role, name: String, account: String?, actor: String) throws -> (APIKeyRecord, String) {
         let trimmed = try CatalogRules.keyName(name)
-        let (id, key) = CatalogRules.newKey()
-        let at = CatalogRules.now()
-        try write { tx, chain in
-            try tx.query("INSERT INTO api_keys (id, name, role, key_hash, created_at) VALUES (\(id), \(trimmed), \(role.rawValue), \(CatalogRules.hashKey(key)), \(at))")
-            try chain.append(tx, actor: actor, action: "key.create", dataset: nil,
-                             detail: ["key_id": .string(id), "role": .string(role.rawValue), "name": .string(trimmed)])
-        }
-        return (APIKeyRecord(id: id, name: trimmed, role: role, createdAt: at, revokedAt: nil), key)
+        return try write { tx, chain in try insertKey(tx, &chain, role: role, name: trimmed, account: account, actor: actor) }
     }
 
+    /// Inserts a key and its audit event inside the caller's transaction (an account's row is
+    /// locked while its keys are counted).
+    func insertKey(_ tx: PGTransaction, _ chain: inout ChainCursor, role: Role, name: String, account: String?, actor: String) throws -> (APIKeyRecord, String) {
+        if let account {
+            guard let row = try tx.query("""
+                SELECT a.suspended_at, t.max_keys, (SELECT count(*) FROM api_keys k WHERE k.account_id = a.id AND k.revoked_at IS NULL)::integer AS active
+                FROM accounts a JOIN account_tiers t ON t.name = a.tier WHERE a.id = \(account) FOR UPDATE OF a
+                """).first else {
+                throw CatalogRules.unknownAccount(account)
+            }
+            try CatalogRules.checkRoomForKey(suspended: try row.optString("suspended_at") != nil, active: try row.int("active"), max: try row.int("max_keys"))
+        }
+        let (id, key) = CatalogRules.newKey()
+        let at = CatalogRules.now()
+        try tx.query("INSERT INTO api_keys (id, name, role, key_hash, created_at, account_id) VALUES (\(id), \(name), \(role.rawValue), \(CatalogRules.hashKey(key)), \(at), \(account))")
+        var detail: [String: JSONValue] = ["key_id": .string(id), "role": .string(role.rawValue), "name": .string(name)]
+        if let account { detail["account"] = .string(account) }
+        try chain.append(tx, actor: actor, action: "key.create", dataset: nil, detail: detail)
+        guard let row = try tx.query(PostgresQuery(unsafeSQL: CatalogRules.keySelect + " WHERE k.id = $1", binds: bindings(id))).first else {
+            throw KaifangError.runtime("the key just made is missing")
+        }
+        return (try keyRecord(row), key)
+    }
+
+    /// A key from a row of `CatalogRules.keySelect`.
     func keyRecord(_ r: PGRow) throws -> APIKeyRecord {
-        APIKeyRecord(id: try r.string("id"), name: try r.string("name"), role: Role(rawValue: try r.string("role")) ?? .developer,
-                     createdAt: try r.string("created_at"), revokedAt: try r.optString("revoked_at"))
+        let rate = try r.optDouble("tier_rate")
+        return APIKeyRecord(id: try r.string("id"), name: try r.string("name"), role: Role(rawValue: try r.string("role")) ?? .developer,
+                            createdAt: try r.string("created_at"), revokedAt: try r.optString("revoked_at"), accountID: try r.optString("account_id"),
+                            suspension: try r.optString("account_suspended_at").map { _ in try r.optString("account_suspended_reason") ?? "" },
+                            limits: try rate.map { KeyLimits(rate: $0, burst: try r.double("tier_burst"), exportsPerDay: try r.int("tier_exports")) })
     }
 
     public func authenticate(_ presented: String) throws -> APIKeyRecord? {
         guard let id = CatalogRules.keyID(presented) else { return nil }
         let found = try keyRows.value(id, mark: try mark()) {
-            try client.query("SELECT * FROM api_keys WHERE id = \(id)").first.map { (try $0.string("key_hash"), try keyRecord($0)) }
+            try client.query(PostgresQuery(unsafeSQL: CatalogRules.keySelect + " WHERE k.id = $1", binds: bindings(id))).first.map { (try $0.string("key_hash"), try keyRecord($0)) }
         }
         guard let (stored, record) = found, CatalogRules.matches(presented, storedHash: stored) else { return nil }
         return record.isActive ? record : nil
     }
 
-    public func keys() throws -> [APIKeyRecord] {
-        try client.query("SELECT * FROM api_keys ORDER BY created_at DESC, id").map(keyRecord)
+    public func keys(account: String?) throws -> [APIKeyRecord] {
+        if let account {
+            return try client.query(PostgresQuery(unsafeSQL: CatalogRules.keySelect + " WHERE k.account_id = $1 ORDER BY k.created_at DESC, k.id", binds: bindings(account))).map(keyRecord)
+        }
+        return try client.query(PostgresQuery(unsafeSQL: CatalogRules.keySelect + " ORDER BY k.created_at DESC, k.id")).map(keyRecord)
     }
 
     public func revokeKey(_ id: String, actor: String) throws {

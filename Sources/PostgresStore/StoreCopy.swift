@@ -11,7 +11,7 @@ import Storage
 public enum StoreCopy {
     /// What was copied.
     public struct Report: Sendable {
-        public var datasets = 0, versions = 0, keys = 0, applications = 0, licenses = 0, jobs = 0, events = 0
+        public var datasets = 0, versions = 0, accounts = 0, keys = 0, applications = 0, licenses = 0, jobs = 0, events = 0
         public var head: String = AuditChain.genesis
     }
 
@@ -24,7 +24,8 @@ public enum StoreCopy {
             throw KaifangError.badInput("the source's audit chain does not verify (`kaifang audit verify`): it is not copied")
         }
         let counts = try target.client.query("""
-            SELECT (SELECT count(*) FROM datasets) + (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM audit_events) + (SELECT count(*) FROM jobs) AS n
+            SELECT (SELECT count(*) FROM datasets) + (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM accounts) + (SELECT count(*) FROM audit_events)
+                + (SELECT count(*) FROM jobs) AS n
             """)
         guard try counts.first?.int("n") == 0 else {
             throw KaifangError.badInput("the target store \(target.url.redacted) is not empty: copy into a new database or schema (`kaifang init --store …`)")
@@ -72,8 +73,26 @@ public enum StoreCopy {
                         """)
                     report.versions += 1
                 }
+                for r in try rows("SELECT * FROM account_tiers ORDER BY name") {
+                    try tx.query("""
+                        INSERT INTO account_tiers (name, rate, burst, exports_per_day, max_keys)
+                        VALUES (\(r["name"] as String), \(r["rate"] as Double), \(r["burst"] as Double), \(r["exports_per_day"] as Int), \(r["max_keys"] as Int))
+                        ON CONFLICT (name) DO UPDATE SET rate = excluded.rate, burst = excluded.burst, exports_per_day = excluded.exports_per_day, max_keys = excluded.max_keys
+                        """)
+                }
+                for r in try rows("SELECT * FROM accounts ORDER BY created_at, id") {
+                    try tx.query("""
+                        INSERT INTO accounts (id, email, name, organisation, tier, created_at, created_by, suspended_at, suspended_reason)
+                        VALUES (\(r["id"] as String), \(r["email"] as String), \(r["name"] as String), \(r["organisation"] as String), \(r["tier"] as String),
+                            \(r["created_at"] as String), \(r["created_by"] as String), \(r["suspended_at"] as String?), \(r["suspended_reason"] as String?))
+                        """)
+                    report.accounts += 1
+                }
                 for r in try rows("SELECT * FROM api_keys ORDER BY created_at, id") {
-                    try tx.query("INSERT INTO api_keys (id, name, role, key_hash, created_at, revoked_at) VALUES (\(r["id"] as String), \(r["name"] as String), \(r["role"] as String), \(r["key_hash"] as String), \(r["created_at"] as String), \(r["revoked_at"] as String?))")
+                    try tx.query("""
+                        INSERT INTO api_keys (id, name, role, key_hash, created_at, revoked_at, account_id) VALUES (\(r["id"] as String), \(r["name"] as String),
+                            \(r["role"] as String), \(r["key_hash"] as String), \(r["created_at"] as String), \(r["revoked_at"] as String?), \(r["account_id"] as String?))
+                        """)
                     report.keys += 1
                 }
                 for r in try rows("SELECT * FROM applications ORDER BY id") {
@@ -128,6 +147,13 @@ public enum StoreCopy {
                 }
                 for r in try rows("SELECT * FROM read_counts") {
                     try tx.query("INSERT INTO read_counts (day, dataset_id, n) VALUES (\(r["day"] as String), \(r["dataset_id"] as String), \(r["n"] as Int64))")
+                }
+                for r in try rows("SELECT * FROM usage_daily") {
+                    try tx.query("""
+                        INSERT INTO usage_daily (day, key_id, dataset_id, requests, rows_served, bytes, exports)
+                        VALUES (\(r["day"] as String), \(r["key_id"] as String), \(r["dataset_id"] as String), \(r["requests"] as Int64),
+                            \(r["rows_served"] as Int64), \(r["bytes"] as Int64), \(r["exports"] as Int64))
+                        """)
                 }
                 // The chain, event for event (its hashes cover every field, so nothing is re-made),
                 // ten thousand events a statement.

@@ -549,31 +549,48 @@ public struct CatalogDatabase: CatalogStore {
 
     // MARK: - Keys
 
-    /// Creates an API key. The secret is returned once and only its SHA-256 is stored.
+    /// Creates an API key, for `account` when given. The secret is returned once and only its
+    /// SHA-256 is stored.
     /// - Returns: the record and the full key `kf_<id>_<secret>`.
-    /// - Throws: `KaifangError.badInput` for an empty name.
-    public func createKey(role: Role, name: String, actor: String) throws -> (APIKeyRecord, String) {
+    /// - Throws: `KaifangError.badInput` for an empty name; for an account, `.notFound` or
+    ///   `.conflict` (suspended, or holding its tier's number of keys).
+    public func createKey(role: Role, name: String, account: String?, actor: String) throws -> (APIKeyRecord, String) {
         let trimmed = try CatalogRules.keyName(name)
+        return try write { db in try Self.insertKey(db, role: role, name: trimmed, account: account, actor: actor) }
+    }
+
+    /// Inserts a key and its audit event inside the caller's transaction.
+    static func insertKey(_ db: Database, role: Role, name: String, account: String?, actor: String) throws -> (APIKeyRecord, String) {
+        if let account {
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT a.suspended_at, t.max_keys, (SELECT count(*) FROM api_keys k WHERE k.account_id = a.id AND k.revoked_at IS NULL) AS active
+                FROM accounts a JOIN account_tiers t ON t.name = a.tier WHERE a.id = ?
+                """, arguments: [account]) else {
+                throw CatalogRules.unknownAccount(account)
+            }
+            try CatalogRules.checkRoomForKey(suspended: (row["suspended_at"] as String?) != nil, active: row["active"], max: row["max_keys"])
+        }
         let (id, key) = CatalogRules.newKey()
         let at = Self.now()
-        let record = APIKeyRecord(id: id, name: trimmed, role: role, createdAt: at, revokedAt: nil)
-        try write { db in
-            try db.execute(sql: "INSERT INTO api_keys (id, name, role, key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [id, trimmed, role.rawValue, Self.hashKey(key), at])
-            try Self.appendAudit(db, actor: actor, action: "key.create", dataset: nil,
-                                 detail: ["key_id": .string(id), "role": .string(role.rawValue), "name": .string(trimmed)])
+        try db.execute(sql: "INSERT INTO api_keys (id, name, role, key_hash, created_at, account_id) VALUES (?, ?, ?, ?, ?, ?)",
+                       arguments: [id, name, role.rawValue, Self.hashKey(key), at, account])
+        var detail: [String: JSONValue] = ["key_id": .string(id), "role": .string(role.rawValue), "name": .string(name)]
+        if let account { detail["account"] = .string(account) }
+        _ = try Self.appendAudit(db, actor: actor, action: "key.create", dataset: nil, detail: detail)
+        guard let row = try Row.fetchOne(db, sql: CatalogRules.keySelect + " WHERE k.id = ?", arguments: [id]) else {
+            throw KaifangError.runtime("the key just made is missing")
         }
-        return (record, key)
+        return (keyRecord(row), key)
     }
 
     static func hashKey(_ key: String) -> String { CatalogRules.hashKey(key) }
 
-    /// The active key matching a presented secret, or nil (unknown, malformed or revoked).
+    /// The unrevoked key matching a presented secret, or nil (unknown, malformed or revoked).
     public func authenticate(_ presented: String) throws -> APIKeyRecord? {
         guard let id = CatalogRules.keyID(presented) else { return nil }
         let found = try keyRows.value(id, mark: changes.mark()) {
             try readOne { db -> (hash: String, record: APIKeyRecord)? in
-                guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM api_keys WHERE id = ?"), arguments: [id]) else { return nil }
+                guard let row = try Row.fetchOne(db.cachedStatement(sql: CatalogRules.keySelect + " WHERE k.id = ?"), arguments: [id]) else { return nil }
                 return (row["key_hash"], Self.keyRecord(row))
             }
         }
@@ -581,14 +598,23 @@ public struct CatalogDatabase: CatalogStore {
         return record.isActive ? record : nil
     }
 
+    /// A key from a row of `CatalogRules.keySelect`.
     static func keyRecord(_ row: Row) -> APIKeyRecord {
-        APIKeyRecord(id: row["id"], name: row["name"], role: Role(rawValue: row["role"]) ?? .developer,
-                     createdAt: row["created_at"], revokedAt: row["revoked_at"])
+        let rate: Double? = row["tier_rate"]
+        return APIKeyRecord(id: row["id"], name: row["name"], role: Role(rawValue: row["role"]) ?? .developer,
+                            createdAt: row["created_at"], revokedAt: row["revoked_at"], accountID: row["account_id"],
+                            suspension: (row["account_suspended_at"] as String?).map { _ in row["account_suspended_reason"] ?? "" },
+                            limits: rate.map { KeyLimits(rate: $0, burst: row["tier_burst"], exportsPerDay: row["tier_exports"]) })
     }
 
-    /// All keys, newest first.
-    public func keys() throws -> [APIKeyRecord] {
-        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM api_keys ORDER BY created_at DESC, id").map(Self.keyRecord) }
+    /// Keys, newest first: all, or one account's.
+    public func keys(account: String?) throws -> [APIKeyRecord] {
+        try read { db in
+            if let account {
+                return try Row.fetchAll(db, sql: CatalogRules.keySelect + " WHERE k.account_id = ? ORDER BY k.created_at DESC, k.id", arguments: [account]).map(Self.keyRecord)
+            }
+            return try Row.fetchAll(db, sql: CatalogRules.keySelect + " ORDER BY k.created_at DESC, k.id").map(Self.keyRecord)
+        }
     }
 
     /// Revokes a key; it fails authentication from the next request on.

@@ -64,12 +64,45 @@ public protocol CatalogStore: Sendable {
 
     // MARK: Keys
 
-    func createKey(role: Role, name: String, actor: String) throws -> (APIKeyRecord, String)
-    /// The active key matching a presented secret, or nil; a revocation counts from the next call.
+    /// Makes a key, for `account` when given (within its tier's number of keys).
+    /// - Throws: `KaifangError.notFound` for an unknown account, `.conflict` for a suspended or full one.
+    func createKey(role: Role, name: String, account: String?, actor: String) throws -> (APIKeyRecord, String)
+    /// The unrevoked key matching a presented secret, or nil; a revocation counts from the next
+    /// call. The record says whether its account is suspended (the caller refuses it then).
     func authenticate(_ presented: String) throws -> APIKeyRecord?
-    func keys() throws -> [APIKeyRecord]
+    /// Keys newest first: all, or those of one account.
+    func keys(account: String?) throws -> [APIKeyRecord]
     func revokeKey(_ id: String, actor: String) throws
     func keyName(_ id: String) throws -> String?
+
+    // MARK: Accounts and usage
+
+    /// Opens an account on `tier` (nil: `AccountTier.signupTier`) with its first key (a
+    /// developer's), in one transaction.
+    /// - Throws: `KaifangError.badInput` for a malformed address or name, `.conflict` when the
+    ///   address already has an account, `.notFound` for an unknown tier.
+    func createAccount(email: String, name: String, organisation: String, tier: String?, keyName: String,
+                       actor: String) throws -> (AccountRecord, APIKeyRecord, String)
+    func account(_ id: String) throws -> AccountRecord?
+    /// Every account, newest first.
+    func accounts() throws -> [AccountRecord]
+    /// Suspends an account (`reason` given) or reinstates it (nil): its keys are refused, or
+    /// accepted again, from the next request.
+    /// - Throws: `KaifangError.notFound`, or `.conflict` when it already is in that state.
+    @discardableResult
+    func setSuspended(account id: String, reason: String?, actor: String) throws -> AccountRecord
+    /// Moves an account to another tier (its keys' limits change from the next request).
+    @discardableResult
+    func setTier(account id: String, tier: String, actor: String) throws -> AccountRecord
+    func tiers() throws -> [AccountTier]
+    /// Adds or changes a tier.
+    func putTier(_ tier: AccountTier, actor: String) throws
+    /// Adds counted usage (one transaction; not an audited change: the reads it counts are
+    /// audited one by one), and forgets usage before `pruneBefore` when given.
+    func addUsage(_ entries: [UsageEntry], pruneBefore: String?) throws
+    /// Usage of `keys` (nil: everyone's, anonymous as key "") on days `from`–`to` (inclusive,
+    /// `YYYY-MM-DD`), per day, key and dataset, with sandbox jobs and ε (`CatalogRules.usageSQL`).
+    func usage(keys: [String]?, dataset: String?, from: String, to: String) throws -> [UsageRow]
 
     // MARK: Applications and licenses
 
@@ -181,6 +214,12 @@ extension CatalogStore {
     public func publish(dataset id: String, version: Int? = nil, tier: Tier, actor: String, reason: String? = nil) throws -> DatasetRecord {
         try publish(dataset: id, version: version, tier: tier, actor: actor, reason: reason, detail: [:])
     }
+
+    public func createKey(role: Role, name: String, actor: String) throws -> (APIKeyRecord, String) {
+        try createKey(role: role, name: name, account: nil, actor: actor)
+    }
+
+    public func keys() throws -> [APIKeyRecord] { try keys(account: nil) }
 
     public func applications() throws -> [ApplicationRecord] { try applications(status: nil) }
     public func licenses() throws -> [LicenseRecord] { try licenses(keyID: nil) }

@@ -214,6 +214,48 @@ enum CatalogMigrations {
             ALTER TABLE jobs ADD COLUMN lease_until TEXT;
             """)
         }
+        m.registerMigration("v8-accounts-usage") { db in
+            // Developer accounts (sign-up), their tiers' limits, keys held by accounts, and usage
+            // per day, key and dataset (counted by the server, added in batches).
+            try db.execute(sql: """
+            CREATE TABLE account_tiers (
+                name TEXT PRIMARY KEY NOT NULL,
+                rate REAL NOT NULL,
+                burst REAL NOT NULL,
+                exports_per_day INTEGER NOT NULL,
+                max_keys INTEGER NOT NULL
+            );
+            CREATE TABLE accounts (
+                id TEXT PRIMARY KEY NOT NULL,
+                email TEXT NOT NULL UNIQUE,
+                name TEXT NOT NULL,
+                organisation TEXT NOT NULL DEFAULT '',
+                tier TEXT NOT NULL REFERENCES account_tiers(name),
+                created_at TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                suspended_at TEXT,
+                suspended_reason TEXT
+            );
+            ALTER TABLE api_keys ADD COLUMN account_id TEXT REFERENCES accounts(id);
+            CREATE INDEX keys_by_account ON api_keys(account_id);
+            CREATE TABLE usage_daily (
+                day TEXT NOT NULL,
+                key_id TEXT NOT NULL,
+                dataset_id TEXT NOT NULL,
+                requests INTEGER NOT NULL DEFAULT 0,
+                rows_served INTEGER NOT NULL DEFAULT 0,
+                bytes INTEGER NOT NULL DEFAULT 0,
+                exports INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (day, key_id, dataset_id)
+            ) WITHOUT ROWID;
+            CREATE INDEX usage_by_key ON usage_daily(key_id, day);
+            CREATE INDEX usage_by_dataset ON usage_daily(dataset_id, day);
+            """)
+            for t in CatalogRules.seedTiers {
+                try db.execute(sql: "INSERT INTO account_tiers (name, rate, burst, exports_per_day, max_keys) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [t.name, t.rate, t.burst, t.exportsPerDay, t.maxKeys])
+            }
+        }
         return m
     }
 }

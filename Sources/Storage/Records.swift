@@ -52,10 +52,19 @@ public struct APIKeyRecord: Sendable, Equatable {
     public var role: Role
     public var createdAt: String
     public var revokedAt: String?
+    /// The account holding the key (nil: a key a steward made for no account).
+    public var accountID: String?
+    /// Why its account is suspended, when it is: the key is refused until a steward reinstates it.
+    public var suspension: String?
+    public var accountSuspended: Bool { suspension != nil }
+    /// Its limits from the account's tier (nil: the server's defaults).
+    public var limits: KeyLimits?
     public var isActive: Bool { revokedAt == nil }
 
-    package init(id: String, name: String, role: Role, createdAt: String, revokedAt: String?) {
+    package init(id: String, name: String, role: Role, createdAt: String, revokedAt: String?, accountID: String? = nil,
+                 suspension: String? = nil, limits: KeyLimits? = nil) {
         self.id = id; self.name = name; self.role = role; self.createdAt = createdAt; self.revokedAt = revokedAt
+        self.accountID = accountID; self.suspension = suspension; self.limits = limits
     }
 }
 

@@ -11,7 +11,8 @@ struct KeyCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "create", abstract: "Create an API key; it is shown once and only its hash is stored.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "developer, partner or steward.") var role: String
-        @Option(help: "Who the key is for (a person or an organization).") var name: String
+        @Option(help: "Who the key is for (a person or an organization), or the application it serves.") var name: String
+        @Option(help: "The account that holds the key (`kaifang account list`); its tier sets the key's limits.") var account: String?
 
         func validate() throws {
             guard Role(rawValue: role) != nil else { throw ValidationError("--role must be developer, partner or steward") }
@@ -19,7 +20,7 @@ struct KeyCommand: ParsableCommand {
 
         func run() throws {
             let catalog = try openCatalog(global)
-            let (record, key) = try catalog.createKey(role: Role(rawValue: role)!, name: name, actor: cliActor)
+            let (record, key) = try catalog.createKey(role: Role(rawValue: role)!, name: name, account: account, actor: cliActor)
             if global.json {
                 try printJSON(["id": record.id, "role": role, "name": record.name, "key": key])
             } else {
@@ -36,10 +37,10 @@ struct KeyCommand: ParsableCommand {
         func run() throws {
             let keys = try openCatalog(global).keys()
             if global.json {
-                try printJSON(keys.map { ["id": $0.id, "role": $0.role.rawValue, "name": $0.name, "created_at": $0.createdAt, "revoked_at": $0.revokedAt ?? ""] })
+                try printJSON(keys.map { ["id": $0.id, "role": $0.role.rawValue, "name": $0.name, "account": $0.accountID ?? "", "created_at": $0.createdAt, "revoked_at": $0.revokedAt ?? ""] })
                 return
             }
-            printTable(["id", "role", "name", "created", "revoked"], keys.map { [$0.id, $0.role.rawValue, $0.name, $0.createdAt, $0.revokedAt ?? ""] })
+            printTable(["id", "role", "name", "account", "created", "revoked"], keys.map { [$0.id, $0.role.rawValue, $0.name, $0.accountID ?? "", $0.createdAt, $0.revokedAt ?? ""] })
         }
     }
 

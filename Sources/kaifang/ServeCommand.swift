@@ -34,6 +34,12 @@ func runServer(catalog: any CatalogStore, host: String, port: Int, limits: Limit
     config.exportsPerDay = limits.exportsPerDay
     config.anonymousExportsPerDay = limits.anonymousExportsPerDay
     config.sandboxWorkers = limits.sandboxWorkers
+    config.signupOpen = limits.signup == "open"
+    guard limits.signupsPerAddress >= 0, limits.signupsPerHour >= 0 else {
+        throw KaifangError.badInput("--signups-per-address and --signups-per-hour take 0 (no limit) or more")
+    }
+    config.signupsPerAddress = limits.signupsPerAddress
+    config.signupsPerHour = limits.signupsPerHour
     guard limits.jobLease >= 1 else { throw KaifangError.badInput("--job-lease \(limits.jobLease): give at least 1 second") }
     config.jobLease = limits.jobLease
     if let loops = limits.eventLoops {
@@ -116,7 +122,15 @@ struct LimitOptions: ParsableArguments {
     @Option(name: .customLong("anonymous-rate"), help: "Requests a second per anonymous address (bursts of twice that; 0 disables).") var anonymousRate: Double = 10
     @Option(name: .customLong("exports-per-day"), help: "Exports per key per UTC day (0: unlimited).") var exportsPerDay: Int = 100
     @Option(name: .customLong("anonymous-exports-per-day"), help: "Exports per anonymous address per UTC day (0: unlimited).") var anonymousExportsPerDay: Int = 20
+    @Option(help: "open: anyone may sign up for a developer account (POST /v1/accounts, the portal's form); closed: stewards make accounts.")
+    var signup: String = "open"
+    @Option(name: .customLong("signups-per-address"), help: "Accounts one peer address may open an hour (0: no limit).") var signupsPerAddress: Int = 5
+    @Option(name: .customLong("signups-per-hour"), help: "Accounts everyone together may open an hour (0: no limit).") var signupsPerHour: Int = 100
     @Option(name: .customLong("sandbox-workers"), help: "Sandbox jobs run at once, each in its own process (0: none run).") var sandboxWorkers: Int = 2
     @Option(name: .customLong("job-lease"), help: "Seconds a worker's claim on a sandbox job lasts unrenewed; with a shared store, the job of a stopped replica goes to another after it.") var jobLease: Double = 30
     @Option(name: .customLong("event-loops"), help: "Network I/O threads (default: half the cores, at least 1; handlers run on the concurrency pool).") var eventLoops: Int?
+
+    func validate() throws {
+        guard signup == "open" || signup == "closed" else { throw ValidationError("--signup must be open or closed") }
+    }
 }

@@ -36,7 +36,7 @@ struct StoreCommand: ParsableCommand {
                                "licenses": r.licenses, "jobs": r.jobs, "audit_events": r.events])
                 return
             }
-            print("Copied \(dir.root.path) into \(target.url.redacted): \(r.datasets) datasets, \(r.versions) versions, \(r.keys) keys, \(r.applications) applications, \(r.licenses) licenses, \(r.jobs) jobs, \(r.events) audit events (chain verified, head \(r.head.prefix(16))…).")
+            print("Copied \(dir.root.path) into \(target.url.redacted): \(r.datasets) datasets, \(r.versions) versions, \(r.accounts) accounts, \(r.keys) keys, \(r.applications) applications, \(r.licenses) licenses, \(r.jobs) jobs, \(r.events) audit events (chain verified, head \(r.head.prefix(16))…).")
         }
     }
 }

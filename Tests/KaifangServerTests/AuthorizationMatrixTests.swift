@@ -9,43 +9,56 @@ import Testing
 /// status that caller must get; every 4xx must be problem+json.
 @Suite struct AuthorizationMatrixTests {
     /// The callers, in column order.
-    static let roles = ["anonymous", "developer", "partner", "unlicensed", "expired", "revoked", "steward"]
+    static let roles = ["anonymous", "developer", "partner", "unlicensed", "expired", "revoked", "steward", "member", "suspended"]
 
     /// Setting: enterprises open, residents conditional, air-quality restricted. `partner` holds
     /// rows and sandbox licenses on residents and a sandbox license on air-quality; `expired`
     /// held the same on residents, now expired; `unlicensed` and `developer` hold none.
     /// `{job}` is a queued sandbox job of `partner`, `{app}` an application of `partner`.
+    /// `member` holds a key of a signed-up account, `suspended` one of a suspended account;
+    /// `{account}` is member's account, `{other}` a third account, `{spare}` a second key of
+    /// member's account.
     static let table: [(String, [Int])] = [
-        // route                                                     anon dev  part unlic exp  rev  stew
-        ("GET /healthz",                                             [200, 200, 200, 200, 200, 401, 200]),
-        ("GET /metrics",                                             [200, 200, 200, 200, 200, 401, 200]),
-        ("GET /v1/openapi.yaml",                                     [200, 200, 200, 200, 200, 401, 200]),
-        ("GET /v1/datasets",                                         [200, 200, 200, 200, 200, 401, 200]),
-        ("GET /v1/datasets/enterprises",                             [200, 200, 200, 200, 200, 401, 200]),
-        ("GET /v1/datasets/residents",                               [200, 200, 200, 200, 200, 401, 200]),
-        ("GET /v1/datasets/air-quality",                             [200, 200, 200, 200, 200, 401, 200]),
-        ("GET /v1/datasets/no-such-dataset",                         [404, 404, 404, 404, 404, 401, 404]),
-        ("GET /v1/datasets/enterprises/rows?_limit=2",               [200, 200, 200, 200, 200, 401, 200]),
-        ("GET /v1/datasets/residents/rows?_limit=2",                 [401, 403, 200, 403, 403, 401, 200]),
-        ("GET /v1/datasets/air-quality/rows?_limit=2",               [401, 403, 403, 403, 403, 401, 200]),
-        ("GET /v1/datasets/enterprises/export?format=csv",           [200, 200, 200, 200, 200, 401, 200]),
-        ("GET /v1/datasets/residents/export?format=jsonl",           [401, 403, 200, 403, 403, 401, 200]),
-        ("GET /v1/datasets/air-quality/export?format=csv",           [401, 403, 403, 403, 403, 401, 200]),
-        ("GET /v1/datasets/residents/datapackage.json",              [200, 200, 200, 200, 200, 401, 200]),
-        ("GET /v1/datasets/residents/synthetic?rows=3",              [200, 200, 200, 200, 200, 401, 200]),
-        ("GET /v1/catalog.jsonld",                                   [200, 200, 200, 200, 200, 401, 200]),
-        ("GET /v1/stats",                                            [200, 200, 200, 200, 200, 401, 200]),
-        ("GET /v1/audit?limit=5",                                    [401, 403, 403, 403, 403, 401, 200]),
-        ("GET /v1/licenses",                                         [401, 200, 200, 200, 200, 401, 200]),
-        ("POST /v1/applications residents",                          [401, 201, 201, 201, 201, 401, 201]),
-        ("GET /v1/applications/{app}",                               [401, 404, 200, 404, 404, 401, 200]),
-        ("POST /v1/sandbox/jobs residents",                          [401, 400, 202, 400, 400, 401, 400]),
-        ("POST /v1/sandbox/jobs air-quality",                        [401, 400, 202, 400, 400, 401, 400]),
-        ("POST /v1/sandbox/jobs enterprises",                        [401, 202, 202, 202, 202, 401, 202]),
-        ("GET /v1/sandbox/jobs",                                     [401, 200, 200, 200, 200, 401, 200]),
-        ("GET /v1/sandbox/jobs/{job}",                               [401, 404, 200, 404, 404, 401, 200]),
-        ("GET /v1/sandbox/jobs/{job}/result",                        [401, 404, 409, 404, 404, 401, 409]),
-        ("DELETE /v1/sandbox/jobs/{job}",                            [401, 404, 200, 404, 404, 401, 409]),
+        // route                                                     anon dev  part unlic exp  rev  stew memb susp
+        ("GET /healthz",                                             [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /metrics",                                             [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/openapi.yaml",                                     [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/datasets",                                         [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/datasets/enterprises",                             [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/datasets/residents",                               [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/datasets/air-quality",                             [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/datasets/no-such-dataset",                         [404, 404, 404, 404, 404, 401, 404, 404, 403]),
+        ("GET /v1/datasets/enterprises/rows?_limit=2",               [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/datasets/residents/rows?_limit=2",                 [401, 403, 200, 403, 403, 401, 200, 403, 403]),
+        ("GET /v1/datasets/air-quality/rows?_limit=2",               [401, 403, 403, 403, 403, 401, 200, 403, 403]),
+        ("GET /v1/datasets/enterprises/export?format=csv",           [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/datasets/residents/export?format=jsonl",           [401, 403, 200, 403, 403, 401, 200, 403, 403]),
+        ("GET /v1/datasets/air-quality/export?format=csv",           [401, 403, 403, 403, 403, 401, 200, 403, 403]),
+        ("GET /v1/datasets/residents/datapackage.json",              [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/datasets/residents/synthetic?rows=3",              [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/catalog.jsonld",                                   [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/stats",                                            [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/audit?limit=5",                                    [401, 403, 403, 403, 403, 401, 200, 403, 403]),
+        ("GET /v1/licenses",                                         [401, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("POST /v1/applications residents",                          [401, 201, 201, 201, 201, 401, 201, 201, 403]),
+        ("GET /v1/applications/{app}",                               [401, 404, 200, 404, 404, 401, 200, 404, 403]),
+        ("POST /v1/sandbox/jobs residents",                          [401, 400, 202, 400, 400, 401, 400, 400, 403]),
+        ("POST /v1/sandbox/jobs air-quality",                        [401, 400, 202, 400, 400, 401, 400, 400, 403]),
+        ("POST /v1/sandbox/jobs enterprises",                        [401, 202, 202, 202, 202, 401, 202, 202, 403]),
+        ("GET /v1/sandbox/jobs",                                     [401, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/sandbox/jobs/{job}",                               [401, 404, 200, 404, 404, 401, 200, 404, 403]),
+        ("GET /v1/sandbox/jobs/{job}/result",                        [401, 404, 409, 404, 404, 401, 409, 404, 403]),
+        ("DELETE /v1/sandbox/jobs/{job}",                            [401, 404, 200, 404, 404, 401, 409, 404, 403]),
+        ("POST /v1/accounts",                                        [201, 201, 201, 201, 201, 401, 201, 201, 403]),
+        ("GET /v1/accounts",                                         [401, 403, 403, 403, 403, 401, 200, 403, 403]),
+        ("GET /v1/accounts/{account}",                               [401, 403, 403, 403, 403, 401, 200, 403, 403]),
+        ("PUT /v1/accounts/{other}/suspension",                      [401, 403, 403, 403, 403, 401, 200, 403, 403]),
+        ("DELETE /v1/accounts/{other}/suspension",                   [401, 403, 403, 403, 403, 401, 200, 403, 403]),
+        ("GET /v1/me",                                               [401, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("POST /v1/me/keys",                                         [401, 403, 403, 403, 403, 401, 403, 201, 403]),
+        ("DELETE /v1/me/keys/{spare}",                               [401, 403, 403, 403, 403, 401, 403, 204, 403]),
+        ("GET /v1/me/usage",                                         [401, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/usage",                                            [401, 403, 403, 403, 403, 401, 200, 403, 403]),
     ]
 
     nonisolated(unsafe) static let bodies: [String: [String: Any]] = [
@@ -53,11 +66,14 @@ import Testing
         "POST /v1/sandbox/jobs residents": ["sql": "SELECT district, COUNT(*) AS n FROM residents GROUP BY district"],
         "POST /v1/sandbox/jobs air-quality": ["sql": "SELECT station, AVG(pm25) FROM air_quality GROUP BY station"],
         "POST /v1/sandbox/jobs enterprises": ["sql": "SELECT industry, COUNT(*) FROM enterprises GROUP BY industry"],
+        "POST /v1/accounts": ["email": "{role}@matrix.example", "name": "矩阵 matrix"],
+        "PUT /v1/accounts/{other}/suspension": ["reason": "授权矩阵测试 matrix"],
+        "POST /v1/me/keys": ["name": "another app"],
     ]
 
     @Test func everyRouteForEveryCaller() async throws {
         // Workers off: jobs stay queued, so a result is 409 and a cancel succeeds for its owner.
-        try await LiveServer.with(configure: { $0.sandboxWorkers = 0 }) { s in
+        try await LiveServer.with(configure: { $0.sandboxWorkers = 0; $0.signupsPerAddress = 0 }) { s in
             _ = try s.catalog.publish(dataset: "air-quality", tier: .restricted, actor: "t")
             var keys: [String: String] = [:]
             var ids: [String: String] = [:]
@@ -67,6 +83,14 @@ import Testing
                 keys[role] = key; ids[role] = record.id
             }
             try s.catalog.revokeKey(ids["revoked"]!, actor: "t")
+            try AccountsAPITests.unlimited(s)
+            var accounts: [String: String] = [:]
+            for role in ["member", "suspended", "other"] {
+                let (account, _, key) = try s.catalog.createAccount(email: "\(role)@example.org", name: role, organisation: "", tier: nil, keyName: role, actor: "t")
+                keys[role] = key; accounts[role] = account.id
+            }
+            let (spare, _) = try s.catalog.createKey(role: .developer, name: "spare", account: accounts["member"], actor: "t")
+            try s.catalog.setSuspended(account: accounts["suspended"]!, reason: "授权矩阵测试 matrix", actor: "t")
             func grant(_ role: String, _ dataset: String, _ use: LicenseUse, expires: Date? = nil) throws -> ApplicationRecord {
                 let a = try s.catalog.createApplication(keyID: ids[role]!, dataset: dataset, purpose: "授权矩阵测试 authorization matrix", fields: [], use: use, durationDays: 30)
                 _ = try s.catalog.approve(application: a.id, expires: expires, fields: nil, use: nil, actor: "cli:steward")
@@ -88,10 +112,13 @@ import Testing
                 let parts = route.split(separator: " ").map(String.init)
                 let method = parts[0]
                 let path = parts[1].replacingOccurrences(of: "{job}", with: jobID).replacingOccurrences(of: "{app}", with: String(app.id))
+                    .replacingOccurrences(of: "{account}", with: accounts["member"]!).replacingOccurrences(of: "{other}", with: accounts["other"]!)
+                    .replacingOccurrences(of: "{spare}", with: spare.id)
                 for (role, status) in zip(Self.roles, expected) {
                     let key: String? = role == "anonymous" ? nil : (role == "revoked" ? keys["revoked"] : keys[role])
-                    let r = method == "POST"
-                        ? try await s.get(path, key: key, json: Self.bodies[route]!)
+                    let body = Self.bodies[route]?.mapValues { ($0 as? String)?.replacingOccurrences(of: "{role}", with: role) ?? $0 }
+                    let r = body != nil
+                        ? try await s.get(path, key: key, method: method, json: body!)
                         : try await s.get(path, key: key, method: method)
                     #expect(r.status == status, "\(route) as \(role): \(r.status), expected \(status): \(r.text.prefix(200))")
                     if status >= 400 {

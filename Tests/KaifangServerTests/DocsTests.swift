@@ -75,13 +75,15 @@ import Testing
         #expect(examples.count >= 15)
         try await LiveServer.with { s in
             let (_, key) = try s.catalog.createKey(role: .developer, name: "docs", actor: "test")
+            // $MYKEY: a key of a signed-up account.
+            let (_, _, mine) = try s.catalog.createAccount(email: "docs@example.org", name: "docs", organisation: "", tier: nil, keyName: "docs", actor: "test")
             for e in examples {
                 let url = e.url.replacingOccurrences(of: "http://127.0.0.1:8080", with: "http://127.0.0.1:\(s.port)")
                 // The guide's URLs must be ASCII: a raw non-ASCII value is refused by the HTTP parser.
                 let ascii = url.unicodeScalars.allSatisfy { $0.isASCII }
                 #expect(ascii, "\(e.line)")
                 var req = URLRequest(url: URL(string: url)!)
-                for (k, v) in e.headers { req.setValue(v.replacingOccurrences(of: "$KEY", with: key), forHTTPHeaderField: k) }
+                for (k, v) in e.headers { req.setValue(v.replacingOccurrences(of: "$KEY", with: key).replacingOccurrences(of: "$MYKEY", with: mine), forHTTPHeaderField: k) }
                 if let body = e.body { req.httpMethod = "POST"; req.httpBody = Data(body.utf8) }
                 let (_, response) = try await URLSession.shared.data(for: req)
                 #expect((response as! HTTPURLResponse).statusCode == e.expected, "\(e.line)")

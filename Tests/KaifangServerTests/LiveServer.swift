@@ -83,17 +83,18 @@ final class LiveServer: @unchecked Sendable {
         var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    func get(_ path: String, key: String? = nil, method: String = "GET", json: Any? = nil, headers extra: [String: String] = [:]) async throws -> Reply {
+    func get(_ path: String, key: String? = nil, method: String = "GET", json: Any? = nil, body: Data? = nil, headers extra: [String: String] = [:]) async throws -> Reply {
         var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         req.httpMethod = method
         // What the server answers, never a cached copy (responses carry entity tags).
         req.cachePolicy = .reloadIgnoringLocalCacheData
         for (name, value) in extra { req.setValue(value, forHTTPHeaderField: name) }
         if let json {
-            req.httpMethod = "POST"
+            if method == "GET" { req.httpMethod = "POST" }
             req.httpBody = try JSONSerialization.data(withJSONObject: json)
             req.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
+        if let body { req.httpBody = body }
         if let key { req.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
         let (data, response) = try await Self.session.data(for: req)
         let http = response as! HTTPURLResponse

@@ -224,6 +224,99 @@ import VersionFormat
     /// Jobs: claimed by one worker at a time with a lease, renewed by their worker only, a
     /// verdict written only by the worker that holds the job, files kept for every worker.
     @Test(arguments: StoreKind.available)
+    func accountsHoldKeysWithinTheirTierAndSuspensionReachesEveryProcess(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        let other = try f.another()
+        let (account, first, secret) = try s.createAccount(email: " Zhang.San@Example.ORG ", name: "张三", organisation: "南京大学", tier: nil,
+                                                           keyName: "first app", actor: "anonymous:127.0.0.1")
+        #expect(account.email == "zhang.san@example.org" && account.tier == AccountTier.signupTier && !account.isSuspended)
+        #expect(first.accountID == account.id && first.role == .developer)
+        let basic = try #require(try s.tiers().first { $0.name == "basic" })
+        #expect(first.limits == KeyLimits(rate: basic.rate, burst: basic.burst, exportsPerDay: basic.exportsPerDay))
+        #expect(try other.authenticate(secret)?.accountID == account.id)
+        // One account per address, compared lower-cased; malformed input is refused by field.
+        #expect { try other.createAccount(email: "zhang.san@example.org", name: "x", organisation: "", tier: nil, keyName: "k", actor: "t") } throws: {
+            ($0 as? KaifangError)?.kind == .conflict
+        }
+        for (email, name) in [("no-at-sign", "x"), ("a@b", "x"), ("a@b.cn", ""), ("a@b.cn", String(repeating: "名", count: 101))] {
+            #expect { try s.createAccount(email: email, name: name, organisation: "", tier: nil, keyName: "k", actor: "t") } throws: {
+                ($0 as? KaifangError)?.kind == .badInput
+            }
+        }
+        #expect { try s.createAccount(email: "x@y.cn", name: "x", organisation: "", tier: "gold", keyName: "k", actor: "t") } throws: {
+            ($0 as? KaifangError)?.kind == .notFound
+        }
+        #expect(try s.accounts().map(\.id) == [account.id])
+        // Keys up to the tier's number; a revoked one frees its place.
+        try s.putTier(AccountTier(name: "basic", rate: 5, burst: 10, exportsPerDay: 3, maxKeys: 2), actor: "cli:steward")
+        let (second, _) = try other.createKey(role: .developer, name: "second app", account: account.id, actor: "t")
+        #expect(second.limits == KeyLimits(rate: 5, burst: 10, exportsPerDay: 3))
+        #expect { try s.createKey(role: .developer, name: "third", account: account.id, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        try s.revokeKey(second.id, actor: "t")
+        _ = try s.createKey(role: .developer, name: "third", account: account.id, actor: "t")
+        #expect(try s.keys(account: account.id).count == 3)
+        #expect(try s.authenticate(secret)?.limits?.rate == 5)
+        #expect { try s.createKey(role: .developer, name: "k", account: "acct_nope", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        // Suspension is seen by the other process from its next lookup, with its reason; reinstating undoes it.
+        try other.setSuspended(account: account.id, reason: "批量抓取 bulk scraping", actor: "cli:steward")
+        #expect(try s.authenticate(secret)?.suspension == "批量抓取 bulk scraping")
+        #expect { try s.setSuspended(account: account.id, reason: "again", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        #expect { try s.createKey(role: .developer, name: "k", account: account.id, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        try s.setSuspended(account: account.id, reason: nil, actor: "cli:steward")
+        #expect(try other.authenticate(secret)?.accountSuspended == false)
+        #expect { try s.setSuspended(account: account.id, reason: nil, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        #expect { try s.setSuspended(account: "acct_nope", reason: "x", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        #expect(try other.setTier(account: account.id, tier: "standard", actor: "cli:steward").tier == "standard")
+        #expect(try s.authenticate(secret)?.limits?.exportsPerDay == 100)
+        #expect { try s.putTier(AccountTier(name: "bad name", rate: 1, burst: 1, exportsPerDay: 1, maxKeys: 1), actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        // Every change is an audit event; the address and name are not in them.
+        let events = try s.auditEvents().map(\.event)
+        #expect(events.map(\.action).filter { $0.hasPrefix("account.") } == ["account.create", "account.suspend", "account.reinstate", "account.tier"])
+        #expect(!events.contains { Audit.JSONValue.object($0.detail).canonical.contains("zhang.san") || Audit.JSONValue.object($0.detail).canonical.contains("张三") })
+    }
+
+    @Test(arguments: StoreKind.available)
+    func usageAddsUpPerDayKeyAndDatasetWithJobsAndEpsilon(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        let other = try f.another()
+        let (key, _) = try s.createKey(role: .partner, name: "p", actor: "t")
+        let (quiet, _) = try s.createKey(role: .developer, name: "q", actor: "t")
+        try s.addUsage([UsageEntry(day: "2026-11-30", keyID: key.id, dataset: "people", requests: 2, rows: 40, bytes: 1000, exports: 0),
+                        UsageEntry(day: "2026-12-01", keyID: key.id, dataset: "", requests: 1, bytes: 10),
+                        UsageEntry(day: "2026-12-01", keyID: "", dataset: "people", requests: 5, rows: 50, bytes: 500)], pruneBefore: nil)
+        // Another process adds to the same counters.
+        try other.addUsage([UsageEntry(day: "2026-11-30", keyID: key.id, dataset: "people", requests: 1, rows: 7, bytes: 70, exports: 1)], pruneBefore: nil)
+        let job = JobRecord(id: "job_u", keyID: key.id, sql: "SELECT 1", mode: "dp", epsilon: 0.25, purpose: "", status: .queued, detail: JobDetail(),
+                            createdAt: "2026-12-01T08:00:00.000Z", startedAt: nil, finishedAt: nil, attempts: 0, dryRun: false,
+                            datasets: [JobDataset(id: "people", version: 1, tier: .conditional)])
+        try s.insertJob(job, spend: [("people", nil, 1.0)])
+        let mine = try other.usage(keys: [key.id], dataset: nil, from: "2026-11-01", to: "2026-12-31")
+        #expect(mine == [
+            UsageRow(day: "2026-11-30", keyID: key.id, dataset: "people", requests: 3, rows: 47, bytes: 1070, exports: 1),
+            UsageRow(day: "2026-12-01", keyID: key.id, dataset: "", requests: 1, bytes: 10, jobs: 1),
+            UsageRow(day: "2026-12-01", keyID: key.id, dataset: "people", epsilon: 0.25),
+        ])
+        #expect(try s.usage(keys: [quiet.id], dataset: nil, from: "2026-11-01", to: "2026-12-31").isEmpty)
+        #expect(try s.usage(keys: [], dataset: nil, from: "2026-11-01", to: "2026-12-31").isEmpty)
+        let people = try s.usage(keys: nil, dataset: "people", from: "2026-12-01", to: "2026-12-01")
+        #expect(people.map(\.keyID) == ["", key.id] && people[0].rows == 50)
+        let (days, total) = UsageRow.grouped(try s.usage(keys: nil, dataset: nil, from: "2026-11-01", to: "2026-12-31")) { $0.dataset }
+        #expect(days.map(\.group) == ["people", "", "people"] && total.requests == 9 && total.rows == 97 && total.jobs == 1 && total.epsilon == 0.25)
+        // Pruning forgets the days before the cut, nothing after it.
+        try s.addUsage([], pruneBefore: "2026-12-01")
+        #expect(try s.usage(keys: nil, dataset: nil, from: "2026-11-01", to: "2026-11-30").isEmpty)
+        #expect(try s.usage(keys: nil, dataset: "people", from: "2026-12-01", to: "2026-12-01").count == 2)
+    }
+
+    @Test func usageIsKeptForTheCurrentMonthAndTheTwelveBefore() {
+        #expect(CatalogRules.usageStart(today: "2026-12-05") == "2025-12-01")
+        #expect(CatalogRules.usageStart(today: "2026-01-31") == "2025-01-01")
+        #expect(CatalogRules.usageStart(today: "2024-02-29") == "2023-02-01")
+    }
+
+    @Test(arguments: StoreKind.available)
     func jobsAreClaimedOnceAndFencedByTheirWorker(_ kind: StoreKind) throws {
         let f = try StoreFixture(kind)
         let s = f.store

@@ -157,6 +157,11 @@ extension APIHandler {
                                           fields: columns.map { (access.plan.columns[$0].field.name, access.plan.columns[$0].action.rawValue) },
                                           requestID: caller.requestID, license: access.license?.id)
         let committed = try await auditBatcher.record(.init(actor: caller.actor, action: action, dataset: access.dataset.id, canonicalDetail: detail))
+        if let usage = RequestUsage.current {
+            usage.dataset = access.dataset.id
+            usage.rows = Int64(rows)
+            usage.export = action == "export.read"
+        }
         // With a shared store, this read was resolved under the last change mark the replica
         // had seen; if the batch holding its event committed under a later one (a change —
         // a revocation — came in between), resolve it again before answering.
@@ -172,9 +177,10 @@ extension APIHandler {
     /// The caller with their key checked again (after a change: a revoked key is refused).
     func revalidated(_ caller: Caller) throws -> Caller {
         guard let key = caller.key else { return caller }
-        guard let current = try catalog.keys().first(where: { $0.id == key.id }), current.isActive else {
+        guard let current = try catalog.keys(account: key.accountID).first(where: { $0.id == key.id }), current.isActive else {
             throw Problem(status: .unauthorized, detail: "the API key is unknown or revoked: ask a steward for a new key, or call without Authorization to read open data anonymously")
         }
+        if let reason = current.suspension { throw AuthMiddleware<AppRequestContext>.suspended(reason) }
         return caller
     }
 
@@ -208,9 +214,10 @@ extension APIHandler {
         return out
     }
 
-    /// Exports per key per UTC day, counted from the audit log (so a restart resets nothing).
+    /// Exports per key per UTC day (the key's account tier's quota, else the server's), counted
+    /// from the audit log (so a restart resets nothing).
     func checkExportQuota(_ caller: Caller) throws {
-        let limit = caller.key == nil ? configuration.anonymousExportsPerDay : configuration.exportsPerDay
+        let limit = caller.key.map { $0.limits?.exportsPerDay ?? configuration.exportsPerDay } ?? configuration.anonymousExportsPerDay
         guard limit > 0 else { return }
         let today = String(AuditChain.timestamp().prefix(10))
         let used = try catalog.countEvents(actor: caller.key == nil ? "anonymous:\(caller.remote)" : caller.actor, action: "export.read", since: today)

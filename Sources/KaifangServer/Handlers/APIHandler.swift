@@ -21,10 +21,11 @@ struct APIHandler: APIProtocol {
     let jobs: JobService
     let jobWake: JobWake
     let children: ChildRegistry
+    let usage: UsageMeter
 
     init(catalog: any CatalogStore, metrics: ServerMetrics, version: String, configuration: AppConfiguration,
-         jobs: JobService, jobWake: JobWake, children: ChildRegistry) {
-        self.jobs = jobs; self.jobWake = jobWake; self.children = children
+         jobs: JobService, jobWake: JobWake, children: ChildRegistry, usage: UsageMeter) {
+        self.jobs = jobs; self.jobWake = jobWake; self.children = children; self.usage = usage
         self.catalog = catalog
         self.metrics = metrics
         self.version = version

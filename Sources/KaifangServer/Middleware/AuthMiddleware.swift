@@ -3,7 +3,8 @@ import KaifangCore
 import Storage
 
 /// Reads `Authorization: Bearer <key>` and sets `Caller.current`. A header with an unknown,
-/// malformed or revoked key gets 401 at once; no header means anonymous.
+/// malformed or revoked key gets 401 at once, a key of a suspended account 403; no header means
+/// anonymous.
 struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let catalog: any CatalogStore
 
@@ -22,6 +23,11 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
         path.hasPrefix("/v1/datasets/") && (path.hasSuffix("/rows") || path.hasSuffix("/export"))
     }
 
+    /// The answer to a key of a suspended account.
+    static func suspended(_ reason: String) -> Problem {
+        Problem(status: .forbidden, detail: "the account this key belongs to is suspended (\(reason)): its keys are refused until a data steward reinstates it")
+    }
+
     func authenticate(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else {
             return try await next(request, context)
@@ -33,6 +39,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
         guard let key = try catalog.authenticate(String(parts[1]).trimmingCharacters(in: .whitespaces)) else {
             throw Problem(status: .unauthorized, detail: "the API key is unknown or revoked: ask a steward for a new key, or call without Authorization to read open data anonymously")
         }
+        if let reason = key.suspension { throw Self.suspended(reason) }
         var caller = Caller.current
         caller.key = key
         return try await Caller.$current.withValue(caller) {

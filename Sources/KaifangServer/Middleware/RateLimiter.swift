@@ -1,8 +1,8 @@
 import Foundation
 import Storage
 
-/// Rate limits per API key and per anonymous address: `rate` requests a second in bursts of
-/// `burst` (GCRA, kept by the store, so a shared store holds them across every replica); a
+/// Rate limits per API key (its account tier's, else the server's) and per anonymous address:
+/// `rate` requests a second in bursts of `burst` (GCRA, kept by the store, so a shared store holds them across every replica); a
 /// request over the limit gets 429 with `Retry-After`.
 final class RateLimiter: Sendable {
     let store: any CatalogStore
@@ -16,7 +16,8 @@ final class RateLimiter: Sendable {
 
     /// Admits the caller's request or throws 429.
     func admit(_ caller: Caller) throws {
-        let (bucket, rate, burst) = caller.key.map { ("k:\($0.id)", keyRate, keyBurst) } ?? ("a:\(caller.remote)", anonymousRate, anonymousBurst)
+        let (bucket, rate, burst) = caller.key.map { ("k:\($0.id)", $0.limits?.rate ?? keyRate, $0.limits?.burst ?? keyBurst) }
+            ?? ("a:\(caller.remote)", anonymousRate, anonymousBurst)
         guard rate > 0 else { return }
         guard let wait = try store.takeToken(bucket: bucket, rate: rate, burst: burst) else { return }
         let seconds = max(1, Int(wait.rounded(.up)))

@@ -6,9 +6,11 @@ import Sandbox
 import Storage
 
 extension Portal {
-    static func html(_ body: String, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .init("Content-Security-Policy")!: "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'"],
-                 body: .init(byteBuffer: ByteBuffer(string: body)))
+    static func html(_ body: String, status: HTTPResponse.Status = .ok, secret: Bool = false) -> Response {
+        var headers: HTTPFields = [.contentType: "text/html; charset=utf-8", .init("Content-Security-Policy")!: "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'"]
+        // A page showing a key or a holder's usage is kept by no cache.
+        if secret { headers[.cacheControl] = "no-store" }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
     /// The sandbox policy shipped with the binary (`sandbox/policy.json`).
@@ -16,8 +18,10 @@ extension Portal {
         (EmbeddedFiles.data("sandbox-policy.json")).flatMap { try? SandboxPolicy.decode($0, source: "policy.json") } ?? .defaults
     }
 
-    /// Adds the portal's routes: `/`, `/datasets`, `/datasets/{id}`, `/datasets/{id}/apply`, `/sandbox`, `/docs/api`, `/static/…`.
-    func addRoutes(to router: Router<AppRequestContext>, limiter: RateLimiter) {
+    /// Adds the portal's routes: `/`, `/datasets`, `/datasets/{id}`, `/datasets/{id}/apply`,
+    /// `/signup`, `/account`, `/sandbox`, `/docs/api`, `/static/…`.
+    func addRoutes(to router: Router<AppRequestContext>, api: APIHandler) {
+        let limiter = api.limiter
         router.get("/") { _, _ in
             try limiter.admit(Caller.current)
             return Self.html(try self.home())
@@ -59,6 +63,39 @@ extension Portal {
             } catch let e as KaifangError where e.kind != .runtime {
                 return Self.html(self.message("申请未提交 Not submitted", e.message, back: back), status: e.kind == .notFound ? .notFound : .badRequest)
             }
+        }
+        router.get("/signup") { _, _ in
+            try limiter.admit(Caller.current)
+            return Self.html(self.signupPage(baseURL: Caller.current.baseURL, closed: !api.configuration.signupOpen))
+        }
+        router.post("/signup") { request, _ in
+            let caller = Caller.current
+            try limiter.admit(caller)
+            let form = Self.form(String(buffer: try await request.body.collect(upTo: 16 << 10)))
+            let (email, name, organisation) = (form["email"]?.first ?? "", form["name"]?.first ?? "", form["organisation"]?.first ?? "")
+            do {
+                let (account, _, secret) = try api.signUp(email: email, name: name, organisation: organisation, keyName: nil, caller: caller)
+                return Self.html(self.signupPage(created: (account, secret), baseURL: caller.baseURL), status: .created, secret: true)
+            } catch let e as KaifangError where e.kind != .runtime {
+                let status: HTTPResponse.Status = e.kind == .conflict ? .conflict : .badRequest
+                return Self.html(self.signupPage(baseURL: caller.baseURL, error: e.message, email: email, name: name, organisation: organisation), status: status, secret: true)
+            } catch let p as Problem where p.status != 500 {
+                return Self.html(self.signupPage(baseURL: caller.baseURL, error: p.detail, closed: !api.configuration.signupOpen, email: email, name: name,
+                                                 organisation: organisation), status: .init(code: p.status), secret: true)
+            }
+        }
+        router.get("/account") { _, _ in
+            try limiter.admit(Caller.current)
+            return Self.html(self.render("account", [:]))
+        }
+        router.post("/account") { request, _ in
+            try limiter.admit(Caller.current)
+            let form = Self.form(String(buffer: try await request.body.collect(upTo: 16 << 10)))
+            guard let key = try form["key"]?.first.flatMap({ try self.catalog.authenticate($0) }) else {
+                return Self.html(self.render("account", ["error": "API 密钥未知或已吊销。The API key is unknown or revoked."]), status: .unauthorized)
+            }
+            try await StoreThreads.run { [usage = api.usage] in try usage.flush() }
+            return Self.html(try self.accountPage(key, limits: try api.limits(of: key)), secret: true)
         }
         router.get("/sandbox") { _, _ in
             try limiter.admit(Caller.current)

@@ -1,4 +1,5 @@
 import Foundation
+import KaifangAPI
 import KaifangCore
 import Masking
 import Mustache
@@ -201,6 +202,45 @@ struct Portal: Sendable {
         return render("apidocs", ["title": info["title"] as? String ?? "API", "summary": info["summary"] as? String ?? "",
                                   "description": info["description"] as? String ?? "", "openapi": spec["openapi"] as? String ?? "",
                                   "version": info["version"] as? String ?? "", "operations": operations])
+    }
+
+    /// The sign-up page: the form (with what was typed and the error, after a refusal), or the
+    /// new account and its key, shown once.
+    func signupPage(created: (AccountRecord, String)? = nil, baseURL: String = "", error: String? = nil, closed: Bool = false,
+                    email: String = "", name: String = "", organisation: String = "") -> String {
+        var context: [String: Any] = ["closed": closed, "email": email, "name": name, "organisation": organisation, "baseURL": baseURL]
+        if let error { context["error"] = error }
+        if let (account, key) = created {
+            context["created"] = true
+            context["accountID"] = account.id
+            context["tier"] = account.tier
+            context["key"] = key
+        }
+        return render("signup", context)
+    }
+
+    /// A key holder's account, keys, limits and usage (what `GET /v1/me` and `/v1/me/usage` give).
+    func accountPage(_ key: APIKeyRecord, limits: Components.Schemas.Limits) throws -> String {
+        let account = try key.accountID.flatMap { try catalog.account($0) }
+        let keys = try account.map { try catalog.keys(account: $0.id) } ?? [key]
+        let today = String(AuditTime.now().prefix(10))
+        let from = CatalogRules.usageStart(today: today)
+        let (days, total) = UsageRow.grouped(try catalog.usage(keys: keys.map(\.id), dataset: nil, from: from, to: today)) { $0.keyID }
+        func counts(_ r: UsageRow) -> [String: Any] {
+            ["requests": r.requests, "rows": r.rows, "bytes": r.bytes, "exports": r.exports, "jobs": r.jobs, "epsilon": String(format: "%g", r.epsilon)]
+        }
+        var context: [String: Any] = [
+            "shown": true, "from": from, "to": today,
+            "limits": ["rate": String(format: "%g", limits.rate), "exports": limits.exportsPerDay == 0 ? "∞" : String(limits.exportsPerDay)],
+            "keys": keys.map { ["id": $0.id, "name": $0.name, "created": Self.day($0.createdAt), "state": $0.isActive ? "有效 active" : "已吊销 revoked"] },
+            "hasDays": !days.isEmpty,
+            "days": days.reversed().map { d in counts(d.counts).merging(["day": d.day, "key": d.group]) { a, _ in a } },
+            "total": counts(total),
+        ]
+        if let account {
+            context["account"] = ["id": account.id, "name": account.name, "tier": account.tier, "suspended": account.isSuspended]
+        }
+        return render("account", context)
     }
 
     func message(_ heading: String, _ message: String, back: String) -> String {
