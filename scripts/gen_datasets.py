@@ -145,6 +145,7 @@ def enterprises_manifest():
             {"name": "district", "title": "所属区县", "type": "string", "semantic": "category", "level": "L1"},
             {"name": "established", "title": "成立日期", "type": "date", "semantic": "date", "level": "L1"},
         ],
+        "primary_key": ["uscc"],
     }
 
 
@@ -181,6 +182,7 @@ def air_manifest():
             {"name": "no2", "title": "二氧化氮(μg/m³)", "type": "number", "semantic": "amount", "level": "L1", "min": 0},
             {"name": "o3", "title": "臭氧(μg/m³)", "type": "number", "semantic": "amount", "level": "L1", "min": 0},
         ],
+        "primary_key": ["station", "observed_at"],
     }
 
 

@@ -85,8 +85,12 @@ public enum Bundle {
                              description: f["description"] as? String, type: type, level: .L2,
                              min: (constraints?["minimum"] as? NSNumber)?.doubleValue, max: (constraints?["maximum"] as? NSNumber)?.doubleValue)
         }
-        let m = DatasetManifest(id: id, title: d["title"] as? String ?? id, description: d["description"] as? String ?? "", fields: specs)
-        try m.validate()
+        // Frictionless's primaryKey: a field name or a list of them.
+        let schema = r["schema"] as? [String: Any]
+        let primaryKey = (schema?["primaryKey"] as? [String]) ?? (schema?["primaryKey"] as? String).map { [$0] }
+        let m = DatasetManifest(id: id, title: d["title"] as? String ?? id, description: d["description"] as? String ?? "", fields: specs,
+                                primaryKey: primaryKey)
+        do { try m.validate() } catch let e as KaifangError { throw KaifangError.badInput("datapackage.json: \(e.message)") }
         return (m, path)
     }
 

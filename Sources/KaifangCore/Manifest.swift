@@ -102,14 +102,17 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
     public var entity: String?
     /// The fields, in column order.
     public var fields: [FieldSpec]
+    /// The fields whose values identify a row from one version to the next (what the changes
+    /// between versions and `_since_version` match rows by); nil when none is declared.
+    public var primaryKey: [String]?
 
     /// Makes a manifest.
     public init(id: String, title: String, description: String = "", department: String = "",
                 topic: String = "", updateFrequency: String = "irregular", license: String = "",
-                tier: Tier? = nil, shouldOpen: Bool = false, entity: String? = nil, fields: [FieldSpec]) {
+                tier: Tier? = nil, shouldOpen: Bool = false, entity: String? = nil, fields: [FieldSpec], primaryKey: [String]? = nil) {
         self.id = id; self.title = title; self.description = description; self.department = department
         self.topic = topic; self.updateFrequency = updateFrequency; self.license = license; self.tier = tier
-        self.shouldOpen = shouldOpen; self.entity = entity; self.fields = fields
+        self.shouldOpen = shouldOpen; self.entity = entity; self.fields = fields; self.primaryKey = primaryKey
     }
 
     enum CodingKeys: String, CodingKey {
@@ -118,10 +121,11 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
         case license, tier
         case shouldOpen = "should_open"
         case entity, fields
+        case primaryKey = "primary_key"
     }
 
     static let keys: [String] = ["id", "title", "description", "department", "topic", "update_frequency",
-                                 "license", "tier", "should_open", "entity", "fields"]
+                                 "license", "tier", "should_open", "entity", "fields", "primary_key"]
 
     public init(from decoder: any Decoder) throws {
         try StrictKeys.refuseUnknown(in: decoder, allowed: Self.keys)
@@ -137,6 +141,7 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
         shouldOpen = try c.decodeIfPresent(Bool.self, forKey: .shouldOpen) ?? false
         entity = try c.decodeIfPresent(String.self, forKey: .entity)
         fields = try c.decode([FieldSpec].self, forKey: .fields)
+        primaryKey = try c.decodeIfPresent([String].self, forKey: .primaryKey)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -152,6 +157,7 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
         try c.encode(shouldOpen, forKey: .shouldOpen)
         try c.encodeIfPresent(entity, forKey: .entity)
         try c.encode(fields, forKey: .fields)
+        try c.encodeIfPresent(primaryKey, forKey: .primaryKey)
     }
 
     /// The field named `name`, if any.
@@ -180,6 +186,20 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
             }
             if (f.min != nil || f.max != nil) && !(f.type == .integer || f.type == .number) {
                 throw KaifangError.badInput("fields[\(i)] '\(f.name)': min/max apply to integer or number fields, not \(f.type.rawValue)")
+            }
+        }
+        if let key = primaryKey {
+            guard (1...4).contains(key.count) else {
+                throw KaifangError.badInput("primary_key must name 1–4 fields (the values that identify a row from one version to the next), or be left out")
+            }
+            for (i, name) in key.enumerated() {
+                guard let f = field(named: name) else {
+                    throw KaifangError.badInput("primary_key[\(i)] '\(name)' is not one of the fields: name fields declared in 'fields'")
+                }
+                if f.type == .number {
+                    throw KaifangError.badInput("primary_key[\(i)] '\(name)' is a number field: decimal values do not identify rows reliably; use an integer, string or date field")
+                }
+                if key.prefix(i).contains(name) { throw KaifangError.badInput("primary_key names '\(name)' twice") }
             }
         }
         if let entity, field(named: entity) == nil {
@@ -310,6 +330,7 @@ enum StrictKeys {
         case is Bool.Type: "true or false"
         case is Double.Type, is Int.Type: "a number"
         case is [FieldSpec].Type: "an array of fields"
+        case is [String].Type, is [Any].Type: "an array"
         default: "a value of another kind"
         }
     }

@@ -89,7 +89,8 @@ public func buildApplication(
             guard let n = Int(v) else { throw Problem(status: .badRequest, detail: "\(name) must be an integer") }
             return n
         }
-        let page = try await api.rowsBody(id: id, limit: try int("_limit"), fields: query["_fields"], sort: query["_sort"], cursor: query["_cursor"], query: query,
+        let page = try await api.rowsBody(id: id, limit: try int("_limit"), fields: query["_fields"], sort: query["_sort"], cursor: query["_cursor"],
+                                          sinceVersion: try int("_since_version"), query: query,
                                           ifNoneMatch: request.headers[values: .ifNoneMatch].joined(separator: ","))
         let headers: HTTPFields = [.eTag: page.tag, .cacheControl: page.cacheControl, .vary: "Authorization"]
         guard let body = page.body else { return Response(status: .notModified, headers: headers) }

@@ -29,7 +29,7 @@ struct RowQuery {
     /// - Throws: `Problem` 400 naming the parameter and what to do.
     static func parse(_ query: QueryString, plan: MaskingPlan, declaredLimit: Int?, fields: String?, sort: String?, cursor: String?) throws -> RowQuery {
         for item in query.items where item.key.hasPrefix("_") && !controls.contains(item.key) {
-            throw Problem(status: .badRequest, detail: "unknown parameter '\(item.key)': the controls are _fields, _sort, _limit, _cursor; filters are field=value or field__op=value")
+            throw Problem(status: .badRequest, detail: "unknown parameter '\(item.key)': the controls are _fields, _sort, _limit, _cursor, _since_version; filters are field=value or field__op=value")
         }
         var q = RowQuery()
         let byName = plan.includedColumns
@@ -98,7 +98,7 @@ struct RowQuery {
     }
 
     /// The controls a rows request takes; any other parameter starting with `_` is refused.
-    static let controls: Set<String> = ["_fields", "_sort", "_limit", "_cursor"]
+    static let controls: Set<String> = ["_fields", "_sort", "_limit", "_cursor", "_since_version"]
 
     /// `name__op` split at its first `__`, on bytes; nil when the key has none.
     static func splitOperator(_ key: String) -> (String, String)? {

@@ -278,6 +278,11 @@ enum PGMigrations {
         CREATE INDEX usage_by_key ON usage_daily(key_id, day);
         CREATE INDEX usage_by_dataset ON usage_daily(dataset_id, day);
         """),
+        ("v5-version-changes", """
+        -- The changes of each version from the one before it, computed at import by the dataset's
+        -- primary key (VersionDiff, JSON).
+        ALTER TABLE versions ADD COLUMN changes_json TEXT;
+        """),
     ]
 
     /// The seeded tiers as SQL values (numbers only: nothing to quote).

@@ -213,6 +213,14 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         try client.query("SELECT * FROM versions WHERE dataset_id = \(id) ORDER BY number").map(versionRecord)
     }
 
+    public func versionChanges(_ id: String, _ number: Int) throws -> String? {
+        try client.query("SELECT changes_json FROM versions WHERE dataset_id = \(id) AND number = \(number)").first?.optString("changes_json")
+    }
+
+    public func recordVersionChanges(_ id: String, _ number: Int, json: String) throws {
+        try client.query("UPDATE versions SET changes_json = \(json) WHERE dataset_id = \(id) AND number = \(number)")
+    }
+
     public func version(_ id: String, _ number: Int) throws -> VersionRecord? {
         try client.query("SELECT * FROM versions WHERE dataset_id = \(id) AND number = \(number)").first.map(versionRecord)
     }

@@ -141,6 +141,9 @@ public struct Publisher: Sendable {
         let sha = try writer.finish()
         let version = try catalog.commitVersion(manifest: manifest, temporaryFile: tmp, rowCount: writer.rowCount, sha256: sha,
                                                 source: sourceName, actor: actor, rejected: badRows)
+        // The changes from the version before, by the primary key; a dataset without one (or
+        // whose key changed) has none, and the version stands as imported.
+        if manifest.primaryKey != nil { _ = try? VersionDiff.of(version.dataset, version.number, catalog: catalog) }
         return ImportOutcome(version: version, rejected: badRows, rejectsFile: rejects?.path)
     }
 

@@ -348,6 +348,16 @@ public struct CatalogDatabase: CatalogStore {
         }
     }
 
+    public func versionChanges(_ id: String, _ number: Int) throws -> String? {
+        try read { db in try String.fetchOne(db, sql: "SELECT changes_json FROM versions WHERE dataset_id = ? AND number = ?", arguments: [id, number]) }
+    }
+
+    public func recordVersionChanges(_ id: String, _ number: Int, json: String) throws {
+        try write(signal: false) { db in
+            try db.execute(sql: "UPDATE versions SET changes_json = ? WHERE dataset_id = ? AND number = ?", arguments: [json, id, number])
+        }
+    }
+
     /// One version, or nil.
     public func version(_ id: String, _ number: Int) throws -> VersionRecord? {
         try read { db in

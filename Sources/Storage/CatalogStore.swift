@@ -58,6 +58,12 @@ public protocol CatalogStore: Sendable {
                  detail: [String: JSONValue]) throws -> DatasetRecord
     func updateManifest(_ manifest: DatasetManifest, actor: String, action: String, detail: [String: JSONValue]) throws
     func withdraw(dataset id: String, actor: String) throws
+    /// The changes of version `number` from the one before it (`VersionDiff` as JSON), when
+    /// they were computed.
+    func versionChanges(_ id: String, _ number: Int) throws -> String?
+    /// Keeps the changes computed for a version (derived from the immutable files, so not an
+    /// audited change; computing them again gives the same).
+    func recordVersionChanges(_ id: String, _ number: Int, json: String) throws
     func datasetCount() throws -> Int
     func search(_ query: DatasetQuery) throws -> DatasetPage
     func stats(since: String) throws -> CatalogStats

@@ -256,6 +256,11 @@ enum CatalogMigrations {
                                arguments: [t.name, t.rate, t.burst, t.exportsPerDay, t.maxKeys])
             }
         }
+        m.registerMigration("v9-version-changes") { db in
+            // The changes of each version from the one before it, computed at import by the
+            // dataset's primary key (`VersionDiff`, JSON).
+            try db.execute(sql: "ALTER TABLE versions ADD COLUMN changes_json TEXT")
+        }
         return m
     }
 }

@@ -10,7 +10,7 @@ import Storage
 struct DatasetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dataset", abstract: "Import, publish and inspect datasets.",
-        subcommands: [Import.self, Publish.self, Withdraw.self, List.self, Show.self, Versions.self, Classify.self, Field.self, Export.self])
+        subcommands: [Import.self, Publish.self, Withdraw.self, List.self, Show.self, Versions.self, Changes.self, Classify.self, Field.self, Export.self])
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "export", abstract: "Export a version through a view: CSV, JSON Lines, or a bundle that `dataset import` reads back.")
@@ -87,6 +87,9 @@ struct DatasetCommand: ParsableCommand {
                     print("Review it with `kaifang dataset show \(v.dataset)`; change a field with `kaifang dataset field \(v.dataset) FIELD --level L`.")
                 }
                 if outcome.rejected > 0, let f = outcome.rejectsFile { print("\(outcome.rejected) rows refused; they and the reasons are in \(f).") }
+                if let json = try catalog.versionChanges(v.dataset, v.number), let diff = try? JSONDecoder().decode(VersionDiff.self, from: Data(json.utf8)) {
+                    print("Changes \(diff.summary) — compared in \(diff.seconds) s.")
+                }
                 if let d = try catalog.dataset(v.dataset), d.publishedVersion != nil, d.publishedVersion != v.number {
                     print("Readers still see version \(d.publishedVersion!); publish the new one with: kaifang dataset publish \(v.dataset) --version \(v.number) --tier \(d.tier!.rawValue)")
                 } else if try catalog.dataset(v.dataset)?.publishedVersion == nil {
@@ -227,6 +230,24 @@ struct DatasetCommand: ParsableCommand {
             if all.isEmpty { print("No datasets yet: kaifang dataset import FILE --id ID --manifest dataset.json"); return }
             let rows = all.map { [$0.id, $0.tier ?? "unpublished", $0.published_version.map(String.init) ?? "-", String($0.rows), $0.title] }
             printTable(["id", "tier", "version", "rows", "title"], rows)
+        }
+    }
+
+    struct Changes: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "changes", abstract: "What changed in a version from the one before it, by the dataset's primary_key.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The dataset id.") var id: String
+        @Option(help: "The version (default: the newest).") var version: Int?
+
+        func run() throws {
+            let catalog = try openCatalog(global)
+            _ = try catalog.requireDataset(id)
+            guard let n = try version ?? catalog.versions(id).last?.number else { throw KaifangError.notFound("'\(id)' has no version yet") }
+            guard let diff = try VersionDiff.of(id, n, catalog: catalog) else {
+                throw KaifangError.notFound("version \(n) of '\(id)' is its first: it has no earlier version to change from")
+            }
+            if global.json { try printJSON(diff); return }
+            print("\(id) version \(n): \(diff.rowsBefore) → \(diff.rowsAfter) rows; changes \(diff.summary).")
         }
     }
 

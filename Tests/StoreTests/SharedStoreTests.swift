@@ -113,6 +113,7 @@ struct SharedStoreTests {
         let (account, member, memberSecret) = try s.createAccount(email: "dev@example.org", name: "开发者", organisation: "", tier: "research", keyName: "app", actor: "t")
         try s.setSuspended(account: account.id, reason: "复制测试 copy", actor: "cli:steward")
         try s.addUsage([UsageEntry(day: "2026-12-01", keyID: member.id, dataset: "people", requests: 3, rows: 30, bytes: 300, exports: 1)], pruneBefore: nil)
+        try s.recordVersionChanges("people", 1, json: #"{"added":0}"#)
 
         let target = try StoreFixture(.postgres)
         let pg = try #require(target.store as? PostgresCatalog)
@@ -122,6 +123,7 @@ struct SharedStoreTests {
         let copied = try #require(try pg.authenticate(memberSecret))
         #expect(copied.accountID == account.id && copied.suspension == "复制测试 copy" && copied.limits == KeyLimits(rate: 7, burst: 14, exportsPerDay: 9))
         #expect(try pg.account(account.id) == (try s.account(account.id)))
+        #expect(try pg.versionChanges("people", 1) == #"{"added":0}"#)
         #expect(try pg.usage(keys: [member.id], dataset: nil, from: "2026-12-01", to: "2026-12-01") == (try s.usage(keys: [member.id], dataset: nil, from: "2026-12-01", to: "2026-12-01")))
         #expect(try pg.auditEvents().map(\.hash) == (try s.auditEvents().map(\.hash)))
         #expect(try pg.pseudonymSecret() == (try s.pseudonymSecret()))

@@ -55,6 +55,9 @@ extension APIHandler {
             "name": id, "path": "\(caller.baseURL)/v1/datasets/\(id)/export?format=csv", "format": "csv", "mediatype": "text/csv",
             "encoding": "utf-8", "profile": "tabular-data-resource", "schema": ["fields": fields] as [String: (any Sendable)?],
         ]
+        if let key = record.manifest.primaryKey {
+            resource["schema"] = ["fields": fields, "primaryKey": key as [(any Sendable)?]] as [String: (any Sendable)?]
+        }
         if let v = version { resource["kaifang:rows"] = v.rowCount }
         var package: [String: (any Sendable)?] = [
             "profile": "tabular-data-package", "name": id, "title": record.manifest.title, "id": "\(caller.baseURL)/v1/datasets/\(id)",

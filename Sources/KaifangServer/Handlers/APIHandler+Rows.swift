@@ -15,7 +15,7 @@ extension APIHandler {
     /// The typed handler (direct calls, e.g. tests): the same bytes as the HTTP route, decoded.
     func getRows(_ input: Operations.GetRows.Input) async throws -> Operations.GetRows.Output {
         let page = try await rowsBody(id: input.path.id, limit: input.query._limit, fields: input.query._fields, sort: input.query._sort, cursor: input.query._cursor,
-                                      ifNoneMatch: input.headers.ifNoneMatch)
+                                      sinceVersion: input.query._sinceVersion, ifNoneMatch: input.headers.ifNoneMatch)
         guard let body = page.body else {
             return .notModified(.init(headers: .init(eTag: page.tag, cacheControl: page.cacheControl)))
         }
@@ -33,7 +33,8 @@ extension APIHandler {
 
     /// A page of masked rows as JSON bytes, in the response's buffer (the `GET /v1/datasets/{id}/rows` route serves them as they are).
     /// `query` is the request's query string when the caller parsed it already.
-    func rowsBody(id: String, limit: Int?, fields: String?, sort: String?, cursor: String?, query: QueryString? = nil, ifNoneMatch: String? = nil) async throws -> RowsAnswer {
+    func rowsBody(id: String, limit: Int?, fields: String?, sort: String?, cursor: String?, sinceVersion: Int? = nil, query: QueryString? = nil,
+                  ifNoneMatch: String? = nil) async throws -> RowsAnswer {
         let caller = Caller.current
         try limiter.admit(caller)
         let (access, tag, notModified) = try await conditionalRead("rows", id: id, caller: caller, ifNoneMatch: ifNoneMatch,
@@ -43,11 +44,23 @@ extension APIHandler {
         let q = try RowQuery.parse(query ?? QueryString(caller.rawQuery), plan: access.plan, declaredLimit: limit, fields: fields, sort: sort, cursor: cursor)
         let path = try catalog.localFile(access.version)
         let plan = access.plan
+        // Rows changed since a version: those rows, in row order, with what was removed.
+        var since: (rows: SinceRows, members: [UInt8])?
+        if let n = sinceVersion {
+            guard n >= 1 else { throw Problem(status: .badRequest, detail: "_since_version must be a version number (1 or more)") }
+            guard q.filters.isEmpty, q.sortColumn == nil else {
+                throw Problem(status: .badRequest, detail: "_since_version combines with _fields, _limit and _cursor only: the rows changed since a version come in row order; filter them on your side")
+            }
+            let rows = try await sinceRows(access, n)
+            since = (rows, try sinceMembers(rows, plan: plan, firstPage: q.after == nil))
+        }
         let (body, count, maskedCells) = try pool.with(path) { reader -> (ByteBuffer, Int, Int) in
             // Equality filters on category fields: the matching rows from the row sets, then
             // only those rows read; anything else: SQLite's plan over the indexes.
             var rows: [Int64]?
-            if configuration.pageReader, let sets = q.rowSetFilters(plan: plan) {
+            if let since {
+                rows = since.rows.page(after: q.after?.row, count: q.limit + 1)
+            } else if configuration.pageReader, let sets = q.rowSetFilters(plan: plan) {
                 rows = try RowSets.matching(reader, sets, after: q.after?.row ?? 0, want: q.limit + 1)
             }
             // Written straight into the response's buffer while it fits (nearly always: room for
@@ -98,6 +111,7 @@ extension APIHandler {
                 }
                 let p = page ?? RowQuery.Page()
                 out.append(0x5D)
+                if let since { out.append(contentsOf: since.members) }
                 if p.more {
                     JSONOut.raw(",\"next_cursor\":", into: &out)
                     JSONOut.string(RowQuery.encodeCursor(sortColumn: q.sortColumn, descending: q.descending, value: p.last.0, row: p.last.1), into: &out)

@@ -22,6 +22,7 @@ struct APIHandler: APIProtocol {
     let jobWake: JobWake
     let children: ChildRegistry
     let usage: UsageMeter
+    let sinceCache = SinceCache()
 
     init(catalog: any CatalogStore, metrics: ServerMetrics, version: String, configuration: AppConfiguration,
          jobs: JobService, jobWake: JobWake, children: ChildRegistry, usage: UsageMeter) {
