@@ -283,6 +283,23 @@ enum PGMigrations {
         -- primary key (VersionDiff, JSON).
         ALTER TABLE versions ADD COLUMN changes_json TEXT;
         """),
+        ("v6-dataset-events", """
+        -- Publications and withdrawals in order (the Atom feeds, webhooks), from the audit chain's
+        -- events for the ones before.
+        CREATE TABLE dataset_events (
+            seq BIGSERIAL PRIMARY KEY,
+            dataset_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('published', 'withdrawn')),
+            version INTEGER,
+            tier TEXT,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX dataset_events_by_dataset ON dataset_events(dataset_id, seq);
+        INSERT INTO dataset_events (dataset_id, kind, version, tier, at)
+            SELECT dataset_id, CASE action WHEN 'dataset.publish' THEN 'published' ELSE 'withdrawn' END,
+                   (detail_json::jsonb->>'version')::integer, detail_json::jsonb->>'tier', at
+            FROM audit_events WHERE action IN ('dataset.publish', 'dataset.withdraw') AND dataset_id IS NOT NULL ORDER BY seq;
+        """),
     ]
 
     /// The seeded tiers as SQL values (numbers only: nothing to quote).

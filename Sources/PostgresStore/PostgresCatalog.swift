@@ -221,6 +221,16 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         try client.query("UPDATE versions SET changes_json = \(json) WHERE dataset_id = \(id) AND number = \(number)")
     }
 
+    public func datasetEvents(dataset: String?, limit: Int) throws -> [DatasetEvent] {
+        let rows = dataset == nil
+            ? try client.query("SELECT * FROM dataset_events ORDER BY seq DESC LIMIT \(limit)")
+            : try client.query("SELECT * FROM dataset_events WHERE dataset_id = \(dataset) ORDER BY seq DESC LIMIT \(limit)")
+        return try rows.map {
+            DatasetEvent(seq: try $0.int64("seq"), dataset: try $0.string("dataset_id"), kind: try $0.string("kind"), version: try $0.optInt("version"),
+                         tier: try $0.optString("tier").flatMap(Tier.init(rawValue:)), at: try $0.string("at"))
+        }
+    }
+
     public func version(_ id: String, _ number: Int) throws -> VersionRecord? {
         try client.query("SELECT * FROM versions WHERE dataset_id = \(id) AND number = \(number)").first.map(versionRecord)
     }
@@ -300,6 +310,7 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
             if let reason { detail["reason"] = .string(reason) }
             detail.merge(extra) { a, _ in a }
             try chain.append(tx, actor: actor, action: "dataset.publish", dataset: id, detail: detail)
+            try tx.query("INSERT INTO dataset_events (dataset_id, kind, version, tier, at) VALUES (\(id), 'published', \(number), \(tier.rawValue), \(CatalogRules.now()))")
             guard let row = try tx.query("SELECT * FROM datasets WHERE id = \(id)").first else { throw CatalogRules.noDataset(id) }
             return try datasetRecord(row)
         }
@@ -325,6 +336,7 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
             guard try tx.query("SELECT id FROM datasets WHERE id = \(id) FOR UPDATE").first != nil else { throw CatalogRules.noDataset(id) }
             try tx.query("UPDATE datasets SET tier = NULL, published_version = NULL, updated_at = \(CatalogRules.now()) WHERE id = \(id)")
             try chain.append(tx, actor: actor, action: "dataset.withdraw", dataset: id, detail: [:])
+            try tx.query("INSERT INTO dataset_events (dataset_id, kind, at) VALUES (\(id), 'withdrawn', \(CatalogRules.now()))")
         }
     }
 

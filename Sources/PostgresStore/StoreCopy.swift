@@ -149,6 +149,14 @@ public enum StoreCopy {
                 for r in try rows("SELECT * FROM read_counts") {
                     try tx.query("INSERT INTO read_counts (day, dataset_id, n) VALUES (\(r["day"] as String), \(r["dataset_id"] as String), \(r["n"] as Int64))")
                 }
+                // Feeds and webhooks number events: the same numbers, and the sequence after them.
+                for r in try rows("SELECT * FROM dataset_events ORDER BY seq") {
+                    try tx.query("""
+                        INSERT INTO dataset_events (seq, dataset_id, kind, version, tier, at) VALUES (\(r["seq"] as Int64), \(r["dataset_id"] as String),
+                            \(r["kind"] as String), \(r["version"] as Int?), \(r["tier"] as String?), \(r["at"] as String))
+                        """)
+                }
+                try tx.query("SELECT setval('dataset_events_seq_seq', (SELECT COALESCE(max(seq), 0) + 1 FROM dataset_events), false)")
                 for r in try rows("SELECT * FROM usage_daily") {
                     try tx.query("""
                         INSERT INTO usage_daily (day, key_id, dataset_id, requests, rows_served, bytes, exports)

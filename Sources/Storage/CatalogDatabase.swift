@@ -358,6 +358,18 @@ public struct CatalogDatabase: CatalogStore {
         }
     }
 
+    public func datasetEvents(dataset: String?, limit: Int) throws -> [DatasetEvent] {
+        try read { db in
+            let rows = dataset == nil
+                ? try Row.fetchAll(db, sql: "SELECT * FROM dataset_events ORDER BY seq DESC LIMIT ?", arguments: [limit])
+                : try Row.fetchAll(db, sql: "SELECT * FROM dataset_events WHERE dataset_id = ? ORDER BY seq DESC LIMIT ?", arguments: [dataset, limit])
+            return rows.map {
+                DatasetEvent(seq: $0["seq"], dataset: $0["dataset_id"], kind: $0["kind"], version: $0["version"],
+                             tier: ($0["tier"] as String?).flatMap(Tier.init(rawValue:)), at: $0["at"])
+            }
+        }
+    }
+
     /// One version, or nil.
     public func version(_ id: String, _ number: Int) throws -> VersionRecord? {
         try read { db in
@@ -453,6 +465,8 @@ public struct CatalogDatabase: CatalogStore {
             if let reason { detail["reason"] = .string(reason) }
             detail.merge(extra) { a, _ in a }
             try Self.appendAudit(db, actor: actor, action: "dataset.publish", dataset: id, detail: detail)
+            try db.execute(sql: "INSERT INTO dataset_events (dataset_id, kind, version, tier, at) VALUES (?, 'published', ?, ?, ?)",
+                           arguments: [id, number, tier.rawValue, Self.now()])
             return try Self.datasetRecord(try Row.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id])!)
         }
     }
@@ -485,6 +499,7 @@ public struct CatalogDatabase: CatalogStore {
             }
             try db.execute(sql: "UPDATE datasets SET tier = NULL, published_version = NULL, updated_at = ? WHERE id = ?", arguments: [Self.now(), id])
             try Self.appendAudit(db, actor: actor, action: "dataset.withdraw", dataset: id, detail: [:])
+            try db.execute(sql: "INSERT INTO dataset_events (dataset_id, kind, at) VALUES (?, 'withdrawn', ?)", arguments: [id, Self.now()])
         }
     }
 

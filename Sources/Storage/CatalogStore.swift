@@ -64,6 +64,8 @@ public protocol CatalogStore: Sendable {
     /// Keeps the changes computed for a version (derived from the immutable files, so not an
     /// audited change; computing them again gives the same).
     func recordVersionChanges(_ id: String, _ number: Int, json: String) throws
+    /// Publications and withdrawals, newest first: of one dataset, or of all.
+    func datasetEvents(dataset: String?, limit: Int) throws -> [DatasetEvent]
     func datasetCount() throws -> Int
     func search(_ query: DatasetQuery) throws -> DatasetPage
     func stats(since: String) throws -> CatalogStats

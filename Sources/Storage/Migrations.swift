@@ -261,6 +261,25 @@ enum CatalogMigrations {
             // dataset's primary key (`VersionDiff`, JSON).
             try db.execute(sql: "ALTER TABLE versions ADD COLUMN changes_json TEXT")
         }
+        m.registerMigration("v10-dataset-events") { db in
+            // Publications and withdrawals in order (the Atom feeds, webhooks), from the audit
+            // chain's events for the ones before.
+            try db.execute(sql: """
+            CREATE TABLE dataset_events (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                dataset_id TEXT NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('published', 'withdrawn')),
+                version INTEGER,
+                tier TEXT,
+                at TEXT NOT NULL
+            );
+            CREATE INDEX dataset_events_by_dataset ON dataset_events(dataset_id, seq);
+            INSERT INTO dataset_events (dataset_id, kind, version, tier, at)
+                SELECT dataset_id, CASE action WHEN 'dataset.publish' THEN 'published' ELSE 'withdrawn' END,
+                       json_extract(detail_json, '$.version'), json_extract(detail_json, '$.tier'), at
+                FROM audit_events WHERE action IN ('dataset.publish', 'dataset.withdraw') AND dataset_id IS NOT NULL ORDER BY seq;
+            """)
+        }
         return m
     }
 }

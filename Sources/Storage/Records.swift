@@ -126,3 +126,19 @@ public struct ImportOutcome: Sendable {
         self.version = version; self.rejected = rejected; self.rejectsFile = rejectsFile
     }
 }
+
+/// A dataset published (at a version and tier) or withdrawn, in the order it happened: what
+/// the Atom feeds list and webhooks announce.
+public struct DatasetEvent: Sendable, Equatable {
+    public var seq: Int64
+    public var dataset: String
+    /// `published` or `withdrawn`.
+    public var kind: String
+    public var version: Int?
+    public var tier: Tier?
+    public var at: String
+
+    package init(seq: Int64, dataset: String, kind: String, version: Int?, tier: Tier?, at: String) {
+        self.seq = seq; self.dataset = dataset; self.kind = kind; self.version = version; self.tier = tier; self.at = at
+    }
+}

@@ -41,6 +41,8 @@ import Testing
         ("GET /v1/datasets/residents/datapackage.json",              [200, 200, 200, 200, 200, 401, 200, 200, 403]),
         ("GET /v1/datasets/residents/synthetic?rows=3",              [200, 200, 200, 200, 200, 401, 200, 200, 403]),
         ("GET /v1/catalog.jsonld",                                   [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/feed.atom",                                        [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/datasets/residents/feed.atom",                     [200, 200, 200, 200, 200, 401, 200, 200, 403]),
         ("GET /v1/stats",                                            [200, 200, 200, 200, 200, 401, 200, 200, 403]),
         ("GET /v1/audit?limit=5",                                    [401, 403, 403, 403, 403, 401, 200, 403, 403]),
         ("GET /v1/licenses",                                         [401, 200, 200, 200, 200, 401, 200, 200, 403]),

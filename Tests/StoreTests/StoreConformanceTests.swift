@@ -38,6 +38,12 @@ import VersionFormat
         }
         try s.withdraw(dataset: "people", actor: "cli:test")
         #expect(try s.publishedVersion("people") == nil)
+        // Publications and withdrawals in order, newest first (the feeds, webhooks).
+        let events = try s.datasetEvents(dataset: "people", limit: 10)
+        #expect(events.map(\.kind) == ["withdrawn", "published", "published"] && events.map(\.version) == [nil, 2, 1])
+        #expect(events.map(\.tier) == [nil, .open, .conditional] && events[0].seq > events[1].seq)
+        #expect(try s.datasetEvents(dataset: nil, limit: 2).map(\.seq) == events.prefix(2).map(\.seq))
+        #expect(try s.datasetEvents(dataset: "ghost", limit: 10).isEmpty)
         #expect(try s.versions("people").map(\.number) == [1, 2])
         #expect(try s.datasetCount() == 1)
         // What does not exist is refused by name.
