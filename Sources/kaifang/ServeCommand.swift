@@ -109,6 +109,10 @@ struct DemoCommand: AsyncParsableCommand {
               curl -H 'Authorization: Bearer \(devKey)' \(base)/v1/licenses
               curl -H 'Authorization: Bearer \(partnerKey)' -H 'Content-Type: application/json' \\
                    -d '{"sql": "SELECT district, COUNT(*) AS n FROM residents GROUP BY district"}' \(base)/v1/sandbox/jobs
+            Sign up as a developer of your own (or at \(base)/signup), then see your usage:
+              curl -H 'Content-Type: application/json' -d '{"email": "you@example.org", "name": "…"}' \(base)/v1/accounts
+              curl -H 'Authorization: Bearer <your key>' \(base)/v1/me/usage
+            Follow publications: \(base)/v1/feed.atom
             Ctrl-C stops the server.
 
             """.utf8))
