@@ -44,11 +44,11 @@ final class UsageMeter: @unchecked Sendable {
     /// Adds what was counted to the store (and, once a day, forgets usage older than kept). On
     /// failure the counts are kept for the next flush.
     func flush() throws {
-        let (taken, today) = lock.withLock { () -> ([UsageKey: Counts], String) in
+        let (taken, today, pruned) = lock.withLock { () -> ([UsageKey: Counts], String, String) in
             defer { counts = [:] }
-            return (counts, String(AuditChain.timestamp().prefix(10)))
+            return (counts, String(AuditChain.timestamp().prefix(10)), prunedDay)
         }
-        let prune = prunedDay == today ? nil : CatalogRules.usageStart(today: today)
+        let prune = pruned == today ? nil : CatalogRules.usageStart(today: today)
         guard !taken.isEmpty || prune != nil else { return }
         do {
             try store.addUsage(taken.map { k, c in
