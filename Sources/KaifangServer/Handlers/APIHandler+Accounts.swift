@@ -22,12 +22,6 @@ extension APIHandler {
               createdAt: date(k.createdAt) ?? Date(timeIntervalSince1970: 0), key: secret)
     }
 
-    /// A steward's key, or 401/403.
-    static func requireSteward(_ caller: Caller) throws {
-        _ = try requireKey(caller)
-        guard caller.isSteward else { throw Problem(status: .forbidden, detail: "only stewards may do this") }
-    }
-
     /// Opens an account for an anonymous caller, within the sign-up limits.
     func createAccount(_ input: Operations.CreateAccount.Input) async throws -> Operations.CreateAccount.Output {
         let caller = Caller.current
@@ -61,7 +55,7 @@ extension APIHandler {
     func listAccounts(_ input: Operations.ListAccounts.Input) async throws -> Operations.ListAccounts.Output {
         let caller = Caller.current
         try limiter.admit(caller)
-        try Self.requireSteward(caller)
+        try Self.requireSteward(caller, "the list of accounts is")
         return .ok(.init(body: .json(.init(accounts: try catalog.accounts().map(Self.account)))))
     }
 
@@ -76,7 +70,7 @@ extension APIHandler {
     func getAccount(_ input: Operations.GetAccount.Input) async throws -> Operations.GetAccount.Output {
         let caller = Caller.current
         try limiter.admit(caller)
-        try Self.requireSteward(caller)
+        try Self.requireSteward(caller, "managing accounts is")
         let a = try requireAccount(input.path.accountId)
         return .ok(.init(body: .json(.init(account: Self.account(a), keys: try catalog.keys(account: a.id).map(Self.key)))))
     }
@@ -84,7 +78,7 @@ extension APIHandler {
     func suspendAccount(_ input: Operations.SuspendAccount.Input) async throws -> Operations.SuspendAccount.Output {
         let caller = Caller.current
         try limiter.admit(caller)
-        try Self.requireSteward(caller)
+        try Self.requireSteward(caller, "managing accounts is")
         guard case .json(let body) = input.body else { throw Problem(status: .unsupportedMediaType, detail: "send application/json") }
         _ = try requireAccount(input.path.accountId)
         return .ok(.init(body: .json(Self.account(try catalog.setSuspended(account: input.path.accountId, reason: body.reason, actor: caller.actor)))))
@@ -93,7 +87,7 @@ extension APIHandler {
     func reinstateAccount(_ input: Operations.ReinstateAccount.Input) async throws -> Operations.ReinstateAccount.Output {
         let caller = Caller.current
         try limiter.admit(caller)
-        try Self.requireSteward(caller)
+        try Self.requireSteward(caller, "managing accounts is")
         _ = try requireAccount(input.path.accountId)
         return .ok(.init(body: .json(Self.account(try catalog.setSuspended(account: input.path.accountId, reason: nil, actor: caller.actor)))))
     }
@@ -192,7 +186,7 @@ extension APIHandler {
     func getUsage(_ input: Operations.GetUsage.Input) async throws -> Operations.GetUsage.Output {
         let caller = Caller.current
         try limiter.admit(caller)
-        try Self.requireSteward(caller)
+        try Self.requireSteward(caller, "everyone's usage is")
         let (from, to) = try usageRange(from: input.query.from, to: input.query.to)
         let by = input.query.by ?? .account
         let allKeys = try catalog.keys()

@@ -19,10 +19,7 @@ extension APIHandler {
     func listAuditEvents(_ input: Operations.ListAuditEvents.Input) async throws -> Operations.ListAuditEvents.Output {
         let caller = Caller.current
         try limiter.admit(caller)
-        _ = try Self.requireKey(caller)
-        guard caller.isSteward else {
-            throw Problem(status: .forbidden, detail: "the audit log is for stewards: use a steward key (kaifang key create --role steward)")
-        }
+        try Self.requireSteward(caller, "the audit log is")
         let limit = input.query.limit ?? 100
         guard (1...1000).contains(limit) else { throw Problem(status: .badRequest, detail: "limit must be 1–1000") }
         let events = try catalog.auditEvents(dataset: input.query.dataset, actor: input.query.key.map { "key:\($0)" }, limit: limit)

@@ -12,6 +12,14 @@ extension APIHandler {
         return key
     }
 
+    /// A steward's key, or 401 (no key) / 403 saying that `what` (e.g. "the audit log is") is for stewards.
+    static func requireSteward(_ caller: Caller, _ what: String) throws {
+        _ = try requireKey(caller)
+        guard caller.isSteward else {
+            throw Problem(status: .forbidden, detail: "\(what) for stewards: use a steward key (kaifang key create --role steward)")
+        }
+    }
+
     static func isoDate(_ s: String?) -> Date? { date(s) }
 
     static func application(_ a: ApplicationRecord) -> Components.Schemas.Application {
