@@ -223,20 +223,7 @@ struct Analysis {
         case .exists(let q, _), .subquery(let q, _):
             try collectTables(q, cteNames: cteNames, topLevel: false)
         default:
-            for c in children(e) { try collectTables(c, cteNames: cteNames) }
-        }
-    }
-
-    func children(_ e: SQLExpr) -> [SQLExpr] {
-        switch e {
-        case .literal, .column, .exists, .subquery: []
-        case .unary(_, let x, _), .cast(let x, _, _), .isNull(let x, _, _), .inSelect(let x, _, _, _): [x]
-        case .binary(_, let l, let r, _), .like(let l, let r, _, _): [l, r]
-        case .function(_, _, let args, _, _): args
-        case .caseWhen(let base, let branches, let otherwise, _):
-            (base.map { [$0] } ?? []) + branches.flatMap { [$0.when, $0.then] } + (otherwise.map { [$0] } ?? [])
-        case .inList(let x, let items, _, _): [x] + items
-        case .between(let x, let lo, let hi, _, _): [x, lo, hi]
+            for c in e.children { try collectTables(c, cteNames: cteNames) }
         }
     }
 
@@ -365,7 +352,7 @@ struct Analysis {
     func containsAggregate(_ e: SQLExpr) -> Bool {
         if case .function(let n, _, _, _, _) = e, QueryChecker.aggregates.contains(n) { return true }
         if case .subquery = e { return false }
-        return children(e).contains(where: containsAggregate)
+        return e.children.contains(where: containsAggregate)
     }
 
     // MARK: expression walk
@@ -458,7 +445,7 @@ struct Analysis {
             info = try walk(x, scope, aliases: aliases, inAggregate: inAggregate)
             _ = try subqueryCheck(q)
         default:
-            for c in children(e) {
+            for c in e.children {
                 let sub = try walk(c, scope, aliases: aliases, inAggregate: inAggregate)
                 info.lineage.formUnion(sub.lineage); info.bare.formUnion(sub.bare)
                 info.aggregate = info.aggregate || sub.aggregate
@@ -667,7 +654,7 @@ struct Analysis {
             case .column: return false
             case .literal: return true
             case .function(let n, _, _, _, _) where QueryChecker.aggregates.contains(n): return true
-            default: return children(x).allSatisfy(bound)
+            default: return x.children.allSatisfy(bound)
             }
         }
         return bound(e)
@@ -766,7 +753,7 @@ struct Analysis {
         if case .function(let n, _, let args, _, _) = e, QueryChecker.aggregates.contains(n) {
             return args.count == 1 ? [(n, args[0])] : []
         }
-        return children(e).flatMap(sums)
+        return e.children.flatMap(sums)
     }
 
     // MARK: dp mode

@@ -204,6 +204,28 @@ public indirect enum SQLExpr: Sendable, Equatable {
             p
         }
     }
+
+    /// The expressions directly under this one (not those inside its subqueries).
+    public var children: [SQLExpr] {
+        switch self {
+        case .literal, .column, .exists, .subquery: []
+        case .unary(_, let x, _), .cast(let x, _, _), .isNull(let x, _, _), .inSelect(let x, _, _, _): [x]
+        case .binary(_, let l, let r, _), .like(let l, let r, _, _): [l, r]
+        case .function(_, _, let args, _, _): args
+        case .caseWhen(let base, let branches, let otherwise, _):
+            (base.map { [$0] } ?? []) + branches.flatMap { [$0.when, $0.then] } + (otherwise.map { [$0] } ?? [])
+        case .inList(let x, let items, _, _): [x] + items
+        case .between(let x, let lo, let hi, _, _): [x, lo, hi]
+        }
+    }
+
+    /// The queries directly under this one (EXISTS, IN (SELECT …), a scalar subquery).
+    var subqueries: [SQLQuery] {
+        switch self {
+        case .exists(let q, _), .subquery(let q, _), .inSelect(_, let q, _, _): [q]
+        default: []
+        }
+    }
 }
 
 public struct SQLCaseBranch: Sendable, Equatable {
@@ -269,7 +291,17 @@ public struct SQLQuery: Sendable, Equatable {
 public struct SQLParser {
     private var tokens: [Token]
     private var i = 0
+    /// How many queries and expressions the parser is inside (parentheses, subqueries, arguments):
+    /// bounds its recursion.
     private var depth = 0
+
+    /// The deepest query tree accepted, counting each query and each expression node as a level,
+    /// however it was written: `a - b - c` is as deep as `((a - b) - c)`. The checker and the
+    /// printer recurse over the tree, and the printed text of an accepted query must parse again.
+    public static let maxTreeDepth = 64
+    /// The deepest recursion of the parser itself: above any printed accepted query, which opens
+    /// at most two levels (a parenthesis and a list item or CASE part) per tree level.
+    static let maxNesting = 2 * maxTreeDepth + 32
 
     /// Parses exactly one SELECT statement (a trailing `;` is accepted).
     public static func parse(_ text: String) throws(SQLRefusal) -> SQLQuery {
@@ -277,7 +309,10 @@ public struct SQLParser {
         if case .end = p.peek.kind { throw SQLRefusal("syntax", p.peek.position, "the SQL is empty: write one SELECT statement") }
         let q = try p.query()
         if p.isSymbol(";") { p.i += 1 }
-        if case .end = p.peek.kind { return q }
+        if case .end = p.peek.kind {
+            try treeDepth(q, 1)
+            return q
+        }
         if p.tokens[p.i - 1].kind == .symbol(";") {
             throw SQLRefusal("one-statement", p.peek.position, "only one statement is allowed: remove everything after the first ';'")
         }
@@ -336,7 +371,32 @@ public struct SQLParser {
 
     private mutating func enter() throws(SQLRefusal) {
         depth += 1
-        if depth > 64 { throw SQLRefusal("syntax", peek.position, "the query nests too deeply (more than 64 levels)") }
+        if depth > Self.maxNesting {
+            throw SQLRefusal("syntax", peek.position, "the query nests too deeply (more than \(Self.maxNesting) parentheses, subqueries and arguments inside each other)")
+        }
+    }
+
+    /// Refuses a tree deeper than `maxTreeDepth`; recurses at most that deep.
+    private static func treeDepth(_ q: SQLQuery, _ level: Int) throws(SQLRefusal) {
+        guard level <= maxTreeDepth else { throw tooDeep(q.select.position) }
+        for cte in q.with { try treeDepth(cte.query, level + 1) }
+        let s = q.select
+        for table in [s.from].compactMap({ $0 }) + s.joins.map(\.table) {
+            if case .subquery(let sub, _, _) = table { try treeDepth(sub, level + 1) }
+        }
+        let exprs = s.columns.map(\.expr) + s.joins.compactMap(\.on) + [s.whereClause, s.having].compactMap { $0 }
+            + s.groupBy + q.orderBy.map(\.expr)
+        for e in exprs { try treeDepth(e, level + 1) }
+    }
+
+    private static func treeDepth(_ e: SQLExpr, _ level: Int) throws(SQLRefusal) {
+        guard level <= maxTreeDepth else { throw tooDeep(e.position) }
+        for c in e.children { try treeDepth(c, level + 1) }
+        for q in e.subqueries { try treeDepth(q, level + 1) }
+    }
+
+    private static func tooDeep(_ at: SQLPosition) -> SQLRefusal {
+        SQLRefusal("syntax", at, "the query nests too deeply (more than \(maxTreeDepth) levels of queries and operators, counting a chain like a + b + c as one level per operator): split it with a CTE or shorten the chain")
     }
 
     mutating func query() throws(SQLRefusal) -> SQLQuery {
@@ -525,12 +585,11 @@ public struct SQLParser {
     }
 
     private mutating func notExpr() throws(SQLRefusal) -> SQLExpr {
-        if isKeyword("NOT") && !isKeyword("EXISTS", at: 1) {
-            let pos = peek.position; i += 1
-            try enter(); defer { depth -= 1 }
-            return .unary(op: "NOT", try notExpr(), pos)
-        }
-        return try comparison()
+        var nots: [SQLPosition] = []
+        while isKeyword("NOT") && !isKeyword("EXISTS", at: 1) { nots.append(peek.position); i += 1 }
+        var e = try comparison()
+        for pos in nots.reversed() { e = .unary(op: "NOT", e, pos) }
+        return e
     }
 
     private mutating func comparison() throws(SQLRefusal) -> SQLExpr {
@@ -638,16 +697,15 @@ public struct SQLParser {
     }
 
     private mutating func unary() throws(SQLRefusal) -> SQLExpr {
-        if case .symbol(let s) = peek.kind, s == "-" || s == "+" {
-            let pos = peek.position; i += 1
-            try enter(); defer { depth -= 1 }
-            let operand = try unary()
-            if s == "-", case .literal(.integer(let n), _) = operand, !n.hasPrefix("-") { return .literal(.integer("-" + n), pos) }
-            if s == "-", case .literal(.real(let n), _) = operand, !n.hasPrefix("-") { return .literal(.real("-" + n), pos) }
-            return .unary(op: s, operand, pos)
-        }
-        let e = try primary()
+        var signs: [(String, SQLPosition)] = []
+        while case .symbol(let s) = peek.kind, s == "-" || s == "+" { signs.append((s, peek.position)); i += 1 }
+        var e = try primary()
         if isKeyword("COLLATE") { throw SQLRefusal("syntax", peek.position, "COLLATE is not supported") }
+        for (s, pos) in signs.reversed() {
+            if s == "-", case .literal(.integer(let n), _) = e, !n.hasPrefix("-") { e = .literal(.integer("-" + n), pos); continue }
+            if s == "-", case .literal(.real(let n), _) = e, !n.hasPrefix("-") { e = .literal(.real("-" + n), pos); continue }
+            e = .unary(op: s, e, pos)
+        }
         return e
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 import KaifangCore
-import Sandbox
+@testable import Sandbox
 import Testing
 
 /// The static wall: every job in `sandbox/hostile-jobs.json` is refused with the rule it breaks,
@@ -118,5 +118,34 @@ import Testing
         let sql = "SELECT " + String(repeating: "(", count: 500) + "1" + String(repeating: ")", count: 500) + " FROM enterprises"
         let checker = QueryChecker(tables: try Self.tables, mode: "aggregate")
         #expect(throws: SQLRefusal.self) { try checker.check(sql) }
+    }
+
+    /// Depth is the tree's, however the query is written: a chain of operators without
+    /// parentheses is as deep as its printed form `((a - b) - c)`, so an accepted query always
+    /// parses again from the text the sandbox runs, and a long chain, or a run of signs or NOTs,
+    /// is refused by the same rule rather than exhausting a recursion.
+    @Test func aChainIsAsDeepAsItsParenthesisedForm() throws {
+        let checker = QueryChecker(tables: try Self.tables, mode: "aggregate")
+        let limit = SQLParser.maxTreeDepth
+        func chain(_ n: Int) -> String {
+            "SELECT station, COUNT(*) AS n, SUM(aqi" + String(repeating: " - 1", count: n) + ") AS s FROM \"air-quality\" GROUP BY station"
+        }
+        // The query, SUM, n subtractions and the column aqi: n + 3 levels.
+        let fits = limit - 3
+        let plan = try checker.check(chain(fits))
+        let printed = SQLPrinter(tableName: SQLPrinter.quote).query(try SQLParser.parse(chain(fits)))
+        #expect(printed.contains(String(repeating: "(", count: fits)))
+        #expect(try checker.check(printed) == plan)
+        do {
+            _ = try checker.check(chain(fits + 1))
+            Issue.record("a chain one level too deep was accepted")
+        } catch {
+            #expect(error.rule == "syntax" && error.message.contains("more than \(limit) levels"), "\(error)")
+        }
+        for deep in ["SELECT COUNT(*) FROM enterprises WHERE " + String(repeating: "NOT ", count: 5000) + "1",
+                     "SELECT " + String(repeating: "- ", count: 5000) + "x FROM enterprises",
+                     "SELECT COUNT(*) FROM enterprises WHERE 1" + String(repeating: " OR 1", count: 5000)] {
+            #expect(throws: SQLRefusal.self) { try checker.check(deep) }
+        }
     }
 }
