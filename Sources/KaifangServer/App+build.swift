@@ -49,6 +49,8 @@ public struct AppConfiguration: Sendable {
     /// category filters answered from the file's row sets; false reads every page through
     /// SQLite's own plan (`--sqlite-only`; the two give the same bytes, tests compare them).
     public var pageReader = VersionEngine.current == .pages
+    /// Where webhooks may point, and how they are retried.
+    public var webhooks = WebhookSettings()
     public static let defaultEventLoops = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
 
     public init(host: String = "127.0.0.1", port: Int = 8080, logLevel: Logger.Level = .info) {
@@ -107,6 +109,9 @@ public func buildApplication(
     if let embedded = catalog as? CatalogDatabase {
         services.append(CheckpointService(checkpointer: Checkpointer(catalog: embedded)))
     }
+    let webhooks = WebhookDispatcher(catalog: catalog, settings: configuration.webhooks,
+                                     baseURL: configuration.webhooks.publicURL ?? "http://\(configuration.host):\(configuration.port)", logger: logger)
+    services.append(WebhookService(dispatcher: webhooks))
     if let period = configuration.harvestPeriod {
         services.append(HarvestService(harvester: Harvester(catalog: catalog, logger: logger), period: period))
     }
@@ -114,7 +119,11 @@ public func buildApplication(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kaifang/\(kaifangVersion)"),
         services: services,
-        onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? configuration.port
+            if configuration.webhooks.publicURL == nil { webhooks.baseURL = "http://\(configuration.host):\(port)" }
+            await onRunning(port)
+        },
         eventLoopGroupProvider: eventLoopGroup(threads: configuration.eventLoops),
         logger: logger
     )

@@ -300,6 +300,36 @@ enum PGMigrations {
                    (detail_json::jsonb->>'version')::integer, detail_json::jsonb->>'tier', at
             FROM audit_events WHERE action IN ('dataset.publish', 'dataset.withdraw') AND dataset_id IS NOT NULL ORDER BY seq;
         """),
+        ("v7-webhooks", """
+        -- Key holders' webhooks, and the outbox of their deliveries (one row per event and webhook,
+        -- added in the publishing transaction, claimed by delivery workers with a lease).
+        CREATE TABLE webhooks (
+            id TEXT PRIMARY KEY,
+            key_id TEXT NOT NULL REFERENCES api_keys(id),
+            url TEXT NOT NULL,
+            dataset_id TEXT,
+            created_at TEXT NOT NULL,
+            disabled_at TEXT,
+            disabled_reason TEXT,
+            failures INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX webhooks_by_key ON webhooks(key_id);
+        CREATE TABLE webhook_deliveries (
+            id BIGSERIAL PRIMARY KEY,
+            webhook_id TEXT NOT NULL REFERENCES webhooks(id),
+            event_seq BIGINT NOT NULL REFERENCES dataset_events(seq),
+            status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at TEXT,
+            lease_until TEXT,
+            last_status INTEGER,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            delivered_at TEXT
+        );
+        CREATE INDEX deliveries_due ON webhook_deliveries(status, next_at);
+        CREATE INDEX deliveries_by_webhook ON webhook_deliveries(webhook_id, id);
+        """),
     ]
 
     /// The seeded tiers as SQL values (numbers only: nothing to quote).

@@ -310,7 +310,10 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
             if let reason { detail["reason"] = .string(reason) }
             detail.merge(extra) { a, _ in a }
             try chain.append(tx, actor: actor, action: "dataset.publish", dataset: id, detail: detail)
-            try tx.query("INSERT INTO dataset_events (dataset_id, kind, version, tier, at) VALUES (\(id), 'published', \(number), \(tier.rawValue), \(CatalogRules.now()))")
+            guard let seq = try tx.query("INSERT INTO dataset_events (dataset_id, kind, version, tier, at) VALUES (\(id), 'published', \(number), \(tier.rawValue), \(CatalogRules.now())) RETURNING seq").first?.int64("seq") else {
+                throw KaifangError.runtime("the publication event was not recorded")
+            }
+            try enqueueDeliveries(tx, seq: seq, dataset: id)
             guard let row = try tx.query("SELECT * FROM datasets WHERE id = \(id)").first else { throw CatalogRules.noDataset(id) }
             return try datasetRecord(row)
         }
@@ -336,7 +339,10 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
             guard try tx.query("SELECT id FROM datasets WHERE id = \(id) FOR UPDATE").first != nil else { throw CatalogRules.noDataset(id) }
             try tx.query("UPDATE datasets SET tier = NULL, published_version = NULL, updated_at = \(CatalogRules.now()) WHERE id = \(id)")
             try chain.append(tx, actor: actor, action: "dataset.withdraw", dataset: id, detail: [:])
-            try tx.query("INSERT INTO dataset_events (dataset_id, kind, at) VALUES (\(id), 'withdrawn', \(CatalogRules.now()))")
+            guard let seq = try tx.query("INSERT INTO dataset_events (dataset_id, kind, at) VALUES (\(id), 'withdrawn', \(CatalogRules.now())) RETURNING seq").first?.int64("seq") else {
+                throw KaifangError.runtime("the withdrawal event was not recorded")
+            }
+            try enqueueDeliveries(tx, seq: seq, dataset: id)
         }
     }
 

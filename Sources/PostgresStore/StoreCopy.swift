@@ -157,6 +157,22 @@ public enum StoreCopy {
                         """)
                 }
                 try tx.query("SELECT setval('dataset_events_seq_seq', (SELECT COALESCE(max(seq), 0) + 1 FROM dataset_events), false)")
+                for r in try rows("SELECT * FROM webhooks ORDER BY created_at, id") {
+                    try tx.query("""
+                        INSERT INTO webhooks (id, key_id, url, dataset_id, created_at, disabled_at, disabled_reason, failures)
+                        VALUES (\(r["id"] as String), \(r["key_id"] as String), \(r["url"] as String), \(r["dataset_id"] as String?), \(r["created_at"] as String),
+                            \(r["disabled_at"] as String?), \(r["disabled_reason"] as String?), \(r["failures"] as Int))
+                        """)
+                }
+                // Deliveries under way continue on the shared store (a lease of this process is dropped).
+                for r in try rows("SELECT * FROM webhook_deliveries ORDER BY id") {
+                    try tx.query("""
+                        INSERT INTO webhook_deliveries (id, webhook_id, event_seq, status, attempts, next_at, last_status, last_error, created_at, delivered_at)
+                        VALUES (\(r["id"] as Int64), \(r["webhook_id"] as String), \(r["event_seq"] as Int64), \(r["status"] as String), \(r["attempts"] as Int),
+                            \(r["next_at"] as String?), \(r["last_status"] as Int?), \(r["last_error"] as String?), \(r["created_at"] as String), \(r["delivered_at"] as String?))
+                        """)
+                }
+                try tx.query("SELECT setval(pg_get_serial_sequence('webhook_deliveries', 'id'), greatest((SELECT max(id) FROM webhook_deliveries), 1), (SELECT count(*) > 0 FROM webhook_deliveries))")
                 for r in try rows("SELECT * FROM usage_daily") {
                     try tx.query("""
                         INSERT INTO usage_daily (day, key_id, dataset_id, requests, rows_served, bytes, exports)

@@ -467,6 +467,7 @@ public struct CatalogDatabase: CatalogStore {
             try Self.appendAudit(db, actor: actor, action: "dataset.publish", dataset: id, detail: detail)
             try db.execute(sql: "INSERT INTO dataset_events (dataset_id, kind, version, tier, at) VALUES (?, 'published', ?, ?, ?)",
                            arguments: [id, number, tier.rawValue, Self.now()])
+            try Self.enqueueDeliveries(db, seq: db.lastInsertedRowID, dataset: id)
             return try Self.datasetRecord(try Row.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id])!)
         }
     }
@@ -500,6 +501,7 @@ public struct CatalogDatabase: CatalogStore {
             try db.execute(sql: "UPDATE datasets SET tier = NULL, published_version = NULL, updated_at = ? WHERE id = ?", arguments: [Self.now(), id])
             try Self.appendAudit(db, actor: actor, action: "dataset.withdraw", dataset: id, detail: [:])
             try db.execute(sql: "INSERT INTO dataset_events (dataset_id, kind, at) VALUES (?, 'withdrawn', ?)", arguments: [id, Self.now()])
+            try Self.enqueueDeliveries(db, seq: db.lastInsertedRowID, dataset: id)
         }
     }
 

@@ -112,6 +112,29 @@ public protocol CatalogStore: Sendable {
     /// `YYYY-MM-DD`), per day, key and dataset, with sandbox jobs and ε (`CatalogRules.usageSQL`).
     func usage(keys: [String]?, dataset: String?, from: String, to: String) throws -> [UsageRow]
 
+    // MARK: Webhooks
+
+    /// Registers a webhook for a key (the URL's form is checked here; where its host resolves,
+    /// by the server).
+    /// - Throws: `KaifangError.badInput` for a malformed URL, `.notFound` for an unknown dataset,
+    ///   `.conflict` when the key already has `CatalogRules.webhooksPerKey` active ones.
+    func createWebhook(keyID: String, url: String, dataset: String?, actor: String) throws -> WebhookRecord
+    /// A key's webhooks (nil: everyone's), newest first.
+    func webhooks(keyID: String?) throws -> [WebhookRecord]
+    func webhook(_ id: String) throws -> WebhookRecord?
+    /// Stops a webhook: its pending deliveries fail; the record and its log stay.
+    /// - Throws: `KaifangError.notFound`, or `.conflict` when it is already stopped.
+    func disableWebhook(_ id: String, reason: String, actor: String) throws
+    /// A webhook's deliveries, newest first.
+    func webhookDeliveries(webhook: String, limit: Int) throws -> [WebhookDelivery]
+    /// Claims up to `limit` due deliveries of active webhooks whose key is in force, for `lease`
+    /// seconds (no other worker of any process gets them meanwhile); first fails the pending
+    /// ones made before `giveUpBefore`.
+    func claimDeliveries(limit: Int, lease: Double, giveUpBefore: String) throws -> [DueDelivery]
+    /// Records an attempt: the webhook's failures in a row are reset or counted, and at
+    /// `maxFailures` the webhook is disabled (an audit event by `actor`).
+    func finishDelivery(_ id: Int64, outcome: DeliveryOutcome, maxFailures: Int, actor: String) throws
+
     // MARK: Applications and licenses
 
     func createApplication(keyID: String, dataset: String, purpose: String, fields: [String], use: LicenseUse,

@@ -280,6 +280,38 @@ enum CatalogMigrations {
                 FROM audit_events WHERE action IN ('dataset.publish', 'dataset.withdraw') AND dataset_id IS NOT NULL ORDER BY seq;
             """)
         }
+        m.registerMigration("v11-webhooks") { db in
+            // Key holders' webhooks, and the outbox of their deliveries (one row per event and
+            // webhook, added in the publishing transaction).
+            try db.execute(sql: """
+            CREATE TABLE webhooks (
+                id TEXT PRIMARY KEY NOT NULL,
+                key_id TEXT NOT NULL REFERENCES api_keys(id),
+                url TEXT NOT NULL,
+                dataset_id TEXT,
+                created_at TEXT NOT NULL,
+                disabled_at TEXT,
+                disabled_reason TEXT,
+                failures INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE INDEX webhooks_by_key ON webhooks(key_id);
+            CREATE TABLE webhook_deliveries (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                webhook_id TEXT NOT NULL REFERENCES webhooks(id),
+                event_seq INTEGER NOT NULL REFERENCES dataset_events(seq),
+                status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_at TEXT,
+                lease_until TEXT,
+                last_status INTEGER,
+                last_error TEXT,
+                created_at TEXT NOT NULL,
+                delivered_at TEXT
+            );
+            CREATE INDEX deliveries_due ON webhook_deliveries(status, next_at);
+            CREATE INDEX deliveries_by_webhook ON webhook_deliveries(webhook_id, id);
+            """)
+        }
         return m
     }
 }

@@ -46,6 +46,13 @@ func runServer(catalog: any CatalogStore, host: String, port: Int, limits: Limit
         guard loops >= 1 else { throw KaifangError.badInput("--event-loops \(loops): give at least 1") }
         config.eventLoops = loops
     }
+    config.webhooks.networks = try WebhookNetworks(allow: limits.webhookAllow, loopback: limits.webhookLoopback)
+    if let url = limits.publicURL {
+        guard let c = URLComponents(string: url), ["http", "https"].contains(c.scheme ?? ""), c.host != nil else {
+            throw KaifangError.badInput("--public-url '\(url)': give the address users reach the server at, such as https://data.example.gov.cn")
+        }
+        config.webhooks.publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+    }
     let app = try buildApplication(config, catalog: catalog, logger: logger) { bound in
         announce(bound)
     }
@@ -120,7 +127,7 @@ struct DemoCommand: AsyncParsableCommand {
     }
 }
 
-/// Rate limits and quotas of the server.
+/// Rate limits, quotas and webhook targets of the server.
 struct LimitOptions: ParsableArguments {
     @Option(name: .customLong("key-rate"), help: "Requests a second per API key (bursts of twice that; 0 disables).") var keyRate: Double = 50
     @Option(name: .customLong("anonymous-rate"), help: "Requests a second per anonymous address (bursts of twice that; 0 disables).") var anonymousRate: Double = 10
@@ -133,6 +140,12 @@ struct LimitOptions: ParsableArguments {
     @Option(name: .customLong("sandbox-workers"), help: "Sandbox jobs run at once, each in its own process (0: none run).") var sandboxWorkers: Int = 2
     @Option(name: .customLong("job-lease"), help: "Seconds a worker's claim on a sandbox job lasts unrenewed; with a shared store, the job of a stopped replica goes to another after it.") var jobLease: Double = 30
     @Option(name: .customLong("event-loops"), help: "Network I/O threads (default: half the cores, at least 1; handlers run on the concurrency pool).") var eventLoops: Int?
+    @Option(name: .customLong("webhook-allow"), help: "Networks webhooks may be sent to: 'public' (public addresses, the default) or a CIDR block such as 10.20.0.0/16; repeat for several.")
+    var webhookAllow: [String] = []
+    @Flag(name: .customLong("webhook-loopback"), help: "Also send webhooks to loopback addresses (127.0.0.0/8, ::1): for a receiver on this machine.")
+    var webhookLoopback = false
+    @Option(name: .customLong("public-url"), help: "The address users reach this server at, for links in webhook events (default: http://HOST:PORT).")
+    var publicURL: String?
 
     func validate() throws {
         guard signup == "open" || signup == "closed" else { throw ValidationError("--signup must be open or closed") }

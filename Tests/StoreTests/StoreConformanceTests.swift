@@ -427,4 +427,71 @@ import VersionFormat
         let src = try #require(try s.source("people"))
         #expect(src.etag == "\"v1\"" && src.failures == 1 && src.lastError == "HTTP 500" && src.publish)
     }
+
+    /// The webhook outbox: filled in the publishing transaction for the active webhooks of keys
+    /// in force, claimed under a lease by one worker of any process, retried, given up, and a
+    /// webhook stopped after its failures in a row.
+    @Test(arguments: StoreKind.available)
+    func webhookDeliveriesAreQueuedClaimedAndFinished(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store, other = try f.another()
+        try f.importVersion(StoreFixture.manifest("people"), rows: 2)
+        try f.importVersion(StoreFixture.manifest("places"), rows: 2)
+        let (k1, _) = try s.createKey(role: .developer, name: "a", account: nil, actor: "t")
+        let (k2, _) = try s.createKey(role: .developer, name: "b", account: nil, actor: "t")
+        #expect { try s.createWebhook(keyID: k1.id, url: "ftp://example.org/h", dataset: nil, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try s.createWebhook(keyID: k1.id, url: "https://example.org/h", dataset: "nobody", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        let people = try s.createWebhook(keyID: k1.id, url: "https://example.org/people", dataset: "people", actor: "t")
+        let all = try s.createWebhook(keyID: k2.id, url: "https://example.org/all", dataset: nil, actor: "t")
+        let revoked = try s.createWebhook(keyID: k2.id, url: "https://example.org/later", dataset: "people", actor: "t")
+        #expect(try s.webhooks(keyID: k1.id).map(\.id) == [people.id])
+        for i in 2..<CatalogRules.webhooksPerKey { _ = try s.createWebhook(keyID: k2.id, url: "https://example.org/\(i)", dataset: "places", actor: "t") }
+        #expect { try s.createWebhook(keyID: k2.id, url: "https://example.org/x", dataset: nil, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        for w in try s.webhooks(keyID: k2.id) where w.dataset == "places" { try s.disableWebhook(w.id, reason: "test", actor: "t") }
+        try s.disableWebhook(revoked.id, reason: CatalogRules.removedByHolder, actor: "t")
+        #expect { try s.disableWebhook(revoked.id, reason: "again", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+
+        try s.publish(dataset: "people", version: nil, tier: .open, actor: "t", reason: nil, detail: [:])
+        try s.publish(dataset: "places", version: nil, tier: .open, actor: "t", reason: nil, detail: [:])
+        #expect(try s.webhookDeliveries(webhook: people.id, limit: 10).map(\.event.dataset) == ["people"])
+        #expect(try s.webhookDeliveries(webhook: all.id, limit: 10).map(\.event.dataset) == ["places", "people"])
+        #expect(try s.webhookDeliveries(webhook: revoked.id, limit: 10).isEmpty)
+
+        // Claimed once, by whichever process asks first; the lease keeps the others away.
+        let longAgo = AuditChain.timestamp(Date().addingTimeInterval(-86_400))
+        let first = try s.claimDeliveries(limit: 10, lease: 60, giveUpBefore: longAgo)
+        #expect(first.count == 3 && Set(first.map(\.delivery.id)).count == 3)
+        #expect(try other.claimDeliveries(limit: 10, lease: 60, giveUpBefore: longAgo).isEmpty)
+        let p = try #require(first.first { $0.webhook.id == people.id })
+        #expect(p.delivery.event.kind == "published" && p.delivery.event.version == 1 && p.delivery.status == "pending")
+
+        // A failure retried later; two in a row stop the webhook (maxFailures 2) and its queue.
+        let later = AuditChain.timestamp(Date().addingTimeInterval(3600))
+        try s.finishDelivery(p.delivery.id, outcome: .failed(status: 500, error: "answered HTTP 500", retryAt: later), maxFailures: 2, actor: "webhooks")
+        var log = try s.webhookDeliveries(webhook: people.id, limit: 10)
+        #expect(log.first?.status == "pending" && log.first?.attempts == 1 && log.first?.lastStatus == 500 && log.first?.nextAt == later)
+        #expect(try s.webhook(people.id)?.failures == 1)
+        #expect(try other.claimDeliveries(limit: 10, lease: 60, giveUpBefore: longAgo).isEmpty, "not due before its retry time")
+        try s.finishDelivery(p.delivery.id, outcome: .failed(status: nil, error: "connection refused", retryAt: later), maxFailures: 2, actor: "webhooks")
+        let stopped = try #require(try s.webhook(people.id))
+        #expect(!stopped.isActive && stopped.disabledReason == CatalogRules.disabledAfter(2))
+        log = try s.webhookDeliveries(webhook: people.id, limit: 10)
+        #expect(log.first?.status == "failed" && log.first?.attempts == 2 && log.first?.lastError?.contains("connection refused") == true)
+        #expect(try s.auditEvents(dataset: nil, actor: "webhooks", limit: nil).map(\.event.action) == ["webhook.disable"])
+
+        // Delivered: the failures in a row start again from 0; a finished delivery stays finished.
+        let a = first.filter { $0.webhook.id == all.id }
+        try s.finishDelivery(a[0].delivery.id, outcome: .failed(status: 502, error: "answered HTTP 502", retryAt: later), maxFailures: 5, actor: "webhooks")
+        try s.finishDelivery(a[1].delivery.id, outcome: .delivered(status: 204), maxFailures: 5, actor: "webhooks")
+        try s.finishDelivery(a[1].delivery.id, outcome: .failed(status: 500, error: "late", retryAt: nil), maxFailures: 5, actor: "webhooks")
+        #expect(try s.webhook(all.id)?.failures == 0)
+        #expect(try s.webhookDeliveries(webhook: all.id, limit: 10).first { $0.id == a[1].delivery.id }?.status == "delivered")
+
+        // Past the window a pending delivery is given up; a revoked key gets no new events.
+        _ = try s.claimDeliveries(limit: 10, lease: 60, giveUpBefore: AuditChain.timestamp(Date().addingTimeInterval(1)))
+        #expect(try s.webhookDeliveries(webhook: all.id, limit: 10).allSatisfy { $0.status != "pending" })
+        try s.revokeKey(k2.id, actor: "t")
+        try s.withdraw(dataset: "places", actor: "t")
+        #expect(try s.webhookDeliveries(webhook: all.id, limit: 10).count == 2)
+    }
 }
