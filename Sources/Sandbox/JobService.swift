@@ -460,7 +460,7 @@ public struct JobResult: Codable, Sendable {
     /// As CSV (RFC 4180).
     public var csv: String {
         func field(_ s: String) -> String {
-            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+            s.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + SQLPrinter.doubling(s, "\"") + "\"" : s
         }
         var out = columns.map(field).joined(separator: ",") + "\r\n"
         for r in rows { out += r.map { field($0.text) }.joined(separator: ",") + "\r\n" }

@@ -834,13 +834,24 @@ struct SQLPrinter {
     /// Extra output columns appended to a SELECT (hidden unit columns), keyed by the SELECT's position.
     var extraColumns: [String: [String]] = [:]
 
-    static func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+    static func quote(_ name: String) -> String { "\"" + doubling(name, "\"") + "\"" }
+
+    /// `text` with every `quote` doubled, scalar by scalar: a quote followed by a combining mark
+    /// is one Character to String's own search, but two scalars to the lexer and to SQLite.
+    static func doubling(_ text: String, _ quote: Unicode.Scalar) -> String {
+        var out = String.UnicodeScalarView()
+        for c in text.unicodeScalars {
+            out.append(c)
+            if c == quote { out.append(c) }
+        }
+        return String(out)
+    }
 
     static func literal(_ l: SQLLiteral) -> String {
         switch l {
         case .null: "NULL"
         case .integer(let s), .real(let s): s
-        case .string(let s): "'" + s.replacingOccurrences(of: "'", with: "''") + "'"
+        case .string(let s): "'" + doubling(s, "'") + "'"
         }
     }
 

@@ -148,4 +148,19 @@ import Testing
             #expect(throws: SQLRefusal.self) { try checker.check(deep) }
         }
     }
+
+    /// A quote followed by a combining mark is one Character but two scalars: the printer
+    /// doubles it scalar by scalar, or the text SQLite runs would end the literal early and
+    /// read the rest as SQL (found by the sql fuzzer).
+    @Test func aQuoteBeforeACombiningMarkIsEscapedInWhatRuns() throws {
+        let checker = QueryChecker(tables: try Self.tables, mode: "aggregate")
+        let sql = "SELECT station, COUNT(*) AS n FROM \"air-quality\" WHERE station = 'x''\u{301} OR 1 = 1' GROUP BY station"
+        let plan = try checker.check(sql)
+        let ran = Array(plan.sql.unicodeScalars), literal = Array("'x''\u{301} OR 1 = 1'".unicodeScalars)
+        #expect(ran.indices.contains { i in ran[i...].starts(with: literal) }, "the literal as the sandbox runs it: \(plan.sql)")
+        #expect(SQLPrinter.literal(.string("x'\u{301}")).unicodeScalars.map(\.value) == [0x27, 0x78, 0x27, 0x27, 0x301, 0x27])
+        #expect(SQLPrinter.quote("a\"\u{301}").unicodeScalars.map(\.value) == [0x22, 0x61, 0x22, 0x22, 0x301, 0x22])
+        let printed = SQLPrinter(tableName: SQLPrinter.quote).query(try SQLParser.parse(sql))
+        #expect(try checker.check(printed) == plan)
+    }
 }
