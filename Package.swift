@@ -165,6 +165,9 @@ let package = Package(
         .testTarget(name: "KaifangServerTests", dependencies: [
             "KaifangServer", "Publishing", "KaifangCore", "Masking", "Storage", "VersionFormat", "Ingest", "Sandbox", "Audit", "PostgresStore", "KaifangTestSupport",
             .product(name: "PostgresNIO", package: "postgres-nio"),
+            // A webhook receiver on loopback, and the signatures it checks.
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),

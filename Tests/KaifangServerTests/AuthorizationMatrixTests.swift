@@ -17,7 +17,7 @@ import Testing
     /// `{job}` is a queued sandbox job of `partner`, `{app}` an application of `partner`.
     /// `member` holds a key of a signed-up account, `suspended` one of a suspended account;
     /// `{account}` is member's account, `{other}` a third account, `{spare}` a second key of
-    /// member's account.
+    /// member's account, `{hook}` a webhook of member's key.
     static let table: [(String, [Int])] = [
         // route                                                     anon dev  part unlic exp  rev  stew memb susp
         ("GET /healthz",                                             [200, 200, 200, 200, 200, 401, 200, 200, 403]),
@@ -65,6 +65,10 @@ import Testing
         ("DELETE /v1/me/keys/{spare}",                               [401, 403, 403, 403, 403, 401, 403, 204, 403]),
         ("GET /v1/me/usage",                                         [401, 200, 200, 200, 200, 401, 200, 200, 403]),
         ("GET /v1/usage",                                            [401, 403, 403, 403, 403, 401, 200, 403, 403]),
+        ("POST /v1/me/webhooks",                                     [401, 201, 201, 201, 201, 401, 201, 201, 403]),
+        ("GET /v1/me/webhooks",                                      [401, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/me/webhooks/{hook}/deliveries",                    [401, 404, 404, 404, 404, 401, 404, 200, 403]),
+        ("DELETE /v1/me/webhooks/{hook}",                            [401, 404, 404, 404, 404, 401, 404, 204, 403]),
     ]
 
     nonisolated(unsafe) static let bodies: [String: [String: Any]] = [
@@ -75,11 +79,15 @@ import Testing
         "POST /v1/accounts": ["email": "{role}@matrix.example", "name": "矩阵 matrix"],
         "PUT /v1/accounts/{other}/suspension": ["reason": "授权矩阵测试 matrix"],
         "POST /v1/me/keys": ["name": "another app"],
+        "POST /v1/me/webhooks": ["url": "http://127.0.0.1:9/{role}"],
     ]
 
     @Test func everyRouteForEveryCaller() async throws {
         // Workers off: jobs stay queued, so a result is 409 and a cancel succeeds for its owner.
-        try await LiveServer.with(configure: { $0.sandboxWorkers = 0; $0.signupsPerAddress = 0 }) { s in
+        try await LiveServer.with(configure: {
+            $0.sandboxWorkers = 0; $0.signupsPerAddress = 0
+            $0.webhooks.networks = WebhookNetworks(allowPublic: true, networks: [], allowLoopback: true)
+        }) { s in
             _ = try s.catalog.publish(dataset: "air-quality", tier: .restricted, actor: "t")
             var keys: [String: String] = [:]
             var ids: [String: String] = [:]
@@ -92,9 +100,10 @@ import Testing
             try AccountsAPITests.unlimited(s)
             var accounts: [String: String] = [:]
             for role in ["member", "suspended", "other"] {
-                let (account, _, key) = try s.catalog.createAccount(email: "\(role)@example.org", name: role, organisation: "", tier: nil, keyName: role, actor: "t")
-                keys[role] = key; accounts[role] = account.id
+                let (account, record, key) = try s.catalog.createAccount(email: "\(role)@example.org", name: role, organisation: "", tier: nil, keyName: role, actor: "t")
+                keys[role] = key; accounts[role] = account.id; ids[role] = record.id
             }
+            let hook = try s.catalog.createWebhook(keyID: ids["member"]!, url: "http://127.0.0.1:9/member", dataset: nil, actor: "t")
             let (spare, _) = try s.catalog.createKey(role: .developer, name: "spare", account: accounts["member"], actor: "t")
             try s.catalog.setSuspended(account: accounts["suspended"]!, reason: "授权矩阵测试 matrix", actor: "t")
             func grant(_ role: String, _ dataset: String, _ use: LicenseUse, expires: Date? = nil) throws -> ApplicationRecord {
@@ -119,7 +128,7 @@ import Testing
                 let method = parts[0]
                 let path = parts[1].replacingOccurrences(of: "{job}", with: jobID).replacingOccurrences(of: "{app}", with: String(app.id))
                     .replacingOccurrences(of: "{account}", with: accounts["member"]!).replacingOccurrences(of: "{other}", with: accounts["other"]!)
-                    .replacingOccurrences(of: "{spare}", with: spare.id)
+                    .replacingOccurrences(of: "{spare}", with: spare.id).replacingOccurrences(of: "{hook}", with: hook.id)
                 for (role, status) in zip(Self.roles, expected) {
                     let key: String? = role == "anonymous" ? nil : (role == "revoked" ? keys["revoked"] : keys[role])
                     let body = Self.bodies[route]?.mapValues { ($0 as? String)?.replacingOccurrences(of: "{role}", with: role) ?? $0 }
