@@ -102,6 +102,9 @@ struct DemoCommand: AsyncParsableCommand {
             _ = try catalog.approve(application: app.id, actor: cliActor)
         }
         FileHandle.standardOutput.write(Data(imported.map { $0 + "\n" }.joined().utf8))
+        // The demo listens on loopback only: a webhook receiver on this machine is how one tries them.
+        var limits = limits
+        limits.webhookLoopback = true
         try await runServer(catalog: catalog, host: "127.0.0.1", port: port, limits: limits) { bound in
             let base = "http://127.0.0.1:\(bound)"
             FileHandle.standardOutput.write(Data("""
@@ -119,7 +122,9 @@ struct DemoCommand: AsyncParsableCommand {
             Sign up as a developer of your own (or at \(base)/signup), then see your usage:
               curl -H 'Content-Type: application/json' -d '{"email": "you@example.org", "name": "…"}' \(base)/v1/accounts
               curl -H 'Authorization: Bearer <your key>' \(base)/v1/me/usage
-            Follow publications: \(base)/v1/feed.atom
+            Follow publications: \(base)/v1/feed.atom, or by webhook (loopback receivers allowed in the demo):
+              curl -H 'Authorization: Bearer \(devKey)' -H 'Content-Type: application/json' \\
+                   -d '{"url": "http://127.0.0.1:9000/hook"}' \(base)/v1/me/webhooks
             Ctrl-C stops the server.
 
             """.utf8))

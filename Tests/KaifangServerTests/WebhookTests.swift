@@ -165,9 +165,9 @@ final class WebhookReceiver: @unchecked Sendable {
             let hits = receiver.hits
             #expect(hits.count == 3, "three attempts, then disabled")
             #expect(Set(hits.map { $0.headers["kaifang-delivery"] ?? "" }).count == 1, "the same delivery each time")
-            // Each wait at least the backoff: 0.3 s, then 0.6 s.
+            // Each wait at least the backoff, doubling: 0.3 s, then 0.6 s (later under load, never sooner).
             let gaps = zip(hits.dropFirst(), hits).map { $0.at.timeIntervalSince($1.at) }
-            #expect(gaps.count == 2 && gaps[0] >= 0.3 - 0.02 && gaps[1] >= 0.6 - 0.02 && gaps[1] > gaps[0], "\(gaps)")
+            #expect(gaps.count == 2 && gaps[0] >= 0.3 - 0.02 && gaps[1] >= 0.6 - 0.02, "\(gaps)")
             let listed = try #require(try await s.get("/v1/me/webhooks", key: key).object["webhooks"] as? [[String: Any]])
             #expect(listed[0]["active"] as? Bool == false && (listed[0]["disabled_reason"] as? String)?.contains("3 failed deliveries in a row") == true)
             let log = try #require(try await s.get("/v1/me/webhooks/\(id)/deliveries", key: key).object["deliveries"] as? [[String: Any]])
