@@ -97,7 +97,8 @@ extension PostgresCatalog {
 
     public func claimDeliveries(limit: Int, lease: Double, giveUpBefore: String) throws -> [DueDelivery] {
         let now = CatalogRules.now(), until = AuditChain.timestamp(Date().addingTimeInterval(lease))
-        return try write(signal: false) { tx, _ in
+        // Outbox bookkeeping appends nothing to the audit chain: it does not take the chain's lock.
+        return try client.transaction { tx in
             try tx.query("""
                 UPDATE webhook_deliveries SET status = 'failed', next_at = NULL, lease_until = NULL,
                     last_error = coalesce(last_error || '; ', '') || 'given up: not delivered within a day'
@@ -123,9 +124,12 @@ extension PostgresCatalog {
 
     public func finishDelivery(_ id: Int64, outcome: DeliveryOutcome, maxFailures: Int, actor: String) throws {
         let now = CatalogRules.now()
-        try write(signal: false) { tx, chain in
+        // The attempt is recorded without the chain's lock; stopping the webhook, an audited
+        // change, takes it afterwards (a process stopped in between leaves the count at the
+        // limit, and the next failure stops it).
+        let stop: String? = try client.transaction { tx in
             guard let webhookID = try tx.query("SELECT webhook_id FROM webhook_deliveries WHERE id = \(id) AND status = 'pending' FOR UPDATE").first?.string("webhook_id") else {
-                return
+                return nil
             }
             switch outcome {
             case .delivered(let status):
@@ -134,16 +138,21 @@ extension PostgresCatalog {
                         next_at = NULL, lease_until = NULL, delivered_at = \(now) WHERE id = \(id)
                     """)
                 try tx.query("UPDATE webhooks SET failures = 0 WHERE id = \(webhookID)")
+                return nil
             case .failed(let status, let error, let retryAt):
                 try tx.query("""
                     UPDATE webhook_deliveries SET status = \(retryAt == nil ? "failed" : "pending"), attempts = attempts + 1, last_status = \(status),
                         last_error = \(error), next_at = \(retryAt), lease_until = NULL WHERE id = \(id)
                     """)
                 let row = try tx.query("UPDATE webhooks SET failures = failures + 1 WHERE id = \(webhookID) RETURNING failures, disabled_at").first
-                if let row, try row.int("failures") >= maxFailures, try row.optString("disabled_at") == nil {
-                    try stopWebhook(tx, &chain, id: webhookID, reason: CatalogRules.disabledAfter(maxFailures), actor: actor)
-                }
+                guard let row, try row.int("failures") >= maxFailures, try row.optString("disabled_at") == nil else { return nil }
+                return webhookID
             }
+        }
+        guard let stop else { return }
+        try write { tx, chain in
+            guard let row = try tx.query("SELECT disabled_at FROM webhooks WHERE id = \(stop) FOR UPDATE").first, try row.optString("disabled_at") == nil else { return }
+            try stopWebhook(tx, &chain, id: stop, reason: CatalogRules.disabledAfter(maxFailures), actor: actor)
         }
     }
 }

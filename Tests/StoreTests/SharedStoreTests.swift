@@ -188,6 +188,53 @@ struct SharedStoreTests {
         }
     }
 
+    /// Replicas claiming webhook deliveries at once each get different ones (`SKIP LOCKED`), and
+    /// together all of them.
+    @Test func replicasClaimEachDeliveryOnce() throws {
+        guard StoreKind.available.contains(.postgres) else { return }
+        let f = try StoreFixture(.postgres)
+        try f.importVersion(StoreFixture.manifest("people"), rows: 1)
+        for i in 0..<8 {
+            let (k, _) = try f.store.createKey(role: .developer, name: "k\(i)", account: nil, actor: "t")
+            for j in 0..<5 { _ = try f.store.createWebhook(keyID: k.id, url: "https://example.org/\(i)/\(j)", dataset: nil, actor: "t") }
+        }
+        for _ in 0..<5 { try f.store.publish(dataset: "people", version: nil, tier: .open, actor: "t", reason: nil, detail: [:]) }
+        let stores = [f.store] + (try (0..<3).map { _ in try f.another() })
+        let longAgo = AuditChain.timestamp(Date().addingTimeInterval(-86_400))
+        // One thread per replica (not the concurrency pool, which may be one thread wide), each
+        // claiming until nothing is left.
+        final class Results: @unchecked Sendable {
+            let lock = NSLock()
+            var claimed: [[Int64]]
+            var failures: [String] = []
+            init(_ n: Int) { claimed = Array(repeating: [], count: n) }
+        }
+        let results = Results(stores.count)
+        let done = DispatchGroup()
+        for (n, s) in stores.enumerated() {
+            done.enter()
+            let thread = Thread {
+                defer { done.leave() }
+                do {
+                    while true {
+                        let got = try s.claimDeliveries(limit: 7, lease: 600, giveUpBefore: longAgo)
+                        if got.isEmpty { return }
+                        results.lock.withLock { results.claimed[n] += got.map(\.delivery.id) }
+                    }
+                } catch {
+                    results.lock.withLock { results.failures.append("\(error)") }
+                }
+            }
+            thread.start()
+        }
+        done.wait()
+        #expect(results.failures.isEmpty, "\(results.failures)")
+        let claimed = results.claimed
+        let ids = claimed.flatMap { $0 }
+        #expect(ids.count == 8 * 5 * 5 && Set(ids).count == ids.count, "each of the 200 deliveries claimed once")
+        #expect(claimed.filter { !$0.isEmpty }.count > 1, "the claims were shared among the replicas: \(claimed.map(\.count))")
+    }
+
     /// A migration splits into statements at the `;` ending a line, except inside a `$$` body.
     @Test func migrationsSplitOutsideDollarQuotedBodies() {
         let sql = """
