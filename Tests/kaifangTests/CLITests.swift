@@ -66,6 +66,34 @@ import Testing
         #expect(audit.status == 0 && audit.stdout.contains("intact"))
     }
 
+    /// A steward sees the webhooks developers registered, a publication queued for them, and
+    /// stops one with a reason its holder reads.
+    @Test func webhooksAreListedFollowedAndStopped() throws {
+        let dir = try initialized()
+        let m = scratch.write("dataset.json", Self.manifest)
+        let csv = scratch.write("people.csv", "编号,age\nP1,30\n")
+        #expect(try CLI.run(["dataset", "import", csv, "--id", "people", "--manifest", m, "--data-dir", dir]).status == 0)
+        let hook: WebhookRecord = try {
+            let c = try CatalogDatabase(directory: DataDirectory(path: dir))
+            let (key, _) = try c.createKey(role: .developer, name: "app", account: nil, actor: "t")
+            return try c.createWebhook(keyID: key.id, url: "https://apps.example.org/hook", dataset: "people", actor: "t")
+        }()
+        #expect(try CLI.run(["--data-dir", dir, "dataset", "publish", "people", "--tier", "open"]).status == 0)
+        let list = try CLI.run(["--data-dir", dir, "webhook", "list"])
+        #expect(list.status == 0 && list.stdout.contains(hook.id) && list.stdout.contains("apps.example.org") && list.stdout.contains("active"))
+        let log = try CLI.run(["--data-dir", dir, "--json", "webhook", "deliveries", hook.id])
+        #expect(log.status == 0 && log.stdout.contains("\"status\" : \"pending\"") && log.stdout.contains("dataset.published"), "\(log.stdout)")
+        let blank = try CLI.run(["--data-dir", dir, "webhook", "disable", hook.id, "--reason", " "])
+        #expect(blank.status == 2 && blank.stderr.contains("--reason"))
+        let stop = try CLI.run(["--data-dir", dir, "webhook", "disable", hook.id, "--reason", "滥用 abuse"])
+        #expect(stop.status == 0, "\(stop.stderr)")
+        let after = try CLI.run(["--data-dir", dir, "--json", "webhook", "list"])
+        #expect(after.stdout.contains("\"active\" : \"false\"") && after.stdout.contains("stopped by a steward: 滥用 abuse"))
+        #expect(try CLI.run(["--data-dir", dir, "webhook", "disable", hook.id, "--reason", "again"]).status == 2)
+        #expect(try CLI.run(["--data-dir", dir, "webhook", "deliveries", "wh_000000000000"]).status == 2)
+        #expect(try CLI.run(["--data-dir", dir, "--json", "webhook", "deliveries", hook.id]).stdout.contains("\"status\" : \"failed\""))
+    }
+
     @Test func aManifestWithAnUnknownLevelExits2AndWritesNothing() throws {
         let dir = try initialized()
         let before = try snapshot(dir)
