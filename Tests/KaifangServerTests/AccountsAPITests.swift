@@ -169,6 +169,12 @@ import Testing
             let page = try await post("/account", ["key": String(key)])
             #expect(page.status == 200 && page.headers["cache-control"] == "no-store")
             #expect(page.text.contains("<td>4</td>") && page.text.contains("王芳"))
+            #expect(page.text.contains("No webhooks"))
+            // A webhook of the account's key is listed with its state.
+            let me = try #require(try s.catalog.authenticate(String(key)))
+            let hook = try s.catalog.createWebhook(keyID: me.id, url: "https://apps.example.org/hook?a=1&b=2", dataset: "enterprises", actor: "t")
+            let withHook = try await post("/account", ["key": String(key)])
+            #expect(withHook.text.contains(hook.id) && withHook.text.contains("https://apps.example.org/hook?a=1&amp;b=2") && withHook.text.contains("有效 active"))
             let wrong = try await post("/account", ["key": "kf_00000000_" + String(repeating: "0", count: 64)])
             #expect(wrong.status == 401)
         }

@@ -237,6 +237,12 @@ struct Portal: Sendable {
             "days": days.reversed().map { d in counts(d.counts).merging(["day": d.day, "key": d.group]) { a, _ in a } },
             "total": counts(total),
         ]
+        let hooks = try keys.flatMap { try catalog.webhooks(keyID: $0.id) }
+        context["hasHooks"] = !hooks.isEmpty
+        context["hooks"] = hooks.map {
+            ["id": $0.id, "key": $0.keyID, "dataset": $0.dataset ?? "全部 all", "url": $0.url, "failures": $0.failures,
+             "state": $0.isActive ? "有效 active" : "已停止 stopped: \($0.disabledReason ?? "")"] as [String: Any]
+        }
         if let account {
             context["account"] = ["id": account.id, "name": account.name, "tier": account.tier, "suspended": account.isSuspended]
         }
