@@ -101,7 +101,7 @@ extension PostgresCatalog {
         return try client.transaction { tx in
             try tx.query("""
                 UPDATE webhook_deliveries SET status = 'failed', next_at = NULL, lease_until = NULL,
-                    last_error = coalesce(last_error || '; ', '') || 'given up: not delivered within a day'
+                    last_error = coalesce(last_error || '; ', '') || 'given up: not delivered within the retry window'
                 WHERE status = 'pending' AND created_at < \(giveUpBefore)
                 """)
             // Rows another worker holds are skipped, not waited for: each goes to one worker.

@@ -100,7 +100,7 @@ extension CatalogDatabase {
         return try write(signal: false) { db in
             try db.execute(sql: """
                 UPDATE webhook_deliveries SET status = 'failed', next_at = NULL, lease_until = NULL,
-                    last_error = coalesce(last_error || '; ', '') || 'given up: not delivered within a day'
+                    last_error = coalesce(last_error || '; ', '') || 'given up: not delivered within the retry window'
                 WHERE status = 'pending' AND created_at < ?
                 """, arguments: [giveUpBefore])
             let rows = try Row.fetchAll(db, sql: Self.deliverySelect + """
