@@ -134,6 +134,13 @@ public enum AuditChain {
 
     /// A time as the chain writes it: ISO 8601 UTC with milliseconds (`2026-11-22T04:28:52.710Z`).
     /// Formatted by hand: a date formatter per call costs more than the rest of a read.
+    /// The time a `timestamp` names (nil for text that is not one).
+    public static func date(_ text: String) -> Date? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.date(from: text) ?? ISO8601DateFormatter().date(from: text)
+    }
+
     public static func timestamp(_ date: Date = Date()) -> String {
         let t = date.timeIntervalSince1970
         let seconds = floor(t)

@@ -173,6 +173,9 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
             throw KaifangError.badInput("title is empty: give the dataset a title")
         }
         if fields.isEmpty { throw KaifangError.badInput("fields is empty: declare at least one field") }
+        guard UpdateFrequency(rawValue: updateFrequency) != nil else {
+            throw KaifangError.badInput("update_frequency '\(updateFrequency)' is not one of \(UpdateFrequency.names): say how often the dataset is meant to be updated")
+        }
         var seen = Set<String>()
         for (i, f) in fields.enumerated() {
             guard Self.isValidFieldName(f.name) else {

@@ -386,11 +386,7 @@ final class WebhookDispatcher: NSObject, URLSessionTaskDelegate, @unchecked Send
 /// Times as the store writes them (ISO 8601 UTC with milliseconds).
 enum WebhookTime {
     static func timestamp(_ date: Date) -> String { AuditChain.timestamp(date) }
-    static func date(_ text: String) -> Date? {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.date(from: text) ?? ISO8601DateFormatter().date(from: text)
-    }
+    static func date(_ text: String) -> Date? { AuditChain.date(text) }
 }
 
 /// The server's webhook sender: looks at the outbox every `pollPeriod` (at once again while

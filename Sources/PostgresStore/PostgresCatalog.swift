@@ -362,11 +362,14 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
             binds.append(String(word).lowercased())
             base.append("strpos(d.search_text, $\(binds.count)) > 0")
         }
+        let freshness = CatalogRules.freshnessSQL(now: query.now)
+        let from = " FROM datasets d" + CatalogRules.publishedVersionJoin
         func filters(excluding: String?) -> [String] {
             var fs: [String] = []
             if excluding != "department", let d = query.department { binds.append(d); fs.append("d.department = $\(binds.count)") }
             if excluding != "tier", let t = query.tier { binds.append(t.rawValue); fs.append("d.tier = $\(binds.count)") }
             if excluding != "topic", let t = query.topic { binds.append(t); fs.append("d.topic = $\(binds.count)") }
+            if excluding != "freshness", let f = query.freshness { binds.append(f.rawValue); fs.append("\(freshness) = $\(binds.count)") }
             return fs
         }
         func whereClause(_ conds: [String]) -> String { conds.isEmpty ? "" : " WHERE " + conds.joined(separator: " AND ") }
@@ -374,7 +377,7 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         return try read { tx in
             binds = shared
             let all = base + filters(excluding: nil)
-            let total = try tx.query(PostgresQuery(unsafeSQL: "SELECT count(*) AS n FROM datasets d" + whereClause(all), binds: binds)).first?.int("n") ?? 0
+            let total = try tx.query(PostgresQuery(unsafeSQL: "SELECT count(*) AS n" + from + whereClause(all), binds: binds)).first?.int("n") ?? 0
             var pageBinds = binds
             pageBinds.append(limit + 1)
             pageBinds.append(offset)
@@ -385,15 +388,16 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
                 """, binds: pageBinds))
             func facet(_ column: String) throws -> [FacetCount] {
                 binds = shared
-                let conds = base + filters(excluding: column) + ["d.\(column) IS NOT NULL AND d.\(column) <> ''"]
-                return try tx.query(PostgresQuery(unsafeSQL: "SELECT d.\(column) AS value, count(*) AS n FROM datasets d" + whereClause(conds)
-                                                  + " GROUP BY d.\(column) ORDER BY count(*) DESC, d.\(column) COLLATE \"C\"", binds: binds))
+                let value = column == "freshness" ? freshness : "d.\(column)"
+                let conds = base + filters(excluding: column) + ["\(value) IS NOT NULL AND \(value) <> ''"]
+                return try tx.query(PostgresQuery(unsafeSQL: "SELECT \(value) AS value, count(*) AS n" + from + whereClause(conds)
+                                                  + " GROUP BY \(value) ORDER BY count(*) DESC, \(value) COLLATE \"C\"", binds: binds))
                     .map { FacetCount(value: try $0.string("value"), count: try $0.int("n")) }
             }
             var items: [(record: DatasetRecord, rowCount: Int, updatedAt: String?)] = []
             for r in rows.prefix(limit) { items.append((try datasetRecord(r), try r.optInt("v_rows") ?? 0, try r.optString("v_at"))) }
             return DatasetPage(datasets: items, total: total, departments: try facet("department"), tiers: try facet("tier"),
-                               topics: try facet("topic"), nextCursor: rows.count > limit ? CatalogRules.searchCursor(offset: offset + limit) : nil)
+                               topics: try facet("topic"), freshness: try facet("freshness"), nextCursor: rows.count > limit ? CatalogRules.searchCursor(offset: offset + limit) : nil)
         }
     }
 

@@ -541,9 +541,12 @@ public struct CatalogDatabase: CatalogStore {
             if let d = query.department { filters.append("d.department = ?"); filterArgs.append(d) }
             if let t = query.tier { filters.append("d.tier = ?"); filterArgs.append(t.rawValue) }
             if let t = query.topic { filters.append("d.topic = ?"); filterArgs.append(t) }
+            let freshness = CatalogRules.freshnessSQL(now: query.now)
+            if let f = query.freshness { filters.append("\(freshness) = ?"); filterArgs.append(f.rawValue) }
+            let from = " FROM datasets d" + CatalogRules.publishedVersionJoin
 
             let all = StatementArguments(args + filterArgs)
-            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM datasets d" + whereClause(filters), arguments: all) ?? 0
+            let total = try Int.fetchOne(db, sql: "SELECT count(*)" + from + whereClause(filters), arguments: all) ?? 0
             let rows = try Row.fetchAll(db, sql: """
                 SELECT d.*, v.row_count AS v_rows, v.created_at AS v_at FROM datasets d
                 LEFT JOIN versions v ON v.dataset_id = d.id AND v.number = d.published_version
@@ -555,7 +558,9 @@ public struct CatalogDatabase: CatalogStore {
                 if excluding != "department", let d = query.department { fs.append("d.department = ?"); fa.append(d) }
                 if excluding != "tier", let t = query.tier { fs.append("d.tier = ?"); fa.append(t.rawValue) }
                 if excluding != "topic", let t = query.topic { fs.append("d.topic = ?"); fa.append(t) }
-                let sql = "SELECT d.\(column) AS value, count(*) AS n FROM datasets d" + whereClause(fs + ["d.\(column) IS NOT NULL AND d.\(column) <> ''"]) + " GROUP BY d.\(column) ORDER BY n DESC, value"
+                if excluding != "freshness", let f = query.freshness { fs.append("\(freshness) = ?"); fa.append(f.rawValue) }
+                let value = column == "freshness" ? freshness : "d.\(column)"
+                let sql = "SELECT \(value) AS value, count(*) AS n" + from + whereClause(fs + ["\(value) IS NOT NULL AND \(value) <> ''"]) + " GROUP BY 1 ORDER BY n DESC, value"
                 return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args + fa)).map { FacetCount(value: $0["value"], count: $0["n"]) }
             }
             var items: [(record: DatasetRecord, rowCount: Int, updatedAt: String?)] = []
@@ -570,6 +575,7 @@ public struct CatalogDatabase: CatalogStore {
                                departments: try facet("department", excluding: "department"),
                                tiers: try facet("tier", excluding: "tier"),
                                topics: try facet("topic", excluding: "topic"),
+                               freshness: try facet("freshness", excluding: "freshness"),
                                nextCursor: next)
         }
     }

@@ -10,6 +10,26 @@ package enum CatalogRules {
     /// A time as the catalog stores it (ISO 8601 UTC, milliseconds).
     package static func now() -> String { AuditChain.timestamp() }
 
+    // MARK: Freshness
+
+    /// A SQL expression (the same in SQLite and PostgreSQL) giving a dataset's `Freshness` at
+    /// `now` from its update frequency (`d`) and its published version's time (`v`, joined on
+    /// the published version); NULL when unpublished. The cut-offs are literals made here, so the
+    /// expression carries no caller text.
+    package static func freshnessSQL(now: Date) -> String {
+        var out = "(CASE WHEN d.published_version IS NULL OR v.created_at IS NULL THEN NULL"
+        for f in UpdateFrequency.allCases {
+            guard let t = f.thresholds else { continue }
+            func cut(_ age: Double) -> String { "'" + AuditChain.timestamp(now.addingTimeInterval(-age)) + "'" }
+            out += " WHEN d.update_frequency = '\(f.rawValue)' THEN CASE WHEN v.created_at > \(cut(t.due)) THEN 'fresh'"
+                + " WHEN v.created_at > \(cut(t.overdue)) THEN 'due' WHEN v.created_at > \(cut(t.delinquent)) THEN 'overdue' ELSE 'delinquent' END"
+        }
+        return out + " ELSE 'unscheduled' END)"
+    }
+
+    /// The join `freshnessSQL` reads the published version's time through.
+    package static let publishedVersionJoin = " LEFT JOIN versions v ON v.dataset_id = d.id AND v.number = d.published_version"
+
     // MARK: Manifests
 
     package static func decodeManifest(_ json: String) throws -> DatasetManifest {

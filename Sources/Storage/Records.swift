@@ -81,11 +81,16 @@ public struct DatasetQuery: Sendable {
     public var cursor: String?
     /// Stewards also see unpublished datasets.
     public var includeUnpublished = false
+    /// Only datasets in this state of freshness at `now`.
+    public var freshness: Freshness?
+    /// The time freshness is judged at.
+    public var now = Date()
 
     public init(q: String? = nil, department: String? = nil, tier: Tier? = nil, topic: String? = nil,
-                limit: Int = 20, cursor: String? = nil, includeUnpublished: Bool = false) {
+                limit: Int = 20, cursor: String? = nil, includeUnpublished: Bool = false, freshness: Freshness? = nil, now: Date = Date()) {
         self.q = q; self.department = department; self.tier = tier; self.topic = topic
         self.limit = limit; self.cursor = cursor; self.includeUnpublished = includeUnpublished
+        self.freshness = freshness; self.now = now
     }
 }
 
@@ -104,13 +109,15 @@ public struct DatasetPage: Sendable {
     public var departments: [FacetCount]
     public var tiers: [FacetCount]
     public var topics: [FacetCount]
+    /// Published datasets by freshness at the query's `now`.
+    public var freshness: [FacetCount]
     /// The cursor of the next page; nil on the last.
     public var nextCursor: String?
 
     package init(datasets: [(record: DatasetRecord, rowCount: Int, updatedAt: String?)], total: Int, departments: [FacetCount],
-                 tiers: [FacetCount], topics: [FacetCount], nextCursor: String?) {
+                 tiers: [FacetCount], topics: [FacetCount], freshness: [FacetCount], nextCursor: String?) {
         self.datasets = datasets; self.total = total; self.departments = departments; self.tiers = tiers; self.topics = topics
-        self.nextCursor = nextCursor
+        self.freshness = freshness; self.nextCursor = nextCursor
     }
 }
 

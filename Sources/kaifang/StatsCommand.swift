@@ -1,6 +1,7 @@
 import ArgumentParser
 import Audit
 import Foundation
+import KaifangCore
 import Storage
 
 /// `kaifang stats`: the platform's figures, as `GET /v1/stats` gives them.
@@ -8,9 +9,16 @@ struct StatsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "stats", abstract: "Datasets by tier and department, the open rate, reads per dataset over 30 days, sandbox jobs.")
     @OptionGroup var global: GlobalOptions
     @Option(help: "Count reads over this many days.") var days: Int = 30
+    @Flag(help: "List instead the published datasets that are overdue or delinquent against their update frequency, by department.")
+    var overdue = false
+    @Option(help: "Judge freshness at this time instead of now (YYYY-MM-DD or an ISO 8601 time, UTC).") var at: String?
 
     func run() throws {
         let catalog = try openCatalog(global)
+        if overdue || at != nil {
+            try listLate(catalog, now: try Self.time(at))
+            return
+        }
         let since = String(AuditChain.timestamp(Date().addingTimeInterval(-Double(max(days, 1)) * 86_400)).prefix(10))
         let s = try catalog.stats(since: since)
         var jobs: [String: Int] = [:]
@@ -31,5 +39,49 @@ struct StatsCommand: ParsableCommand {
         print("by department: " + s.byDepartment.map { "\($0.value) \($0.count)" }.joined(separator: ", "))
         print("reads since \(since): " + (s.reads.isEmpty ? "none" : s.reads.map { "\($0.value) \($0.count)" }.joined(separator: ", ")))
         print("sandbox jobs: " + (jobs.isEmpty ? "none" : jobs.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
+    }
+
+    /// `--at`: a day (its start, UTC) or a time; now when absent.
+    /// - Throws: `KaifangError.badInput` naming the form expected.
+    static func time(_ text: String?) throws -> Date {
+        guard let text else { return Date() }
+        if let d = AuditChain.date(text) { return d }
+        let day = ISO8601DateFormatter()
+        day.formatOptions = [.withFullDate]
+        if let d = day.date(from: text) { return d }
+        throw KaifangError.badInput("--at '\(text)' is not a day or a time: write 2027-03-01 or 2027-03-01T08:00:00Z")
+    }
+
+    /// The published datasets overdue or delinquent at `now`, by department, latest first.
+    func listLate(_ catalog: any CatalogStore, now: Date) throws {
+        var late: [(record: DatasetRecord, updatedAt: Date, state: Freshness)] = []
+        for state in [Freshness.overdue, .delinquent] {
+            var cursor: String?
+            repeat {
+                let page = try catalog.search(DatasetQuery(limit: 100, cursor: cursor, freshness: state, now: now))
+                for item in page.datasets {
+                    guard let at = item.updatedAt.flatMap(AuditChain.date) else { continue }
+                    late.append((item.record, at, state))
+                }
+                cursor = page.nextCursor
+            } while cursor != nil
+        }
+        late.sort { ($0.record.manifest.department, $0.updatedAt, $0.record.id) < ($1.record.manifest.department, $1.updatedAt, $1.record.id) }
+        func daysLate(_ l: (record: DatasetRecord, updatedAt: Date, state: Freshness)) -> Int {
+            let due = Freshness.nextDue(frequency: l.record.manifest.updateFrequency, updatedAt: l.updatedAt) ?? now
+            return Int(now.timeIntervalSince(due) / 86_400)
+        }
+        if global.json {
+            try printJSON(late.map { ["dataset": $0.record.id, "department": $0.record.manifest.department, "update_frequency": $0.record.manifest.updateFrequency,
+                                      "updated_at": AuditChain.timestamp($0.updatedAt), "freshness": $0.state.rawValue, "days_late": String(daysLate($0))] })
+            return
+        }
+        let when = AuditChain.timestamp(now).prefix(16).replacingOccurrences(of: "T", with: " ")
+        if late.isEmpty { print("No published dataset is overdue at \(when) UTC."); return }
+        print("Overdue or delinquent at \(when) UTC (\(late.count)):")
+        printTable(["department", "dataset", "frequency", "updated", "state", "days late"], late.map {
+            [$0.record.manifest.department.isEmpty ? "—" : $0.record.manifest.department, $0.record.id, $0.record.manifest.updateFrequency,
+             String(AuditChain.timestamp($0.updatedAt).prefix(10)), $0.state.rawValue, String(daysLate($0))]
+        })
     }
 }

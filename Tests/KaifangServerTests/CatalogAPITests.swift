@@ -36,6 +36,35 @@ func ids(_ r: LiveServer.Reply) -> [String] {
         }
     }
 
+    /// Freshly imported samples are fresh; each says when its next version is due, one period
+    /// after its version was made; the filter and the facet answer the same.
+    @Test func datasetsSayHowFreshTheyAre() async throws {
+        try await LiveServer.with { s in
+            let r = try await s.get("/v1/datasets")
+            let items = r.object["datasets"] as? [[String: Any]] ?? []
+            #expect(items.count == 3 && items.allSatisfy { $0["freshness"] as? String == "fresh" })
+            let iso = ISO8601DateFormatter()
+            for (id, period) in [("air-quality", 3600.0), ("enterprises", 86_400.0), ("residents", 31 * 86_400.0)] {
+                let item = try #require(items.first { $0["id"] as? String == id })
+                let updated = try #require((item["updated_at"] as? String).flatMap(iso.date))
+                let due = try #require((item["next_update_due"] as? String).flatMap(iso.date))
+                #expect(abs(due.timeIntervalSince(updated) - period) < 1, "\(id)")
+            }
+            let facet = ((r.object["facets"] as? [String: Any])?["freshness"] as? [[String: Any]]) ?? []
+            #expect(facet.count == 1 && facet[0]["value"] as? String == "fresh" && facet[0]["count"] as? Int == 3)
+            #expect(try await s.get("/v1/datasets?freshness=fresh").object["total"] as? Int == 3)
+            #expect(try await s.get("/v1/datasets?freshness=overdue").object["total"] as? Int == 0)
+            #expect(try await s.get("/v1/datasets?freshness=late").status == 400)
+            #expect(try await s.get("/v1/datasets/enterprises").object["freshness"] as? String == "fresh")
+            // The portal shows the state on the catalog and the dataset's page.
+            let catalog = try await s.get("/datasets?freshness=fresh")
+            #expect(catalog.status == 200 && catalog.text.contains("fresh-fresh") && catalog.text.contains("按时更新 fresh"))
+            #expect(catalog.text.contains("href=\"/datasets\"") || catalog.text.contains("清除筛选"))
+            let page = try await s.get("/datasets/residents")
+            #expect(page.text.contains("按时更新 fresh") && page.text.contains("next update due"))
+        }
+    }
+
     @Test func searchFiltersAndCursorPaging() async throws {
         try await LiveServer.with { s in
             let air = try await s.get("/v1/datasets?q=%E7%A9%BA%E6%B0%94") // 空气

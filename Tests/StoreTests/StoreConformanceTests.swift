@@ -494,4 +494,48 @@ import VersionFormat
         try s.withdraw(dataset: "places", actor: "t")
         #expect(try s.webhookDeliveries(webhook: all.id, limit: 10).count == 2)
     }
+
+    /// Freshness is judged from the published version's time and the frequency, at the query's
+    /// clock: the filter and the facet agree with `Freshness.of` on both stores.
+    @Test(arguments: StoreKind.available)
+    func datasetsAreFilteredAndCountedByFreshness(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        var made: [String: Date] = [:]
+        for (id, frequency) in [("hourly-1", "hourly"), ("daily-1", "daily"), ("daily-2", "daily"), ("monthly-1", "monthly"), ("whenever", "irregular"), ("hidden", "daily")] {
+            var m = StoreFixture.manifest(id)
+            m.updateFrequency = frequency
+            let v = try f.importVersion(m, rows: 1)
+            made[id] = try #require(AuditChain.date(v.createdAt))
+            if id != "hidden" { try s.publish(dataset: id, version: nil, tier: .open, actor: "t", reason: nil, detail: [:]) }
+        }
+        let base = made.values.max()!
+        func facet(_ now: Date) throws -> [String: Int] {
+            Dictionary(uniqueKeysWithValues: try s.search(DatasetQuery(limit: 100, now: now)).freshness.map { ($0.value, $0.count) })
+        }
+        func ids(_ state: Freshness, _ now: Date) throws -> [String] {
+            try s.search(DatasetQuery(limit: 100, freshness: state, now: now)).datasets.map(\.record.id).sorted()
+        }
+        // A second after the imports: everything fresh but the irregular one; the unpublished one is not counted.
+        #expect(try facet(base.addingTimeInterval(1)) == ["fresh": 4, "unscheduled": 1])
+        // Two hours on: the hourly one is due; 25 hours: daily ones due, hourly delinquent.
+        #expect(try ids(.due, base.addingTimeInterval(2 * 3600)) == ["hourly-1"])
+        let dayOn = base.addingTimeInterval(25 * 3600)
+        #expect(try ids(.due, dayOn) == ["daily-1", "daily-2"] && ids(.delinquent, dayOn) == ["hourly-1"] && ids(.fresh, dayOn) == ["monthly-1"])
+        #expect(try facet(dayOn) == ["due": 2, "delinquent": 1, "fresh": 1, "unscheduled": 1])
+        // The facet of the other filters still counts every state; a filter combines with the others.
+        let page = try s.search(DatasetQuery(limit: 100, freshness: .due, now: dayOn))
+        #expect(page.total == 2 && page.freshness.count == 4)
+        #expect(try s.search(DatasetQuery(q: "daily-2", limit: 100, freshness: .due, now: dayOn)).datasets.map(\.record.id) == ["daily-2"])
+        // The same answer as Freshness.of for each dataset, at a few times.
+        for hours: Double in [0.5, 2, 30, 80, 200, 24 * 40, 24 * 100] {
+            let now = base.addingTimeInterval(hours * 3600)
+            for state in Freshness.allCases {
+                let expected = try made.filter { $0.key != "hidden" }
+                    .filter { id, at in Freshness.of(frequency: try s.dataset(id)?.manifest.updateFrequency ?? "", updatedAt: at, now: now) == state }
+                    .map(\.key).sorted()
+                #expect(try ids(state, now) == expected, "\(state) after \(hours) h")
+            }
+        }
+    }
 }

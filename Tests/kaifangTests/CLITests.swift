@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import KaifangCore
 import Storage
@@ -104,6 +105,26 @@ import Testing
         #expect(r.stderr.contains("level 'L7' is not one of L1, L2, L3, L4"), "\(r.stderr)")
         #expect(r.stderr.contains("bad.json"))
         #expect(try snapshot(dir) == before)
+    }
+
+    @Test func anUnknownUpdateFrequencyExits2AndWritesNothing() throws {
+        let dir = try initialized()
+        let before = try snapshot(dir)
+        let m = scratch.write("bad.json", Self.manifest.replacingOccurrences(of: "\"entity\"", with: "\"update_frequency\": \"fortnightly\", \"entity\""))
+        let csv = scratch.write("people.csv", "pid,age\nP1,30\n")
+        let r = try CLI.run(["dataset", "import", csv, "--id", "people", "--manifest", m, "--data-dir", dir])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("update_frequency 'fortnightly' is not one of hourly, daily, weekly"), "\(r.stderr)")
+        #expect(try snapshot(dir) == before)
+        // A late dataset is listed by `stats --overdue`, judged at a time given.
+        let good = scratch.write("good.json", Self.manifest.replacingOccurrences(of: "\"entity\"", with: "\"update_frequency\": \"weekly\", \"department\": \"省统计局\", \"entity\""))
+        #expect(try CLI.run(["dataset", "import", csv, "--id", "people", "--manifest", good, "--data-dir", dir]).status == 0)
+        #expect(try CLI.run(["--data-dir", dir, "dataset", "publish", "people", "--tier", "open"]).status == 0)
+        #expect(try CLI.run(["--data-dir", dir, "stats", "--overdue"]).stdout.contains("No published dataset is overdue"))
+        let later = AuditChain.timestamp(Date().addingTimeInterval(20 * 86_400))
+        let late = try CLI.run(["--data-dir", dir, "--json", "stats", "--overdue", "--at", later])
+        #expect(late.status == 0 && late.stdout.contains("\"freshness\" : \"overdue\"") && late.stdout.contains("\"days_late\" : \"13\"") && late.stdout.contains("省统计局"), "\(late.stdout)")
+        #expect(try CLI.run(["--data-dir", dir, "stats", "--at", "soon"]).status == 2)
     }
 
     @Test func aHeaderThatDoesNotMatchTheManifestExits2AndWritesNothing() throws {

@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import KaifangAPI
 import KaifangCore
@@ -40,10 +41,7 @@ struct APIHandler: APIProtocol {
     }
 
     static func date(_ s: String?) -> Date? {
-        guard let s else { return nil }
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.date(from: s)
+        s.flatMap(AuditChain.date)
     }
 
     func getHealth(_ input: Operations.GetHealth.Input) async throws -> Operations.GetHealth.Output {
@@ -69,8 +67,10 @@ struct APIHandler: APIProtocol {
         let q = input.query
         let caller = Caller.current
         try limiter.admit(caller)
+        let now = Date()
         let query = DatasetQuery(q: q.q, department: q.department, tier: q.tier.flatMap { Tier(rawValue: $0.rawValue) },
-                                 topic: q.topic, limit: q.limit ?? 20, cursor: q.cursor, includeUnpublished: caller.isSteward)
+                                 topic: q.topic, limit: q.limit ?? 20, cursor: q.cursor, includeUnpublished: caller.isSteward,
+                                 freshness: q.freshness.flatMap { Freshness(rawValue: $0.rawValue) }, now: now)
         let page: DatasetPage
         do { page = try catalog.search(query) } catch let e as KaifangError where e.kind == .badInput {
             return .badRequest(.init(body: .applicationProblemJson(Self.problem(Problem(e, instance: "/v1/datasets")))))
@@ -81,16 +81,29 @@ struct APIHandler: APIProtocol {
                 department: item.record.manifest.department, topic: item.record.manifest.topic,
                 tier: item.record.tier.flatMap { .init(rawValue: $0.rawValue) }, publishedVersion: item.record.publishedVersion,
                 rowCount: item.rowCount, updateFrequency: item.record.manifest.updateFrequency,
-                updatedAt: Self.date(item.updatedAt), url: "/v1/datasets/\(item.record.id)")
+                updatedAt: Self.date(item.updatedAt), freshness: Self.freshness(item.record, updatedAt: item.updatedAt, now: now),
+                nextUpdateDue: Self.nextDue(item.record, updatedAt: item.updatedAt), url: "/v1/datasets/\(item.record.id)")
         }
         func facets(_ f: [FacetCount]) -> [Components.Schemas.Facet] { f.map { .init(value: $0.value, count: $0.count) } }
         let list = Components.Schemas.DatasetList(datasets: items, total: page.total,
-                                                  facets: .init(department: facets(page.departments), tier: facets(page.tiers), topic: facets(page.topics)),
+                                                  facets: .init(freshness: facets(page.freshness), department: facets(page.departments),
+                                                                tier: facets(page.tiers), topic: facets(page.topics)),
                                                   nextCursor: page.nextCursor)
         let tag = try EntityTag.ofContent("list", list)
         let cacheControl = EntityTag.cacheControl(private: caller.isSteward)
         if EntityTag.matches(input.headers.ifNoneMatch, tag) { return .notModified(.init(headers: .init(eTag: tag, cacheControl: cacheControl))) }
         return .ok(.init(headers: .init(eTag: tag, cacheControl: cacheControl), body: .json(list)))
+    }
+
+    /// A published dataset's freshness at `now`, from when its published version was made.
+    static func freshness(_ record: DatasetRecord, updatedAt: String?, now: Date) -> Components.Schemas.Freshness? {
+        guard record.isPublished, let at = date(updatedAt) else { return nil }
+        return .init(rawValue: Freshness.of(frequency: record.manifest.updateFrequency, updatedAt: at, now: now).rawValue)
+    }
+
+    static func nextDue(_ record: DatasetRecord, updatedAt: String?) -> Date? {
+        guard record.isPublished, let at = date(updatedAt) else { return nil }
+        return Freshness.nextDue(frequency: record.manifest.updateFrequency, updatedAt: at)
     }
 
     func getDataset(_ input: Operations.GetDataset.Input) async throws -> Operations.GetDataset.Output {
@@ -117,6 +130,8 @@ struct APIHandler: APIProtocol {
         let body = Components.Schemas.Dataset(
             id: record.id, title: record.manifest.title, description: record.manifest.description,
             department: record.manifest.department, topic: record.manifest.topic, updateFrequency: record.manifest.updateFrequency,
+            freshness: Self.freshness(record, updatedAt: published?.createdAt, now: Date()),
+            nextUpdateDue: Self.nextDue(record, updatedAt: published?.createdAt),
             license: record.manifest.license, tier: record.tier.flatMap { .init(rawValue: $0.rawValue) },
             shouldOpen: record.manifest.shouldOpen, entity: record.manifest.entity, publishedVersion: record.publishedVersion,
             rowCount: published?.rowCount, view: view.map { .init(rawValue: $0.rawValue) ?? .none } ?? .none, fields: fields,

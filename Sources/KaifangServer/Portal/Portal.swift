@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import KaifangAPI
 import KaifangCore
@@ -68,42 +69,71 @@ struct Portal: Sendable {
         ])
     }
 
-    func catalogPage(q: String?, department: String?, tier: String?, topic: String?, cursor: String?) throws -> String {
+    /// Chinese and English names of the freshness states, for pages.
+    static func freshnessLabel(_ f: Freshness) -> String {
+        switch f {
+        case .fresh: "按时更新 fresh"
+        case .due: "待更新 due"
+        case .overdue: "逾期 overdue"
+        case .delinquent: "严重逾期 delinquent"
+        case .unscheduled: "不定期 irregular"
+        }
+    }
+
+    func catalogPage(q: String?, department: String?, tier: String?, topic: String?, freshness: String? = nil, cursor: String?) throws -> String {
         let tierValue = tier.flatMap(Tier.init(rawValue:))
-        let query = DatasetQuery(q: q, department: department, tier: tierValue, topic: topic, limit: 20, cursor: cursor)
+        let freshnessValue = freshness.flatMap(Freshness.init(rawValue:))
+        let now = Date()
+        let query = DatasetQuery(q: q, department: department, tier: tierValue, topic: topic, limit: 20, cursor: cursor, freshness: freshnessValue, now: now)
         let page = try catalog.search(query)
-        func link(q: String?, department: String?, tier: String?, topic: String?, cursor: String? = nil) -> String {
+        // The page's filters as (name, value) in a fixed order; a facet link toggles one of them.
+        let current: [(String, String?)] = [("q", q.flatMap { $0.isEmpty ? nil : $0 }), ("department", department), ("tier", tier), ("topic", topic),
+                                            ("freshness", freshnessValue?.rawValue)]
+        func link(toggling name: String? = nil, _ value: String? = nil, cursor: String? = nil) -> String {
             var items: [String] = []
-            if let q, !q.isEmpty { items.append("q=\(Self.encode(q))") }
-            if let department { items.append("department=\(Self.encode(department))") }
-            if let tier { items.append("tier=\(Self.encode(tier))") }
-            if let topic { items.append("topic=\(Self.encode(topic))") }
+            for (n, v) in current {
+                let chosen = n == name ? (v == value ? nil : value) : v
+                if let chosen { items.append("\(n)=\(Self.encode(chosen))") }
+            }
             if let cursor { items.append("cursor=\(Self.encode(cursor))") }
             return "/datasets" + (items.isEmpty ? "" : "?" + items.joined(separator: "&"))
         }
+        func entries(_ name: String, _ counts: [FacetCount], selected: String?, label: (String) -> String? = { _ in nil }) -> [[String: Any]] {
+            counts.map { f in
+                var e: [String: Any] = ["value": f.value, "count": f.count, "selected": f.value == selected, "href": link(toggling: name, f.value)]
+                if let l = label(f.value) { e["label"] = l }
+                return e
+            }
+        }
         let facets: [String: Any] = [
-            "tier": page.tiers.map { f in ["value": f.value, "count": f.count, "label": Self.tierLabel(Tier(rawValue: f.value)), "selected": f.value == tier,
-                                            "href": link(q: q, department: department, tier: f.value == tier ? nil : f.value, topic: topic)] as [String: Any] },
-            "department": page.departments.map { f in ["value": f.value, "count": f.count, "selected": f.value == department,
-                                                        "href": link(q: q, department: f.value == department ? nil : f.value, tier: tier, topic: topic)] as [String: Any] },
-            "topic": page.topics.map { f in ["value": f.value, "count": f.count, "selected": f.value == topic,
-                                              "href": link(q: q, department: department, tier: tier, topic: f.value == topic ? nil : f.value)] as [String: Any] },
+            "tier": entries("tier", page.tiers, selected: tier) { Self.tierLabel(Tier(rawValue: $0)) },
+            "department": entries("department", page.departments, selected: department),
+            "topic": entries("topic", page.topics, selected: topic),
+            "freshness": entries("freshness", page.freshness, selected: freshnessValue?.rawValue) { Freshness(rawValue: $0).map(Self.freshnessLabel) },
         ]
         var context: [String: Any] = [
-            "q": q ?? "", "total": page.total, "facets": facets, "filtered": q != nil || department != nil || tier != nil || topic != nil,
+            "q": q ?? "", "total": page.total, "facets": facets,
+            "filtered": q != nil || department != nil || tier != nil || topic != nil || freshnessValue != nil,
             "datasets": page.datasets.map { item -> [String: Any] in
                 let m = item.record.manifest
-                return ["id": m.id, "title": m.title, "description": m.description, "department": m.department, "topic": m.topic,
+                var entry: [String: Any] = ["id": m.id, "title": m.title, "description": m.description, "department": m.department, "topic": m.topic,
                         "tier": item.record.tier?.rawValue ?? "unpublished", "tierLabel": Self.tierLabel(item.record.tier),
                         "updateFrequency": m.updateFrequency, "version": item.record.publishedVersion ?? 0,
                         "updatedAt": Self.day(item.updatedAt), "rows": item.rowCount]
+                if item.record.isPublished, let at = item.updatedAt.flatMap(AuditChain.date) {
+                    let f = Freshness.of(frequency: m.updateFrequency, updatedAt: at, now: now)
+                    entry["freshness"] = f.rawValue
+                    entry["freshnessLabel"] = Self.freshnessLabel(f)
+                }
+                return entry
             },
         ]
         if let tier { context["tier"] = tier }
         if let department { context["department"] = department }
         if let topic { context["topic"] = topic }
-        if let next = page.nextCursor { context["next"] = link(q: q, department: department, tier: tier, topic: topic, cursor: next) }
-        if cursor != nil { context["previous"] = link(q: q, department: department, tier: tier, topic: topic) }
+        if let freshnessValue { context["freshness"] = freshnessValue.rawValue }
+        if let next = page.nextCursor { context["next"] = link(cursor: next) }
+        if cursor != nil { context["previous"] = link() }
         return render("catalog", context)
     }
 
@@ -132,6 +162,10 @@ struct Portal: Sendable {
         var context: [String: Any] = [
             "id": m.id, "title": m.title, "description": m.description, "department": m.department, "topic": m.topic,
             "updateFrequency": m.updateFrequency, "license": m.license.isEmpty ? "—" : m.license, "rows": published?.rowCount ?? 0,
+            "freshness": published.flatMap { AuditChain.date($0.createdAt) }.map { Self.freshnessLabel(Freshness.of(frequency: m.updateFrequency, updatedAt: $0, now: Date())) } ?? "",
+            "freshnessClass": published.flatMap { AuditChain.date($0.createdAt) }.map { Freshness.of(frequency: m.updateFrequency, updatedAt: $0, now: Date()).rawValue } ?? "",
+            "nextDue": published.flatMap { AuditChain.date($0.createdAt) }.flatMap { Freshness.nextDue(frequency: m.updateFrequency, updatedAt: $0) }
+                .map { String(AuditChain.timestamp($0).prefix(16)).replacingOccurrences(of: "T", with: " ") + " UTC" } ?? "",
             "entity": m.entity ?? "每行一个 one row", "tier": d.tier?.rawValue ?? "unpublished", "tierLabel": Self.tierLabel(d.tier),
             "baseURL": caller.baseURL, "fields": fields, "canRead": access != nil,
             "restricted": d.tier == .restricted, "canApply": d.tier == .conditional || d.tier == .restricted,
