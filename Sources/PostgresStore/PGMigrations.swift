@@ -330,6 +330,10 @@ enum PGMigrations {
         CREATE INDEX deliveries_due ON webhook_deliveries(status, next_at);
         CREATE INDEX deliveries_by_webhook ON webhook_deliveries(webhook_id, id);
         """),
+        ("v8-version-quality", """
+        -- Each version's quality report, computed at import (QualityReport, JSON).
+        ALTER TABLE versions ADD COLUMN quality_json TEXT;
+        """),
     ]
 
     /// The seeded tiers as SQL values (numbers only: nothing to quote).

@@ -213,12 +213,12 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         try client.query("SELECT * FROM versions WHERE dataset_id = \(id) ORDER BY number").map(versionRecord)
     }
 
-    public func versionChanges(_ id: String, _ number: Int) throws -> String? {
-        try client.query("SELECT changes_json FROM versions WHERE dataset_id = \(id) AND number = \(number)").first?.optString("changes_json")
+    public func versionReport(_ id: String, _ number: Int, _ kind: VersionReportKind) throws -> String? {
+        try client.query("SELECT \(unescaped: kind.column) AS report FROM versions WHERE dataset_id = \(id) AND number = \(number)").first?.optString("report")
     }
 
-    public func recordVersionChanges(_ id: String, _ number: Int, json: String) throws {
-        try client.query("UPDATE versions SET changes_json = \(json) WHERE dataset_id = \(id) AND number = \(number)")
+    public func recordVersionReport(_ id: String, _ number: Int, _ kind: VersionReportKind, json: String) throws {
+        try client.query("UPDATE versions SET \(unescaped: kind.column) = \(json) WHERE dataset_id = \(id) AND number = \(number)")
     }
 
     public func datasetEvents(dataset: String?, limit: Int) throws -> [DatasetEvent] {

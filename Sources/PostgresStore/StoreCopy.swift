@@ -67,10 +67,10 @@ public enum StoreCopy {
                     let key = "\(r["dataset_id"] as String)@\(r["number"] as Int)"
                     guard let sha = fileOf[key] else { throw KaifangError.runtime("version \(key) appeared during the copy: stop every writer first") }
                     try tx.query("""
-                        INSERT INTO versions (dataset_id, number, row_count, sha256, source, file, file_sha256, manifest_json, created_at, created_by, changes_json)
+                        INSERT INTO versions (dataset_id, number, row_count, sha256, source, file, file_sha256, manifest_json, created_at, created_by, changes_json, quality_json)
                         VALUES (\(r["dataset_id"] as String), \(r["number"] as Int), \(r["row_count"] as Int), \(r["sha256"] as String), \(r["source"] as String),
                             \("blob:" + sha), \(sha), \(r["manifest_json"] as String), \(r["created_at"] as String), \(r["created_by"] as String),
-                            \(r["changes_json"] as String?))
+                            \(r["changes_json"] as String?), \(r["quality_json"] as String?))
                         """)
                     report.versions += 1
                 }

@@ -97,7 +97,11 @@ public struct Publisher: Sendable {
         let writer = try VersionWriter(path: tmp, manifest: manifest)
         // Reading and validating on this thread, writing SQLite on another: the two halves
         // of an import take about the same time, and the machine has two cores.
-        let pipe = RowPipe(writer: writer)
+        // The quality report's figures are gathered on the writer's thread, row by row.
+        // (`KAIFANG_BENCH_NO_QUALITY=1` leaves them out: bench/quality.sh's control, never a setting.)
+        let profiler = ProcessInfo.processInfo.environment["KAIFANG_BENCH_NO_QUALITY"] == "1" ? nil : QualityProfiler(manifest: manifest)
+        let pipe = RowPipe(writer: writer, profiler: profiler)
+        var refused: [String: Int] = [:]
         defer { pipe.stop() }
         var batch: [[Cell]] = []
         batch.reserveCapacity(RowPipe.batchSize)
@@ -119,6 +123,7 @@ public struct Publisher: Sendable {
                 }
             case .rejected(let rowIssues, let raw):
                 badRows += 1
+                for issue in rowIssues { if let f = issue.field { refused[f, default: 0] += 1 } }
                 if issues.count < Self.listedIssues { issues.append(contentsOf: rowIssues.prefix(Self.listedIssues - issues.count)) }
                 if onError == .skip {
                     if rejects == nil {
@@ -144,6 +149,9 @@ public struct Publisher: Sendable {
         // The changes from the version before, by the primary key; a dataset without one (or
         // whose key changed) has none, and the version stands as imported.
         if manifest.primaryKey != nil { _ = try? VersionDiff.of(version.dataset, version.number, catalog: catalog) }
+        if let profiler {
+            try QualityReport.keep(profiler.report(dataset: version.dataset, version: version.number, rejectedRows: badRows, refused: refused), catalog: catalog)
+        }
         return ImportOutcome(version: version, rejected: badRows, rejectsFile: rejects?.path)
     }
 
@@ -162,14 +170,16 @@ final class RowPipe: @unchecked Sendable {
     static let batchSize = 2048
     private static let maxQueued = 4
     private let writer: VersionWriter
+    private let profiler: QualityProfiler?
     private let cond = NSCondition()
     private var queue: [[[Cell]]] = []
     private var closed = false
     private var failure: (any Error)?
     private var running = true
 
-    init(writer: VersionWriter) {
+    init(writer: VersionWriter, profiler: QualityProfiler? = nil) {
         self.writer = writer
+        self.profiler = profiler
         let t = Thread { [self] in
             Thread.current.name = "kaifang-import"   // as the checkpointer's: from inside, 15 bytes at most
             run()
@@ -191,7 +201,10 @@ final class RowPipe: @unchecked Sendable {
             cond.broadcast()
             cond.unlock()
             do {
-                for row in batch { try writer.append(row) }
+                for row in batch {
+                    try writer.append(row)
+                    profiler?.add(row)
+                }
             } catch {
                 cond.lock()
                 failure = error

@@ -348,13 +348,13 @@ public struct CatalogDatabase: CatalogStore {
         }
     }
 
-    public func versionChanges(_ id: String, _ number: Int) throws -> String? {
-        try read { db in try String.fetchOne(db, sql: "SELECT changes_json FROM versions WHERE dataset_id = ? AND number = ?", arguments: [id, number]) }
+    public func versionReport(_ id: String, _ number: Int, _ kind: VersionReportKind) throws -> String? {
+        try read { db in try String.fetchOne(db, sql: "SELECT \(kind.column) FROM versions WHERE dataset_id = ? AND number = ?", arguments: [id, number]) }
     }
 
-    public func recordVersionChanges(_ id: String, _ number: Int, json: String) throws {
+    public func recordVersionReport(_ id: String, _ number: Int, _ kind: VersionReportKind, json: String) throws {
         try write(signal: false) { db in
-            try db.execute(sql: "UPDATE versions SET changes_json = ? WHERE dataset_id = ? AND number = ?", arguments: [json, id, number])
+            try db.execute(sql: "UPDATE versions SET \(kind.column) = ? WHERE dataset_id = ? AND number = ?", arguments: [json, id, number])
         }
     }
 

@@ -58,12 +58,12 @@ public protocol CatalogStore: Sendable {
                  detail: [String: JSONValue]) throws -> DatasetRecord
     func updateManifest(_ manifest: DatasetManifest, actor: String, action: String, detail: [String: JSONValue]) throws
     func withdraw(dataset id: String, actor: String) throws
-    /// The changes of version `number` from the one before it (`VersionDiff` as JSON), when
-    /// they were computed.
-    func versionChanges(_ id: String, _ number: Int) throws -> String?
-    /// Keeps the changes computed for a version (derived from the immutable files, so not an
-    /// audited change; computing them again gives the same).
-    func recordVersionChanges(_ id: String, _ number: Int, json: String) throws
+    /// A report derived from version `number` (as JSON), when it was computed: its changes from
+    /// the version before (`VersionDiff`), its quality report (`QualityReport`).
+    func versionReport(_ id: String, _ number: Int, _ kind: VersionReportKind) throws -> String?
+    /// Keeps a report computed for a version (derived from the immutable files, so not an
+    /// audited change; computing it again gives the same).
+    func recordVersionReport(_ id: String, _ number: Int, _ kind: VersionReportKind, json: String) throws
     /// Publications and withdrawals, newest first: of one dataset, or of all.
     func datasetEvents(dataset: String?, limit: Int) throws -> [DatasetEvent]
     func datasetCount() throws -> Int
@@ -251,6 +251,12 @@ extension CatalogStore {
     }
 
     public func keys() throws -> [APIKeyRecord] { try keys(account: nil) }
+
+    /// The changes of version `number` from the one before it (`VersionDiff` as JSON), when
+    /// they were computed.
+    public func versionChanges(_ id: String, _ number: Int) throws -> String? { try versionReport(id, number, .changes) }
+
+    public func recordVersionChanges(_ id: String, _ number: Int, json: String) throws { try recordVersionReport(id, number, .changes, json: json) }
 
     public func applications() throws -> [ApplicationRecord] { try applications(status: nil) }
     public func licenses() throws -> [LicenseRecord] { try licenses(keyID: nil) }

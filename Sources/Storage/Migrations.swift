@@ -312,6 +312,10 @@ enum CatalogMigrations {
             CREATE INDEX deliveries_by_webhook ON webhook_deliveries(webhook_id, id);
             """)
         }
+        m.registerMigration("v12-version-quality") { db in
+            // Each version's quality report, computed at import (`QualityReport`, JSON).
+            try db.execute(sql: "ALTER TABLE versions ADD COLUMN quality_json TEXT")
+        }
         return m
     }
 }

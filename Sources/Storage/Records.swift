@@ -149,3 +149,14 @@ public struct DatasetEvent: Sendable, Equatable {
         self.seq = seq; self.dataset = dataset; self.kind = kind; self.version = version; self.tier = tier; self.at = at
     }
 }
+
+/// A report kept with a version, derived from its immutable file.
+public enum VersionReportKind: String, Sendable, CaseIterable {
+    /// The changes from the version before, by primary key.
+    case changes
+    /// Completeness, distinct values, rejected values and repeated keys.
+    case quality
+
+    /// The `versions` column that holds it.
+    package var column: String { rawValue + "_json" }
+}

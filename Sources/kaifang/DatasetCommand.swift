@@ -10,7 +10,7 @@ import Storage
 struct DatasetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dataset", abstract: "Import, publish and inspect datasets.",
-        subcommands: [Import.self, Publish.self, Withdraw.self, List.self, Show.self, Versions.self, Changes.self, Classify.self, Field.self, Export.self])
+        subcommands: [Import.self, Publish.self, Withdraw.self, List.self, Show.self, Versions.self, Changes.self, Quality.self, Classify.self, Field.self, Export.self])
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "export", abstract: "Export a version through a view: CSV, JSON Lines, or a bundle that `dataset import` reads back.")
@@ -248,6 +248,30 @@ struct DatasetCommand: ParsableCommand {
             }
             if global.json { try printJSON(diff); return }
             print("\(id) version \(n): \(diff.rowsBefore) → \(diff.rowsAfter) rows; changes \(diff.summary).")
+        }
+    }
+
+    struct Quality: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "quality", abstract: "A version's quality report: per field completeness, distinct values and refusals; refused rows; repeated keys.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The dataset id.") var id: String
+        @Option(help: "The version (default: the newest).") var version: Int?
+
+        func run() throws {
+            let catalog = try openCatalog(global)
+            _ = try catalog.requireDataset(id)
+            guard let n = try version ?? catalog.versions(id).last?.number else { throw KaifangError.notFound("'\(id)' has no version yet") }
+            let r = try QualityReport.of(id, n, catalog: catalog)
+            if global.json { try printJSON(r); return }
+            let rejected = r.stats.rejectedRows.map { "\($0) refused at import" } ?? "refusals not recorded"
+            print("\(id) version \(n): \(r.stats.rows) rows, \(rejected); \(r.valid ? "valid" : "not valid")")
+            printTable(["field", "type", "present", "complete", "distinct", "refused"], r.fields.map {
+                [$0.name, $0.type, String($0.present), String(format: "%.1f %%", $0.completeness * 100),
+                 ($0.distinctExact ? "" : "≈") + String($0.distinct), $0.refused.map(String.init) ?? "—"]
+            })
+            if let k = r.primaryKey {
+                print("primary key (\(k.fields.joined(separator: ", "))): \(k.duplicateKeys) repeated keys, \(k.duplicateRows) extra rows")
+            }
         }
     }
 

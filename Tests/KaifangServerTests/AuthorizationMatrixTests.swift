@@ -37,6 +37,8 @@ import Testing
         ("GET /v1/datasets/enterprises/versions/1/changes",          [404, 404, 404, 404, 404, 401, 404, 404, 403]),
         ("GET /v1/datasets/residents/versions/1/changes",            [401, 403, 404, 403, 403, 401, 404, 403, 403]),
         ("GET /v1/datasets/air-quality/versions/1/changes",          [401, 403, 403, 403, 403, 401, 404, 403, 403]),
+        ("GET /v1/datasets/residents/versions/1/quality",            [200, 200, 200, 200, 200, 401, 200, 200, 403]),
+        ("GET /v1/datasets/residents/versions/2/quality",            [404, 404, 404, 404, 404, 401, 404, 404, 403]),
         ("GET /v1/datasets/enterprises/rows?_since_version=1",       [200, 200, 200, 200, 200, 401, 200, 200, 403]),
         ("GET /v1/datasets/residents/datapackage.json",              [200, 200, 200, 200, 200, 401, 200, 200, 403]),
         ("GET /v1/datasets/residents/synthetic?rows=3",              [200, 200, 200, 200, 200, 401, 200, 200, 403]),

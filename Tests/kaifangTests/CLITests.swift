@@ -125,6 +125,8 @@ import Testing
         let late = try CLI.run(["--data-dir", dir, "--json", "stats", "--overdue", "--at", later])
         #expect(late.status == 0 && late.stdout.contains("\"freshness\" : \"overdue\"") && late.stdout.contains("\"days_late\" : \"13\"") && late.stdout.contains("省统计局"), "\(late.stdout)")
         #expect(try CLI.run(["--data-dir", dir, "stats", "--at", "soon"]).status == 2)
+        let quality = try CLI.run(["--data-dir", dir, "dataset", "quality", "people"])
+        #expect(quality.status == 0 && quality.stdout.contains("1 rows, 0 refused at import; valid") && quality.stdout.contains("100.0 %"), "\(quality.stdout)")
     }
 
     @Test func aHeaderThatDoesNotMatchTheManifestExits2AndWritesNothing() throws {

@@ -174,3 +174,25 @@ extension APIHandler {
             fieldsRetyped: diff.fieldsRetyped, examples: examples))))
     }
 }
+
+extension APIHandler {
+    /// A version's quality report: the published version's for anyone, others' for stewards.
+    func getVersionQuality(_ input: Operations.GetVersionQuality.Input) async throws -> Operations.GetVersionQuality.Output {
+        let caller = Caller.current
+        try limiter.admit(caller)
+        let id = input.path.id, n = input.path.n
+        guard let record = try catalog.dataset(id), caller.isSteward || (record.isPublished && record.publishedVersion == n),
+              try catalog.version(id, n) != nil else {
+            throw Problem(status: .notFound, detail: "no quality report of version \(n) of '\(id)' for you: the published version's is public (GET /v1/datasets/\(id) names it), others' are for stewards")
+        }
+        let catalog = self.catalog
+        let r = try await StoreThreads.run { try QualityReport.of(id, n, catalog: catalog) }
+        typealias S = Components.Schemas.QualityReport
+        return .ok(.init(body: .json(S(
+            dataset: r.dataset, version: r.version, valid: r.valid,
+            stats: .init(rows: r.stats.rows, fields: r.stats.fields, rejectedRows: r.stats.rejectedRows),
+            fields: r.fields.map { .init(name: $0.name, _type: $0.type, present: $0.present, completeness: $0.completeness,
+                                         distinct: $0.distinct, distinctExact: $0.distinctExact, refused: $0.refused) },
+            primaryKey: r.primaryKey.map { .init(fields: $0.fields, duplicateKeys: $0.duplicateKeys, duplicateRows: $0.duplicateRows) }))))
+    }
+}

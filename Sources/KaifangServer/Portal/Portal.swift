@@ -162,6 +162,13 @@ struct Portal: Sendable {
         var context: [String: Any] = [
             "id": m.id, "title": m.title, "description": m.description, "department": m.department, "topic": m.topic,
             "updateFrequency": m.updateFrequency, "license": m.license.isEmpty ? "—" : m.license, "rows": published?.rowCount ?? 0,
+            "quality": (published.flatMap { try? QualityReport.of(id, $0.number, catalog: catalog) }).map { r -> [String: Any] in
+                let mean = r.fields.isEmpty ? 1 : r.fields.map(\.completeness).reduce(0, +) / Double(r.fields.count)
+                var q: [String: Any] = ["completeness": String(format: "%.1f", mean * 100), "version": r.version,
+                                        "rejected": r.stats.rejectedRows.map(String.init) ?? "—"]
+                if let k = r.primaryKey { q["duplicates"] = String(k.duplicateRows) }
+                return q
+            } ?? false,
             "freshness": published.flatMap { AuditChain.date($0.createdAt) }.map { Self.freshnessLabel(Freshness.of(frequency: m.updateFrequency, updatedAt: $0, now: Date())) } ?? "",
             "freshnessClass": published.flatMap { AuditChain.date($0.createdAt) }.map { Freshness.of(frequency: m.updateFrequency, updatedAt: $0, now: Date()).rawValue } ?? "",
             "nextDue": published.flatMap { AuditChain.date($0.createdAt) }.flatMap { Freshness.nextDue(frequency: m.updateFrequency, updatedAt: $0) }
