@@ -236,13 +236,11 @@ struct DatasetCommand: ParsableCommand {
     struct Changes: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "changes", abstract: "What changed in a version from the one before it, by the dataset's primary_key.")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The dataset id.") var id: String
-        @Option(help: "The version (default: the newest).") var version: Int?
+        @OptionGroup var which: VersionOptions
 
         func run() throws {
             let catalog = try openCatalog(global)
-            _ = try catalog.requireDataset(id)
-            guard let n = try version ?? catalog.versions(id).last?.number else { throw KaifangError.notFound("'\(id)' has no version yet") }
+            let (id, n) = try which.resolve(catalog)
             guard let diff = try VersionDiff.of(id, n, catalog: catalog) else {
                 throw KaifangError.notFound("version \(n) of '\(id)' is its first: it has no earlier version to change from")
             }
@@ -254,13 +252,11 @@ struct DatasetCommand: ParsableCommand {
     struct Quality: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "quality", abstract: "A version's quality report: per field completeness, distinct values and refusals; refused rows; repeated keys.")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The dataset id.") var id: String
-        @Option(help: "The version (default: the newest).") var version: Int?
+        @OptionGroup var which: VersionOptions
 
         func run() throws {
             let catalog = try openCatalog(global)
-            _ = try catalog.requireDataset(id)
-            guard let n = try version ?? catalog.versions(id).last?.number else { throw KaifangError.notFound("'\(id)' has no version yet") }
+            let (id, n) = try which.resolve(catalog)
             let r = try QualityReport.of(id, n, catalog: catalog)
             if global.json { try printJSON(r); return }
             let rejected = r.stats.rejectedRows.map { "\($0) refused at import" } ?? "refusals not recorded"
@@ -428,5 +424,18 @@ final class ProgressReporter {
 
     func finish() {
         if shown { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
+
+/// A dataset and one of its versions, the newest unless given.
+struct VersionOptions: ParsableArguments {
+    @Argument(help: "The dataset id.") var id: String
+    @Option(help: "The version (default: the newest).") var version: Int?
+
+    /// - Throws: `KaifangError.notFound` for an unknown dataset or one without versions.
+    func resolve(_ catalog: any CatalogStore) throws -> (String, Int) {
+        _ = try catalog.requireDataset(id)
+        guard let n = try version ?? catalog.versions(id).last?.number else { throw KaifangError.notFound("'\(id)' has no version yet") }
+        return (id, n)
     }
 }
