@@ -97,12 +97,14 @@ public struct Publisher: Sendable {
         let writer = try VersionWriter(path: tmp, manifest: manifest)
         // Reading and validating on this thread, writing SQLite on another: the two halves
         // of an import take about the same time, and the machine has two cores.
-        // The quality report's figures are gathered on the writer's thread, row by row.
-        // (`KAIFANG_BENCH_NO_QUALITY=1` leaves them out: bench/quality.sh's control, never a setting.)
-        let profiler = ProcessInfo.processInfo.environment["KAIFANG_BENCH_NO_QUALITY"] == "1" ? nil : QualityProfiler(manifest: manifest)
-        let pipe = RowPipe(writer: writer, profiler: profiler)
-        var refused: [String: Int] = [:]
+        let pipe = RowPipe(name: "kaifang-import") { batch in for row in batch { try writer.append(row) } }
         defer { pipe.stop() }
+        // The quality report's figures are gathered on a third thread from the same batches
+        // (`KAIFANG_BENCH_NO_QUALITY=1` leaves them out: bench/quality.sh's control, never a setting).
+        let profiler = ProcessInfo.processInfo.environment["KAIFANG_BENCH_NO_QUALITY"] == "1" ? nil : QualityProfiler(manifest: manifest)
+        let profiling = profiler.map { p in RowPipe(name: "kaifang-quality") { p.add(batch: $0) } }
+        defer { profiling?.stop() }
+        var refused: [String: Int] = [:]
         var batch: [[Cell]] = []
         batch.reserveCapacity(RowPipe.batchSize)
         var issues: [ImportIssue] = []
@@ -118,6 +120,7 @@ public struct Publisher: Sendable {
                     batch.append(cells)
                     if batch.count == RowPipe.batchSize {
                         try pipe.put(batch)
+                        try profiling?.put(batch)
                         batch.removeAll(keepingCapacity: true)
                     }
                 }
@@ -141,8 +144,12 @@ public struct Publisher: Sendable {
             if more > 0 { lines.append("… and \(more) more row\(more == 1 ? "" : "s") with problems") }
             throw KaifangError.badInput("\(sourceName): \(badRows) row\(badRows == 1 ? "" : "s") refused; nothing was imported. Fix the file, or import the good rows with --on-error skip:\n" + lines.joined(separator: "\n"))
         }
-        if !batch.isEmpty { try pipe.put(batch) }
+        if !batch.isEmpty {
+            try pipe.put(batch)
+            try profiling?.put(batch)
+        }
         try pipe.drain()
+        try profiling?.drain()
         let sha = try writer.finish()
         let version = try catalog.commitVersion(manifest: manifest, temporaryFile: tmp, rowCount: writer.rowCount, sha256: sha,
                                                 source: sourceName, actor: actor, rejected: badRows)
@@ -163,25 +170,24 @@ public struct Publisher: Sendable {
     }
 }
 
-/// Hands batches of rows to a thread that appends them to a `VersionWriter`, in order, with a
-/// bounded queue (memory stays at a few batches). The writer is touched only by that thread
-/// until `drain` returns.
+/// Hands batches of rows to a thread that consumes them (appends them to a `VersionWriter`,
+/// profiles them), in order, with a bounded queue (memory stays at a few batches). What the
+/// consumer touches is touched only by that thread until `drain` returns.
 final class RowPipe: @unchecked Sendable {
     static let batchSize = 2048
     private static let maxQueued = 4
-    private let writer: VersionWriter
-    private let profiler: QualityProfiler?
+    private let consume: ([[Cell]]) throws -> Void
     private let cond = NSCondition()
     private var queue: [[[Cell]]] = []
     private var closed = false
     private var failure: (any Error)?
     private var running = true
 
-    init(writer: VersionWriter, profiler: QualityProfiler? = nil) {
-        self.writer = writer
-        self.profiler = profiler
+    /// - Parameter name: the thread's name (15 bytes at most, as Linux keeps them).
+    init(name: String, consume: @escaping ([[Cell]]) throws -> Void) {
+        self.consume = consume
         let t = Thread { [self] in
-            Thread.current.name = "kaifang-import"   // as the checkpointer's: from inside, 15 bytes at most
+            Thread.current.name = name
             run()
         }
         t.start()
@@ -201,10 +207,7 @@ final class RowPipe: @unchecked Sendable {
             cond.broadcast()
             cond.unlock()
             do {
-                for row in batch {
-                    try writer.append(row)
-                    profiler?.add(row)
-                }
+                try consume(batch)
             } catch {
                 cond.lock()
                 failure = error

@@ -125,7 +125,44 @@ struct DistinctCounter {
     }
 }
 
-/// Accumulates a version's figures row by row (on the import's writer thread).
+/// A 64-bit hash of a value for counting distinct values: one multiplication per 8 bytes and
+/// murmur3's finalizer. Not a digest: it only has to spread values that no one chose to collide
+/// (among a million distinct values, two share a hash with a probability of about 3 × 10⁻⁸).
+enum CountingHash {
+    @inline(__always) static func fmix(_ x: UInt64) -> UInt64 {
+        var k = x
+        k ^= k >> 33; k &*= 0xFF51_AFD7_ED55_8CCD
+        k ^= k >> 33; k &*= 0xC4CE_B9FE_1A85_EC53
+        return k ^ (k >> 33)
+    }
+
+    @inline(__always) static func of(_ cell: Cell) -> UInt64 {
+        switch cell {
+        case .null: return 0
+        case .integer(let v): return fmix(UInt64(bitPattern: v) ^ 0x1000_0000_0000_0001)
+        case .real(let v): return fmix((v == 0 ? 0 : v).bitPattern ^ 0x2000_0000_0000_0002)
+        case .text(var s): return s.withUTF8 { bytes($0) }
+        }
+    }
+
+    @inline(__always) static func bytes(_ p: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var h = UInt64(p.count) &* 0x9E37_79B9_7F4A_7C15
+        guard let base = p.baseAddress else { return fmix(h) }
+        let raw = UnsafeRawPointer(base)
+        var at = 0
+        while at + 8 <= p.count {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) &* 0x9E37_79B9_7F4A_7C15
+            h ^= h >> 32
+            at += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while at < p.count { tail |= UInt64(p[at]) << shift; shift += 8; at += 1 }
+        return fmix(h ^ tail)
+    }
+}
+
+/// Accumulates a version's figures batch by batch (on a thread of its own during an import).
 final class QualityProfiler: @unchecked Sendable {
     let manifest: DatasetManifest
     private let keyColumns: [Int]?
@@ -144,22 +181,29 @@ final class QualityProfiler: @unchecked Sendable {
         distinct = Array(repeating: DistinctCounter(), count: names.count)
     }
 
-    func add(_ row: [Cell]) {
-        rows += 1
-        for (i, cell) in row.enumerated() where i < present.count {
-            if case .null = cell { continue }
-            present[i] += 1
-            var d = Digest128()
-            d.add(cell)
-            distinct[i].add(d.value.hi)
-        }
-        if let keyColumns {
-            var d = Digest128()
-            for c in keyColumns { d.add(row[c]) }
-            let k = d.value.hi
-            if !keys.insert(k).inserted {
-                duplicateRows += 1
-                repeatedKeys.insert(k)
+    func add(_ row: [Cell]) { add(batch: [row]) }
+
+    /// Adds rows, with the counters held in locals for the batch.
+    func add(batch: [[Cell]]) {
+        var present = self.present, distinct = self.distinct
+        self.present = []; self.distinct = []
+        defer { self.present = present; self.distinct = distinct }
+        let width = present.count
+        for row in batch {
+            rows += 1
+            for i in 0..<min(width, row.count) {
+                let cell = row[i]
+                if case .null = cell { continue }
+                present[i] += 1
+                distinct[i].add(CountingHash.of(cell))
+            }
+            if let keyColumns {
+                var k: UInt64 = 0x5851_F42D_4C95_7F2D
+                for c in keyColumns { k = CountingHash.fmix(k ^ CountingHash.of(row[c]) &+ 0x1405_7B7E_F767_814F) }
+                if !keys.insert(k).inserted {
+                    duplicateRows += 1
+                    repeatedKeys.insert(k)
+                }
             }
         }
     }

@@ -234,18 +234,6 @@ struct Digest128 {
         }
     }
 
-    /// Adds a typed value, with the same words as `add(_:_:)` gives its SQLite value.
-    mutating func add(_ cell: Cell) {
-        switch cell {
-        case .integer(let v): word(1); word(UInt64(bitPattern: v))
-        case .real(let v): word(2); word(v.bitPattern)
-        case .null: word(3)
-        case .text(var s):
-            word(4)
-            s.withUTF8 { bytes(UnsafeRawPointer($0.baseAddress), $0.count) }
-        }
-    }
-
     var value: RowDigest.Key {
         RowDigest.Key(hi: Self.mix(a, 0xC2B2_AE3D_27D4_EB4F) ^ b, lo: Self.mix(b, 0x1656_67B1_9E37_79F9) ^ a)
     }
