@@ -89,4 +89,25 @@ import Testing
         }
         #expect(!big.isExact && abs(Double(big.count) - 300_000) / 300_000 < 0.02, "\(big.count)")
     }
+
+    /// The metadata score of the samples, counted by hand from docs/quality.md's table.
+    @Test func theMetadataScoreIsCountedIndicatorByIndicator() async throws {
+        try await LiveServer.with { s in
+            // enterprises, open, CC BY 4.0, topic and department: findability 30+30, accessibility
+            // 50+20+30, interoperability 20+10+10+20+20, reusability 20+10+10+5+10, contextuality 4×5.
+            let open = try await s.get("/v1/datasets/enterprises").object["metadata_score"] as? [String: Any]
+            #expect(open?["points"] as? Int == 60 + 100 + 80 + 55 + 20 && open?["max"] as? Int == 405 && open?["rating"] as? String == "good")
+            // residents, conditional, a license in words: no anonymous download (−30), no license vocabulary (−10).
+            let conditional = try await s.get("/v1/datasets/residents").object["metadata_score"] as? [String: Any]
+            #expect(conditional?["points"] as? Int == 315 - 30 - 10 && conditional?["rating"] as? String == "good")
+            let indicators = try #require(conditional?["indicators"] as? [[String: Any]])
+            #expect(indicators.count == 23 && indicators.map { $0["max"] as? Int ?? 0 }.reduce(0, +) == 405)
+            // Withdrawn: only what the manifest says is left (topic, department, license, publisher).
+            try s.catalog.withdraw(dataset: "enterprises", actor: "t")
+            let record = try #require(try s.catalog.dataset("enterprises"))
+            let score = MetadataScore.of(record)
+            #expect(score.points == 30 + 30 + 20 + 10 + 10 && score.rating == "bad")
+            #expect(try await s.get("/datasets/residents").text.contains("275 / 405 (good)"))
+        }
+    }
 }

@@ -101,6 +101,12 @@ struct APIHandler: APIProtocol {
         return .init(rawValue: Freshness.of(frequency: record.manifest.updateFrequency, updatedAt: at, now: now).rawValue)
     }
 
+    static func metadataScore(_ record: DatasetRecord) -> Components.Schemas.MetadataScore {
+        let s = MetadataScore.of(record)
+        return .init(points: s.points, max: s.max, rating: .init(rawValue: s.rating) ?? .bad,
+                     indicators: s.indicators.map { .init(dimension: .init(rawValue: $0.dimension) ?? .findability, name: $0.name, points: $0.points, max: $0.max) })
+    }
+
     static func nextDue(_ record: DatasetRecord, updatedAt: String?) -> Date? {
         guard record.isPublished, let at = date(updatedAt) else { return nil }
         return Freshness.nextDue(frequency: record.manifest.updateFrequency, updatedAt: at)
@@ -130,6 +136,7 @@ struct APIHandler: APIProtocol {
         let body = Components.Schemas.Dataset(
             id: record.id, title: record.manifest.title, description: record.manifest.description,
             department: record.manifest.department, topic: record.manifest.topic, updateFrequency: record.manifest.updateFrequency,
+            metadataScore: Self.metadataScore(record),
             freshness: Self.freshness(record, updatedAt: published?.createdAt, now: Date()),
             nextUpdateDue: Self.nextDue(record, updatedAt: published?.createdAt),
             license: record.manifest.license, tier: record.tier.flatMap { .init(rawValue: $0.rawValue) },

@@ -162,6 +162,7 @@ struct Portal: Sendable {
         var context: [String: Any] = [
             "id": m.id, "title": m.title, "description": m.description, "department": m.department, "topic": m.topic,
             "updateFrequency": m.updateFrequency, "license": m.license.isEmpty ? "—" : m.license, "rows": published?.rowCount ?? 0,
+            "metadataScore": { let score = MetadataScore.of(d); return ["points": score.points, "max": score.max, "rating": score.rating] }(),
             "quality": (published.flatMap { try? QualityReport.of(id, $0.number, catalog: catalog) }).map { r -> [String: Any] in
                 let mean = r.fields.isEmpty ? 1 : r.fields.map(\.completeness).reduce(0, +) / Double(r.fields.count)
                 var q: [String: Any] = ["completeness": String(format: "%.1f", mean * 100), "version": r.version,
