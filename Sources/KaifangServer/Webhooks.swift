@@ -309,7 +309,7 @@ final class WebhookDispatcher: NSObject, URLSessionTaskDelegate, @unchecked Send
 
     /// Claims what is due and sends it; the number claimed.
     func runOnce() async -> Int {
-        let giveUp = WebhookTime.timestamp(Date().addingTimeInterval(-settings.window))
+        let giveUp = AuditChain.timestamp(Date().addingTimeInterval(-settings.window))
         let due: [DueDelivery]
         do {
             due = try catalog.claimDeliveries(limit: settings.batch, lease: settings.timeout * 3 + 30, giveUpBefore: giveUp)
@@ -363,8 +363,8 @@ final class WebhookDispatcher: NSObject, URLSessionTaskDelegate, @unchecked Send
     /// A failed attempt: retried after the backoff delay, or given up past the window.
     func failure(_ d: WebhookDelivery, status: Int?, error: String) -> DeliveryOutcome {
         let next = Date().addingTimeInterval(settings.delay(afterAttempts: d.attempts + 1))
-        let created = WebhookTime.date(d.createdAt) ?? Date()
-        let retry = next.timeIntervalSince(created) <= settings.window ? WebhookTime.timestamp(next) : nil
+        let created = AuditChain.date(d.createdAt) ?? Date()
+        let retry = next.timeIntervalSince(created) <= settings.window ? AuditChain.timestamp(next) : nil
         return .failed(status: status, error: error, retryAt: retry)
     }
 
@@ -381,12 +381,6 @@ final class WebhookDispatcher: NSObject, URLSessionTaskDelegate, @unchecked Send
         default: return "the request failed (\(u.code.rawValue))"
         }
     }
-}
-
-/// Times as the store writes them (ISO 8601 UTC with milliseconds).
-enum WebhookTime {
-    static func timestamp(_ date: Date) -> String { AuditChain.timestamp(date) }
-    static func date(_ text: String) -> Date? { AuditChain.date(text) }
 }
 
 /// The server's webhook sender: looks at the outbox every `pollPeriod` (at once again while

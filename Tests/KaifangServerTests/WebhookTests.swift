@@ -260,7 +260,7 @@ final class WebhookReceiver: @unchecked Sendable {
         guard case .failed(_, _, let soon?) = dispatcher.failure(delivery(age: 0, attempts: 0), status: 500, error: "e") else {
             Issue.record("a first failure is retried"); return
         }
-        #expect(abs((WebhookTime.date(soon) ?? .distantPast).timeIntervalSinceNow - 30) < 2)
+        #expect(abs((AuditChain.date(soon) ?? .distantPast).timeIntervalSinceNow - 30) < 2)
         #expect(dispatcher.failure(delivery(age: 86_400 - 100, attempts: 3), status: 500, error: "e") == .failed(status: 500, error: "e", retryAt: nil))
         var settings = WebhookSettings()
         #expect((1...9).map { settings.delay(afterAttempts: $0) } == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600])
