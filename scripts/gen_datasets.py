@@ -33,6 +33,8 @@ COMPANY_KINDS = ["科技", "贸易", "建设", "物流", "餐饮", "信息", "�
 STATIONS = [("玄武湖", "玄武区"), ("草场门", "鼓楼区"), ("中华门", "秦淮区"), ("奥体中心", "建邺区"),
             ("仙林大学城", "栖霞区"), ("浦口", "浦口区"), ("江宁彩虹桥", "江宁区"), ("雨花台", "雨花台区")]
 
+AIR_START = dt.datetime(2026, 6, 1, 0, 0)
+
 ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 ID_CHECK = "10X98765432"
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -94,6 +96,8 @@ def residents_manifest():
         "tier": "conditional",
         "should_open": True,
         "entity": "id_number",
+        "spatial": [code for code, _, _ in DISTRICTS],
+        "temporal": {"start": "2025-01-01", "end": "2026-06-30"},
         "fields": [
             {"name": "id_number", "title": "身份证号", "type": "string", "semantic": "resident_id", "level": "L4"},
             {"name": "name", "title": "姓名", "type": "string", "semantic": "person_name", "level": "L3"},
@@ -136,6 +140,8 @@ def enterprises_manifest():
         "license": "CC BY 4.0",
         "tier": "open",
         "should_open": True,
+        "spatial": [code for code, _, _ in DISTRICTS],
+        "temporal": {"start": "1995-01-01"},
         "fields": [
             {"name": "uscc", "title": "统一社会信用代码", "type": "string", "semantic": "uscc", "level": "L1"},
             {"name": "company_name", "title": "企业名称", "type": "string", "semantic": "text", "level": "L1"},
@@ -161,7 +167,8 @@ def write_enterprises(rng, n, out):
                         rng.choice(INDUSTRIES), district, est.isoformat()])
 
 
-def air_manifest():
+def air_manifest(hours):
+    last = AIR_START + dt.timedelta(hours=hours - 1)
     return {
         "id": "air-quality",
         "title": "空气质量小时数据 Hourly air quality",
@@ -172,6 +179,8 @@ def air_manifest():
         "license": "CC BY 4.0",
         "tier": "open",
         "should_open": True,
+        "spatial": ["320100"],
+        "temporal": {"start": AIR_START.date().isoformat(), "end": last.date().isoformat()},
         "fields": [
             {"name": "station", "title": "监测站点", "type": "string", "semantic": "category", "level": "L1"},
             {"name": "district", "title": "所属区县", "type": "string", "semantic": "category", "level": "L1"},
@@ -187,10 +196,10 @@ def air_manifest():
 
 
 def write_air(rng, hours, out):
-    start = dt.datetime(2026, 6, 1, 0, 0)
+    start = AIR_START
     with open(out, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow([fld["name"] for fld in air_manifest()["fields"]])
+        w.writerow([fld["name"] for fld in air_manifest(hours)["fields"]])
         for h in range(hours):
             t = start + dt.timedelta(hours=h)
             base = 35 + 20 * abs(((t.hour - 8) % 24) - 12) / 12
@@ -214,7 +223,7 @@ def main():
     args = ap.parse_args()
     jobs = [("residents", residents_manifest, lambda rng, p: write_residents(rng, args.residents, p)),
             ("enterprises", enterprises_manifest, lambda rng, p: write_enterprises(rng, args.enterprises, p)),
-            ("air-quality", air_manifest, lambda rng, p: write_air(rng, args.air_hours, p))]
+            ("air-quality", lambda: air_manifest(args.air_hours), lambda rng, p: write_air(rng, args.air_hours, p))]
     for name, manifest, write in jobs:
         if args.only and args.only != name:
             continue

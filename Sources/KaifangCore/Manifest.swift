@@ -77,6 +77,25 @@ public struct FieldSpec: Codable, Sendable, Equatable {
     }
 }
 
+/// The period a dataset's rows describe (DCAT `dct:temporal`): from `start` to `end`, both
+/// `YYYY-MM-DD` and included; no `end` while the series goes on.
+public struct TemporalCoverage: Codable, Sendable, Equatable {
+    public var start: String
+    public var end: String?
+
+    public init(start: String, end: String? = nil) { self.start = start; self.end = end }
+
+    static let keys = ["start", "end"]
+    enum CodingKeys: String, CodingKey { case start, end }
+
+    public init(from decoder: any Decoder) throws {
+        try StrictKeys.refuseUnknown(in: decoder, allowed: Self.keys)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        start = try c.decode(String.self, forKey: .start)
+        end = try c.decodeIfPresent(String.self, forKey: .end)
+    }
+}
+
 /// A dataset's manifest (`datasets/<id>/dataset.json`): the contract a steward writes by hand.
 /// Unknown keys are refused with their name; omitted optional keys take their defaults.
 public struct DatasetManifest: Codable, Sendable, Equatable {
@@ -105,14 +124,21 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
     /// The fields whose values identify a row from one version to the next (what the changes
     /// between versions and `_since_version` match rows by); nil when none is declared.
     public var primaryKey: [String]?
+    /// The places the rows describe, as GB/T 2260 codes of Jiangsu (`Divisions`): the province,
+    /// cities or counties; nil when not declared.
+    public var spatial: [String]?
+    /// The period the rows describe; nil when not declared.
+    public var temporal: TemporalCoverage?
 
     /// Makes a manifest.
     public init(id: String, title: String, description: String = "", department: String = "",
                 topic: String = "", updateFrequency: String = "irregular", license: String = "",
-                tier: Tier? = nil, shouldOpen: Bool = false, entity: String? = nil, fields: [FieldSpec], primaryKey: [String]? = nil) {
+                tier: Tier? = nil, shouldOpen: Bool = false, entity: String? = nil, fields: [FieldSpec], primaryKey: [String]? = nil,
+                spatial: [String]? = nil, temporal: TemporalCoverage? = nil) {
         self.id = id; self.title = title; self.description = description; self.department = department
         self.topic = topic; self.updateFrequency = updateFrequency; self.license = license; self.tier = tier
         self.shouldOpen = shouldOpen; self.entity = entity; self.fields = fields; self.primaryKey = primaryKey
+        self.spatial = spatial; self.temporal = temporal
     }
 
     enum CodingKeys: String, CodingKey {
@@ -122,10 +148,11 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
         case shouldOpen = "should_open"
         case entity, fields
         case primaryKey = "primary_key"
+        case spatial, temporal
     }
 
     static let keys: [String] = ["id", "title", "description", "department", "topic", "update_frequency",
-                                 "license", "tier", "should_open", "entity", "fields", "primary_key"]
+                                 "license", "tier", "should_open", "entity", "fields", "primary_key", "spatial", "temporal"]
 
     public init(from decoder: any Decoder) throws {
         try StrictKeys.refuseUnknown(in: decoder, allowed: Self.keys)
@@ -142,6 +169,8 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
         entity = try c.decodeIfPresent(String.self, forKey: .entity)
         fields = try c.decode([FieldSpec].self, forKey: .fields)
         primaryKey = try c.decodeIfPresent([String].self, forKey: .primaryKey)
+        spatial = try c.decodeIfPresent([String].self, forKey: .spatial)
+        temporal = try c.decodeIfPresent(TemporalCoverage.self, forKey: .temporal)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -158,6 +187,8 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
         try c.encodeIfPresent(entity, forKey: .entity)
         try c.encode(fields, forKey: .fields)
         try c.encodeIfPresent(primaryKey, forKey: .primaryKey)
+        try c.encodeIfPresent(spatial, forKey: .spatial)
+        try c.encodeIfPresent(temporal, forKey: .temporal)
     }
 
     /// The field named `name`, if any.
@@ -203,6 +234,35 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
                     throw KaifangError.badInput("primary_key[\(i)] '\(name)' is a number field: decimal values do not identify rows reliably; use an integer, string or date field")
                 }
                 if key.prefix(i).contains(name) { throw KaifangError.badInput("primary_key names '\(name)' twice") }
+            }
+        }
+        if let spatial {
+            if spatial.isEmpty {
+                throw KaifangError.badInput("spatial is empty: list the GB/T 2260 codes of the places the rows describe (320000 for the whole province), or leave it out")
+            }
+            var divisions: [Division] = []
+            for (i, code) in spatial.enumerated() {
+                do { divisions.append(try Divisions.require(code)) } catch let e as KaifangError {
+                    throw KaifangError.badInput("spatial[\(i)]: \(e.message)")
+                }
+            }
+            for (i, d) in divisions.enumerated() {
+                if divisions.prefix(i).contains(d) { throw KaifangError.badInput("spatial[\(i)]: '\(d.code)' (\(d.name)) is listed twice") }
+                if let outer = divisions.first(where: { d.ancestors.contains($0.code) }) {
+                    throw KaifangError.badInput("spatial[\(i)]: '\(d.code)' (\(d.name)) lies within '\(outer.code)' (\(outer.name)), also listed: keep one of them")
+                }
+            }
+        }
+        if let temporal {
+            for (key, value) in [("start", temporal.start), ("end", temporal.end)] {
+                guard let value else { continue }
+                let ok = value.utf8.count == 10 && Array(value.utf8).withUnsafeBufferPointer { ValueParser.isISODate($0) }
+                guard ok else {
+                    throw KaifangError.badInput("temporal.\(key) '\(value)' is not a date: write it YYYY-MM-DD")
+                }
+            }
+            if let end = temporal.end, end < temporal.start {
+                throw KaifangError.badInput("temporal.end \(end) is before temporal.start \(temporal.start)")
             }
         }
         if let entity, field(named: entity) == nil {

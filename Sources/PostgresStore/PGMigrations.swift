@@ -334,6 +334,19 @@ enum PGMigrations {
         -- Each version's quality report, computed at import (QualityReport, JSON).
         ALTER TABLE versions ADD COLUMN quality_json TEXT;
         """),
+        ("v9-dataset-divisions", """
+        -- The divisions a dataset's manifest declares (spatial), each with its city and, for a
+        -- county, the county: what the catalog's city and county facets count.
+        CREATE TABLE dataset_divisions (
+            dataset_id TEXT NOT NULL REFERENCES datasets(id),
+            code TEXT NOT NULL,
+            city TEXT,
+            county TEXT,
+            PRIMARY KEY (dataset_id, code)
+        );
+        CREATE INDEX dataset_divisions_by_city ON dataset_divisions(city);
+        CREATE INDEX dataset_divisions_by_county ON dataset_divisions(county);
+        """),
     ]
 
     /// The seeded tiers as SQL values (numbers only: nothing to quote).

@@ -195,6 +195,10 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
                 manifest_json = excluded.manifest_json, updated_at = excluded.updated_at, search_text = excluded.search_text
             """)
         try tx.query("DELETE FROM fields WHERE dataset_id = \(m.id)")
+        try tx.query("DELETE FROM dataset_divisions WHERE dataset_id = \(m.id)")
+        for g in CatalogRules.divisionRows(m) {
+            try tx.query("INSERT INTO dataset_divisions (dataset_id, code, city, county) VALUES (\(m.id), \(g.code), \(g.city), \(g.county))")
+        }
         for (i, f) in m.fields.enumerated() {
             try tx.query("""
                 INSERT INTO fields (dataset_id, position, name, title, type, semantic, level, qi, min, max, action)
@@ -362,21 +366,19 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
             binds.append(String(word).lowercased())
             base.append("strpos(d.search_text, $\(binds.count)) > 0")
         }
-        let freshness = CatalogRules.freshnessSQL(now: query.now)
         let from = " FROM datasets d" + CatalogRules.publishedVersionJoin
-        func filters(excluding: String?) -> [String] {
-            var fs: [String] = []
-            if excluding != "department", let d = query.department { binds.append(d); fs.append("d.department = $\(binds.count)") }
-            if excluding != "tier", let t = query.tier { binds.append(t.rawValue); fs.append("d.tier = $\(binds.count)") }
-            if excluding != "topic", let t = query.topic { binds.append(t); fs.append("d.topic = $\(binds.count)") }
-            if excluding != "freshness", let f = query.freshness { binds.append(f.rawValue); fs.append("\(freshness) = $\(binds.count)") }
-            return fs
+        let filters = CatalogRules.searchFilters(query)
+        func conditions(excluding facet: String?) -> [String] {
+            filters.filter { $0.facet != facet }.map { f in
+                binds.append(f.value)
+                return f.condition.replacingOccurrences(of: "?", with: "$\(binds.count)")
+            }
         }
         func whereClause(_ conds: [String]) -> String { conds.isEmpty ? "" : " WHERE " + conds.joined(separator: " AND ") }
         let shared = binds
         return try read { tx in
             binds = shared
-            let all = base + filters(excluding: nil)
+            let all = base + conditions(excluding: nil)
             let total = try tx.query(PostgresQuery(unsafeSQL: "SELECT count(*) AS n" + from + whereClause(all), binds: binds)).first?.int("n") ?? 0
             var pageBinds = binds
             pageBinds.append(limit + 1)
@@ -386,18 +388,19 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
                 LEFT JOIN versions v ON v.dataset_id = d.id AND v.number = d.published_version
                 \(whereClause(all)) ORDER BY d.title COLLATE "C", d.id COLLATE "C" LIMIT $\(pageBinds.count - 1) OFFSET $\(pageBinds.count)
                 """, binds: pageBinds))
-            func facet(_ column: String) throws -> [FacetCount] {
+            var facets: [String: [FacetCount]] = [:]
+            for name in CatalogRules.facets {
                 binds = shared
-                let value = column == "freshness" ? freshness : "d.\(column)"
-                let conds = base + filters(excluding: column) + ["\(value) IS NOT NULL AND \(value) <> ''"]
-                return try tx.query(PostgresQuery(unsafeSQL: "SELECT \(value) AS value, count(*) AS n" + from + whereClause(conds)
-                                                  + " GROUP BY \(value) ORDER BY count(*) DESC, \(value) COLLATE \"C\"", binds: binds))
+                let (value, join) = CatalogRules.facetSQL(name, now: query.now)
+                let conds = base + conditions(excluding: name) + ["\(value) IS NOT NULL AND \(value) <> ''"]
+                facets[name] = try tx.query(PostgresQuery(unsafeSQL: "SELECT \(value) AS value, count(DISTINCT d.id) AS n" + from + join + whereClause(conds)
+                                                          + " GROUP BY \(value) ORDER BY count(DISTINCT d.id) DESC, \(value) COLLATE \"C\"", binds: binds))
                     .map { FacetCount(value: try $0.string("value"), count: try $0.int("n")) }
             }
             var items: [(record: DatasetRecord, rowCount: Int, updatedAt: String?)] = []
             for r in rows.prefix(limit) { items.append((try datasetRecord(r), try r.optInt("v_rows") ?? 0, try r.optString("v_at"))) }
-            return DatasetPage(datasets: items, total: total, departments: try facet("department"), tiers: try facet("tier"),
-                               topics: try facet("topic"), freshness: try facet("freshness"), nextCursor: rows.count > limit ? CatalogRules.searchCursor(offset: offset + limit) : nil)
+            return DatasetPage(datasets: items, total: total, facets: facets,
+                               nextCursor: rows.count > limit ? CatalogRules.searchCursor(offset: offset + limit) : nil)
         }
     }
 

@@ -61,6 +61,9 @@ public enum StoreCopy {
                             VALUES (\(m.id), \(i), \(f.name), \(f.title), \(f.type.rawValue), \(f.semantic?.rawValue), \(f.level.rawValue), \(f.qi), \(f.min), \(f.max), \(f.action?.rawValue))
                             """)
                     }
+                    for g in CatalogRules.divisionRows(m) {
+                        try tx.query("INSERT INTO dataset_divisions (dataset_id, code, city, county) VALUES (\(m.id), \(g.code), \(g.city), \(g.county))")
+                    }
                     report.datasets += 1
                 }
                 for r in try rows("SELECT * FROM versions ORDER BY dataset_id, number") {

@@ -35,8 +35,8 @@ public struct MetadataScore: Codable, Sendable, Equatable {
         let items: [(String, String, Bool, Int)] = [
             ("findability", "keywords (topic)", !m.topic.isEmpty, 30),
             ("findability", "categories (department)", !m.department.isEmpty, 30),
-            ("findability", "spatial coverage", false, 20),
-            ("findability", "temporal coverage", false, 20),
+            ("findability", "spatial coverage", !(m.spatial ?? []).isEmpty, 20),
+            ("findability", "temporal coverage", m.temporal != nil, 20),
             ("accessibility", "access URL answers", published, 50),
             ("accessibility", "download URL", downloadable, 20),
             ("accessibility", "download URL answers to anyone", published && record.tier == .open, 30),

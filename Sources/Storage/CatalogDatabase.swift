@@ -319,6 +319,10 @@ public struct CatalogDatabase: CatalogStore {
             """, arguments: [m.id, m.title, m.description, m.department, m.topic, m.updateFrequency, m.license,
                              m.shouldOpen, m.entity, json, at, at])
         try db.execute(sql: "DELETE FROM fields WHERE dataset_id = ?", arguments: [m.id])
+        try db.execute(sql: "DELETE FROM dataset_divisions WHERE dataset_id = ?", arguments: [m.id])
+        for g in CatalogRules.divisionRows(m) {
+            try db.execute(sql: "INSERT INTO dataset_divisions (dataset_id, code, city, county) VALUES (?, ?, ?, ?)", arguments: [m.id, g.code, g.city, g.county])
+        }
         for (i, f) in m.fields.enumerated() {
             try db.execute(sql: "INSERT INTO fields (dataset_id, position, name, title, type, semantic, level, qi, min, max, action) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            arguments: [m.id, i, f.name, f.title, f.type.rawValue, f.semantic?.rawValue, f.level.rawValue, f.qi, f.min, f.max, f.action?.rawValue])
@@ -536,47 +540,35 @@ public struct CatalogDatabase: CatalogStore {
                 let all = base + extra
                 return all.isEmpty ? "" : " WHERE " + all.joined(separator: " AND ")
             }
-            var filters: [String] = []
-            var filterArgs: [DatabaseValueConvertible?] = []
-            if let d = query.department { filters.append("d.department = ?"); filterArgs.append(d) }
-            if let t = query.tier { filters.append("d.tier = ?"); filterArgs.append(t.rawValue) }
-            if let t = query.topic { filters.append("d.topic = ?"); filterArgs.append(t) }
-            let freshness = CatalogRules.freshnessSQL(now: query.now)
-            if let f = query.freshness { filters.append("\(freshness) = ?"); filterArgs.append(f.rawValue) }
+            let filters = CatalogRules.searchFilters(query)
+            func conditions(excluding facet: String?) -> (sql: [String], args: [DatabaseValueConvertible?]) {
+                let kept = filters.filter { $0.facet != facet }
+                return (kept.map(\.condition), kept.map(\.value))
+            }
             let from = " FROM datasets d" + CatalogRules.publishedVersionJoin
-
-            let all = StatementArguments(args + filterArgs)
-            let total = try Int.fetchOne(db, sql: "SELECT count(*)" + from + whereClause(filters), arguments: all) ?? 0
+            let (conds, condArgs) = conditions(excluding: nil)
+            let all = StatementArguments(args + condArgs)
+            let total = try Int.fetchOne(db, sql: "SELECT count(*)" + from + whereClause(conds), arguments: all) ?? 0
             let rows = try Row.fetchAll(db, sql: """
                 SELECT d.*, v.row_count AS v_rows, v.created_at AS v_at FROM datasets d
                 LEFT JOIN versions v ON v.dataset_id = d.id AND v.number = d.published_version
-                \(whereClause(filters)) ORDER BY d.title, d.id LIMIT ? OFFSET ?
+                \(whereClause(conds)) ORDER BY d.title, d.id LIMIT ? OFFSET ?
                 """, arguments: all + [limit + 1, offset])
             // Facets: counts over the query with every filter except the facet's own.
-            func facet(_ column: String, excluding: String?) throws -> [FacetCount] {
-                var fs: [String] = [], fa: [DatabaseValueConvertible?] = []
-                if excluding != "department", let d = query.department { fs.append("d.department = ?"); fa.append(d) }
-                if excluding != "tier", let t = query.tier { fs.append("d.tier = ?"); fa.append(t.rawValue) }
-                if excluding != "topic", let t = query.topic { fs.append("d.topic = ?"); fa.append(t) }
-                if excluding != "freshness", let f = query.freshness { fs.append("\(freshness) = ?"); fa.append(f.rawValue) }
-                let value = column == "freshness" ? freshness : "d.\(column)"
-                let sql = "SELECT \(value) AS value, count(*) AS n" + from + whereClause(fs + ["\(value) IS NOT NULL AND \(value) <> ''"]) + " GROUP BY 1 ORDER BY n DESC, value"
-                return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args + fa)).map { FacetCount(value: $0["value"], count: $0["n"]) }
+            var facets: [String: [FacetCount]] = [:]
+            for name in CatalogRules.facets {
+                let (value, join) = CatalogRules.facetSQL(name, now: query.now)
+                let (fs, fa) = conditions(excluding: name)
+                let sql = "SELECT \(value) AS value, count(DISTINCT d.id) AS n" + from + join
+                    + whereClause(fs + ["\(value) IS NOT NULL AND \(value) <> ''"]) + " GROUP BY 1 ORDER BY n DESC, value"
+                facets[name] = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args + fa)).map { FacetCount(value: $0["value"], count: $0["n"]) }
             }
             var items: [(record: DatasetRecord, rowCount: Int, updatedAt: String?)] = []
             for row in rows.prefix(limit) {
                 items.append((try Self.datasetRecord(row), row["v_rows"] ?? 0, row["v_at"]))
             }
-            var next: String?
-            if rows.count > limit {
-                next = CatalogRules.searchCursor(offset: offset + limit)
-            }
-            return DatasetPage(datasets: items, total: total,
-                               departments: try facet("department", excluding: "department"),
-                               tiers: try facet("tier", excluding: "tier"),
-                               topics: try facet("topic", excluding: "topic"),
-                               freshness: try facet("freshness", excluding: "freshness"),
-                               nextCursor: next)
+            return DatasetPage(datasets: items, total: total, facets: facets,
+                               nextCursor: rows.count > limit ? CatalogRules.searchCursor(offset: offset + limit) : nil)
         }
     }
 

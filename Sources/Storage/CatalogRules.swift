@@ -30,6 +30,51 @@ package enum CatalogRules {
     /// The join `freshnessSQL` reads the published version's time through.
     package static let publishedVersionJoin = " LEFT JOIN versions v ON v.dataset_id = d.id AND v.number = d.published_version"
 
+    // MARK: Coverage
+
+    /// The `dataset_divisions` rows of a manifest: each declared code with its city (nil for the
+    /// province) and, for a county, the county.
+    package static func divisionRows(_ m: DatasetManifest) -> [(code: String, city: String?, county: String?)] {
+        (m.spatial ?? []).compactMap(Divisions.named).map { ($0.code, $0.cityCode, $0.level == .county ? $0.code : nil) }
+    }
+
+    // MARK: Search filters and facets
+
+    /// One filter of a catalog search: the facet it narrows, its SQL condition with one `?` for
+    /// its value (the same in SQLite and PostgreSQL, which numbers the placeholder), the value.
+    package struct SearchFilter: Sendable {
+        package let facet: String
+        package let condition: String
+        package let value: String
+    }
+
+    /// The facets a catalog search counts, in the order a page lists them.
+    package static let facets = ["department", "tier", "topic", "freshness", "city", "county"]
+
+    /// The filters of a query, in `facets` order.
+    package static func searchFilters(_ q: DatasetQuery) -> [SearchFilter] {
+        var out: [SearchFilter] = []
+        if let d = q.department { out.append(.init(facet: "department", condition: "d.department = ?", value: d)) }
+        if let t = q.tier { out.append(.init(facet: "tier", condition: "d.tier = ?", value: t.rawValue)) }
+        if let t = q.topic { out.append(.init(facet: "topic", condition: "d.topic = ?", value: t)) }
+        if let f = q.freshness { out.append(.init(facet: "freshness", condition: "\(freshnessSQL(now: q.now)) = ?", value: f.rawValue)) }
+        for (facet, value) in [("city", q.city), ("county", q.county)] {
+            guard let value else { continue }
+            out.append(.init(facet: facet, condition: "EXISTS (SELECT 1 FROM dataset_divisions gf WHERE gf.dataset_id = d.id AND gf.\(facet) = ?)", value: value))
+        }
+        return out
+    }
+
+    /// What a facet groups by, and the join it needs (cities and counties come from the
+    /// dataset's declared divisions, so a dataset counts once under each city it covers).
+    package static func facetSQL(_ facet: String, now: Date) -> (value: String, join: String) {
+        switch facet {
+        case "freshness": return (freshnessSQL(now: now), "")
+        case "city", "county": return ("g.\(facet)", " JOIN dataset_divisions g ON g.dataset_id = d.id")
+        default: return ("d.\(facet)", "")
+        }
+    }
+
     // MARK: Manifests
 
     package static func decodeManifest(_ json: String) throws -> DatasetManifest {

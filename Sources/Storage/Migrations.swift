@@ -316,6 +316,21 @@ enum CatalogMigrations {
             // Each version's quality report, computed at import (`QualityReport`, JSON).
             try db.execute(sql: "ALTER TABLE versions ADD COLUMN quality_json TEXT")
         }
+        m.registerMigration("v13-dataset-divisions") { db in
+            // The divisions a dataset's manifest declares (`spatial`), each with its city and,
+            // for a county, the county: what the catalog's city and county facets count.
+            try db.execute(sql: """
+            CREATE TABLE dataset_divisions (
+                dataset_id TEXT NOT NULL REFERENCES datasets(id),
+                code TEXT NOT NULL,
+                city TEXT,
+                county TEXT,
+                PRIMARY KEY (dataset_id, code)
+            );
+            CREATE INDEX dataset_divisions_by_city ON dataset_divisions(city);
+            CREATE INDEX dataset_divisions_by_county ON dataset_divisions(county);
+            """)
+        }
         return m
     }
 }

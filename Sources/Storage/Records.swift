@@ -85,12 +85,17 @@ public struct DatasetQuery: Sendable {
     public var freshness: Freshness?
     /// The time freshness is judged at.
     public var now = Date()
+    /// Only datasets covering a place in this city (GB/T 2260 code): the city or one of its counties.
+    public var city: String?
+    /// Only datasets declaring this county (GB/T 2260 code).
+    public var county: String?
 
     public init(q: String? = nil, department: String? = nil, tier: Tier? = nil, topic: String? = nil,
-                limit: Int = 20, cursor: String? = nil, includeUnpublished: Bool = false, freshness: Freshness? = nil, now: Date = Date()) {
+                limit: Int = 20, cursor: String? = nil, includeUnpublished: Bool = false, freshness: Freshness? = nil, now: Date = Date(),
+                city: String? = nil, county: String? = nil) {
         self.q = q; self.department = department; self.tier = tier; self.topic = topic
         self.limit = limit; self.cursor = cursor; self.includeUnpublished = includeUnpublished
-        self.freshness = freshness; self.now = now
+        self.freshness = freshness; self.now = now; self.city = city; self.county = county
     }
 }
 
@@ -106,18 +111,25 @@ public struct DatasetPage: Sendable {
     public var datasets: [(record: DatasetRecord, rowCount: Int, updatedAt: String?)]
     /// Matches over all pages.
     public var total: Int
-    public var departments: [FacetCount]
-    public var tiers: [FacetCount]
-    public var topics: [FacetCount]
-    /// Published datasets by freshness at the query's `now`.
-    public var freshness: [FacetCount]
+    /// Counts by facet (`CatalogRules.facets`: department, tier, topic, freshness, city,
+    /// county), each over the query with every filter but its own.
+    public var facets: [String: [FacetCount]]
     /// The cursor of the next page; nil on the last.
     public var nextCursor: String?
 
-    package init(datasets: [(record: DatasetRecord, rowCount: Int, updatedAt: String?)], total: Int, departments: [FacetCount],
-                 tiers: [FacetCount], topics: [FacetCount], freshness: [FacetCount], nextCursor: String?) {
-        self.datasets = datasets; self.total = total; self.departments = departments; self.tiers = tiers; self.topics = topics
-        self.freshness = freshness; self.nextCursor = nextCursor
+    public var departments: [FacetCount] { facets["department"] ?? [] }
+    public var tiers: [FacetCount] { facets["tier"] ?? [] }
+    public var topics: [FacetCount] { facets["topic"] ?? [] }
+    /// Published datasets by freshness at the query's `now`.
+    public var freshness: [FacetCount] { facets["freshness"] ?? [] }
+    /// Datasets by the cities (GB/T 2260) they declare a place in.
+    public var cities: [FacetCount] { facets["city"] ?? [] }
+    /// Datasets by the counties they declare.
+    public var counties: [FacetCount] { facets["county"] ?? [] }
+
+    package init(datasets: [(record: DatasetRecord, rowCount: Int, updatedAt: String?)], total: Int,
+                 facets: [String: [FacetCount]], nextCursor: String?) {
+        self.datasets = datasets; self.total = total; self.facets = facets; self.nextCursor = nextCursor
     }
 }
 

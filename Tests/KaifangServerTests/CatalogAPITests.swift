@@ -65,6 +65,53 @@ func ids(_ r: LiveServer.Reply) -> [String] {
         }
     }
 
+    /// The samples' coverage: enterprises and residents in 12 counties of three cities, air
+    /// quality in 南京市 as a whole. Facets, filters, the dataset's coverage, DCAT and the portal.
+    @Test func datasetsSayWhereAndWhenTheyCover() async throws {
+        try await LiveServer.with { s in
+            let r = try await s.get("/v1/datasets")
+            let facets = try #require(r.object["facets"] as? [String: Any])
+            let cities = try #require(facets["city"] as? [[String: Any]])
+            #expect(cities.map { "\($0["value"]!):\($0["label"]!):\($0["count"]!)" } == ["320100:南京市:3", "320200:无锡市:2", "320500:苏州市:2"])
+            let counties = try #require(facets["county"] as? [[String: Any]])
+            #expect(counties.count == 12 && counties.allSatisfy { $0["count"] as? Int == 2 })
+            #expect(counties.first { $0["value"] as? String == "320115" }?["label"] as? String == "江宁区")
+            func ids(_ query: String) async throws -> [String] {
+                ((try await s.get("/v1/datasets?\(query)").object["datasets"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }.sorted()
+            }
+            #expect(try await ids("city=320100") == ["air-quality", "enterprises", "residents"])
+            #expect(try await ids("city=320500") == ["enterprises", "residents"])
+            #expect(try await ids("county=320115") == ["enterprises", "residents"])
+            #expect(try await ids("city=320300") == [])
+            // A code of the wrong level or none at all: 400 naming the parameter and what to pass.
+            let wrong = try await s.get("/v1/datasets?city=320115")
+            #expect(wrong.status == 400 && (wrong.object["detail"] as? String)?.contains("city '320115' (江宁区) is a county, not a city: its city is 320100 (南京市)") == true)
+            let unknown = try await s.get("/v1/datasets?county=330106")
+            #expect(unknown.status == 400 && (unknown.object["detail"] as? String)?.contains("'330106' is not a Jiangsu division code") == true)
+            #expect(try await s.get("/v1/datasets?county=3201").status == 400)
+
+            let air = try await s.get("/v1/datasets/air-quality").object
+            let spatial = try #require(air["spatial"] as? [[String: Any]])
+            #expect(spatial.count == 1 && spatial[0]["code"] as? String == "320100" && spatial[0]["name"] as? String == "南京市" && spatial[0]["level"] as? String == "city")
+            #expect((air["temporal"] as? [String: String]) == ["start": "2026-06-01", "end": "2026-06-10"])
+            let enterprises = try await s.get("/v1/datasets/enterprises").object
+            #expect((enterprises["spatial"] as? [[String: Any]])?.first?["city"] as? String == "320100")
+            #expect((enterprises["temporal"] as? [String: String]) == ["start": "1995-01-01"])
+
+            let dcat = try await s.get("/v1/catalog.jsonld").text
+            #expect(dcat.contains("\"dct:spatial\"") && dcat.contains("\"dct:identifier\" : \"320100\"") && dcat.contains("\"dcat:startDate\""), "\(dcat.prefix(400))")
+            let context = try await s.get("/v1/catalog.jsonld").object["@context"] as? [String: Any]
+            #expect(context?["skos"] as? String == "http://www.w3.org/2004/02/skos/core#")
+
+            let page = try await s.get("/datasets/air-quality")
+            #expect(page.text.contains("覆盖范围") && page.text.contains("<a href=\"/datasets?city=320100\">南京市</a>") && page.text.contains("2026-06-01 – 2026-06-10"))
+            let catalog = try await s.get("/datasets?county=320115")
+            #expect(catalog.status == 200 && catalog.text.contains("区县") && catalog.text.contains("name=\"county\" value=\"320115\""))
+            #expect(catalog.text.contains("共 2 个数据集"))
+            #expect(try await s.get("/datasets?city=999999").status == 400)
+        }
+    }
+
     @Test func searchFiltersAndCursorPaging() async throws {
         try await LiveServer.with { s in
             let air = try await s.get("/v1/datasets?q=%E7%A9%BA%E6%B0%94") // 空气

@@ -93,21 +93,26 @@ import Testing
     /// The metadata score of the samples, counted by hand from docs/quality.md's table.
     @Test func theMetadataScoreIsCountedIndicatorByIndicator() async throws {
         try await LiveServer.with { s in
-            // enterprises, open, CC BY 4.0, topic and department: findability 30+30, accessibility
-            // 50+20+30, interoperability 20+10+10+20+20, reusability 20+10+10+5+10, contextuality 4×5.
+            // enterprises, open, CC BY 4.0, topic, department, spatial and temporal coverage:
+            // findability 30+30+20+20, accessibility 50+20+30, interoperability 20+10+10+20+20,
+            // reusability 20+10+10+5+10, contextuality 4×5.
             let open = try await s.get("/v1/datasets/enterprises").object["metadata_score"] as? [String: Any]
-            #expect(open?["points"] as? Int == 60 + 100 + 80 + 55 + 20 && open?["max"] as? Int == 405 && open?["rating"] as? String == "good")
+            #expect(open?["points"] as? Int == 100 + 100 + 80 + 55 + 20 && open?["max"] as? Int == 405 && open?["rating"] as? String == "excellent")
             // residents, conditional, a license in words: no anonymous download (−30), no license vocabulary (−10).
             let conditional = try await s.get("/v1/datasets/residents").object["metadata_score"] as? [String: Any]
-            #expect(conditional?["points"] as? Int == 315 - 30 - 10 && conditional?["rating"] as? String == "good")
+            #expect(conditional?["points"] as? Int == 355 - 30 - 10 && conditional?["rating"] as? String == "good")
             let indicators = try #require(conditional?["indicators"] as? [[String: Any]])
             #expect(indicators.count == 23 && indicators.map { $0["max"] as? Int ?? 0 }.reduce(0, +) == 405)
-            // Withdrawn: only what the manifest says is left (topic, department, license, publisher).
+            // Withdrawn: only what the manifest says is left (topic, department, coverage, license, publisher).
             try s.catalog.withdraw(dataset: "enterprises", actor: "t")
             let record = try #require(try s.catalog.dataset("enterprises"))
             let score = MetadataScore.of(record)
-            #expect(score.points == 30 + 30 + 20 + 10 + 10 && score.rating == "bad")
-            #expect(try await s.get("/datasets/residents").text.contains("275 / 405 (good)"))
+            #expect(score.points == 30 + 30 + 20 + 20 + 20 + 10 + 10 && score.rating == "sufficient")
+            var bare = record
+            bare.manifest.spatial = nil
+            bare.manifest.temporal = nil
+            #expect(MetadataScore.of(bare).points == score.points - 40)
+            #expect(try await s.get("/datasets/residents").text.contains("315 / 405 (good)"))
         }
     }
 }

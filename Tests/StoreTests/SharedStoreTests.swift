@@ -99,7 +99,9 @@ struct SharedStoreTests {
     @Test func anEmbeddedDataDirectoryCopiesIntoAnEmptySharedStore() throws {
         let source = try StoreFixture(.embedded)
         let s = source.store
-        try source.importVersion(StoreFixture.manifest("people"), rows: 30)
+        var people = StoreFixture.manifest("people")
+        people.spatial = ["320102", "320213"]
+        try source.importVersion(people, rows: 30)
         try s.publish(dataset: "people", tier: .conditional, actor: "cli:test")
         let (key, secret) = try s.createKey(role: .partner, name: "伙伴", actor: "cli:test")
         let app = try s.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况的统计分析", fields: ["name"], use: .rows, durationDays: 30)
@@ -124,6 +126,8 @@ struct SharedStoreTests {
         #expect(copied.accountID == account.id && copied.suspension == "复制测试 copy" && copied.limits == KeyLimits(rate: 7, burst: 14, exportsPerDay: 9))
         #expect(try pg.account(account.id) == (try s.account(account.id)))
         #expect(try pg.versionChanges("people", 1) == #"{"added":0}"#)
+        #expect(try pg.search(DatasetQuery(city: "320200")).datasets.map(\.record.id) == ["people"])
+        #expect(try pg.search(DatasetQuery()).counties == (try s.search(DatasetQuery()).counties))
         #expect(try pg.usage(keys: [member.id], dataset: nil, from: "2026-12-01", to: "2026-12-01") == (try s.usage(keys: [member.id], dataset: nil, from: "2026-12-01", to: "2026-12-01")))
         #expect(try pg.auditEvents().map(\.hash) == (try s.auditEvents().map(\.hash)))
         #expect(try pg.pseudonymSecret() == (try s.pseudonymSecret()))

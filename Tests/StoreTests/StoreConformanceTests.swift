@@ -495,6 +495,51 @@ import VersionFormat
         #expect(try s.webhookDeliveries(webhook: all.id, limit: 10).count == 2)
     }
 
+    /// The city and county facets count each dataset once under every city (county) its declared
+    /// divisions lie in; the filters return what the facet counted; republishing a manifest with
+    /// another coverage moves the dataset; a province-wide dataset is under no city.
+    @Test(arguments: StoreKind.available)
+    func datasetsAreFilteredAndCountedByCityAndCounty(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        let coverage: [(String, [String]?)] = [
+            ("nanjing-whole", ["320100"]),                      // 南京市
+            ("jiangning", ["320115"]),                          // 江宁区 (南京市)
+            ("two-cities", ["320115", "320213", "320508"]),     // 江宁区, 梁溪区 (无锡市), 姑苏区 (苏州市)
+            ("province", ["320000"]),
+            ("nowhere", nil),
+            ("hidden", ["320213"]),
+        ]
+        for (id, spatial) in coverage {
+            var m = StoreFixture.manifest(id)
+            m.spatial = spatial
+            try f.importVersion(m, rows: 1)
+            if id != "hidden" { try s.publish(dataset: id, version: nil, tier: .open, actor: "t", reason: nil, detail: [:]) }
+        }
+        func counts(_ facets: [FacetCount]) -> [String: Int] { Dictionary(uniqueKeysWithValues: facets.map { ($0.value, $0.count) }) }
+        let page = try s.search(DatasetQuery(limit: 100))
+        #expect(counts(page.cities) == ["320100": 3, "320200": 1, "320500": 1])
+        #expect(counts(page.counties) == ["320115": 2, "320213": 1, "320508": 1])
+        func ids(city: String? = nil, county: String? = nil, topic: String? = nil) throws -> [String] {
+            try s.search(DatasetQuery(topic: topic, limit: 100, city: city, county: county)).datasets.map(\.record.id).sorted()
+        }
+        #expect(try ids(city: "320100") == ["jiangning", "nanjing-whole", "two-cities"])
+        #expect(try ids(city: "320200") == ["two-cities"])
+        #expect(try ids(county: "320115") == ["jiangning", "two-cities"])
+        #expect(try ids(city: "320100", county: "320508") == ["two-cities"])
+        #expect(try ids(city: "320300") == [])
+        // Each facet is counted over the other filters: within 无锡市 the counties are those of two-cities.
+        let wuxi = try s.search(DatasetQuery(limit: 100, city: "320200"))
+        #expect(wuxi.total == 1 && counts(wuxi.counties) == ["320115": 1, "320213": 1, "320508": 1] && wuxi.cities.count == 3)
+        #expect(try ids(city: "320100", topic: "economy") == [])
+        // A new manifest replaces the dataset's divisions.
+        var moved = StoreFixture.manifest("jiangning")
+        moved.spatial = ["320300"]
+        try f.importVersion(moved, rows: 1)
+        #expect(try ids(county: "320115") == ["two-cities"] && ids(city: "320300") == ["jiangning"])
+        #expect(try s.dataset("jiangning")?.manifest.spatial == ["320300"])
+    }
+
     /// Freshness is judged from the published version's time and the frequency, at the query's
     /// clock: the filter and the facet agree with `Freshness.of` on both stores.
     @Test(arguments: StoreKind.available)

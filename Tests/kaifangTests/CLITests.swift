@@ -129,6 +129,23 @@ import Testing
         #expect(quality.status == 0 && quality.stdout.contains("1 rows, 0 refused at import; valid") && quality.stdout.contains("100.0 %"), "\(quality.stdout)")
     }
 
+    @Test func anUnknownDivisionCodeExits2AndWritesNothing() throws {
+        let dir = try initialized()
+        let before = try snapshot(dir)
+        let csv = scratch.write("people.csv", "pid,age\nP1,30\n")
+        for (spatial, expected) in [(#"["320100", "320199"]"#, "spatial[1]: '320199' is not a Jiangsu division code (GB/T 2260): `kaifang divisions` lists"),
+                                    (#"["320611"]"#, "'320611' (港闸区) is a GB/T 2260 code retired in 2020: use '320602' (崇川区)")] {
+            let m = scratch.write("bad.json", Self.manifest.replacingOccurrences(of: "\"entity\"", with: "\"spatial\": \(spatial), \"entity\""))
+            let r = try CLI.run(["dataset", "import", csv, "--id", "people", "--manifest", m, "--data-dir", dir])
+            #expect(r.status == 2)
+            #expect(r.stderr.contains(expected) && r.stderr.contains("bad.json"), "\(r.stderr)")
+            #expect(try snapshot(dir) == before)
+        }
+        let listed = try CLI.run(["divisions", "--city", "320100"])
+        #expect(listed.status == 0 && listed.stdout.contains("320115  江宁区") && listed.stdout.split(separator: "\n").count == 2 + 12)
+        #expect(try CLI.run(["divisions", "--city", "320115"]).status == 2)
+    }
+
     @Test func aHeaderThatDoesNotMatchTheManifestExits2AndWritesNothing() throws {
         let dir = try initialized()
         let before = try snapshot(dir)

@@ -113,6 +113,18 @@ extension APIHandler {
                         ["@type": "dcat:Distribution", "dcat:accessURL": ["@id": "\(iri)/datapackage.json"] as [String: (any Sendable)?], "dcat:mediaType": "application/json", "dct:conformsTo": ["@id": "https://specs.frictionlessdata.io/data-package/"] as [String: (any Sendable)?]] as [String: (any Sendable)?],
                     ] as [(any Sendable)?],
                 ]
+                if let spatial = m.spatial {
+                    // GB/T 2260 divisions have no published IRIs: each is a dct:Location named by its code.
+                    entry["dct:spatial"] = spatial.compactMap(Divisions.named).map { g in
+                        ["@type": "dct:Location", "dct:identifier": g.code, "skos:prefLabel": ["@value": g.name, "@language": "zh"] as [String: (any Sendable)?],
+                         "skos:inScheme": "GB/T 2260"] as [String: (any Sendable)?]
+                    } as [(any Sendable)?]
+                }
+                if let t = m.temporal {
+                    var period: [String: (any Sendable)?] = ["@type": "dct:PeriodOfTime", "dcat:startDate": ["@value": t.start, "@type": "xsd:date"] as [String: (any Sendable)?]]
+                    if let end = t.end { period["dcat:endDate"] = ["@value": end, "@type": "xsd:date"] as [String: (any Sendable)?] }
+                    entry["dct:temporal"] = period
+                }
                 if let v = versions.first(where: { $0.number == d.publishedVersion }) {
                     entry["dct:modified"] = ["@value": v.createdAt, "@type": "xsd:dateTime"] as [String: (any Sendable)?]
                 }
@@ -123,7 +135,7 @@ extension APIHandler {
         let catalogDoc: [String: (any Sendable)?] = [
             "@context": [
                 "dcat": "http://www.w3.org/ns/dcat#", "dct": "http://purl.org/dc/terms/", "foaf": "http://xmlns.com/foaf/0.1/",
-                "xsd": "http://www.w3.org/2001/XMLSchema#", "spdx": "http://spdx.org/rdf/terms#", "kaifang": "\(base)/ns#",
+                "skos": "http://www.w3.org/2004/02/skos/core#", "xsd": "http://www.w3.org/2001/XMLSchema#", "spdx": "http://spdx.org/rdf/terms#", "kaifang": "\(base)/ns#",
             ] as [String: (any Sendable)?],
             "@id": "\(base)/v1/catalog.jsonld", "@type": "dcat:Catalog", "dct:title": "Kaifang 开放 — public data catalog",
             "dcat:dataset": entries,

@@ -68,11 +68,15 @@ struct APIHandler: APIProtocol {
         let caller = Caller.current
         try limiter.admit(caller)
         let now = Date()
-        let query = DatasetQuery(q: q.q, department: q.department, tier: q.tier.flatMap { Tier(rawValue: $0.rawValue) },
-                                 topic: q.topic, limit: q.limit ?? 20, cursor: q.cursor, includeUnpublished: caller.isSteward,
-                                 freshness: q.freshness.flatMap { Freshness(rawValue: $0.rawValue) }, now: now)
         let page: DatasetPage
-        do { page = try catalog.search(query) } catch let e as KaifangError where e.kind == .badInput {
+        do {
+            let query = DatasetQuery(q: q.q, department: q.department, tier: q.tier.flatMap { Tier(rawValue: $0.rawValue) },
+                                     topic: q.topic, limit: q.limit ?? 20, cursor: q.cursor, includeUnpublished: caller.isSteward,
+                                     freshness: q.freshness.flatMap { Freshness(rawValue: $0.rawValue) }, now: now,
+                                     city: try q.city.map { try Divisions.require($0, level: .city, parameter: "city") },
+                                     county: try q.county.map { try Divisions.require($0, level: .county, parameter: "county") })
+            page = try catalog.search(query)
+        } catch let e as KaifangError where e.kind == .badInput {
             return .badRequest(.init(body: .applicationProblemJson(Self.problem(Problem(e, instance: "/v1/datasets")))))
         }
         let items = page.datasets.map { item in
@@ -85,14 +89,21 @@ struct APIHandler: APIProtocol {
                 nextUpdateDue: Self.nextDue(item.record, updatedAt: item.updatedAt), url: "/v1/datasets/\(item.record.id)")
         }
         func facets(_ f: [FacetCount]) -> [Components.Schemas.Facet] { f.map { .init(value: $0.value, count: $0.count) } }
+        func places(_ f: [FacetCount]) -> [Components.Schemas.Facet] { f.map { .init(value: $0.value, count: $0.count, label: Divisions.named($0.value)?.name) } }
         let list = Components.Schemas.DatasetList(datasets: items, total: page.total,
-                                                  facets: .init(freshness: facets(page.freshness), department: facets(page.departments),
+                                                  facets: .init(city: places(page.cities), county: places(page.counties),
+                                                                freshness: facets(page.freshness), department: facets(page.departments),
                                                                 tier: facets(page.tiers), topic: facets(page.topics)),
                                                   nextCursor: page.nextCursor)
         let tag = try EntityTag.ofContent("list", list)
         let cacheControl = EntityTag.cacheControl(private: caller.isSteward)
         if EntityTag.matches(input.headers.ifNoneMatch, tag) { return .notModified(.init(headers: .init(eTag: tag, cacheControl: cacheControl))) }
         return .ok(.init(headers: .init(eTag: tag, cacheControl: cacheControl), body: .json(list)))
+    }
+
+    /// A division as the API shows it.
+    static func division(_ d: Division) -> Components.Schemas.Division {
+        .init(code: d.code, name: d.name, level: .init(rawValue: d.level.rawValue) ?? .county, city: d.level == .county ? d.cityCode : nil)
     }
 
     /// A published dataset's freshness at `now`, from when its published version was made.
@@ -141,7 +152,9 @@ struct APIHandler: APIProtocol {
             nextUpdateDue: Self.nextDue(record, updatedAt: published?.createdAt),
             license: record.manifest.license, tier: record.tier.flatMap { .init(rawValue: $0.rawValue) },
             shouldOpen: record.manifest.shouldOpen, entity: record.manifest.entity, publishedVersion: record.publishedVersion,
-            rowCount: published?.rowCount, view: view.map { .init(rawValue: $0.rawValue) ?? .none } ?? .none, fields: fields,
+            rowCount: published?.rowCount, view: view.map { .init(rawValue: $0.rawValue) ?? .none } ?? .none,
+            spatial: record.manifest.spatial.map { $0.compactMap(Divisions.named).map(Self.division) },
+            temporal: record.manifest.temporal.map { .init(start: $0.start, end: $0.end) }, fields: fields,
             versions: visibleVersions.map { v in
                 .init(number: v.number, rowCount: v.rowCount, sha256: v.sha256, source: caller.isSteward ? v.source : nil,
                       createdAt: Self.date(v.createdAt) ?? Date(timeIntervalSince1970: 0), published: v.number == record.publishedVersion)

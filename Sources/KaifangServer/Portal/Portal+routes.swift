@@ -31,7 +31,8 @@ extension Portal {
             let q = request.uri.queryParameters
             func value(_ k: String) -> String? { q[k[...]].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
             do {
-                return Self.html(try self.catalogPage(q: value("q"), department: value("department"), tier: value("tier"), topic: value("topic"), freshness: value("freshness"), cursor: value("cursor")))
+                return Self.html(try self.catalogPage(q: value("q"), department: value("department"), tier: value("tier"), topic: value("topic"), freshness: value("freshness"),
+                                                         city: value("city"), county: value("county"), cursor: value("cursor")))
             } catch let e as KaifangError where e.kind == .badInput {
                 return Self.html(self.message("无效的请求 Bad request", e.message, back: "/datasets"), status: .badRequest)
             }

@@ -80,15 +80,18 @@ struct Portal: Sendable {
         }
     }
 
-    func catalogPage(q: String?, department: String?, tier: String?, topic: String?, freshness: String? = nil, cursor: String?) throws -> String {
+    func catalogPage(q: String?, department: String?, tier: String?, topic: String?, freshness: String? = nil,
+                     city: String? = nil, county: String? = nil, cursor: String?) throws -> String {
         let tierValue = tier.flatMap(Tier.init(rawValue:))
         let freshnessValue = freshness.flatMap(Freshness.init(rawValue:))
         let now = Date()
-        let query = DatasetQuery(q: q, department: department, tier: tierValue, topic: topic, limit: 20, cursor: cursor, freshness: freshnessValue, now: now)
+        let query = DatasetQuery(q: q, department: department, tier: tierValue, topic: topic, limit: 20, cursor: cursor, freshness: freshnessValue, now: now,
+                                 city: try city.map { try Divisions.require($0, level: .city, parameter: "city") },
+                                 county: try county.map { try Divisions.require($0, level: .county, parameter: "county") })
         let page = try catalog.search(query)
         // The page's filters as (name, value) in a fixed order; a facet link toggles one of them.
         let current: [(String, String?)] = [("q", q.flatMap { $0.isEmpty ? nil : $0 }), ("department", department), ("tier", tier), ("topic", topic),
-                                            ("freshness", freshnessValue?.rawValue)]
+                                            ("freshness", freshnessValue?.rawValue), ("city", city), ("county", county)]
         func link(toggling name: String? = nil, _ value: String? = nil, cursor: String? = nil) -> String {
             var items: [String] = []
             for (n, v) in current {
@@ -110,10 +113,15 @@ struct Portal: Sendable {
             "department": entries("department", page.departments, selected: department),
             "topic": entries("topic", page.topics, selected: topic),
             "freshness": entries("freshness", page.freshness, selected: freshnessValue?.rawValue) { Freshness(rawValue: $0).map(Self.freshnessLabel) },
+            "city": entries("city", page.cities, selected: city) { Divisions.named($0)?.name },
+            "county": entries("county", page.counties, selected: county) { Divisions.named($0)?.name },
         ]
         var context: [String: Any] = [
             "q": q ?? "", "total": page.total, "facets": facets,
-            "filtered": q != nil || department != nil || tier != nil || topic != nil || freshnessValue != nil,
+            "filtered": current.contains { $0.1 != nil },
+            "hasCities": !page.cities.isEmpty, "hasCounties": !page.counties.isEmpty,
+            // The filters a new search keeps.
+            "kept": current.dropFirst().compactMap { n, v in v.map { ["name": n, "value": $0] } },
             "datasets": page.datasets.map { item -> [String: Any] in
                 let m = item.record.manifest
                 var entry: [String: Any] = ["id": m.id, "title": m.title, "description": m.description, "department": m.department, "topic": m.topic,
@@ -128,10 +136,6 @@ struct Portal: Sendable {
                 return entry
             },
         ]
-        if let tier { context["tier"] = tier }
-        if let department { context["department"] = department }
-        if let topic { context["topic"] = topic }
-        if let freshnessValue { context["freshness"] = freshnessValue.rawValue }
         if let next = page.nextCursor { context["next"] = link(cursor: next) }
         if cursor != nil { context["previous"] = link() }
         return render("catalog", context)
@@ -174,6 +178,13 @@ struct Portal: Sendable {
             "freshnessClass": published.flatMap { AuditChain.date($0.createdAt) }.map { Freshness.of(frequency: m.updateFrequency, updatedAt: $0, now: Date()).rawValue } ?? "",
             "nextDue": published.flatMap { AuditChain.date($0.createdAt) }.flatMap { Freshness.nextDue(frequency: m.updateFrequency, updatedAt: $0) }
                 .map { String(AuditChain.timestamp($0).prefix(16)).replacingOccurrences(of: "T", with: " ") + " UTC" } ?? "",
+            "coverage": (m.spatial == nil && m.temporal == nil) ? false : [
+                // A city or county links to the catalog filtered to it; the province to the whole catalog.
+                "places": (m.spatial ?? []).compactMap(Divisions.named).map { g -> [String: Any] in
+                    ["code": g.level == .province ? "" : g.code, "name": g.name, "param": g.level == .county ? "county" : g.level == .city ? "city" : "q"]
+                },
+                "period": m.temporal.map { "\($0.start) – \($0.end ?? "至今 ongoing")" } ?? "",
+            ] as [String: Any],
             "entity": m.entity ?? "每行一个 one row", "tier": d.tier?.rawValue ?? "unpublished", "tierLabel": Self.tierLabel(d.tier),
             "baseURL": caller.baseURL, "fields": fields, "canRead": access != nil,
             "restricted": d.tier == .restricted, "canApply": d.tier == .conditional || d.tier == .restricted,
