@@ -2,6 +2,8 @@
 """Opens every portal page of a running Kaifang server in headless Chromium (Debian's
 `chromium`), saves screenshots at desktop and phone widths, and fails when
 
+  - a page with charts does not have each of them, with gridlines and points, in the DOM
+    Chromium built,
   - a page does not answer 200 or Chromium fails to render it,
   - a link on a page is dead (an internal href answering 4xx/5xx; exports of data the anonymous
     visitor may not read are expected to answer 401/403 and are not linked),
@@ -20,7 +22,9 @@ import urllib.request
 
 base, kaifang, out = sys.argv[1], sys.argv[2], sys.argv[3]
 PAGES = ["/", "/datasets", "/datasets?tier=open", "/datasets?q=%E7%A9%BA%E6%B0%94", "/datasets/residents",
-         "/datasets/enterprises", "/datasets/air-quality", "/sandbox", "/docs/api", "/signup", "/account"]
+         "/datasets/enterprises", "/datasets/air-quality", "/sandbox", "/scorecards", "/docs/api", "/signup", "/account"]
+# Pages with server-drawn SVG charts: how many charts Chromium must have laid out.
+CHARTS = {"/scorecards": 4}
 SIZES = {"desktop": "1280,900", "phone": "390,844"}
 CHROME = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
           "--disable-dev-shm-usage", "--user-data-dir=" + out + "/chrome-profile"]
@@ -69,6 +73,15 @@ for path in PAGES:
     if dom.returncode != 0 or "<html" not in dom.stdout:
         failures.append(f"{path}: Chromium could not render it ({dom.returncode}): {dom.stderr[-300:]}")
         continue
+    if path in CHARTS:
+        # Each chart is an <svg class="chart"> in the DOM Chromium built, with its gridlines
+        # and at least one point per department.
+        charts = re.findall(r'<svg[^>]*class="chart"[^>]*>(.*?)</svg>', dom.stdout, re.S)
+        if len(charts) != CHARTS[path]:
+            failures.append(f"{path}: {len(charts)} charts rendered, {CHARTS[path]} expected")
+        for i, body in enumerate(charts):
+            if body.count("<line") < 5 or "<circle" not in body:
+                failures.append(f"{path}: chart {i + 1} has no gridlines or no points")
     name = re.sub(r"[^a-z0-9]+", "-", path.strip("/").lower()) or "home"
     for size, window in SIZES.items():
         shot = subprocess.run(CHROME + [f"--window-size={window}", f"--screenshot={out}/{name}-{size}.png", url],

@@ -141,13 +141,15 @@ public enum AuditChain {
         return f.date(from: text) ?? ISO8601DateFormatter().date(from: text)
     }
 
+    /// `date` to the millisecond below it. A time read back from a timestamp (`date(_:)`) can
+    /// land a hair under its millisecond in binary floating point: a microsecond of slack gives
+    /// that millisecond back, so timestamp → date → timestamp is the identity.
     public static func timestamp(_ date: Date = Date()) -> String {
-        let t = date.timeIntervalSince1970
-        let seconds = floor(t)
-        let millis = min(999, Int(((t - seconds) * 1000).rounded(.down)))
+        let total = Int64((date.timeIntervalSince1970 * 1000 + 0.001).rounded(.down))
+        let seconds = total >= 0 ? total / 1000 : (total - 999) / 1000
         var out: [UInt8] = []
         out.reserveCapacity(24)
-        UTCTimestamp.append(seconds: Int64(seconds), milliseconds: millis, into: &out)
+        UTCTimestamp.append(seconds: seconds, milliseconds: Int(total - seconds * 1000), into: &out)
         return String(decoding: out, as: UTF8.self)
     }
 }

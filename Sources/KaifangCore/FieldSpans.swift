@@ -31,6 +31,21 @@ public enum CSVBytes {
         b == 0x2C || b == 0x22 || b == 0x0A || b == 0x0D
     }
 
+    /// One CSV field: `s` as is, or quoted with its quotes doubled when it holds a comma, quote,
+    /// CR or LF. Judged byte by byte, so a quote that begins a grapheme cluster (a quote and a
+    /// combining mark) is still seen and doubled.
+    public static func field(_ s: String) -> String {
+        guard s.utf8.contains(where: isSpecial) else { return s }
+        var bytes: [UInt8] = [0x22]
+        bytes.reserveCapacity(s.utf8.count + 4)
+        for b in s.utf8 {
+            bytes.append(b)
+            if b == 0x22 { bytes.append(0x22) }
+        }
+        bytes.append(0x22)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Quotes the value that starts at `start` and runs to the end of `out`, when it holds a
     /// comma, quote, CR or LF (values are masked straight into the output, then checked).
     @inlinable @inline(__always)

@@ -112,6 +112,7 @@ public func buildApplication(
     let webhooks = WebhookDispatcher(catalog: catalog, settings: configuration.webhooks,
                                      baseURL: configuration.webhooks.publicURL ?? "http://\(configuration.host):\(configuration.port)", logger: logger)
     services.append(WebhookService(dispatcher: webhooks))
+    services.append(ScorecardService(catalog: catalog, logger: logger))
     if let period = configuration.harvestPeriod {
         services.append(HarvestService(harvester: Harvester(catalog: catalog, logger: logger), period: period))
     }

@@ -347,6 +347,16 @@ enum PGMigrations {
         CREATE INDEX dataset_divisions_by_city ON dataset_divisions(city);
         CREATE INDEX dataset_divisions_by_county ON dataset_divisions(county);
         """),
+        ("v10-scorecards", """
+        -- Monthly department scorecards, kept forever (Scorecard, JSON).
+        CREATE TABLE scorecards (
+            month TEXT NOT NULL,
+            department TEXT NOT NULL,
+            figures_json TEXT NOT NULL,
+            taken_at TEXT NOT NULL,
+            PRIMARY KEY (month, department)
+        );
+        """),
     ]
 
     /// The seeded tiers as SQL values (numbers only: nothing to quote).

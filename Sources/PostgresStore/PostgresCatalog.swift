@@ -404,6 +404,34 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         }
     }
 
+    // MARK: - Scorecards
+
+    public func recordScorecards(month: String, figures: [(department: String, json: String)], actor: String) throws -> Int {
+        guard !figures.isEmpty else { return 0 }
+        let at = CatalogRules.now()
+        // Under the chain's lock: replicas taking the same month one after the other, the
+        // second finds it kept.
+        return try write { tx, chain in
+            guard try tx.query("SELECT count(*) AS n FROM scorecards WHERE month = \(month)").first?.int("n") == 0 else { return 0 }
+            for f in figures {
+                try tx.query("INSERT INTO scorecards (month, department, figures_json, taken_at) VALUES (\(month), \(f.department), \(f.json), \(at))")
+            }
+            try chain.append(tx, actor: actor, action: "scorecards.snapshot", dataset: nil,
+                             detail: ["month": .string(month), "departments": .int(Int64(figures.count))])
+            return figures.count
+        }
+    }
+
+    public func scorecards(month: String?) throws -> [ScorecardSnapshot] {
+        let rows = month == nil
+            ? try client.query("SELECT * FROM scorecards ORDER BY month COLLATE \"C\", department COLLATE \"C\"")
+            : try client.query("SELECT * FROM scorecards WHERE month = \(month!) ORDER BY department COLLATE \"C\"")
+        return try rows.map {
+            ScorecardSnapshot(month: try $0.string("month"), department: try $0.string("department"),
+                              figuresJSON: try $0.string("figures_json"), takenAt: try $0.string("taken_at"))
+        }
+    }
+
     public func stats(since: String) throws -> CatalogStats {
         try read { tx in
             func count(_ sql: String) throws -> Int { try tx.query(PostgresQuery(unsafeSQL: sql)).first?.int("n") ?? 0 }

@@ -153,6 +153,12 @@ public enum StoreCopy {
                     try tx.query("INSERT INTO read_counts (day, dataset_id, n) VALUES (\(r["day"] as String), \(r["dataset_id"] as String), \(r["n"] as Int64))")
                 }
                 // Feeds and webhooks number events: the same numbers, and the sequence after them.
+                for r in try rows("SELECT * FROM scorecards ORDER BY month, department") {
+                    try tx.query("""
+                        INSERT INTO scorecards (month, department, figures_json, taken_at)
+                        VALUES (\(r["month"] as String), \(r["department"] as String), \(r["figures_json"] as String), \(r["taken_at"] as String))
+                        """)
+                }
                 for r in try rows("SELECT * FROM dataset_events ORDER BY seq") {
                     try tx.query("""
                         INSERT INTO dataset_events (seq, dataset_id, kind, version, tier, at) VALUES (\(r["seq"] as Int64), \(r["dataset_id"] as String),

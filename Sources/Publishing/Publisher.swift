@@ -264,19 +264,12 @@ final class RejectsWriter {
     }
 
     func write(issues: [ImportIssue], raw: [String]) throws {
-        let row = raw.map(Self.quote).joined(separator: ",")
+        let row = raw.map(CSVBytes.field).joined(separator: ",")
         for issue in issues {
-            let line = [String(issue.position.line), String(issue.position.column), issue.field ?? "", issue.reason].map(Self.quote).joined(separator: ",") + "," + Self.quote(row) + "\n"
+            let line = [String(issue.position.line), String(issue.position.column), issue.field ?? "", issue.reason].map(CSVBytes.field).joined(separator: ",") + "," + CSVBytes.field(row) + "\n"
             handle.write(Data(line.utf8))
         }
     }
 
     func close() { try? handle.close() }
-
-    static func quote(_ s: String) -> String {
-        if s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
-            return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        }
-        return s
-    }
 }

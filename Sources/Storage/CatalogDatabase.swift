@@ -572,6 +572,31 @@ public struct CatalogDatabase: CatalogStore {
         }
     }
 
+    // MARK: - Scorecards
+
+    public func recordScorecards(month: String, figures: [(department: String, json: String)], actor: String) throws -> Int {
+        guard !figures.isEmpty else { return 0 }
+        let at = Self.now()
+        return try write { db in
+            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM scorecards WHERE month = ?", arguments: [month]) == 0 else { return 0 }
+            for f in figures {
+                try db.execute(sql: "INSERT INTO scorecards (month, department, figures_json, taken_at) VALUES (?, ?, ?, ?)",
+                               arguments: [month, f.department, f.json, at])
+            }
+            _ = try Self.appendAudit(db, actor: actor, action: "scorecards.snapshot", dataset: nil,
+                                     detail: ["month": .string(month), "departments": .int(Int64(figures.count))])
+            return figures.count
+        }
+    }
+
+    public func scorecards(month: String?) throws -> [ScorecardSnapshot] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM scorecards WHERE ? IS NULL OR month = ? ORDER BY month, department", arguments: [month, month]).map {
+                ScorecardSnapshot(month: $0["month"], department: $0["department"], figuresJSON: $0["figures_json"], takenAt: $0["taken_at"])
+            }
+        }
+    }
+
     // MARK: - Keys
 
     /// Creates an API key, for `account` when given. The secret is returned once and only its

@@ -68,6 +68,14 @@ public protocol CatalogStore: Sendable {
     func datasetEvents(dataset: String?, limit: Int) throws -> [DatasetEvent]
     func datasetCount() throws -> Int
     func search(_ query: DatasetQuery) throws -> DatasetPage
+
+    // Department scorecards: one row per month and department, kept forever.
+    /// Stores `month`'s figures (JSON per department) unless the month is kept already, with an
+    /// audit event when stored.
+    /// - Returns: the rows stored (0 when another process kept the month first).
+    func recordScorecards(month: String, figures: [(department: String, json: String)], actor: String) throws -> Int
+    /// The kept months (all when `month` is nil), oldest first, departments in order.
+    func scorecards(month: String?) throws -> [ScorecardSnapshot]
     func stats(since: String) throws -> CatalogStats
 
     // MARK: Keys

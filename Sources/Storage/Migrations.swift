@@ -331,6 +331,18 @@ enum CatalogMigrations {
             CREATE INDEX dataset_divisions_by_county ON dataset_divisions(county);
             """)
         }
+        m.registerMigration("v14-scorecards") { db in
+            // Monthly department scorecards, kept forever (`Scorecard`, JSON).
+            try db.execute(sql: """
+            CREATE TABLE scorecards (
+                month TEXT NOT NULL,
+                department TEXT NOT NULL,
+                figures_json TEXT NOT NULL,
+                taken_at TEXT NOT NULL,
+                PRIMARY KEY (month, department)
+            );
+            """)
+        }
         return m
     }
 }

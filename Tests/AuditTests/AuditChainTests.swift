@@ -3,17 +3,28 @@ import Foundation
 import Testing
 
 @Suite struct AuditChainTests {
-    /// Event times against the C library's `gmtime_r` + `strftime`, milliseconds truncated.
+    /// Event times against the C library's `gmtime_r` + `strftime`, milliseconds truncated
+    /// (written out by hand: `.001` is one millisecond although the double is a hair under it).
     @Test func timestampsAgreeWithGmtime() {
-        for t in [0.0, 0.9999, 951_782_400.5, 1_764_498_467.123_9, 4_102_444_799.999, 1_709_164_800.001] {
+        for (t, millis) in [(0.0, 0), (0.9999, 999), (951_782_400.5, 500), (1_764_498_467.123_9, 123), (4_102_444_799.999, 999), (1_709_164_800.001, 1)] {
             var tt = time_t(t.rounded(.down))
             var tmv = tm()
             gmtime_r(&tt, &tmv)
             var buf = [Int8](repeating: 0, count: 32)
             let n = strftime(&buf, 32, "%Y-%m-%dT%H:%M:%S", &tmv)
-            let millis = Int(((t - t.rounded(.down)) * 1000).rounded(.down))
             let expected = String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) + String(format: ".%03dZ", millis)
             #expect(AuditChain.timestamp(Date(timeIntervalSince1970: t)) == expected)
+        }
+    }
+
+    /// A timestamp read back and written again is the same text, for every millisecond tried.
+    @Test func aTimestampReadBackIsWrittenTheSame() {
+        for i in Int64(0)..<20_000 {
+            // Spread over 1970–2100 by a multiplicative hash of i: every millisecond digit occurs.
+            let ms = (i &* 2_654_435_761 &* 7_919 &+ 12_345) % 4_102_444_800_000
+            let text = AuditChain.timestamp(Date(timeIntervalSince1970: Double(ms) / 1000))
+            #expect(AuditChain.date(text).map { AuditChain.timestamp($0) } == text, "\(text)")
+            #expect(text.hasSuffix(String(format: ".%03dZ", ms % 1000)))
         }
     }
 

@@ -29,4 +29,14 @@ import Testing
         }
         #expect(wrong == 0)
     }
+
+    /// A whole field as a String: the same bytes as the reference, including the values a
+    /// Character comparison would miss (a CRLF is one Character; so is a quote with a combining
+    /// mark after it).
+    @Test func aStringFieldIsQuotedByItsBytes() {
+        for value in ["plain", "a,b", "say \"hi\"", "two\r\nlines", "\"\u{301}x", "玄武区", ""] {
+            #expect(Array(CSVBytes.field(value).utf8) == Self.reference(Array(value.utf8)), "\(Array(value.utf8))")
+        }
+        #expect(CSVBytes.field("two\r\nlines") == "\"two\r\nlines\"" && CSVBytes.field("\"\u{301}") == "\"\"\"\u{301}\"")
+    }
 }

@@ -116,6 +116,7 @@ struct SharedStoreTests {
         try s.setSuspended(account: account.id, reason: "复制测试 copy", actor: "cli:steward")
         try s.addUsage([UsageEntry(day: "2026-12-01", keyID: member.id, dataset: "people", requests: 3, rows: 30, bytes: 300, exports: 1)], pruneBefore: nil)
         try s.recordVersionChanges("people", 1, json: #"{"added":0}"#)
+        #expect(try s.recordScorecards(month: "2026-11", figures: [("省民政厅", #"{"datasets":1}"#)], actor: "scorecards") == 1)
 
         let target = try StoreFixture(.postgres)
         let pg = try #require(target.store as? PostgresCatalog)
@@ -127,6 +128,7 @@ struct SharedStoreTests {
         #expect(try pg.account(account.id) == (try s.account(account.id)))
         #expect(try pg.versionChanges("people", 1) == #"{"added":0}"#)
         #expect(try pg.search(DatasetQuery(city: "320200")).datasets.map(\.record.id) == ["people"])
+        #expect(try pg.scorecards(month: nil) == (try s.scorecards(month: nil)) && (try pg.scorecards(month: "2026-11")).count == 1)
         #expect(try pg.search(DatasetQuery()).counties == (try s.search(DatasetQuery()).counties))
         #expect(try pg.usage(keys: [member.id], dataset: nil, from: "2026-12-01", to: "2026-12-01") == (try s.usage(keys: [member.id], dataset: nil, from: "2026-12-01", to: "2026-12-01")))
         #expect(try pg.auditEvents().map(\.hash) == (try s.auditEvents().map(\.hash)))

@@ -146,6 +146,23 @@ import Testing
         #expect(try CLI.run(["divisions", "--city", "320115"]).status == 2)
     }
 
+    @Test func scorecardsShowTheMonthAndRefuseAMonthNotOver() throws {
+        let dir = try initialized()
+        #expect(try CLI.run(["--data-dir", dir, "scorecard"]).stdout.contains("No dataset in the catalog yet"))
+        let m = scratch.write("good.json", Self.manifest.replacingOccurrences(of: "\"entity\"", with: "\"department\": \"省统计局\", \"should_open\": true, \"entity\""))
+        let csv = scratch.write("people.csv", "pid,age\nP1,30\n")
+        #expect(try CLI.run(["dataset", "import", csv, "--id", "people", "--manifest", m, "--data-dir", dir]).status == 0)
+        let shown = try CLI.run(["--data-dir", dir, "scorecard"])
+        #expect(shown.status == 0 && shown.stdout.contains("省统计局") && shown.stdout.contains("0/2") && shown.stdout.contains("0.0 %"), "\(shown.stdout)")
+        let now = try CLI.run(["--data-dir", dir, "scorecard", "snapshot", "--month", String(AuditChain.timestamp().prefix(7))])
+        #expect(now.status == 2 && now.stderr.contains("is not over"), "\(now.stderr)")
+        #expect(try CLI.run(["--data-dir", dir, "scorecard", "snapshot", "--month", "Nov"]).status == 2)
+        // Last month ended before the dataset was imported: nothing to keep.
+        let last = try CLI.run(["--data-dir", dir, "scorecard", "snapshot"])
+        #expect(last.status == 0 && last.stdout.contains("nothing to keep"), "\(last.stdout)")
+        #expect(try CLI.run(["--data-dir", dir, "scorecard", "history"]).stdout.contains("No month kept yet"))
+    }
+
     @Test func aHeaderThatDoesNotMatchTheManifestExits2AndWritesNothing() throws {
         let dir = try initialized()
         let before = try snapshot(dir)

@@ -102,6 +102,10 @@ extension Portal {
             try limiter.admit(Caller.current)
             return Self.html(try self.sandboxPage(policy: Self.defaultPolicy))
         }
+        router.get("/scorecards") { _, _ in
+            try limiter.admit(Caller.current)
+            return Self.html(try await StoreThreads.run { try self.scorecardsPage(now: Date()) })
+        }
         router.get("/docs/api") { _, _ in
             try limiter.admit(Caller.current)
             return Self.html(try self.apiDocsPage())

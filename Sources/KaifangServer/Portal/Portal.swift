@@ -214,6 +214,36 @@ struct Portal: Sendable {
         return render("dataset", context)
     }
 
+    /// Department scorecards: this month so far in a table, and one chart per rate over the kept
+    /// months and this one (its label starred).
+    func scorecardsPage(now: Date) throws -> String {
+        let month = ScorecardMonth.of(now)
+        let current = try Scorecard.compute(catalog: catalog, start: try ScorecardMonth.bounds(month).start, end: now)
+        let kept = try ScorecardSnapshots.history(catalog: catalog)
+        let months = Array(Set(kept.map(\.month))).sorted()
+        let labels = months + [month + "*"]
+        let departments = Array(Set(kept.map(\.card.department) + current.map(\.department))).sorted()
+        func percent(_ x: Double?) -> String { x.map { String(format: "%.1f\u{00A0}%%", $0 * 100) } ?? "—" }
+        let charts: [[String: Any]] = Scorecard.rates.map { key, title in
+            let series = departments.map { d in
+                LineChart.Series(name: d, values: months.map { m in kept.first { $0.month == m && $0.card.department == d }?.card.rate(key) }
+                                 + [current.first { $0.department == d }?.rate(key)])
+            }
+            return ["title": title, "svg": LineChart.svg(title: title, labels: labels, series: series)]
+        }
+        return render("scorecards", [
+            "month": month, "hasDepartments": !departments.isEmpty, "charts": charts, "keptMonths": months.count,
+            "legend": departments.enumerated().map { ["name": $0.element, "swatch": LineChart.swatch($0.offset)] },
+            "rows": current.map { c -> [String: Any] in
+                ["department": c.department, "datasets": c.datasets, "items": "\(c.itemsOpened) / \(c.items)", "openRate": percent(c.openRate),
+                 "timely": "\(c.timely) / \(c.published)", "timeliness": percent(c.timelinessRate),
+                 "sharing": c.applicationsDecided == 0 ? "—" : "\(c.applicationsApproved) / \(c.applicationsDecided)", "sharingRate": percent(c.sharingRate),
+                 "pending": c.applicationsPending, "completeness": percent(c.completeness),
+                 "metadata": c.metadataScore.map { String(format: "%.0f", $0) } ?? "—"]
+            },
+        ])
+    }
+
     func sandboxPage(policy: SandboxPolicy) throws -> String {
         let page = try catalog.search(DatasetQuery(limit: 100))
         return render("sandbox", [

@@ -1,0 +1,51 @@
+import Audit
+import Foundation
+import KaifangAPI
+import KaifangCore
+import OpenAPIRuntime
+import Publishing
+import Storage
+
+extension APIHandler {
+    func getScorecards(_ input: Operations.GetScorecards.Input) async throws -> Operations.GetScorecards.Output {
+        try limiter.admit(Caller.current)
+        let now = Date()
+        let month = ScorecardMonth.of(now)
+        let start = try ScorecardMonth.bounds(month).start
+        let catalog = self.catalog
+        let cards = try await StoreThreads.run { try Scorecard.compute(catalog: catalog, start: start, end: now) }
+        return .ok(.init(body: .json(.init(asOf: now, month: month, departments: cards.map(Self.scorecard)))))
+    }
+
+    func getScorecardHistory(_ input: Operations.GetScorecardHistory.Input) async throws -> Operations.GetScorecardHistory.Output {
+        try limiter.admit(Caller.current)
+        let q = input.query
+        for (name, value) in [("from", q.from), ("to", q.to)] {
+            guard let value else { continue }
+            do { _ = try ScorecardMonth.bounds(value) } catch let e as KaifangError {
+                return .badRequest(.init(body: .applicationProblemJson(Self.problem(Problem(status: .badRequest, detail: "\(name): \(e.message)", instance: "/v1/scorecards/history")))))
+            }
+        }
+        let catalog = self.catalog
+        let kept = try await StoreThreads.run { try ScorecardSnapshots.history(catalog: catalog) }.filter { m in
+            (q.department == nil || m.card.department == q.department) && (q.from.map { m.month >= $0 } ?? true) && (q.to.map { m.month <= $0 } ?? true)
+        }
+        if q.format == .csv {
+            return .ok(.init(body: .csv(HTTPBody(ScorecardSnapshots.csv(kept)))))
+        }
+        var months: [Components.Schemas.ScorecardMonth] = []
+        for m in kept {
+            let card = Self.scorecard(m.card)
+            if months.last?.month == m.month { months[months.count - 1].departments.append(card); continue }
+            months.append(.init(month: m.month, takenAt: AuditChain.date(m.takenAt) ?? Date(timeIntervalSince1970: 0), departments: [card]))
+        }
+        return .ok(.init(body: .json(.init(months: months))))
+    }
+
+    static func scorecard(_ c: Scorecard) -> Components.Schemas.Scorecard {
+        .init(department: c.department, datasets: c.datasets, shouldOpen: c.shouldOpen, items: c.items, itemsOpened: c.itemsOpened,
+              openRate: c.openRate, published: c.published, timely: c.timely, timelinessRate: c.timelinessRate,
+              applicationsDecided: c.applicationsDecided, applicationsApproved: c.applicationsApproved, sharingRate: c.sharingRate,
+              applicationsPending: c.applicationsPending, completeness: c.completeness, metadataScore: c.metadataScore)
+    }
+}
