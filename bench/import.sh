@@ -5,7 +5,9 @@
 #   - the sqlite3 CLI doing the same job: `.import` into a typed table of the same columns, one
 #     transaction, a fresh file, then the same six indexes and ANALYZE (validates nothing);
 #   - the sqlite3 CLI's bare `.import` (every column TEXT, no index);
-#   - DuckDB's read_csv into a table (1 thread).
+#   - DuckDB's read_csv into a table (1 thread);
+#   - Kaifang's own import without the version's quality report (KAIFANG_BENCH_NO_QUALITY=1),
+#     alternating with the full import: what the report adds (bench/quality.sh does more rounds).
 # Writes bench/out/import.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,14 +59,16 @@ t = time.perf_counter(); con.execute(f"CREATE TABLE rows AS SELECT * FROM read_c
 print(f"{time.perf_counter() - t:.2f}")
 PY
 }
-k=$(for i in 1 2 3; do kaifang_run; done | best)
+for i in 1 2 3; do kaifang_run >> "$T/with.t"; KAIFANG_BENCH_NO_QUALITY=1 kaifang_run >> "$T/without.t"; done
+k=$(best < "$T/with.t"); q=$(best < "$T/without.t")
 s=$(for i in 1 2 3; do sqlite_run; done | best)
 s2=$(for i in 1 2 3; do sqlite_same_run; done | best)
 d=$(for i in 1 2 3; do duck_run; done | best)
 {
   printf '%-28s %8s %12s\n' "importer" "seconds" "rows/s"
-  for pair in "kaifang dataset import:$k" "sqlite3 same job:$s2" "sqlite3 .import (bare):$s" "duckdb read_csv (1 thread):$d"; do
+  for pair in "kaifang dataset import:$k" "kaifang, no quality report:$q" "sqlite3 same job:$s2" "sqlite3 .import (bare):$s" "duckdb read_csv (1 thread):$d"; do
     name=${pair%%:*}; sec=${pair##*:}
     printf '%-28s %8s %12.0f\n' "$name" "$sec" "$(echo "$ROWS / $sec" | bc -l)"
   done
 } | tee bench/out/import.txt
+awk -v a="$k" -v b="$q" 'BEGIN {printf "quality report: import %.3f× of one without it (best of 3 each)\n", a / b}' | tee -a bench/out/import.txt

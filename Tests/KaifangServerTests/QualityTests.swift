@@ -83,6 +83,10 @@ import Testing
             small.add(CountingHash.of(.integer(Int64(i % 1000))))
         }
         #expect(small.isExact && small.count == 1000)
+        // Hash 0 (no table slot) and runs of one value count once each.
+        var edges = DistinctCounter()
+        for h: UInt64 in [0, 0, 7, 7, 7, 0, 1 << 63, 7, 0] { edges.add(h) }
+        #expect(edges.isExact && edges.count == 3)
         for i in 0..<300_000 {
             big.add(CountingHash.of(.text("户籍地址 \(i)")))
             if i == DistinctCounter.exactLimit - 1 { #expect(big.isExact && big.count == DistinctCounter.exactLimit) }

@@ -9,12 +9,8 @@ import Storage
 extension APIHandler {
     func getScorecards(_ input: Operations.GetScorecards.Input) async throws -> Operations.GetScorecards.Output {
         try limiter.admit(Caller.current)
-        let now = Date()
-        let month = ScorecardMonth.of(now)
-        let start = try ScorecardMonth.bounds(month).start
-        let catalog = self.catalog
-        let cards = try await StoreThreads.run { try Scorecard.compute(catalog: catalog, start: start, end: now) }
-        return .ok(.init(body: .json(.init(asOf: now, month: month, departments: cards.map(Self.scorecard)))))
+        let (at, month, cards) = try await scorecards.current(catalog)
+        return .ok(.init(body: .json(.init(asOf: at, month: month, departments: cards.map(Self.scorecard)))))
     }
 
     func getScorecardHistory(_ input: Operations.GetScorecardHistory.Input) async throws -> Operations.GetScorecardHistory.Output {

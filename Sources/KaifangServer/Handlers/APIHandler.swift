@@ -19,6 +19,7 @@ struct APIHandler: APIProtocol {
     let limiter: RateLimiter
     let auditBatcher: AuditBatcher
     let plans: PlanCache
+    let scorecards = ScorecardCache()
     let jobs: JobService
     let jobWake: JobWake
     let children: ChildRegistry

@@ -104,7 +104,8 @@ extension Portal {
         }
         router.get("/scorecards") { _, _ in
             try limiter.admit(Caller.current)
-            return Self.html(try await StoreThreads.run { try self.scorecardsPage(now: Date()) })
+            let (at, month, cards) = try await api.scorecards.current(self.catalog)
+            return Self.html(try await StoreThreads.run { try self.scorecardsPage(month: month, at: at, current: cards) })
         }
         router.get("/docs/api") { _, _ in
             try limiter.admit(Caller.current)

@@ -216,9 +216,7 @@ struct Portal: Sendable {
 
     /// Department scorecards: this month so far in a table, and one chart per rate over the kept
     /// months and this one (its label starred).
-    func scorecardsPage(now: Date) throws -> String {
-        let month = ScorecardMonth.of(now)
-        let current = try Scorecard.compute(catalog: catalog, start: try ScorecardMonth.bounds(month).start, end: now)
+    func scorecardsPage(month: String, at: Date, current: [Scorecard]) throws -> String {
         let kept = try ScorecardSnapshots.history(catalog: catalog)
         let months = Array(Set(kept.map(\.month))).sorted()
         let labels = months + [month + "*"]
@@ -232,7 +230,7 @@ struct Portal: Sendable {
             return ["title": title, "svg": LineChart.svg(title: title, labels: labels, series: series)]
         }
         return render("scorecards", [
-            "month": month, "hasDepartments": !departments.isEmpty, "charts": charts, "keptMonths": months.count,
+            "month": month, "asOf": String(AuditChain.timestamp(at).prefix(16)).replacingOccurrences(of: "T", with: " "), "hasDepartments": !departments.isEmpty, "charts": charts, "keptMonths": months.count,
             "legend": departments.enumerated().map { ["name": $0.element, "swatch": LineChart.swatch($0.offset)] },
             "rows": current.map { c -> [String: Any] in
                 ["department": c.department, "datasets": c.datasets, "items": "\(c.itemsOpened) / \(c.items)", "openRate": percent(c.openRate),
