@@ -42,8 +42,8 @@ struct DatasetCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The file: CSV (RFC 4180, a header naming the fields by name or title; UTF-8 or GBK) or JSON Lines (.jsonl/.ndjson, UTF-8).")
         var file: String
-        @Option(help: "The dataset id (lower-case letters, digits, '-' and '_').")
-        var id: String
+        @Option(help: "The dataset id (lower-case letters, digits, '-' and '_'); default: the manifest's id.")
+        var id: String?
         @Option(help: "The manifest (dataset.json) describing the fields. Without one, a new dataset's schema is inferred from the file (review it with `dataset show`).")
         var manifest: String?
         @Option(help: "The file's encoding: auto (UTF-8 unless the bytes say GBK), utf-8, gb18030 (gbk).")
@@ -54,6 +54,9 @@ struct DatasetCommand: ParsableCommand {
         var delimiter: String = ","
 
         func validate() throws {
+            guard id != nil || manifest != nil else {
+                throw ValidationError("name the dataset: --id ID, or --manifest dataset.json (its id is used)")
+            }
             guard OnError(rawValue: onError) != nil else { throw ValidationError("--on-error must be reject or skip") }
             do { _ = try TextEncoding.parse(encoding) } catch let e as KaifangError { throw ValidationError(e.message) }
             guard delimiter.utf8.count == 1, let b = delimiter.utf8.first, b < 0x80, b != 0x22, b != 0x0A, b != 0x0D else {
@@ -64,6 +67,7 @@ struct DatasetCommand: ParsableCommand {
         func run() throws {
             let catalog = try openCatalog(global)
             let m = try manifest.map { try DatasetManifest.load(path: $0) }
+            guard let id = id ?? m?.id else { throw KaifangError.badInput("name the dataset: --id ID, or --manifest dataset.json") }
             let publisher = Publisher(catalog: catalog)
             let progress = ProgressReporter(enabled: !global.json)
             let existed = try catalog.dataset(id) != nil

@@ -146,6 +146,16 @@ import Testing
         #expect(try CLI.run(["divisions", "--city", "320115"]).status == 2)
     }
 
+    @Test func theManifestNamesTheDatasetWhenIdIsLeftOut() throws {
+        let dir = try initialized()
+        let m = scratch.write("dataset.json", Self.manifest)
+        let csv = scratch.write("people.csv", "pid,age\nP1,30\n")
+        let bare = try CLI.run(["dataset", "import", csv, "--data-dir", dir])
+        #expect(bare.status == 2 && bare.stderr.contains("--id ID, or --manifest dataset.json"), "\(bare.stderr)")
+        let r = try CLI.run(["dataset", "import", csv, "--manifest", m, "--data-dir", dir])
+        #expect(r.status == 0 && r.stdout.contains("into people version 1"), "\(r.stdout)\(r.stderr)")
+    }
+
     @Test func scorecardsShowTheMonthAndRefuseAMonthNotOver() throws {
         let dir = try initialized()
         #expect(try CLI.run(["--data-dir", dir, "scorecard"]).stdout.contains("No dataset in the catalog yet"))
