@@ -87,7 +87,7 @@ public struct QualityReport: Codable, Sendable, Equatable {
 struct DistinctCounter {
     static let exactLimit = 1 << 16
     private static let p = 14
-    /// Linear-probing table of hashes, twice the limit (load at most ½); 0 marks an empty slot.
+    /// Linear-probing table of hashes (load at most ½, at most twice the limit); 0 marks an empty slot.
     private var table: [UInt64] = []
     private var stored = 0
     /// Whether hash 0 was added (it cannot be stored in the table).
@@ -103,23 +103,34 @@ struct DistinctCounter {
         if h == last && (h != 0 || zero) { return }
         last = h
         if h == 0 { zero = true; return }
-        if table.isEmpty { table = Array(repeating: 0, count: 2 * Self.exactLimit) }
-        let mask = table.count - 1
-        var i = Int(truncatingIfNeeded: h) & mask
-        while true {
-            let v = table[i]
-            if v == h { return }
-            if v == 0 { break }
-            i = (i + 1) & mask
-        }
-        table[i] = h
+        if table.isEmpty { table = Array(repeating: 0, count: 1024) }
+        guard Self.insert(h, into: &table) else { return }
         stored += 1
+        // Kept at most half full: doubled (up to twice the limit) as values arrive, so a
+        // category column holds a few KiB, not the largest size.
+        if 2 * stored > table.count && table.count < 2 * Self.exactLimit {
+            var bigger = [UInt64](repeating: 0, count: table.count * 2)
+            for v in table where v != 0 { _ = Self.insert(v, into: &bigger) }
+            table = bigger
+        }
         if stored + (zero ? 1 : 0) > Self.exactLimit {
             registers = Array(repeating: 0, count: 1 << Self.p)
             for v in table where v != 0 { record(v) }
             if zero { record(0) }
             table = []
             estimating = true
+        }
+    }
+
+    /// Inserts a nonzero hash by linear probing; false when it was there already.
+    @inline(__always) private static func insert(_ h: UInt64, into table: inout [UInt64]) -> Bool {
+        let mask = table.count - 1
+        var i = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let v = table[i]
+            if v == h { return false }
+            if v == 0 { table[i] = h; return true }
+            i = (i + 1) & mask
         }
     }
 

@@ -222,10 +222,13 @@ struct Portal: Sendable {
         let labels = months + [month + "*"]
         let departments = Array(Set(kept.map(\.card.department) + current.map(\.department))).sorted()
         func percent(_ x: Double?) -> String { x.map { String(format: "%.1f\u{00A0}%%", $0 * 100) } ?? "—" }
+        // Each department's card per month (the kept ones, then this one), looked up once.
+        var cards: [String: [String: Scorecard]] = [:]
+        for k in kept { cards[k.card.department, default: [:]][k.month] = k.card }
+        for c in current { cards[c.department, default: [:]][month + "*"] = c }
         let charts: [[String: Any]] = Scorecard.rates.map { key, title in
             let series = departments.map { d in
-                LineChart.Series(name: d, values: months.map { m in kept.first { $0.month == m && $0.card.department == d }?.card.rate(key) }
-                                 + [current.first { $0.department == d }?.rate(key)])
+                LineChart.Series(name: d, values: labels.map { cards[d]?[$0]?.rate(key) })
             }
             return ["title": title, "svg": LineChart.svg(title: title, labels: labels, series: series)]
         }
