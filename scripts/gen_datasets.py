@@ -107,7 +107,7 @@ def residents_manifest():
             {"name": "gender", "title": "性别", "type": "string", "semantic": "category", "level": "L2", "qi": True},
             {"name": "district", "title": "所属区县", "type": "string", "semantic": "category", "level": "L1", "qi": True},
             {"name": "service_type", "title": "服务类型", "type": "string", "semantic": "category", "level": "L1"},
-            {"name": "benefit_amount", "title": "补贴金额(元)", "type": "number", "semantic": "amount", "level": "L2", "min": 0, "max": 100000},
+            {"name": "benefit_amount", "title": "补贴金额(元)", "type": "number", "semantic": "amount", "level": "L2", "min": 0, "max": 100000, "fingerprint": {"tolerance": 0.01}},
             {"name": "service_date", "title": "服务日期", "type": "date", "semantic": "date", "level": "L1"},
         ],
     }

@@ -22,20 +22,23 @@ public struct FieldSpec: Codable, Sendable, Equatable {
     public var max: Double?
     /// A steward's override of the default masking action.
     public var action: ActionName?
+    /// How far a licensee's copy of this number may move to carry the license's fingerprint;
+    /// nil: never altered.
+    public var fingerprint: FingerprintSpec?
 
     /// Makes a field.
     public init(name: String, title: String? = nil, description: String? = nil, type: FieldType = .string,
                 semantic: SemanticType? = nil, level: Level = .L1, qi: Bool = false,
-                min: Double? = nil, max: Double? = nil, action: ActionName? = nil) {
+                min: Double? = nil, max: Double? = nil, action: ActionName? = nil, fingerprint: FingerprintSpec? = nil) {
         self.name = name; self.title = title; self.description = description; self.type = type
         self.semantic = semantic; self.level = level; self.qi = qi; self.min = min; self.max = max
-        self.action = action
+        self.action = action; self.fingerprint = fingerprint
     }
 
-    static let keys: [String] = ["name", "title", "description", "type", "semantic", "level", "qi", "min", "max", "action"]
+    static let keys: [String] = ["name", "title", "description", "type", "semantic", "level", "qi", "min", "max", "action", "fingerprint"]
 
     enum CodingKeys: String, CodingKey {
-        case name, title, description, type, semantic, level, qi, min, max, action
+        case name, title, description, type, semantic, level, qi, min, max, action, fingerprint
     }
 
     public init(from decoder: any Decoder) throws {
@@ -54,6 +57,7 @@ public struct FieldSpec: Codable, Sendable, Equatable {
         min = try c.decodeIfPresent(Double.self, forKey: .min)
         max = try c.decodeIfPresent(Double.self, forKey: .max)
         action = try StrictKeys.decodeEnum(ActionName.self, c, .action, what: "action")
+        fingerprint = try c.decodeIfPresent(FingerprintSpec.self, forKey: .fingerprint)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -68,6 +72,7 @@ public struct FieldSpec: Codable, Sendable, Equatable {
         try c.encodeIfPresent(min, forKey: .min)
         try c.encodeIfPresent(max, forKey: .max)
         try c.encodeIfPresent(action, forKey: .action)
+        try c.encodeIfPresent(fingerprint, forKey: .fingerprint)
     }
 
     /// Whether a CSV header cell names this field (by name, or by title).
@@ -220,6 +225,24 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
             }
             if (f.min != nil || f.max != nil) && !(f.type == .integer || f.type == .number) {
                 throw KaifangError.badInput("fields[\(i)] '\(f.name)': min/max apply to integer or number fields, not \(f.type.rawValue)")
+            }
+            if let fp = f.fingerprint {
+                let at = "fields[\(i)] '\(f.name)': fingerprint"
+                guard f.type == .integer || f.type == .number else {
+                    throw KaifangError.badInput("\(at) applies to integer or number fields, not \(f.type.rawValue): only numbers are marked")
+                }
+                guard let places = FingerprintSpec.decimals(of: fp.tolerance) else {
+                    throw KaifangError.badInput("\(at) tolerance \(Cell.format(fp.tolerance)) must be a positive number with at most 6 decimals: the largest change a licensee's value may take, in the field's unit")
+                }
+                if f.type == .integer && places > 0 {
+                    throw KaifangError.badInput("\(at) tolerance \(Cell.format(fp.tolerance)) must be a whole number for an integer field (1 or more)")
+                }
+                if let lo = f.min, let hi = f.max, hi - lo < 2 * fp.tolerance {
+                    throw KaifangError.badInput("\(at) tolerance \(Cell.format(fp.tolerance)) is more than half the field's range \(Cell.format(lo))–\(Cell.format(hi)): choose a smaller one")
+                }
+                if primaryKey?.contains(f.name) == true {
+                    throw KaifangError.badInput("\(at): '\(f.name)' is in primary_key, and a key is never altered; mark another field")
+                }
             }
         }
         if let key = primaryKey {
@@ -396,5 +419,33 @@ enum StrictKeys {
         case is [String].Type, is [Any].Type: "an array"
         default: "a value of another kind"
         }
+    }
+}
+
+/// A field's fingerprint declaration: `{"tolerance": 0.01}`, the largest change a licensee's
+/// copy of a value may take.
+public struct FingerprintSpec: Codable, Sendable, Equatable {
+    public var tolerance: Double
+
+    public init(tolerance: Double) { self.tolerance = tolerance }
+
+    public init(from decoder: any Decoder) throws {
+        try StrictKeys.refuseUnknown(in: decoder, allowed: ["tolerance"])
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        tolerance = try c.decode(Double.self, forKey: .tolerance)
+    }
+
+    /// The decimals of a tolerance (0–6); nil for one that is not a positive finite number below
+    /// 10^12 with at most 6 decimals.
+    public static func decimals(of t: Double) -> Int? {
+        guard t.isFinite, t > 0, t < 1e12 else { return nil }
+        var d = 0
+        var scaled = t
+        while abs(scaled - scaled.rounded()) > 1e-9 * max(1, scaled) {
+            d += 1
+            scaled *= 10
+            if d > 6 { return nil }
+        }
+        return d
     }
 }

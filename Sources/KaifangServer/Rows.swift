@@ -38,6 +38,9 @@ struct RowQuery {
                 throw Problem(status: .badRequest, detail: "'\(name)' is not a field you can \(purpose): the fields are \(byName.keys.sorted().joined(separator: ", "))")
             }
             let c = plan.columns[i]
+            if case .fingerprint = c.operation {
+                throw Problem(status: .badRequest, detail: "cannot \(purpose) '\(name)': your copy of it carries your license's fingerprint (a change within its tolerance), and a filter or sort on the stored value would reveal it; \(purpose == "sort by" ? "sort" : "filter") the rows on your side")
+            }
             if c.operation != .keep {
                 throw Problem(status: .badRequest, detail: "cannot \(purpose) '\(name)': you see it \(c.action.rawValue == "suppress" ? "suppressed" : "masked (\(c.action.rawValue))"), and a filter or sort on it would reveal the raw value")
             }

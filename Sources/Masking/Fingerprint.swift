@@ -1,22 +1,35 @@
 import Crypto
 import Foundation
+import KaifangCore
 
 /// A license's fingerprint in a numeric field (数据溯源): each served value moves by at most one
-/// step of the field's declared tolerance, to a neighbour on the tolerance's grid whose keyed
-/// bit is 1 under the license's key. A file anyone serves unmarked has about half of its
-/// distinct values on 1-bits for any key; a file served to a license has about seven in eight
-/// on that license's 1-bits. `FingerprintTrace` turns the difference into a probability.
+/// step of the field's declared tolerance, to the neighbour whose grid point has keyed bit 1
+/// under the license's key. A file anyone serves unmarked has about half of its distinct grid
+/// points on 1-bits for any key; a file served to a license has about seven in eight on that
+/// license's 1-bits. `FingerprintTrace` turns the difference into a probability.
 ///
 /// Deterministic: the same value of the same field is served the same to the same license, so
-/// downloading again and averaging removes nothing.
+/// downloading again and averaging removes nothing. A value keeps the digits it has below the
+/// step (`461.237` with step 0.01 becomes `461.227`, `461.237` or `461.247`), so a value on the
+/// grid stays on it and every value moves by at most one step.
 public struct Fingerprint: Sendable, Equatable {
     /// The grid step: the declared tolerance.
     public let step: Double
+    /// The step's decimals (0–6) and the step in units of 10^-decimals.
+    let decimals: Int
+    let stepUnits: Int64
+    /// The field's declared bounds: a mark never moves a value outside them.
+    let lo: Double, hi: Double
 
-    /// - Throws: `FingerprintError` for a tolerance that is not a positive finite number.
-    public init(tolerance: Double) throws {
-        guard tolerance.isFinite, tolerance > 0 else { throw FingerprintError.badTolerance(tolerance) }
+    /// - Throws: `FingerprintError` for a tolerance that is not a positive finite number with at
+    ///   most 6 decimals.
+    public init(tolerance: Double, min: Double? = nil, max: Double? = nil) throws {
+        guard let d = FingerprintSpec.decimals(of: tolerance) else { throw FingerprintError.badTolerance(tolerance) }
         step = tolerance
+        decimals = d
+        stepUnits = Int64((tolerance * pow(10, Double(d))).rounded())
+        lo = min ?? -.infinity
+        hi = max ?? .infinity
     }
 
     /// The value's position on the grid.
@@ -26,16 +39,106 @@ public struct Fingerprint: Sendable, Equatable {
         return Int64(g)
     }
 
-    /// The value served to the key's holder: the original's grid point or a neighbour, chosen
-    /// among those whose bit is 1 (two keyed coin flips pick among several); the original
-    /// rounded to the grid when none is. Values off the grid (more digits than the tolerance)
-    /// move by at most 1.5 steps; values on it by at most one.
+    /// How many steps (−1, 0 or 1) the value moves for the key's holder: to the grid point among
+    /// its own and its two neighbours whose bit is 1 (a keyed coin picks among several), within
+    /// the field's bounds; 0 when none is.
+    @inline(__always) func offset(_ v: Double, field: FingerprintKey.Field, key: FingerprintKey) -> Int64 {
+        guard let g = grid(v) else { return 0 }
+        var candidates: (Int64, Int64, Int64) = (0, 0, 0)
+        var n = 0
+        for d: Int64 in -1...1 where key.bit(field, g &+ d) {
+            if d != 0 {
+                let moved = v + Double(d) * step
+                if moved < lo || moved > hi { continue }
+            }
+            switch n { case 0: candidates.0 = d; case 1: candidates.1 = d; default: candidates.2 = d }
+            n += 1
+        }
+        switch n {
+        case 0: return 0
+        case 1: return candidates.0
+        default:
+            let pick = key.choice(field, g) % UInt64(n)
+            return pick == 0 ? candidates.0 : pick == 1 ? candidates.1 : candidates.2
+        }
+    }
+
+    /// The value served to the key's holder.
     public func mark(_ v: Double, field: FingerprintKey.Field, key: FingerprintKey) -> Double {
-        guard let g = grid(v) else { return v }
-        let candidates = [g - 1, g, g + 1].filter { key.bit(field, $0) }
-        guard !candidates.isEmpty else { return Double(g) * step }
-        let pick = candidates.count == 1 ? 0 : Int(key.choice(field, g) % UInt64(candidates.count))
-        return Double(candidates[pick]) * step
+        v + Double(offset(v, field: field, key: key)) * step
+    }
+
+    /// Appends the served text of the number `raw` (UTF-8): for a plain decimal `-?d+(.d+)?`
+    /// computed on its digits, exactly, with as many decimals as it or the step has; anything
+    /// else through a double. False when `raw` is no number.
+    @inline(__always)
+    public func mark(_ raw: UnsafeBufferPointer<UInt8>, field: FingerprintKey.Field, key: FingerprintKey, into out: inout ByteBuilder) -> Bool {
+        if let (mantissa, fraction) = Self.plainDecimal(raw) {
+            let places = Swift.max(fraction, decimals)
+            if places <= 15, let units = Self.scaled(mantissa, by: places - fraction), let stepAt = Self.scaled(stepUnits, by: places - decimals) {
+                let v = Double(units) / Self.powers[places]
+                if abs(units) < 1 << 53 {
+                    let (served, overflow) = units.addingReportingOverflow(offset(v, field: field, key: key) &* stepAt)
+                    if !overflow { Self.appendFixed(served, places: places, into: &out); return true }
+                }
+            }
+        }
+        guard let v = Apply.parseNumber(raw) else { return false }
+        out.append(Cell.format(mark(v, field: field, key: key)))
+        return true
+    }
+
+    static let powers: [Double] = (0...18).map { pow(10, Double($0)) }
+
+    @inline(__always) static func scaled(_ v: Int64, by places: Int) -> Int64? {
+        var r = v
+        for _ in 0..<places {
+            let (m, o) = r.multipliedReportingOverflow(by: 10)
+            if o { return nil }
+            r = m
+        }
+        return r
+    }
+
+    /// `-?d+(.d+)?` as its digits read as an integer and its number of decimals; nil for anything
+    /// else or more than 18 digits.
+    @inline(__always) static func plainDecimal(_ b: UnsafeBufferPointer<UInt8>) -> (Int64, Int)? {
+        var i = 0
+        let negative = !b.isEmpty && b[0] == 0x2D
+        if negative { i = 1 }
+        var m: Int64 = 0, digits = 0, fraction = 0, dot = false
+        while i < b.count {
+            let c = b[i]
+            if c == 0x2E {
+                if dot || digits == 0 { return nil }
+                dot = true
+            } else {
+                let d = c &- 0x30
+                guard d < 10, digits < 18 else { return nil }
+                m = m * 10 + Int64(d)
+                digits += 1
+                if dot { fraction += 1 }
+            }
+            i += 1
+        }
+        guard digits > 0, !dot || fraction > 0 else { return nil }
+        return (negative ? -m : m, fraction)
+    }
+
+    /// Appends `units` × 10^-places with exactly `places` decimals.
+    @inline(__always) static func appendFixed(_ units: Int64, places: Int, into out: inout ByteBuilder) {
+        if places == 0 { out.append(decimal: units); return }
+        if units < 0 { out.append(0x2D) }
+        let m = units.magnitude
+        var p: UInt64 = 1
+        for _ in 0..<places { p &*= 10 }
+        out.append(decimal: Int64(m / p))
+        out.append(0x2E)
+        var rest = m % p
+        var digits = [UInt8](repeating: 0x30, count: places)
+        var k = places
+        while k > 0 { k -= 1; digits[k] = UInt8(rest % 10) &+ 0x30; rest /= 10 }
+        out.append(contentsOf: digits)
     }
 
     /// Whether a served value sits on a 1-bit of `key`; nil when it is no number on the grid.
@@ -48,7 +151,7 @@ public enum FingerprintError: Error, Equatable, CustomStringConvertible {
     case badTolerance(Double)
     public var description: String {
         switch self {
-        case .badTolerance(let t): "fingerprint tolerance \(t) must be a positive number (the largest change a value may take, in the field's unit)"
+        case .badTolerance(let t): "fingerprint tolerance \(t) must be a positive number with at most 6 decimals (the largest change a value may take, in the field's unit)"
         }
     }
 }
@@ -67,8 +170,12 @@ public struct FingerprintKey: Sendable, Equatable {
 
     /// The key of `license` under the platform secret.
     public init(platform secret: SymmetricKey, license: String) {
-        let mac = HMAC<SHA256>.authenticationCode(for: Array("kaifang-fingerprint:\(license)".utf8), using: secret)
-        let bytes = Array(mac)
+        self.init(keys: PseudonymKeys(secret: secret), license: license)
+    }
+
+    /// The key of `license` from the platform's keys (its own HKDF scope).
+    public init(keys: PseudonymKeys, license: String) {
+        let bytes = keys.key(scope: "fingerprint:license:\(license)").withUnsafeBytes { Array($0) }
         var a: UInt64 = 0, b: UInt64 = 0
         for i in 0..<8 { a |= UInt64(bytes[i]) << (8 * UInt64(i)); b |= UInt64(bytes[8 + i]) << (8 * UInt64(i)) }
         k0 = a; k1 = b

@@ -41,6 +41,10 @@ public struct MaskingPlan: Sendable {
     let semantics: [SemanticType?]
     let prefixes: [[UInt8]]
     let key: SymmetricKey?
+    /// The license's fingerprint key (licensed view with the platform's keys), and each
+    /// column's field salt.
+    let fingerprintKey: FingerprintKey?
+    let fingerprintFields: [FingerprintKey.Field]
 
     /// Compiles the plan.
     /// - Parameters:
@@ -51,11 +55,20 @@ public struct MaskingPlan: Sendable {
         let scope = PseudonymKeys.scope(view: view, licenseID: grant?.licenseID)
         let key = keys?.key(scope: scope)
         self.key = key
+        let licensee = view == .licensed ? grant?.licenseID : nil
+        let fingerprintKey = licensee.flatMap { id in keys.map { FingerprintKey(keys: $0, license: id) } }
+        self.fingerprintKey = fingerprintKey
         let columns: [Column] = manifest.fields.map { field in
             let action = DefaultPolicy.action(for: field, view: view)
             var op = Self.operation(for: action, field: field)
+            // A number a licensee receives as stored carries the license's marks where the
+            // manifest declares a tolerance; without the platform's keys it is not served.
+            if op == .keep, licensee != nil, let spec = field.fingerprint,
+               let fp = try? Fingerprint(tolerance: spec.tolerance, min: field.min, max: field.max) {
+                op = .fingerprint(fp)
+            }
             switch op {
-            case .pseudonymize, .hash, .noise: if key == nil { op = .suppress }
+            case .pseudonymize, .hash, .noise, .fingerprint: if key == nil { op = .suppress }
             default: break
             }
             let included = view == .steward || grant?.fields == nil || grant!.fields!.contains(field.name)
@@ -67,6 +80,12 @@ public struct MaskingPlan: Sendable {
         kernels = ops.map(\.kernel)
         semantics = columns.map(\.field.semantic)
         prefixes = columns.map { Array(TokenPrefix.of($0.field.semantic).utf8) }
+        fingerprintFields = columns.map { FingerprintKey.Field($0.field.name) }
+    }
+
+    /// The fields served with the license's fingerprint.
+    public var fingerprintedFields: [String] {
+        columns.filter { if case .fingerprint = $0.operation { $0.included } else { false } }.map(\.field.name)
     }
 
     /// The operation implementing `action` on `field`'s type; an action with nothing to act on
@@ -161,6 +180,9 @@ public struct MaskingPlan: Sendable {
         case .noise:
             guard case .noise(let scale) = ops[index] else { return false }
             return Apply.noise(input, scale: scale, key: key!, field: columns[index].field.name, row: row, &out)
+        case .fingerprint:
+            guard case .fingerprint(let fp) = ops[index] else { return false }
+            return fp.mark(input, field: fingerprintFields[index], key: fingerprintKey!, into: &out)
         }
         return true
     }
@@ -169,8 +191,14 @@ public struct MaskingPlan: Sendable {
     /// round trip); nil when the column's operation works on text (then format and `apply`).
     @inline(__always)
     public func applyNumber(column index: Int, _ v: Double, into out: inout ByteBuilder) -> Bool? {
-        if case .generalizeNumber = ops[index] { return Apply.numberBand(value: v, &out) }
-        return nil
+        switch ops[index] {
+        case .generalizeNumber: return Apply.numberBand(value: v, &out)
+        case .fingerprint(let fp):
+            // Through the shortest text of the double: the digits the value has.
+            var text = Cell.format(v)
+            return text.withUTF8 { fp.mark($0, field: fingerprintFields[index], key: fingerprintKey!, into: &out) }
+        default: return nil
+        }
     }
 
     /// Applies column `index` to a String (tests, previews); nil when null.
@@ -194,7 +222,12 @@ public struct MaskingPlan: Sendable {
             out.removeAll()
             var text = cell.text
             let kept = text.withUTF8 { apply(column: i, $0, row: rowID, scratch: &scratch, into: &out) }
-            result.append(kept ? .text(String(decoding: out.bytes, as: UTF8.self)) : .null)
+            let served = String(decoding: out.bytes, as: UTF8.self)
+            if kept, columns[i].operation.keepsType {
+                result.append(columns[i].field.type == .integer ? Int64(served).map(Cell.integer) ?? .text(served) : Double(served).map(Cell.real) ?? .text(served))
+            } else {
+                result.append(kept ? .text(served) : .null)
+            }
         }
         return result
     }

@@ -28,6 +28,9 @@ public enum Operation: Sendable, Equatable {
     case noise(scale: Double)
     /// Keyed HMAC-SHA256, hex.
     case hash
+    /// The number as stored, moved by at most one step toward the license's marks
+    /// (`Fingerprint`): a value the policy keeps, served to a licensee.
+    case fingerprint(Fingerprint)
 
     /// Whether the output differs from the input (for metrics and the "masked fields" list).
     public var changesValue: Bool { self != .keep }
@@ -56,6 +59,16 @@ public enum Operation: Sendable, Equatable {
         case .generalizeGeo: .geo
         case .noise: .noise
         case .hash: .hash
+        case .fingerprint: .fingerprint
+        }
+    }
+
+    /// Whether the output is a number of the field's own type (JSON writes it unquoted, a
+    /// bundle keeps the field's type).
+    public var keepsType: Bool {
+        switch self {
+        case .keep, .fingerprint: true
+        default: false
         }
     }
 
@@ -78,7 +91,7 @@ public enum Operation: Sendable, Equatable {
         // A masked name keeps only Han characters, middle dots, Latin letters, spaces, `.` `-`
         // `'` (anything else is fully masked); a masked IP only digits, dots, hex and colons.
         case .suppress, .maskResidentID, .maskPhone, .maskLandline, .maskBankCard, .pseudonymize, .hash,
-             .generalizeAge, .generalizeNumber, .noise, .maskName, .maskIP:
+             .generalizeAge, .generalizeNumber, .noise, .maskName, .maskIP, .fingerprint:
             return .generated
         case .keep, .maskChars, .generalizeDate, .generalizeDateTime:
             return .input
@@ -91,7 +104,7 @@ public enum Operation: Sendable, Equatable {
 /// One case per byte routine that implements an `Operation` (payloads stay in the operation).
 enum Kernel: UInt8, Sendable {
     case keep, suppress, maskChars, maskResidentID, maskPhone, maskLandline, maskName, maskBankCard, maskEmail, maskPlate, maskIP,
-         maskAddress, pseudonymize, hash, dateToMonth, dateToYear, dateTimeToDay, ageBand, numberBand, geo, noise
+         maskAddress, pseudonymize, hash, dateToMonth, dateToYear, dateTimeToDay, ageBand, numberBand, geo, noise, fingerprint
 }
 
 /// Reusable buffers for the byte loops, owned by one caller (no allocation per value).

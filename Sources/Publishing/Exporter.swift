@@ -1,3 +1,4 @@
+import Crypto
 import Audit
 import Foundation
 import Ingest
@@ -28,16 +29,17 @@ public struct Exporter: Sendable {
         let view = audience.view
         let columns = plan.columns.indices.filter { plan.columns[$0].included }
         let pool = VersionPool(perFile: 1)
+        var served: (sha256: String, bytes: Int)?
         func stream(jsonl: Bool, to fd: Int32) throws -> Int {
             let producer = try ExportProducer(pool: pool, path: try catalog.localFile(v), plan: plan, columns: columns, jsonl: jsonl)
             let sink = ByteSink(fileDescriptor: fd)
-            var lines = 0
             while let chunk = try producer.next() {
-                lines += chunk.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
                 sink.append(contentsOf: chunk)
                 try sink.flush()
             }
-            return jsonl ? lines : max(0, lines - 1)
+            let summary = producer.summary ?? ("", 0, 0)
+            served = (summary.sha256, summary.bytes)
+            return summary.rows
         }
         func open(_ path: String) throws -> Int32 {
             let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
@@ -66,7 +68,7 @@ public struct Exporter: Sendable {
             var exported = d.manifest
             exported.fields = columns.map { i in
                 var f = plan.columns[i].field
-                if plan.columns[i].operation != .keep { f.type = .string; f.min = nil; f.max = nil }
+                if !plan.columns[i].operation.keepsType { f.type = .string; f.min = nil; f.max = nil }
                 return f
             }
             let manifestObject = try JSONSerialization.jsonObject(with: try exported.jsonData())
@@ -83,13 +85,33 @@ public struct Exporter: Sendable {
             ]
             let data = try JSONSerialization.data(withJSONObject: descriptor, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             try Bundle.write(path: output, members: [("\(id).csv", tmp)], descriptor: data)
+            served = try Self.sha256(file: output)
         }
         var detail: [String: JSONValue] = [
             "version": .int(Int64(v.number)), "view": .string(view.rawValue), "format": .string(format.rawValue), "rows": .int(Int64(rows)),
             "fields": .object(Dictionary(uniqueKeysWithValues: columns.map { (plan.columns[$0].field.name, .string(plan.columns[$0].action.rawValue)) })),
         ]
         if let license = audience.licenseID { detail["license"] = .string(license) }
+        if let served {
+            detail["sha256"] = .string(served.sha256)
+            detail["bytes"] = .int(Int64(served.bytes))
+        }
+        detail["version_sha256"] = .string(v.sha256)
+        detail["fingerprinted"] = .array(plan.fingerprintedFields.map { .string($0) })
         try catalog.audit(actor: actor, action: "export.cli", dataset: id, detail: detail)
         return rows
+    }
+
+    /// A file's SHA-256 (hex) and size, read in 1 MiB blocks.
+    static func sha256(file path: String) throws -> (sha256: String, bytes: Int) {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw KaifangError.runtime("cannot read \(path) back") }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        var bytes = 0
+        while let block = try handle.read(upToCount: 1 << 20), !block.isEmpty {
+            hasher.update(data: block)
+            bytes += block.count
+        }
+        return (hasher.finalize().hexString, bytes)
     }
 }

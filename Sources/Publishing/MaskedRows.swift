@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDBSQLite
 import KaifangCore
@@ -31,6 +32,8 @@ package struct RowEncoder: ~Copyable {
 
     /// Per requested column: whether its value is served as stored (no masking).
     let keeps: [Bool]
+    /// Per requested column: whether its masked value is a number (JSON writes it unquoted).
+    let numbers: [Bool]
 
     /// The `"name":` prefixes of the columns, JSON-escaped once, in one array (`nameEnds[k]`
     /// ends column k's): one buffer access per row instead of an array retained per cell.
@@ -52,6 +55,7 @@ package struct RowEncoder: ~Copyable {
     package init(plan: MaskingPlan, columns: [Int], firstColumn: Int32 = 0, texts: [Bool]) {
         self.plan = plan; self.columns = columns; self.firstColumn = firstColumn
         self.keeps = columns.map { plan.columns[$0].operation == .keep }
+        self.numbers = columns.map { plan.columns[$0].operation.keepsType && plan.columns[$0].operation != .keep }
         self.texts = texts
         var bytes = ByteBuilder()
         var ends: [Int] = []
@@ -73,7 +77,7 @@ package struct RowEncoder: ~Copyable {
             guard let p = sqlite3_column_text(stmt, sc) else { body(nil, false); return }
             let bytes = UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(stmt, sc)))
             if keeps[k] { body(bytes, false); return }
-            maskText(bytes, planColumn, row: row, body)
+            maskText(bytes, k, row: row, body)
             return
         }
         let type = sqlite3_column_type(stmt, sc)
@@ -88,22 +92,23 @@ package struct RowEncoder: ~Copyable {
             masked.removeAll()
             if let kept = plan.applyNumber(column: planColumn, sqlite3_column_double(stmt, sc), into: &masked) {
                 maskedCells += 1
-                if kept { body(masked.bytes, false) } else { body(nil, false) }
+                if kept { body(masked.bytes, numbers[k]) } else { body(nil, false) }
                 return
             }
         }
         guard let p = sqlite3_column_text(stmt, sc) else { body(nil, false); return }
         let bytes = UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(stmt, sc)))
         if keep { body(bytes, type == SQLITE_INTEGER); return }
-        maskText(bytes, planColumn, row: row, body)
+        maskText(bytes, k, row: row, body)
     }
 
+    /// Masks the text of requested column `k`.
     @inline(__always)
-    private mutating func maskText(_ bytes: UnsafeBufferPointer<UInt8>, _ planColumn: Int, row: Int64, _ body: (UnsafeBufferPointer<UInt8>?, Bool) -> Void) {
+    private mutating func maskText(_ bytes: UnsafeBufferPointer<UInt8>, _ k: Int, row: Int64, _ body: (UnsafeBufferPointer<UInt8>?, Bool) -> Void) {
         maskedCells += 1
         masked.removeAll()
-        if plan.apply(column: planColumn, bytes, row: row, scratch: &scratch, into: &masked) {
-            body(masked.bytes, false)
+        if plan.apply(column: columns[k], bytes, row: row, scratch: &scratch, into: &masked) {
+            body(masked.bytes, numbers[k])
         } else {
             body(nil, false)
         }
@@ -118,13 +123,13 @@ package struct RowEncoder: ~Copyable {
         case .null:
             body(nil, false)
         case .text(let bytes):
-            if keeps[k] { body(bytes, false) } else { maskText(bytes, columns[k], row: row, body) }
+            if keeps[k] { body(bytes, false) } else { maskText(bytes, k, row: row, body) }
         case .integer(let i):
             // SQLite's text of an integer: its decimal digits (in their own buffer: a mask
             // writes into `masked`).
             digits.removeAll()
             digits.append(decimal: i)
-            if keeps[k] { body(digits.bytes, !texts[k]) } else { maskText(digits.bytes, columns[k], row: row, body) }
+            if keeps[k] { body(digits.bytes, !texts[k]) } else { maskText(digits.bytes, k, row: row, body) }
         case .real(let d):
             if texts[k] { return false }
             if keeps[k] {
@@ -134,7 +139,7 @@ package struct RowEncoder: ~Copyable {
                 masked.removeAll()
                 guard let kept = plan.applyNumber(column: columns[k], d, into: &masked) else { return false }
                 maskedCells += 1
-                if kept { body(masked.bytes, false) } else { body(nil, false) }
+                if kept { body(masked.bytes, numbers[k]) } else { body(nil, false) }
             }
         }
         return true
@@ -219,6 +224,11 @@ package final class ExportProducer: @unchecked Sendable {
     /// Called once at the end with the rows written and the cells masked (the server counts them).
     private let onFinish: @Sendable (_ rows: Int, _ maskedCells: Int) -> Void
     private var rows = 0
+    /// The SHA-256 of every byte produced, and how many (the export's provenance).
+    private var hasher = SHA256()
+    private var produced = 0
+    /// When the last chunk has been produced: the export's SHA-256 (hex), bytes and rows.
+    package private(set) var summary: (sha256: String, bytes: Int, rows: Int)?
     static let chunk = 64 << 10
 
     /// Prepares the whole version's rows in row order, `columns` (positions in `plan`) only.
@@ -254,7 +264,6 @@ package final class ExportProducer: @unchecked Sendable {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE {
                 done = true
-                onFinish(rows, encoder.maskedCells)
                 break
             }
             guard rc == SQLITE_ROW else { throw KaifangError.runtime("export failed: \(String(cString: sqlite3_errmsg(reader.db)))") }
@@ -262,22 +271,43 @@ package final class ExportProducer: @unchecked Sendable {
             if jsonl { encoder.json(stmt, row: rowID, into: &out); out.append(0x0A) } else { encoder.csv(stmt, row: rowID, into: &out) }
             rows += 1
         }
+        hasher.update(bufferPointer: UnsafeRawBufferPointer(out.bytes))
+        produced += out.count
+        if done {
+            summary = (hasher.finalize().hexString, produced, rows)
+            onFinish(rows, encoder.maskedCells)
+        }
         return out.isEmpty ? nil : out.array
     }
 }
 
+/// An export as the response body. `onEnd` runs once after the last chunk was handed over and
+/// before the body ends (the server records the export's provenance there, so it is in the
+/// audit log before the response completes); not when the client goes away first.
 package struct ExportSequence: AsyncSequence, Sendable {
     package typealias Element = ArraySlice<UInt8>
+    package typealias Summary = (sha256: String, bytes: Int, rows: Int)
     package let producer: ExportProducer
+    let onEnd: @Sendable (Summary) async throws -> Void
 
-    package init(producer: ExportProducer) { self.producer = producer }
+    package init(producer: ExportProducer, onEnd: @escaping @Sendable (Summary) async throws -> Void = { _ in }) {
+        self.producer = producer
+        self.onEnd = onEnd
+    }
 
     package struct AsyncIterator: AsyncIteratorProtocol {
         let producer: ExportProducer
+        let onEnd: @Sendable (Summary) async throws -> Void
+        var ended = false
         package mutating func next() async throws -> ArraySlice<UInt8>? {
-            try producer.next().map { ArraySlice($0) }
+            if let chunk = try producer.next() { return ArraySlice(chunk) }
+            if !ended, let summary = producer.summary {
+                ended = true
+                try await onEnd(summary)
+            }
+            return nil
         }
     }
 
-    package func makeAsyncIterator() -> AsyncIterator { AsyncIterator(producer: producer) }
+    package func makeAsyncIterator() -> AsyncIterator { AsyncIterator(producer: producer, onEnd: onEnd) }
 }

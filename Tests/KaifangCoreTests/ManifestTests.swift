@@ -45,6 +45,33 @@ import Testing
         #expect(m.fields[4].action == .suppress)
     }
 
+    /// A fingerprint is declared on a number with a tolerance a licensee's copy may move by;
+    /// anything else is refused by field and key, saying what to do.
+    @Test func aFingerprintIsDeclaredOnANumberWithAWorkableTolerance() throws {
+        func with(_ field: String, primaryKey: String = "") -> String {
+            Self.residents.replacingOccurrences(of: #"{"name": "note", "type": "string", "level": "L2", "action": "suppress"}"#, with: field)
+                .replacingOccurrences(of: #""entity": "id_number","#, with: #""entity": "id_number",\#(primaryKey)"#)
+        }
+        let ok = try decode(with(#"{"name": "amount", "type": "number", "level": "L2", "min": 0, "max": 100000, "fingerprint": {"tolerance": 0.01}}"#))
+        #expect(ok.fields[4].fingerprint == FingerprintSpec(tolerance: 0.01))
+        #expect(try DatasetManifest.decode(try ok.jsonData(), source: "again") == ok)
+        #expect(try decode(with(#"{"name": "n", "type": "integer", "level": "L1", "fingerprint": {"tolerance": 2}}"#)).fields[4].fingerprint?.tolerance == 2)
+        let refusals: [(String, String, String)] = [
+            (#"{"name": "note", "type": "string", "level": "L2", "fingerprint": {"tolerance": 1}}"#, "", "fields[4] 'note': fingerprint applies to integer or number fields, not string"),
+            (#"{"name": "amount", "type": "number", "level": "L2", "fingerprint": {"tolerance": 0}}"#, "", "tolerance 0 must be a positive number with at most 6 decimals"),
+            (#"{"name": "amount", "type": "number", "level": "L2", "fingerprint": {"tolerance": -1}}"#, "", "tolerance -1 must be a positive number"),
+            (#"{"name": "amount", "type": "number", "level": "L2", "fingerprint": {"tolerance": 0.0000001}}"#, "", "at most 6 decimals"),
+            (#"{"name": "n", "type": "integer", "level": "L2", "fingerprint": {"tolerance": 0.5}}"#, "", "must be a whole number for an integer field"),
+            (#"{"name": "n", "type": "integer", "level": "L2", "min": 0, "max": 3, "fingerprint": {"tolerance": 2}}"#, "", "more than half the field's range 0–3"),
+            (#"{"name": "n", "type": "integer", "level": "L2", "fingerprint": {"tolerance": 1}}"#, #" "primary_key": ["n"],"#, "'n' is in primary_key, and a key is never altered"),
+            (#"{"name": "amount", "type": "number", "level": "L2", "fingerprint": {"tolerence": 0.01}}"#, "", "tolerence"),
+        ]
+        for (field, key, expected) in refusals {
+            let m = message(with(field, primaryKey: key))
+            #expect(m?.contains(expected) == true, "\(field): \(m ?? "accepted")")
+        }
+    }
+
     @Test func encodingThenDecodingGivesTheSameManifest() throws {
         let m = try decode(Self.residents)
         let again = try DatasetManifest.decode(try m.jsonData(), source: "roundtrip")

@@ -87,4 +87,75 @@ import Testing
         let repeated = Array(repeating: (field: "benefit_amount", value: 100.0, tolerance: 0.01), count: 10_000)
         #expect(FingerprintTrace.evidence(repeated, keys: keys).allSatisfy { $0.values == 1 && !FingerprintTrace.names($0, tried: keys.count) })
     }
+
+    /// The text path computes on the digits: a value keeps its decimals (at least the step's),
+    /// moves by at most one step, never past the field's bounds, an integer stays an integer,
+    /// and it agrees with the double path.
+    @Test func textMarksAreExactDecimalsWithinTheStepAndBounds() throws {
+        let key = FingerprintKey(k0: 11, k1: 12), field = FingerprintKey.Field("benefit_amount")
+        let cents = try Fingerprint(tolerance: 0.01, min: 0, max: 1000)
+        func served(_ fp: Fingerprint, _ text: String) -> String? {
+            var out = ByteBuilder()
+            var copy = text
+            let ok = copy.withUTF8 { fp.mark($0, field: field, key: key, into: &out) }
+            return ok ? String(decoding: out.bytes, as: UTF8.self) : nil
+        }
+        var atBounds = 0
+        for i in 0..<3000 {
+            let text = i < 1000 ? String(format: "%.2f", Double(i) / 100) : i < 2000 ? String(format: "%.2f", 1000 - Double(i - 1000) / 100) : String(format: "%.3f", Double(i) * 0.137)
+            let out = try #require(served(cents, text))
+            let v = Double(text)!, w = Double(out)!
+            let decimals = text.split(separator: ".").last!.count
+            #expect(out.split(separator: ".").last!.count == decimals, "\(text) → \(out)")
+            #expect(abs(w - v) <= 0.01 + 1e-9 && w >= 0 && w <= 1000, "\(text) → \(out)")
+            #expect(abs(w - cents.mark(v, field: field, key: key)) < 1e-9, "\(text): text and double paths differ")
+            if v == 0 || v == 1000 { atBounds += 1 }
+        }
+        #expect(atBounds == 2)
+        #expect(served(cents, "461.2")?.count == 6)   // two decimals: the step's
+        #expect(served(cents, "abc") == nil)
+        #expect(served(cents, "1e2").map { abs(Double($0)! - 100) <= 0.01 } == true)
+        let whole = try Fingerprint(tolerance: 1)
+        for n in -50...50 {
+            let out = try #require(served(whole, String(n)))
+            #expect(Int(out).map { abs($0 - n) <= 1 } == true, "\(n) → \(out)")
+        }
+    }
+
+    static let manifest = DatasetManifest(id: "d", title: "t", department: "x", topic: "y", fields: [
+        FieldSpec(name: "id_number", type: .string, semantic: .resident_id, level: .L4),
+        FieldSpec(name: "amount", type: .number, semantic: .amount, level: .L2, min: 0, max: 100_000, fingerprint: FingerprintSpec(tolerance: 0.01)),
+        FieldSpec(name: "income", type: .number, semantic: .amount, level: .L2, min: 0, max: 100_000),
+        FieldSpec(name: "count", type: .integer, semantic: .count, level: .L3, fingerprint: FingerprintSpec(tolerance: 1)),
+    ])
+
+    /// Only a licensee's copy is marked, only in fields with a tolerance that the license
+    /// receives as stored; without the platform's keys such a field is not served at all.
+    @Test func onlyALicenseesKeptNumbersWithAToleranceAreMarked() throws {
+        let keys = PseudonymKeys(secret: SymmetricKey(data: Data(repeating: 3, count: 32)))
+        func plan(_ view: View, _ license: String? = nil, fields: Set<String>? = nil, keys k: PseudonymKeys? = keys) -> MaskingPlan {
+            MaskingPlan(manifest: Self.manifest, view: view, grant: license.map { LicenseGrant(licenseID: $0, fields: fields) }, keys: k)
+        }
+        let a = plan(.licensed, "lic_a"), b = plan(.licensed, "lic_b")
+        #expect(a.fingerprintedFields == ["amount"])   // count is L3: pseudonymized, not kept
+        #expect(plan(.public).fingerprintedFields.isEmpty && plan(.steward).fingerprintedFields.isEmpty)
+        #expect(plan(.licensed).fingerprintedFields.isEmpty)   // a preview of the view names no license
+        #expect(plan(.licensed, "lic_a", fields: ["income"]).fingerprintedFields.isEmpty)
+        #expect(plan(.licensed, "lic_a", keys: nil).columns[1].operation == .suppress)
+        #expect(plan(.steward).apply(column: 1, "461.21") == "461.21")
+        #expect(a.apply(column: 2, "461.21") == "461.21")
+        var differ = 0
+        for cents in 0..<2000 {
+            let text = String(format: "%.2f", Double(cents) / 100 + 100)
+            let (x, y) = (try #require(a.apply(column: 1, text)), try #require(b.apply(column: 1, text)))
+            #expect(abs(Double(x)! - Double(text)!) <= 0.0100001 && x == a.apply(column: 1, text))
+            if x != y { differ += 1 }
+        }
+        #expect(differ > 500, "two licenses' copies differ in \(differ) of 2000 values")
+        var out = ByteBuilder()
+        #expect(a.applyNumber(column: 1, 461.2, into: &out) == true)
+        #expect(abs(Double(String(decoding: out.bytes, as: UTF8.self))! - 461.2) <= 0.0100001)
+        guard case .real(let r) = a.apply(row: [.text("x"), .real(461.2), .real(3), .integer(4)])[1] else { Issue.record("not a number"); return }
+        #expect(abs(r - 461.2) <= 0.0100001)
+    }
 }

@@ -77,10 +77,19 @@ extension APIHandler {
                 for (i, c) in q.columns.enumerated() { if i > 0 { out.append(0x2C) }; JSONOut.string(plan.columns[c].field.name, into: &out) }
                 JSONOut.raw("],\"masked_fields\":[", into: &out)
                 var first = true
-                for c in q.columns where plan.columns[c].operation.changesValue {
+                for c in q.columns where plan.columns[c].operation.changesValue && !plan.columns[c].operation.keepsType {
                     if !first { out.append(0x2C) }
                     first = false
                     JSONOut.string(plan.columns[c].field.name, into: &out)
+                }
+                if access.view == .licensed {
+                    JSONOut.raw("],\"fingerprinted_fields\":[", into: &out)
+                    first = true
+                    for c in q.columns where plan.columns[c].operation.keepsType && plan.columns[c].operation != .keep {
+                        if !first { out.append(0x2C) }
+                        first = false
+                        JSONOut.string(plan.columns[c].field.name, into: &out)
+                    }
                 }
                 JSONOut.raw("],\"rows\":[", into: &out)
                 let start = out.count
@@ -143,7 +152,22 @@ extension APIHandler {
         let producer = try ExportProducer(pool: pool, path: try catalog.localFile(access.version), plan: access.plan,
                                           columns: columns, jsonl: format == .jsonl) { [metrics] rows, masked in metrics.served(rows: rows, maskedCells: masked) }
         try await recordRead(access, caller: caller, action: "export.read", rows: access.version.rowCount, columns: columns)
-        let body = HTTPBody(ExportSequence(producer: producer), length: .unknown, iterationBehavior: .single)
+        // What was served, once all of it was: the export's provenance (docs/provenance.md).
+        var provenance: [String: JSONValue] = [
+            "version": .int(Int64(access.version.number)), "version_sha256": .string(access.version.sha256),
+            "view": .string(access.view.rawValue), "format": .string(format.rawValue), "request_id": .string(caller.requestID),
+            "fingerprinted": .array(access.plan.fingerprintedFields.map { .string($0) }),
+        ]
+        if let license = access.license?.id { provenance["license"] = .string(license) }
+        let (batcher, actor, dataset) = (auditBatcher, caller.actor, access.dataset.id)
+        let sequence = ExportSequence(producer: producer) { [provenance] summary in
+            var detail = provenance
+            detail["sha256"] = .string(summary.sha256)
+            detail["bytes"] = .int(Int64(summary.bytes))
+            detail["rows"] = .int(Int64(summary.rows))
+            _ = try await batcher.record(.init(actor: actor, action: "export.provenance", dataset: dataset, detail: detail))
+        }
+        let body = HTTPBody(sequence, length: .unknown, iterationBehavior: .single)
         switch format {
         case .csv: return .ok(.init(headers: headers, body: .csv(body)))
         case .jsonl: return .ok(.init(headers: headers, body: .applicationXNdjson(body)))

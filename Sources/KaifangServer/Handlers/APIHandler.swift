@@ -138,9 +138,11 @@ struct APIHandler: APIProtocol {
         let fields = record.manifest.fields.map { f in
             let column = access?.plan.columns.first { $0.field.name == f.name }
             let action = column.map { $0.included ? $0.action.rawValue : "not granted" } ?? "none"
+            var marked = false
+            if let column, column.included, case .fingerprint = column.operation { marked = true }
             return Components.Schemas.Field(name: f.name, title: f.title, _type: .init(rawValue: f.type.rawValue) ?? .string,
                                             semantic: f.semantic?.rawValue, level: .init(rawValue: f.level.rawValue) ?? .l4, qi: f.qi,
-                                            action: action)
+                                            action: action, fingerprintTolerance: f.fingerprint?.tolerance, fingerprinted: marked ? true : nil)
         }
         let versions = try catalog.versions(id)
         let visibleVersions = caller.isSteward ? versions : versions.filter { $0.number == record.publishedVersion }

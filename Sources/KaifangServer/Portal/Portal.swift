@@ -157,7 +157,10 @@ struct Portal: Sendable {
             if let plan, let i, let sample = SampleValues.sample(for: f) {
                 example = plan.apply(column: i, sample, row: 1) ?? "（不提供 withheld）"
             }
-            let action = plan.flatMap { p in i.map { p.columns[$0].action.rawValue } } ?? "不提供 not served"
+            var action = plan.flatMap { p in i.map { p.columns[$0].action.rawValue } } ?? "不提供 not served"
+            if let fp = f.fingerprint {
+                action += "；许可副本带溯源标记 ±\(Cell.format(fp.tolerance)) (licensed copies fingerprinted)"
+            }
             return ["name": f.name, "title": f.title ?? "", "semantic": f.semantic?.rawValue ?? f.type.rawValue, "level": f.level.rawValue,
                     "levelLabel": f.level.chinese, "action": action, "example": example]
         }
