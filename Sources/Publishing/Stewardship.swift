@@ -125,10 +125,13 @@ public struct Stewardship: Sendable {
         return changed
     }
 
-    /// Sets a field's level, semantic type, quasi-identifier flag or action override.
-    /// - Throws: `KaifangError.notFound` (dataset or field).
+    /// Sets a field's level, semantic type, quasi-identifier flag, action override or
+    /// fingerprint tolerance.
+    /// - Throws: `KaifangError.notFound` (dataset or field), `.badInput` (a fingerprint the
+    ///   field cannot take).
     public func setField(dataset id: String, field name: String, level: Level?, semantic: SemanticType?, qi: Bool?,
-                         action: ActionName?, clearAction: Bool, actor: String) throws -> FieldSpec {
+                         action: ActionName?, clearAction: Bool, fingerprint: Double? = nil, clearFingerprint: Bool = false,
+                         actor: String) throws -> FieldSpec {
         var m = try catalog.requireDataset(id).manifest
         guard let i = m.fields.firstIndex(where: { $0.name == name }) else {
             throw KaifangError.notFound("dataset '\(id)' has no field '\(name)': its fields are \(m.fields.map(\.name).joined(separator: ", "))")
@@ -140,6 +143,8 @@ public struct Stewardship: Sendable {
         if let qi { detail["qi"] = .bool(qi); f.qi = qi }
         if let action { detail["action"] = .string(action.rawValue); f.action = action }
         if clearAction { detail["action"] = .null; f.action = nil }
+        if let fingerprint { detail["fingerprint_tolerance"] = .string(Cell.format(fingerprint)); f.fingerprint = FingerprintSpec(tolerance: fingerprint) }
+        if clearFingerprint { detail["fingerprint_tolerance"] = .null; f.fingerprint = nil }
         m.fields[i] = f
         try catalog.updateManifest(m, actor: actor, action: "dataset.field", detail: detail)
         return f

@@ -182,6 +182,8 @@ struct DatasetCommand: ParsableCommand {
         @Option(help: "true or false: whether the field is a quasi-identifier.") var qi: Bool?
         @Option(help: "Override the default action: keep, suppress, mask, pseudonymize, generalize, noise, hash.") var action: String?
         @Flag(name: .customLong("clear-action"), help: "Remove the override; the default matrix applies again.") var clearAction = false
+        @Option(help: "Mark licensees' copies of this number with their license's fingerprint, each value within this tolerance (docs/provenance.md).") var fingerprint: Double?
+        @Flag(name: .customLong("clear-fingerprint"), help: "Serve licensees this number unmarked again.") var clearFingerprint = false
 
         func validate() throws {
             if let level, Level(rawValue: level) == nil { throw ValidationError("--level must be L1, L2, L3 or L4") }
@@ -191,17 +193,19 @@ struct DatasetCommand: ParsableCommand {
             if let action, ActionName(rawValue: action) == nil {
                 throw ValidationError("--action must be one of \(ActionName.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            if level == nil && type == nil && qi == nil && action == nil && !clearAction {
-                throw ValidationError("give at least one of --level, --type, --qi, --action, --clear-action")
+            if level == nil && type == nil && qi == nil && action == nil && !clearAction && fingerprint == nil && !clearFingerprint {
+                throw ValidationError("give at least one of --level, --type, --qi, --action, --clear-action, --fingerprint, --clear-fingerprint")
             }
+            if fingerprint != nil && clearFingerprint { throw ValidationError("--fingerprint and --clear-fingerprint contradict each other: give one") }
         }
 
         func run() throws {
             let f = try Stewardship(catalog: try openCatalog(global)).setField(
                 dataset: id, field: field, level: level.flatMap(Level.init(rawValue:)), semantic: type.flatMap(SemanticType.init(rawValue:)),
-                qi: qi, action: action.flatMap(ActionName.init(rawValue:)), clearAction: clearAction, actor: cliActor)
+                qi: qi, action: action.flatMap(ActionName.init(rawValue:)), clearAction: clearAction,
+                fingerprint: fingerprint, clearFingerprint: clearFingerprint, actor: cliActor)
             if global.json { try printJSON(f); return }
-            print("\(id).\(f.name): level \(f.level.rawValue), semantic \(f.semantic?.rawValue ?? "-"), qi \(f.qi ? "yes" : "no"), action \(f.action?.rawValue ?? "default") — public: \(DefaultPolicy.action(for: f, view: .public).rawValue), licensed: \(DefaultPolicy.action(for: f, view: .licensed).rawValue)")
+            print("\(id).\(f.name): level \(f.level.rawValue), semantic \(f.semantic?.rawValue ?? "-"), qi \(f.qi ? "yes" : "no"), action \(f.action?.rawValue ?? "default") — public: \(DefaultPolicy.action(for: f, view: .public).rawValue), licensed: \(DefaultPolicy.action(for: f, view: .licensed).rawValue)\(f.fingerprint.map { ", licensed copies fingerprinted within ±\(Cell.format($0.tolerance))" } ?? "")")
         }
     }
 

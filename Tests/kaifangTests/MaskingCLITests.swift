@@ -161,6 +161,21 @@ import Testing
         #expect(bad.status == 2 && bad.stderr.contains("has no field 'nope'"))
         let bad2 = try CLI.run(["dataset", "field", "enterprises", "uscc", "--level", "L9", "--data-dir", dir])
         #expect(bad2.status == 2)
+
+        // A fingerprint tolerance: set, refused where it cannot apply (nothing changed), cleared.
+        let marked = try CLI.run(["dataset", "field", "enterprises", "registered_capital", "--fingerprint", "0.5", "--data-dir", dir])
+        #expect(marked.status == 0 && marked.stdout.contains("licensed copies fingerprinted within ±0.5"), "\(marked.stderr)")
+        let catalog = try CatalogDatabase(directory: DataDirectory(path: dir))
+        #expect(try catalog.dataset("enterprises")?.manifest.field(named: "registered_capital")?.fingerprint == FingerprintSpec(tolerance: 0.5))
+        for (field, tolerance, words) in [("company_name", "1", "fingerprint applies to integer or number fields, not string"),
+                                          ("registered_capital", "-2", "must be a positive number"),
+                                          ("registered_capital", "0.00000001", "at most 6 decimals")] {
+            let refused = try CLI.run(["dataset", "field", "enterprises", field, "--fingerprint=\(tolerance)", "--data-dir", dir])
+            #expect(refused.status == 2 && refused.stderr.contains(words), "\(refused.stderr)")
+        }
+        #expect(try catalog.dataset("enterprises")?.manifest.field(named: "registered_capital")?.fingerprint == FingerprintSpec(tolerance: 0.5))
+        #expect(try CLI.run(["dataset", "field", "enterprises", "registered_capital", "--clear-fingerprint", "--data-dir", dir]).status == 0)
+        #expect(try catalog.dataset("enterprises")?.manifest.field(named: "registered_capital")?.fingerprint == nil)
     }
 
     @Test func publishingOpenBelowKIsRefusedUnlessForcedWithAReason() throws {
