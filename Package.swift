@@ -172,7 +172,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "kaifangTests", dependencies: [
-            "kaifang", "KaifangCore", "Storage", "VersionFormat", "Audit",
+            "kaifang", "KaifangCore", "Storage", "VersionFormat", "Audit", "Sandbox",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
     ]

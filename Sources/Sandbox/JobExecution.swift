@@ -135,8 +135,10 @@ public enum JobExecutor {
     }
 
     /// Opens the attached files behind the guard and runs the plan.
+    /// - Parameter unitsPerGroup: the most units one group's dominance totals may hold in the
+    ///   fused pass before rule 6 is recomputed by its own pass.
     /// - Throws: `JobFailure`.
-    public static func execute(_ spec: JobSpec, directory: URL) throws -> JobOutput {
+    public static func execute(_ spec: JobSpec, directory: URL, unitsPerGroup: Int = 2_000_000) throws -> JobOutput {
         var db: OpaquePointer?
         guard sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
             throw JobFailure(status: "failed", reason: "cannot open SQLite")
@@ -157,7 +159,11 @@ public enum JobExecutor {
         }
         let plan = spec.plan
         let maxRows = max(spec.policy.maxOutputRows * 20, 100_000)
-        var rows = try query(db, plan.sql, cap: maxRows)
+        // Aggregate jobs compute the rules' material in the query's own pass when they can.
+        let fused = plan.mode == .aggregate && !spec.dryRun && spec.policy.minUnitsPerRow <= 1000 ? plan.fusedSQL : nil
+        let aggregates = RuleAggregates(policy: spec.policy, salt: spec.rowSetSalt, datasets: plan.unitDatasets.count, maxUnitsPerGroup: unitsPerGroup)
+        if fused != nil { try aggregates.register(db) }
+        var rows = try query(db, fused ?? plan.sql, cap: maxRows)
         var out = JobOutput(columns: plan.columns, rows: [])
         let userColumns = plan.columns.count
 
@@ -178,12 +184,18 @@ public enum JobExecutor {
                     }
                 }
                 out.rowsSuppressed = before - rows.count
-                // Rule 6: dominance of the top two contributors.
-                for check in plan.dominance {
-                    let dominated = try dominatedGroups(db, check.sql, keys: plan.hiddenGroupKeys, share: spec.policy.dominanceShare)
-                    for r in rows.indices {
-                        let key = groupKey(Array(rows[r][userColumns..<(userColumns + plan.hiddenGroupKeys)]))
-                        guard dominated.contains(key) else { continue }
+                // Rule 6: dominance of the top two contributors — from the pass itself, or by a
+                // pass of its own when the fused one could not hold a group's units.
+                let dominatedBase = unitBase + plan.unitDatasets.count
+                for (j, check) in plan.dominance.enumerated() {
+                    let isDominated: ([Cell]) -> Bool
+                    if fused != nil && !aggregates.overflowed {
+                        isDominated = { row in row[dominatedBase + j] == .integer(1) }
+                    } else {
+                        let dominated = try dominatedGroups(db, check.sql, keys: plan.hiddenGroupKeys, share: spec.policy.dominanceShare)
+                        isDominated = { row in dominated.contains(groupKey(Array(row[userColumns..<(userColumns + plan.hiddenGroupKeys)]))) }
+                    }
+                    for r in rows.indices where isDominated(rows[r]) {
                         for c in check.columns where rows[r][c] != .null { rows[r][c] = .null; out.cellsSuppressed += 1 }
                     }
                 }
@@ -208,12 +220,18 @@ public enum JobExecutor {
         // Rule 7 material: the units each personal dataset contributed.
         if !spec.dryRun {
             for (d, sql) in plan.rowSetSQL.sorted(by: { $0.key < $1.key }) {
-                let hashes = try unitHashes(db, sql, salt: spec.rowSetSalt)
+                let hashes: [UInt64]
+                if fused != nil, let k = plan.unitDatasets.firstIndex(of: d) {
+                    hashes = aggregates.rowSet(k)
+                } else {
+                    hashes = try unitHashes(db, sql, salt: spec.rowSetSalt)
+                }
                 out.rowSetUnits[d] = hashes.count
                 let data = hashes.withUnsafeBufferPointer { Data(buffer: $0) }
                 try data.write(to: directory.appendingPathComponent("rowset-\(d).bin"))
             }
         }
+        withExtendedLifetime(aggregates) {}
         return out
     }
 
@@ -338,5 +356,210 @@ public enum RowSet {
             if d > limit { return d }
         }
         return d + (a.count - i) + (b.count - j)
+    }
+}
+
+/// The rules' material computed inside the query's own pass (`QueryPlan.fusedSQL`): two
+/// aggregate functions registered on the job's connection.
+///
+/// - `kaifang_units(k, unit)`: the group's distinct units (NULL ignored), counted up to the
+///   policy's minimum — rule 5 asks only whether a row has that many, so a group keeps at most
+///   that many 64-bit unit hashes; each unit's hash also goes to dataset k's row set (rule 7).
+/// - `kaifang_dominance(j, unit, value)`: 1 when the group's two largest per-unit totals (in
+///   absolute value; NULL values ignored, as TOTAL does) exceed the policy's share of the sum of
+///   all units' absolute totals (rule 6), else 0. A group's per-unit totals live only until its
+///   row is finished (SQLite aggregates one group at a time); a group with more than
+///   `maxUnitsPerGroup` units sets `overflowed` and the runner recomputes rule 6 by its own pass.
+///
+/// Units are told apart by the same salted hash as the row sets: two units whose hashes collide
+/// count as one, which can only make a row look smaller or more dominated (stricter), never less.
+final class RuleAggregates {
+    let minUnits: Int
+    let share: Double
+    let salt: UInt64
+    let maxUnitsPerGroup: Int
+    /// Row-set hashes per personal dataset (in the order of `QueryPlan.unitDatasets`), unsorted, with repeats.
+    var rowSets: [[UInt64]]
+    /// Per live group context (by address): its units' totals.
+    var totals: [Int: UnitTotals] = [:]
+    /// The group being aggregated (SQLite feeds one group at a time): its context and totals.
+    var currentKey = 0
+    var current = UnitTotals()
+    var overflowed = false
+
+    /// The totals of the group whose context is `key`, made current.
+    @inline(__always) func select(_ key: Int) {
+        if key == currentKey { return }
+        if currentKey != 0 { totals[currentKey] = current; current = UnitTotals() }
+        if let t = totals.removeValue(forKey: key) { current = t }   // else the emptied table, its room kept
+        currentKey = key
+    }
+
+    init(policy: SandboxPolicy, salt: UInt64, datasets: Int, maxUnitsPerGroup: Int = 2_000_000) {
+        minUnits = policy.minUnitsPerRow; share = policy.dominanceShare; self.salt = salt
+        self.maxUnitsPerGroup = maxUnitsPerGroup
+        rowSets = Array(repeating: [], count: datasets)
+    }
+
+    static let nullUnit: UInt64 = 0x6E75_6C6C_756E_6974
+
+    /// Registers both functions on `db`; the object must outlive the connection's statements.
+    func register(_ db: OpaquePointer?) throws {
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        let units: @convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<OpaquePointer?>?) -> Void = { ctx, _, argv in
+            let a = Unmanaged<RuleAggregates>.fromOpaque(sqlite3_user_data(ctx)!).takeUnretainedValue()
+            guard let argv, let unit = sqlite3_value_text(argv[1]) else { return }
+            let k = Int(sqlite3_value_int(argv[0]))
+            let h = RowSet.hash(UnsafeBufferPointer(start: unit, count: Int(sqlite3_value_bytes(argv[1]))), salt: a.salt)
+            if k >= 0 && k < a.rowSets.count { a.rowSets[k].append(h) }
+            // [count, hash₁ … hash_min]
+            guard let raw = sqlite3_aggregate_context(ctx, Int32(8 * (a.minUnits + 1))) else { sqlite3_result_error_nomem(ctx); return }
+            let slots = raw.bindMemory(to: UInt64.self, capacity: a.minUnits + 1)
+            let n = Int(slots[0])
+            if n >= a.minUnits { return }
+            for i in 0..<n where slots[1 + i] == h { return }
+            slots[1 + n] = h
+            slots[0] = UInt64(n + 1)
+        }
+        let unitsFinal: @convention(c) (OpaquePointer?) -> Void = { ctx in
+            let raw = sqlite3_aggregate_context(ctx, 0)
+            sqlite3_result_int64(ctx, raw.map { Int64($0.load(as: UInt64.self)) } ?? 0)
+        }
+        let dominance: @convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<OpaquePointer?>?) -> Void = { ctx, _, argv in
+            let a = Unmanaged<RuleAggregates>.fromOpaque(sqlite3_user_data(ctx)!).takeUnretainedValue()
+            guard let argv, let raw = sqlite3_aggregate_context(ctx, 8) else { sqlite3_result_error_nomem(ctx); return }
+            if a.overflowed { return }
+            raw.storeBytes(of: 1, as: UInt64.self)   // the group has rows
+            let key = Int(bitPattern: raw)
+            let h: UInt64 = sqlite3_value_text(argv[1]).map {
+                RowSet.hash(UnsafeBufferPointer(start: $0, count: Int(sqlite3_value_bytes(argv[1]))), salt: a.salt)
+            } ?? RuleAggregates.nullUnit
+            a.select(key)
+            let slot = a.current.slot(h)
+            if sqlite3_value_type(argv[2]) != SQLITE_NULL { a.current.add(sqlite3_value_double(argv[2]), at: slot) }
+            if a.current.count > a.maxUnitsPerGroup { a.overflowed = true; a.current = UnitTotals(); a.totals = [:] }
+        }
+        let dominanceFinal: @convention(c) (OpaquePointer?) -> Void = { ctx in
+            let a = Unmanaged<RuleAggregates>.fromOpaque(sqlite3_user_data(ctx)!).takeUnretainedValue()
+            guard let raw = sqlite3_aggregate_context(ctx, 0) else { sqlite3_result_int64(ctx, 0); return }
+            a.select(Int(bitPattern: raw))
+            var total = 0.0, top1 = 0.0, top2 = 0.0
+            a.current.forEachTotal { t in
+                let v = abs(t)
+                total += v
+                if v > top1 { top2 = top1; top1 = v } else if v > top2 { top2 = v }
+            }
+            a.current.removeAll()
+            a.currentKey = 0
+            sqlite3_result_int64(ctx, total > 0 && top1 + top2 > a.share * total ? 1 : 0)
+        }
+        for (name, args, step, final) in [("kaifang_units", Int32(2), units, unitsFinal), ("kaifang_dominance", Int32(3), dominance, dominanceFinal)] {
+            guard sqlite3_create_function_v2(db, name, args, SQLITE_UTF8, me, nil, step, final, nil) == SQLITE_OK else {
+                throw JobFailure(status: "failed", reason: "cannot register \(name): \(String(cString: sqlite3_errmsg(db)))")
+            }
+        }
+    }
+
+    /// Dataset k's row set: sorted distinct hashes.
+    func rowSet(_ k: Int) -> [UInt64] {
+        var hashes = rowSets[k]
+        rowSets[k] = []
+        RuleAggregates.radixSort(&hashes)
+        var n = 0
+        for i in hashes.indices where i == 0 || hashes[i] != hashes[n - 1] {
+            hashes[n] = hashes[i]
+            n += 1
+        }
+        hashes.removeLast(hashes.count - n)
+        return hashes
+    }
+
+    /// Sorts 64-bit words in four passes of 16 bits (least significant first): linear, where a
+    /// comparison sort of a million hashes is the largest cost after the query.
+    static func radixSort(_ a: inout [UInt64]) {
+        guard a.count > 256 else { a.sort(); return }
+        var buffer = [UInt64](repeating: 0, count: a.count)
+        var counts = [Int](repeating: 0, count: 1 << 16)
+        for pass in 0..<4 {
+            let shift = UInt64(pass * 16)
+            for i in counts.indices { counts[i] = 0 }
+            a.withUnsafeBufferPointer { src in
+                buffer.withUnsafeMutableBufferPointer { dst in
+                    counts.withUnsafeMutableBufferPointer { c in
+                        for x in src { c[Int((x >> shift) & 0xFFFF)] += 1 }
+                        var sum = 0
+                        for i in 0..<c.count { let n = c[i]; c[i] = sum; sum += n }
+                        for x in src {
+                            let d = Int((x >> shift) & 0xFFFF)
+                            dst[c[d]] = x
+                            c[d] += 1
+                        }
+                    }
+                }
+            }
+            swap(&a, &buffer)
+        }
+    }
+}
+
+/// One group's per-unit totals: an open-addressing table keyed by the unit hashes (already well
+/// mixed, so no hashing again), with Neumaier-compensated sums as SQLite's TOTAL keeps them.
+struct UnitTotals {
+    private var keys: [UInt64] = []
+    private var sums: [Double] = []
+    private var compensations: [Double] = []
+    private var occupied: [Bool] = []
+    private var used: [Int] = []
+    private(set) var count = 0
+
+    /// The slot of unit `h`, inserting it with a zero total when new.
+    @inline(__always) mutating func slot(_ h: UInt64) -> Int {
+        if (count + 1) * 2 > keys.count { grow() }
+        let mask = keys.count - 1
+        var i = Int(truncatingIfNeeded: h) & mask
+        while occupied[i] {
+            if keys[i] == h { return i }
+            i = (i + 1) & mask
+        }
+        occupied[i] = true
+        keys[i] = h
+        sums[i] = 0
+        compensations[i] = 0
+        used.append(i)
+        count += 1
+        return i
+    }
+
+    @inline(__always) mutating func add(_ v: Double, at i: Int) {
+        let s = sums[i], t = s + v
+        compensations[i] += abs(s) >= abs(v) ? (s - t) + v : (v - t) + s
+        sums[i] = t
+    }
+
+    func forEachTotal(_ body: (Double) -> Void) {
+        for i in used { body(sums[i] + compensations[i]) }
+    }
+
+    /// Empties the table, keeping its room (cost proportional to the units it held).
+    mutating func removeAll() {
+        for i in used { occupied[i] = false }
+        used.removeAll(keepingCapacity: true)
+        count = 0
+    }
+
+    private mutating func grow() {
+        let old = used.map { (keys[$0], sums[$0], compensations[$0]) }
+        let capacity = max(64, keys.count * 2)
+        keys = [UInt64](repeating: 0, count: capacity)
+        sums = [Double](repeating: 0, count: capacity)
+        compensations = [Double](repeating: 0, count: capacity)
+        occupied = [Bool](repeating: false, count: capacity)
+        used.removeAll(keepingCapacity: true)
+        count = 0
+        for (k, s, c) in old {
+            let i = slot(k)
+            sums[i] = s
+            compensations[i] = c
+        }
     }
 }

@@ -80,6 +80,13 @@ public struct QueryPlan: Codable, Sendable, Equatable {
     public var attachments: [String: String]
     /// Rules the checker applied, for the job record.
     public var rules: [String]
+    /// Aggregate mode: the main SQL with the rules' material computed in the same pass — after
+    /// the user columns and hidden keys, `kaifang_units(k, unit)` per personal dataset (its
+    /// distinct units, counted up to the policy's minimum, and its row set collected) and
+    /// `kaifang_dominance(j, unit, argument)` per dominance check (1 when the group's top two
+    /// units dominate). Nil when the query's LIMIT or OFFSET could stop the scan before every
+    /// selected row was seen: then `sql`, `dominance` and `rowSetSQL` run as separate passes.
+    public var fusedSQL: String? = nil
 }
 
 /// The static check of docs/sandbox-guide.md: resolves names against the licensed datasets, enforces the
@@ -726,6 +733,7 @@ struct Analysis {
 
         // Rule 6: per SUM/AVG/TOTAL in the output, the per-unit contributions of each group.
         var dominance: [DominanceCheck] = []
+        var dominanceArguments: [(unit: String, argument: String)] = []
         var byArgument: [String: Int] = [:]
         for (i, c) in s.columns.enumerated() {
             for (name, arg) in sums(c.expr) where ["sum", "avg", "total"].contains(name) {
@@ -737,6 +745,7 @@ struct Analysis {
                     let sql = with + "SELECT \(sel)" + fromWhere + " GROUP BY " + (keySQL + [u]).joined(separator: ", ")
                     byArgument[argSQL] = dominance.count
                     dominance.append(DominanceCheck(columns: [i], sql: sql))
+                    dominanceArguments.append((u, argSQL))
                 }
             }
         }
@@ -744,9 +753,20 @@ struct Analysis {
             if case .function("count", _, _, _, _) = c.expr { return i }
             return nil
         }
+        // The same pass with the rules' material as extra aggregates (not with LIMIT or OFFSET,
+        // which may end the scan early and leave rows out of the row sets).
+        var fused: String?
+        if q2.limit == nil && q2.offset == nil {
+            var fusedCols = s.columns.map { c in p.expr(c.expr) + (c.alias.map { " AS " + SQLPrinter.quote($0) } ?? "") }
+            fusedCols += keySQL.enumerated().map { "\($1) AS \"__key\($0)\"" }
+            fusedCols += units.enumerated().map { k, d in "kaifang_units(\(k), \(unitExpr(d, scope))) AS \"__units_\(d)\"" }
+            fusedCols += dominance.indices.map { j in "kaifang_dominance(\(j), \(dominanceArguments[j].unit), \(dominanceArguments[j].argument)) AS \"__dominated\(j)\"" }
+            fused = with + p.select(s, columnsOverride: fusedCols, groupByOverride: keySQL)
+            if !q2.orderBy.isEmpty { fused! += " ORDER BY " + q2.orderBy.map { p.expr($0.expr) + ($0.descending ? " DESC" : " ASC") }.joined(separator: ", ") }
+        }
         return QueryPlan(mode: .aggregate, sql: main, columns: outputNames(s), hiddenGroupKeys: keys.count, unitDatasets: units,
                          rowSetSQL: rowSets, dominance: dominance, countColumns: counts, dpColumns: [], dpSums: 0,
-                         attachments: attachments, rules: rules.sorted())
+                         attachments: attachments, rules: rules.sorted(), fusedSQL: fused)
     }
 
     func sums(_ e: SQLExpr) -> [(String, SQLExpr)] {
