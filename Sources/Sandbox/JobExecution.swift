@@ -135,10 +135,10 @@ public enum JobExecutor {
     }
 
     /// Opens the attached files behind the guard and runs the plan.
-    /// - Parameter unitsPerGroup: the most units one group's dominance totals may hold in the
+    /// - Parameter rowsPerGroup: the most rows one group may feed rule 6 in the
     ///   fused pass before rule 6 is recomputed by its own pass.
     /// - Throws: `JobFailure`.
-    public static func execute(_ spec: JobSpec, directory: URL, unitsPerGroup: Int = 2_000_000) throws -> JobOutput {
+    public static func execute(_ spec: JobSpec, directory: URL, rowsPerGroup: Int = 2_000_000) throws -> JobOutput {
         var db: OpaquePointer?
         guard sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
             throw JobFailure(status: "failed", reason: "cannot open SQLite")
@@ -153,6 +153,13 @@ public enum JobExecutor {
                 throw JobFailure(status: "failed", reason: "cannot open a dataset version (\(String(cString: sqlite3_errmsg(db))))")
             }
         }
+        // Pages are read through a memory map (no copy per read: an index scan revisits table
+        // pages many times) within a quarter of the address-space limit; where the map cannot be
+        // made, SQLite reads as usual.
+        let mapped = (Int64(spec.policy.memoryMiB) << 20) / 4 / Int64(max(spec.plan.attachments.count, 1))
+        for schema in spec.plan.attachments.keys.sorted() {
+            _ = sqlite3_exec(db, "PRAGMA \(SQLPrinter.quote(schema)).mmap_size = \(mapped)", nil, nil, nil)
+        }
         let heap = Int64(spec.policy.memoryMiB) << 20
         guard kaifang_sqlite_harden(UnsafeMutableRawPointer(db), Double(spec.policy.wallSeconds), heap * 3 / 4) == 0 else {
             throw JobFailure(status: "failed", reason: "cannot harden the SQLite connection")
@@ -160,8 +167,8 @@ public enum JobExecutor {
         let plan = spec.plan
         let maxRows = max(spec.policy.maxOutputRows * 20, 100_000)
         // Aggregate jobs compute the rules' material in the query's own pass when they can.
-        let fused = plan.mode == .aggregate && !spec.dryRun && spec.policy.minUnitsPerRow <= 1000 ? plan.fusedSQL : nil
-        let aggregates = RuleAggregates(policy: spec.policy, salt: spec.rowSetSalt, datasets: plan.unitDatasets.count, maxUnitsPerGroup: unitsPerGroup)
+        let fused = plan.mode != .rows && !spec.dryRun && spec.policy.minUnitsPerRow <= 1000 ? plan.fusedSQL : nil
+        let aggregates = RuleAggregates(policy: spec.policy, salt: spec.rowSetSalt, datasets: plan.unitDatasets.count, maxRowsPerGroup: rowsPerGroup)
         if fused != nil { try aggregates.register(db) }
         var rows = try query(db, fused ?? plan.sql, cap: maxRows)
         var out = JobOutput(columns: plan.columns, rows: [])
@@ -367,9 +374,9 @@ public enum RowSet {
 ///   that many 64-bit unit hashes; each unit's hash also goes to dataset k's row set (rule 7).
 /// - `kaifang_dominance(j, unit, value)`: 1 when the group's two largest per-unit totals (in
 ///   absolute value; NULL values ignored, as TOTAL does) exceed the policy's share of the sum of
-///   all units' absolute totals (rule 6), else 0. A group's per-unit totals live only until its
+///   all units' absolute totals (rule 6), else 0. A group's contributions live only until its
 ///   row is finished (SQLite aggregates one group at a time); a group with more than
-///   `maxUnitsPerGroup` units sets `overflowed` and the runner recomputes rule 6 by its own pass.
+///   `maxRowsPerGroup` rows sets `overflowed` and the runner recomputes rule 6 by its own pass.
 ///
 /// Units are told apart by the same salted hash as the row sets: two units whose hashes collide
 /// count as one, which can only make a row look smaller or more dominated (stricter), never less.
@@ -377,7 +384,7 @@ final class RuleAggregates {
     let minUnits: Int
     let share: Double
     let salt: UInt64
-    let maxUnitsPerGroup: Int
+    let maxRowsPerGroup: Int
     /// Row-set hashes per personal dataset (in the order of `QueryPlan.unitDatasets`), unsorted, with repeats.
     var rowSets: [[UInt64]]
     /// Per live group context (by address): its units' totals.
@@ -395,9 +402,9 @@ final class RuleAggregates {
         currentKey = key
     }
 
-    init(policy: SandboxPolicy, salt: UInt64, datasets: Int, maxUnitsPerGroup: Int = 2_000_000) {
+    init(policy: SandboxPolicy, salt: UInt64, datasets: Int, maxRowsPerGroup: Int = 2_000_000) {
         minUnits = policy.minUnitsPerRow; share = policy.dominanceShare; self.salt = salt
-        self.maxUnitsPerGroup = maxUnitsPerGroup
+        self.maxRowsPerGroup = maxRowsPerGroup
         rowSets = Array(repeating: [], count: datasets)
     }
 
@@ -435,9 +442,9 @@ final class RuleAggregates {
                 RowSet.hash(UnsafeBufferPointer(start: $0, count: Int(sqlite3_value_bytes(argv[1]))), salt: a.salt)
             } ?? RuleAggregates.nullUnit
             a.select(key)
-            let slot = a.current.slot(h)
-            if sqlite3_value_type(argv[2]) != SQLITE_NULL { a.current.add(sqlite3_value_double(argv[2]), at: slot) }
-            if a.current.count > a.maxUnitsPerGroup { a.overflowed = true; a.current = UnitTotals(); a.totals = [:] }
+            // A NULL value adds nothing to its unit's total, as in TOTAL; the unit still counts.
+            a.current.append(h, sqlite3_value_type(argv[2]) == SQLITE_NULL ? 0 : sqlite3_value_double(argv[2]))
+            if a.current.count > a.maxRowsPerGroup { a.overflowed = true; a.current = UnitTotals(); a.totals = [:] }
         }
         let dominanceFinal: @convention(c) (OpaquePointer?) -> Void = { ctx in
             let a = Unmanaged<RuleAggregates>.fromOpaque(sqlite3_user_data(ctx)!).takeUnretainedValue()
@@ -502,64 +509,78 @@ final class RuleAggregates {
     }
 }
 
-/// One group's per-unit totals: an open-addressing table keyed by the unit hashes (already well
-/// mixed, so no hashing again), with Neumaier-compensated sums as SQLite's TOTAL keeps them.
+/// One group's contributions: (unit hash, value) in the order SQLite delivers the rows, appended
+/// (no random access per row, which a table of a large group's units would cost in cache
+/// misses), then sorted by unit — stably, so each unit's values are summed in row order, with
+/// Neumaier's compensation as SQLite's TOTAL — and folded into per-unit totals.
 struct UnitTotals {
     private var keys: [UInt64] = []
-    private var sums: [Double] = []
-    private var compensations: [Double] = []
-    private var occupied: [Bool] = []
-    private var used: [Int] = []
-    private(set) var count = 0
+    private var values: [Double] = []
+    /// Rows held.
+    var count: Int { keys.count }
 
-    /// The slot of unit `h`, inserting it with a zero total when new.
-    @inline(__always) mutating func slot(_ h: UInt64) -> Int {
-        if (count + 1) * 2 > keys.count { grow() }
-        let mask = keys.count - 1
-        var i = Int(truncatingIfNeeded: h) & mask
-        while occupied[i] {
-            if keys[i] == h { return i }
-            i = (i + 1) & mask
-        }
-        occupied[i] = true
-        keys[i] = h
-        sums[i] = 0
-        compensations[i] = 0
-        used.append(i)
-        count += 1
-        return i
+    @inline(__always) mutating func append(_ h: UInt64, _ v: Double) {
+        keys.append(h)
+        values.append(v)
     }
 
-    @inline(__always) mutating func add(_ v: Double, at i: Int) {
-        let s = sums[i], t = s + v
-        compensations[i] += abs(s) >= abs(v) ? (s - t) + v : (v - t) + s
-        sums[i] = t
-    }
-
+    /// Calls `body` with each unit's total (units in hash order).
     func forEachTotal(_ body: (Double) -> Void) {
-        for i in used { body(sums[i] + compensations[i]) }
-    }
-
-    /// Empties the table, keeping its room (cost proportional to the units it held).
-    mutating func removeAll() {
-        for i in used { occupied[i] = false }
-        used.removeAll(keepingCapacity: true)
-        count = 0
-    }
-
-    private mutating func grow() {
-        let old = used.map { (keys[$0], sums[$0], compensations[$0]) }
-        let capacity = max(64, keys.count * 2)
-        keys = [UInt64](repeating: 0, count: capacity)
-        sums = [Double](repeating: 0, count: capacity)
-        compensations = [Double](repeating: 0, count: capacity)
-        occupied = [Bool](repeating: false, count: capacity)
-        used.removeAll(keepingCapacity: true)
-        count = 0
-        for (k, s, c) in old {
-            let i = slot(k)
-            sums[i] = s
-            compensations[i] = c
+        let n = keys.count
+        guard n > 0 else { return }
+        let order = Self.stableOrder(keys)
+        var i = 0
+        while i < n {
+            let k = keys[Int(order[i])]
+            var sum = 0.0, c = 0.0
+            while i < n && keys[Int(order[i])] == k {
+                let v = values[Int(order[i])]
+                let t = sum + v
+                c += abs(sum) >= abs(v) ? (sum - t) + v : (v - t) + sum
+                sum = t
+                i += 1
+            }
+            body(sum + c)
         }
+    }
+
+    mutating func removeAll() {
+        keys.removeAll(keepingCapacity: true)
+        values.removeAll(keepingCapacity: true)
+    }
+
+    /// Positions of `keys` ordered by key, equal keys in position order: a comparison sort for
+    /// small groups, a least-significant-digit radix sort (8 passes of 8 bits, stable) for large.
+    static func stableOrder(_ keys: [UInt64]) -> [Int32] {
+        let n = keys.count
+        var order = (0..<Int32(n)).map { $0 }
+        if n < 512 {
+            order.sort { keys[Int($0)] != keys[Int($1)] ? keys[Int($0)] < keys[Int($1)] : $0 < $1 }
+            return order
+        }
+        var buffer = [Int32](repeating: 0, count: n)
+        var counts = [Int](repeating: 0, count: 256)
+        keys.withUnsafeBufferPointer { k in
+            for pass in 0..<8 {
+                let shift = UInt64(pass * 8)
+                for i in 0..<256 { counts[i] = 0 }
+                order.withUnsafeBufferPointer { src in
+                    buffer.withUnsafeMutableBufferPointer { dst in
+                        counts.withUnsafeMutableBufferPointer { c in
+                            for p in src { c[Int((k[Int(p)] >> shift) & 0xFF)] += 1 }
+                            var sum = 0
+                            for i in 0..<256 { let m = c[i]; c[i] = sum; sum += m }
+                            for p in src {
+                                let d = Int((k[Int(p)] >> shift) & 0xFF)
+                                dst[c[d]] = p
+                                c[d] += 1
+                            }
+                        }
+                    }
+                }
+                swap(&order, &buffer)
+            }
+        }
+        return order
     }
 }

@@ -80,12 +80,14 @@ public struct QueryPlan: Codable, Sendable, Equatable {
     public var attachments: [String: String]
     /// Rules the checker applied, for the job record.
     public var rules: [String]
-    /// Aggregate mode: the main SQL with the rules' material computed in the same pass — after
+    /// The main SQL with the rules' material computed in the same pass. Aggregate mode: after
     /// the user columns and hidden keys, `kaifang_units(k, unit)` per personal dataset (its
     /// distinct units, counted up to the policy's minimum, and its row set collected) and
     /// `kaifang_dominance(j, unit, argument)` per dominance check (1 when the group's top two
     /// units dominate). Nil when the query's LIMIT or OFFSET could stop the scan before every
     /// selected row was seen: then `sql`, `dominance` and `rowSetSQL` run as separate passes.
+    /// dp mode: the per-unit statement with the row set collected by a trailing
+    /// `kaifang_units(0, unit)`.
     public var fusedSQL: String? = nil
 }
 
@@ -850,9 +852,12 @@ struct Analysis {
         }
         let groupBy = keys.isEmpty ? "" : " GROUP BY " + keys.indices.map { "\"__key\($0)\"" }.joined(separator: ", ") + " ORDER BY " + keys.indices.map { "\"__key\($0)\"" }.joined(separator: ", ")
         let sql = "SELECT " + outer.joined(separator: ", ") + " FROM (" + innerSQL + ")" + groupBy
+        // The same with the row set collected from the per-unit rows (each unit once), in a
+        // trailing column the release ignores.
+        let fused = "SELECT " + (outer + ["kaifang_units(0, \"__unit\")"]).joined(separator: ", ") + " FROM (" + innerSQL + ")" + groupBy
         let fromWhere = p.fromClause(s) + (s.whereClause.map { " WHERE " + p.expr($0) } ?? "")
         return QueryPlan(mode: .dp, sql: sql, columns: outputNames(s), hiddenGroupKeys: keys.count, unitDatasets: [t.id],
                          rowSetSQL: [t.id: "SELECT DISTINCT \(unit)" + fromWhere], dominance: [], countColumns: [],
-                         dpColumns: columns, dpSums: sumArgs.count, attachments: attachments, rules: rules.sorted())
+                         dpColumns: columns, dpSums: sumArgs.count, attachments: attachments, rules: rules.sorted(), fusedSQL: fused)
     }
 }

@@ -20,11 +20,11 @@ import Testing
         "SELECT service_type, COUNT(DISTINCT id_number) AS people, AVG(benefit_amount) AS mean FROM residents WHERE district IN ('玄武区', '秦淮区') GROUP BY service_type",
     ]
 
-    func run(_ plan: QueryPlan, policy: SandboxPolicy, unitsPerGroup: Int = 2_000_000) throws -> (JobOutput, [String: Data]) {
+    func run(_ plan: QueryPlan, policy: SandboxPolicy, rowsPerGroup: Int = 2_000_000) throws -> (JobOutput, [String: Data]) {
         let dir = URL(fileURLWithPath: scratch.dataDir).appendingPathComponent("job-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let spec = JobSpec(plan: plan, policy: policy, epsilon: nil, seed: 1, dryRun: false, rowSetSalt: 0x5EED)
-        let out = try JobExecutor.execute(spec, directory: dir, unitsPerGroup: unitsPerGroup)
+        let out = try JobExecutor.execute(spec, directory: dir, rowsPerGroup: rowsPerGroup)
         var sets: [String: Data] = [:]
         for d in plan.unitDatasets { sets[d] = try Data(contentsOf: dir.appendingPathComponent("rowset-\(d).bin")) }
         return (out, sets)
@@ -50,7 +50,7 @@ import Testing
                 separate.fusedSQL = nil
                 let (a, aSets) = try run(plan, policy: policy)
                 let (b, bSets) = try run(separate, policy: policy)
-                let (c, cSets) = try run(plan, policy: policy, unitsPerGroup: 3)   // overflows: rule 6 by its own pass
+                let (c, cSets) = try run(plan, policy: policy, rowsPerGroup: 3)   // overflows: rule 6 by its own pass
                 for (x, sets) in [(b, bSets), (c, cSets)] {
                     #expect(a.rows == x.rows, "\(sql)")
                     #expect(a.rowsSuppressed == x.rowsSuppressed && a.cellsSuppressed == x.cellsSuppressed, "\(sql)")
@@ -63,6 +63,19 @@ import Testing
             // The queries exercise both rules: small groups dropped, and (at 2 %) sums blanked.
             #expect(suppressed > 0)
             if share < 0.5 { #expect(dominated > 0) }
+        }
+        // dp mode: the row set collected from the per-unit rows; the same seeded release.
+        let table = SandboxTable(manifest: record.manifest, version: version.number, path: try catalog.localFile(version), tier: .conditional, granted: nil, policy: .defaults)
+        for sql in ["SELECT district, COUNT(*) AS n, AVG(benefit_amount) AS a FROM residents GROUP BY district",
+                    "SELECT COUNT(*) AS n, SUM(benefit_amount) AS s FROM residents WHERE gender = '男'"] {
+            let plan = try QueryChecker(tables: [table], mode: "dp").check(sql)
+            #expect(plan.fusedSQL?.contains("kaifang_units(0, \"__unit\")") == true)
+            var separate = plan
+            separate.fusedSQL = nil
+            let (a, aSets) = try run(plan, policy: .defaults)
+            let (b, bSets) = try run(separate, policy: .defaults)
+            #expect(a.rows == b.rows && a.rowSetUnits == b.rowSetUnits && aSets == bSets, "\(sql)")
+            #expect(!a.rows.isEmpty)
         }
     }
 
