@@ -20,8 +20,9 @@ command -v sqlite3 >/dev/null || { echo "sqlite3 is needed: apt-get install -y s
 [ -x "$BIN" ] || swift build -c release --static-swift-stdlib --product kaifang --scratch-path .build-release
 if [ "$ROWS" = 1000000 ]; then DATA=bench/data/residents; else DATA=bench/data/residents-$ROWS; fi
 if [ ! -f "$DATA/residents.csv" ]; then
-  python3 scripts/gen_datasets.py --residents "$ROWS" --only residents --out "$(dirname "$DATA")" >/dev/null
-  [ "$DATA" = "$(dirname "$DATA")/residents" ] || mv "$(dirname "$DATA")/residents" "$DATA"
+  G=$(mktemp -d -p bench/data)
+  python3 scripts/gen_datasets.py --residents "$ROWS" --only residents --out "$G" >/dev/null
+  rm -rf "$DATA"; mv "$G/residents" "$DATA"; rm -rf "$G"
 fi
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 D=$T/data
