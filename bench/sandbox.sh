@@ -57,9 +57,9 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
     extra=(); [ "$mode" = dp ] && extra=(--mode dp --epsilon 0.05)
     jt=(); bt=(); rss=0; status=""
     for _ in $(seq 1 "$ROUNDS"); do
-      out=$( { /usr/bin/time -f "%e %M" "$BIN" job submit --key "$KID" --sql "$sql" "${extra[@]}" --json --data-dir "$D" > "$T/out.json"; } 2>&1 | tail -1)
+      out=$( { /usr/bin/time -f "%e %M" "$BIN" job submit --key "$KID" --sql "$sql" "${extra[@]}" --json --data-dir "$D" > "$T/out.json" || true; } 2>&1 | tail -1)
       jt+=("${out% *}"); m=${out#* }; [ "$m" -gt "$rss" ] && rss=$m
-      status=$(python3 -c "import json; j=json.load(open('$T/out.json'))['job']; print(j['status'], (j.get('detail') or {}).get('rows_suppressed', ''))" 2>/dev/null || echo "?")
+      status=$(python3 -c "import json; j=json.load(open('$T/out.json'))['job']; d=j.get('detail') or {}; print(j['status'], d.get('rows_suppressed', ''), d.get('reason', '') or '')" 2>/dev/null || echo "?")
       bt+=("$( { /usr/bin/time -f "%e" sqlite3 "$A" "ATTACH '$B' AS b; $bare;" > /dev/null; } 2>&1 | tail -1)")
     done
     mj=$(median "${jt[@]}"); mb=$(median "${bt[@]}")

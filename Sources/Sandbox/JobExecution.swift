@@ -130,7 +130,9 @@ public enum JobExecutor {
         set(Int32(RLIMIT_CPU.rawValue), cpu, cpu + 1)
         let bytes = UInt64(policy.memoryMiB) << 20
         set(Int32(RLIMIT_AS.rawValue), bytes, bytes)
-        set(Int32(RLIMIT_FSIZE.rawValue), 256 << 20, 256 << 20)
+        // The only files a job writes are SQLite's sorter spills (a GROUP BY over 10 M rows
+        // spills about 450 MB); the wall-clock limit bounds how many it can write.
+        set(Int32(RLIMIT_FSIZE.rawValue), 2 << 30, 2 << 30)
         set(Int32(RLIMIT_CORE.rawValue), 0, 0)
     }
 
