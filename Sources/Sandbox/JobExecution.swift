@@ -168,7 +168,7 @@ public enum JobExecutor {
         }
         let plan = spec.plan
         let maxRows = max(spec.policy.maxOutputRows * 20, 100_000)
-        // Aggregate jobs compute the rules' material in the query's own pass when they can.
+        // Aggregate and dp jobs compute the rules' material in the query's own pass when they can.
         let fused = plan.mode != .rows && !spec.dryRun && spec.policy.minUnitsPerRow <= 1000 ? plan.fusedSQL : nil
         let aggregates = RuleAggregates(policy: spec.policy, salt: spec.rowSetSalt, datasets: plan.unitDatasets.count, maxRowsPerGroup: rowsPerGroup)
         if fused != nil { try aggregates.register(db) }
