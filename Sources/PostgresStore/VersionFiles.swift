@@ -193,14 +193,8 @@ final class VersionCache: @unchecked Sendable {
         }
     }
 
-    /// SHA-256 of a file, read in 1 MiB blocks.
-    static func sha256(of path: String) throws -> String {
-        guard let h = FileHandle(forReadingAtPath: path) else { throw KaifangError.runtime("cannot read \(path)") }
-        defer { try? h.close() }
-        var hasher = SHA256()
-        while let block = try h.read(upToCount: 1 << 20), !block.isEmpty { hasher.update(data: block) }
-        return hasher.finalize().hexString
-    }
+    /// SHA-256 of a file (hex).
+    static func sha256(of path: String) throws -> String { try FileDigest.sha256(path).hex }
 
     static func fsync(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

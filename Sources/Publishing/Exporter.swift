@@ -1,4 +1,3 @@
-import Crypto
 import Audit
 import Foundation
 import Ingest
@@ -85,7 +84,8 @@ public struct Exporter: Sendable {
             ]
             let data = try JSONSerialization.data(withJSONObject: descriptor, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             try Bundle.write(path: output, members: [("\(id).csv", tmp)], descriptor: data)
-            served = try Self.sha256(file: output)
+            let digest = try FileDigest.sha256(output)
+            served = (digest.hex, digest.bytes)
         }
         var detail: [String: JSONValue] = [
             "version": .int(Int64(v.number)), "view": .string(view.rawValue), "format": .string(format.rawValue), "rows": .int(Int64(rows)),
@@ -100,18 +100,5 @@ public struct Exporter: Sendable {
         detail["fingerprinted"] = .array(plan.fingerprintedFields.map { .string($0) })
         try catalog.audit(actor: actor, action: "export.cli", dataset: id, detail: detail)
         return rows
-    }
-
-    /// A file's SHA-256 (hex) and size, read in 1 MiB blocks.
-    static func sha256(file path: String) throws -> (sha256: String, bytes: Int) {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw KaifangError.runtime("cannot read \(path) back") }
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        var bytes = 0
-        while let block = try handle.read(upToCount: 1 << 20), !block.isEmpty {
-            hasher.update(data: block)
-            bytes += block.count
-        }
-        return (hasher.finalize().hexString, bytes)
     }
 }

@@ -133,7 +133,7 @@ public enum Tracer {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw KaifangError.badInput("cannot read \(path): give the path of the CSV or JSON Lines file to trace")
         }
-        let sha = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        let sha = SHA256.hash(data: data).hexString
         let name = (path as NSString).lastPathComponent
         let first = data.first { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 && $0 != 0xEF && $0 != 0xBB && $0 != 0xBF }
         if first == UInt8(ascii: "{") {
