@@ -134,11 +134,13 @@ public struct Fingerprint: Sendable, Equatable {
         for _ in 0..<places { p &*= 10 }
         out.append(decimal: Int64(m / p))
         out.append(0x2E)
-        var rest = m % p
-        var digits = [UInt8](repeating: 0x30, count: places)
-        var k = places
-        while k > 0 { k -= 1; digits[k] = UInt8(rest % 10) &+ 0x30; rest /= 10 }
-        out.append(contentsOf: digits)
+        // The fraction, zero-padded to `places` digits, written without a buffer of its own.
+        let rest = m % p
+        var width = 1
+        var bound: UInt64 = 10
+        while width < places && rest >= bound { width += 1; bound &*= 10 }
+        for _ in width..<places { out.append(0x30) }
+        out.append(decimal: Int64(rest))
     }
 
     /// Whether a served value sits on a 1-bit of `key`; nil when it is no number on the grid.
