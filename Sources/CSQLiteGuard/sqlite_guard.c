@@ -60,7 +60,7 @@ static int authorizer(void *arg, int action, const char *a, const char *b, const
     }
 }
 
-int kaifang_sqlite_harden(void *handle, double deadline_seconds, long long heap_limit_bytes) {
+int kaifang_sqlite_harden(void *handle, double deadline_seconds, long long heap_limit_bytes, int sorter_threads) {
     sqlite3 *db = (sqlite3 *)handle;
     int on = 0;
     if (sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, &on) != SQLITE_OK || on != 1) return 1;
@@ -81,7 +81,7 @@ int kaifang_sqlite_harden(void *handle, double deadline_seconds, long long heap_
     sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 200);
     sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, 0);
     sqlite3_limit(db, SQLITE_LIMIT_TRIGGER_DEPTH, 1);
-    sqlite3_limit(db, SQLITE_LIMIT_WORKER_THREADS, 0);
+    sqlite3_limit(db, SQLITE_LIMIT_WORKER_THREADS, sorter_threads);   /* what PRAGMA threads sets */
     if (heap_limit_bytes > 0) sqlite3_hard_heap_limit64(heap_limit_bytes);
     deadline = now_seconds() + deadline_seconds;
     deadline_passed = 0;

@@ -163,7 +163,10 @@ public enum JobExecutor {
             _ = sqlite3_exec(db, "PRAGMA \(SQLPrinter.quote(schema)).mmap_size = \(mapped)", nil, nil, nil)
         }
         let heap = Int64(spec.policy.memoryMiB) << 20
-        guard kaifang_sqlite_harden(UnsafeMutableRawPointer(db), Double(spec.policy.wallSeconds), heap * 3 / 4) == 0 else {
+        // A sort larger than SQLite's sorter memory is sorted in pieces by a helper thread on a
+        // second core (within the same heap limit; the CPU limit counts both threads).
+        let sorterThreads = Int32(min(1, max(ProcessInfo.processInfo.activeProcessorCount - 1, 0)))
+        guard kaifang_sqlite_harden(UnsafeMutableRawPointer(db), Double(spec.policy.wallSeconds), heap * 3 / 4, sorterThreads) == 0 else {
             throw JobFailure(status: "failed", reason: "cannot harden the SQLite connection")
         }
         let plan = spec.plan
@@ -172,7 +175,16 @@ public enum JobExecutor {
         let fused = plan.mode != .rows && !spec.dryRun && spec.policy.minUnitsPerRow <= 1000 ? plan.fusedSQL : nil
         let aggregates = RuleAggregates(policy: spec.policy, salt: spec.rowSetSalt, datasets: plan.unitDatasets.count, maxRowsPerGroup: rowsPerGroup)
         if fused != nil { try aggregates.register(db) }
-        var rows = try query(db, fused ?? plan.sql, cap: maxRows)
+        var sql = fused ?? plan.sql
+        if fused != nil, let scan = plan.fusedScanSQL, walksWholeIndex(db, sql) { sql = scan }
+        var rows: [[Cell]]
+        var pass = PerUnitPass(keys: plan.hiddenGroupKeys, bounds: plan.dpBounds, salt: spec.rowSetSalt, budgetBytes: (spec.policy.memoryMiB << 20) / 4)
+        if fused != nil, plan.mode == .dp, let scan = plan.dpScanSQL, let perUnit = try pass.run(db, scan, maxGroups: maxRows) {
+            rows = perUnit.rows
+            aggregates.rowSets[0] = perUnit.units
+        } else {
+            rows = try query(db, sql, cap: maxRows)
+        }
         var out = JobOutput(columns: plan.columns, rows: [])
         let userColumns = plan.columns.count
 
@@ -242,6 +254,20 @@ public enum JobExecutor {
         }
         withExtendedLifetime(aggregates) {}
         return out
+    }
+
+    /// Whether SQLite's plan for `sql` reads a whole table through a non-covering index (a `SCAN
+    /// … USING INDEX` step), looking each row up in the table in index order.
+    static func walksWholeIndex(_ db: OpaquePointer?, _ sql: String) -> Bool {
+        var stmt: OpaquePointer?
+        guard sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN " + sql, -1, &stmt, nil) == SQLITE_OK else { return false }
+        defer { sqlite3_finalize(stmt) }
+        while sqlite3_step(stmt) == SQLITE_ROW {
+            guard let text = sqlite3_column_text(stmt, 3) else { continue }
+            let detail = String(cString: text)
+            if detail.hasPrefix("SCAN ") && detail.contains(" USING INDEX ") { return true }
+        }
+        return false
     }
 
     static func check(_ db: OpaquePointer?, _ rc: Int32) throws {
@@ -387,14 +413,22 @@ final class RuleAggregates {
     let share: Double
     let salt: UInt64
     let maxRowsPerGroup: Int
+    // The per-row state below is touched once or twice per row; a class property's dynamic
+    // exclusivity check would cost more than the work. Only the job's one thread runs these.
     /// Row-set hashes per personal dataset (in the order of `QueryPlan.unitDatasets`), unsorted, with repeats.
-    var rowSets: [[UInt64]]
+    @exclusivity(unchecked) var rowSets: [[UInt64]]
     /// Per live group context (by address): its units' totals.
-    var totals: [Int: UnitTotals] = [:]
+    @exclusivity(unchecked) var totals: [Int: UnitTotals] = [:]
     /// The group being aggregated (SQLite feeds one group at a time): its context and totals.
-    var currentKey = 0
-    var current = UnitTotals()
-    var overflowed = false
+    @exclusivity(unchecked) var currentKey = 0
+    @exclusivity(unchecked) var current = UnitTotals()
+    @exclusivity(unchecked) var overflowed = false
+    /// The last unit hashed (its bytes, when they fit, and hash): both functions read the same
+    /// unit of a row, so the second takes the hash from here instead of hashing again.
+    let lastUnit = UnsafeMutablePointer<UInt8>.allocate(capacity: RuleAggregates.cachedUnitBytes)
+    @exclusivity(unchecked) var lastUnitCount = -1
+    @exclusivity(unchecked) var lastUnitHash: UInt64 = 0
+    static let cachedUnitBytes = 64
 
     /// The totals of the group whose context is `key`, made current.
     @inline(__always) func select(_ key: Int) {
@@ -410,7 +444,21 @@ final class RuleAggregates {
         rowSets = Array(repeating: [], count: datasets)
     }
 
+    deinit { lastUnit.deallocate() }
+
     static let nullUnit: UInt64 = 0x6E75_6C6C_756E_6974
+
+    /// `RowSet.hash` of a unit's bytes, remembered for the next call with the same bytes.
+    @inline(__always) func unitHash(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt64 {
+        if n == lastUnitCount && memcmp(p, lastUnit, n) == 0 { return lastUnitHash }
+        let h = RowSet.hash(UnsafeBufferPointer(start: p, count: n), salt: salt)
+        if n <= Self.cachedUnitBytes {
+            lastUnit.update(from: p, count: n)
+            lastUnitCount = n
+            lastUnitHash = h
+        }
+        return h
+    }
 
     /// Registers both functions on `db`; the object must outlive the connection's statements.
     func register(_ db: OpaquePointer?) throws {
@@ -419,7 +467,7 @@ final class RuleAggregates {
             let a = Unmanaged<RuleAggregates>.fromOpaque(sqlite3_user_data(ctx)!).takeUnretainedValue()
             guard let argv, let unit = sqlite3_value_text(argv[1]) else { return }
             let k = Int(sqlite3_value_int(argv[0]))
-            let h = RowSet.hash(UnsafeBufferPointer(start: unit, count: Int(sqlite3_value_bytes(argv[1]))), salt: a.salt)
+            let h = a.unitHash(unit, Int(sqlite3_value_bytes(argv[1])))
             if k >= 0 && k < a.rowSets.count { a.rowSets[k].append(h) }
             // [count, hash₁ … hash_min]
             guard let raw = sqlite3_aggregate_context(ctx, Int32(8 * (a.minUnits + 1))) else { sqlite3_result_error_nomem(ctx); return }
@@ -440,9 +488,7 @@ final class RuleAggregates {
             if a.overflowed { return }
             raw.storeBytes(of: 1, as: UInt64.self)   // the group has rows
             let key = Int(bitPattern: raw)
-            let h: UInt64 = sqlite3_value_text(argv[1]).map {
-                RowSet.hash(UnsafeBufferPointer(start: $0, count: Int(sqlite3_value_bytes(argv[1]))), salt: a.salt)
-            } ?? RuleAggregates.nullUnit
+            let h: UInt64 = sqlite3_value_text(argv[1]).map { a.unitHash($0, Int(sqlite3_value_bytes(argv[1]))) } ?? RuleAggregates.nullUnit
             a.select(key)
             // A NULL value adds nothing to its unit's total, as in TOTAL; the unit still counts.
             a.current.append(h, sqlite3_value_type(argv[2]) == SQLITE_NULL ? 0 : sqlite3_value_double(argv[2]))
@@ -473,7 +519,7 @@ final class RuleAggregates {
     func rowSet(_ k: Int) -> [UInt64] {
         var hashes = rowSets[k]
         rowSets[k] = []
-        RuleAggregates.radixSort(&hashes)
+        BucketSort.sort(&hashes)
         var n = 0
         for i in hashes.indices where i == 0 || hashes[i] != hashes[n - 1] {
             hashes[n] = hashes[i]
@@ -482,39 +528,85 @@ final class RuleAggregates {
         hashes.removeLast(hashes.count - n)
         return hashes
     }
+}
 
-    /// Sorts 64-bit words in four passes of 16 bits (least significant first): linear, where a
-    /// comparison sort of a million hashes is the largest cost after the query.
-    static func radixSort(_ a: inout [UInt64]) {
-        guard a.count > 256 else { a.sort(); return }
-        var buffer = [UInt64](repeating: 0, count: a.count)
-        var counts = [Int](repeating: 0, count: 1 << 16)
-        for pass in 0..<4 {
-            let shift = UInt64(pass * 16)
-            for i in counts.indices { counts[i] = 0 }
-            a.withUnsafeBufferPointer { src in
-                buffer.withUnsafeMutableBufferPointer { dst in
-                    counts.withUnsafeMutableBufferPointer { c in
-                        for x in src { c[Int((x >> shift) & 0xFFFF)] += 1 }
-                        var sum = 0
-                        for i in 0..<c.count { let n = c[i]; c[i] = sum; sum += n }
-                        for x in src {
-                            let d = Int((x >> shift) & 0xFFFF)
-                            dst[c[d]] = x
-                            c[d] += 1
-                        }
-                    }
-                }
+/// Sorting of 64-bit hashes (uniformly spread, which is what makes this fast): one pass counts
+/// them by their top bits (about one hash per bucket), one scatters them in bucket order — stably —
+/// and an insertion sort finishes each bucket. Linear in expectation, where a comparison sort of a
+/// million hashes is the largest cost after the query. The hashes are salted with a secret of the
+/// platform, so a job's author cannot choose units that crowd one bucket; equal hashes (one
+/// unit's many rows) never move.
+enum BucketSort {
+    /// The top-bit width for `n` hashes: about one per bucket, at most 2²² buckets.
+    static func bits(_ n: Int) -> Int { min(22, max(8, Int.bitWidth - (n - 1).leadingZeroBitCount)) }
+
+    /// The bucket pass: calls `place(i, slot)` for each key in position order, the slots putting
+    /// keys in ascending order of their top bits (keys in place for 64 or fewer).
+    @inline(__always) static func scatter(_ k: UnsafeBufferPointer<UInt64>, _ place: (Int, Int) -> Void) {
+        let n = k.count
+        guard n > 64 else { for i in 0..<n { place(i, i) }; return }
+        let shift = UInt64(64 - bits(n))
+        var starts = [Int](repeating: 0, count: (1 << (64 - Int(shift))) + 1)
+        starts.withUnsafeMutableBufferPointer { c in
+            for x in k { c[Int(x >> shift) + 1] += 1 }
+            for i in 1..<c.count { c[i] += c[i - 1] }
+            for i in 0..<n {
+                let d = Int(k[i] >> shift)
+                place(i, c[d])
+                c[d] += 1
             }
-            swap(&a, &buffer)
+        }
+    }
+
+    /// Sorts `a` ascending.
+    static func sort(_ a: inout [UInt64]) {
+        let n = a.count
+        var out = [UInt64](repeating: 0, count: n)
+        guard n > 0 else { return }
+        a.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                scatter(src) { i, slot in dst[slot] = src[i] }
+                insertionSort(dst.baseAddress!, n) { $0 }
+            }
+        }
+        swap(&a, &out)
+    }
+
+    /// Positions of `keys` ordered by key, equal keys in position order.
+    static func stableOrder(_ keys: [UInt64]) -> [Int32] {
+        let n = keys.count
+        var order = [Int32](repeating: 0, count: n)
+        guard n > 0 else { return order }
+        keys.withUnsafeBufferPointer { k in
+            order.withUnsafeMutableBufferPointer { o in
+                scatter(k) { i, slot in o[slot] = Int32(i) }
+                insertionSort(o.baseAddress!, n) { k[Int($0)] }
+            }
+        }
+        return order
+    }
+
+    /// Stable insertion sort of `n` elements by `key`: linear when each is near its place.
+    @inline(__always) static func insertionSort<T>(_ p: UnsafeMutablePointer<T>, _ n: Int, key: (T) -> UInt64) {
+        guard n > 1 else { return }
+        for i in 1..<n {
+            let x = p[i]
+            let k = key(x)
+            var j = i
+            while j > 0 && key(p[j - 1]) > k {
+                p[j] = p[j - 1]
+                j -= 1
+            }
+            p[j] = x
         }
     }
 }
 
 /// One group's contributions: (unit hash, value) in the order SQLite delivers the rows, appended
 /// (no random access per row, which a table of a large group's units would cost in cache
-/// misses), then sorted by unit — stably, so each unit's values are summed in row order, with
-/// Neumaier's compensation as SQLite's TOTAL — and folded into per-unit totals.
+/// misses), then sorted by unit (`BucketSort`'s passes, which keep row order within a unit) so
+/// that each unit's values are summed in row order, with Neumaier's compensation as SQLite's
+/// TOTAL, and folded into per-unit totals.
 struct UnitTotals {
     private var keys: [UInt64] = []
     private var values: [Double] = []
@@ -530,13 +622,21 @@ struct UnitTotals {
     func forEachTotal(_ body: (Double) -> Void) {
         let n = keys.count
         guard n > 0 else { return }
-        let order = Self.stableOrder(keys)
+        // (unit, value) pairs ordered by unit, each unit's values in row order.
+        let pairs = UnsafeMutablePointer<(key: UInt64, value: Double)>.allocate(capacity: n)
+        defer { pairs.deallocate() }
+        keys.withUnsafeBufferPointer { k in
+            values.withUnsafeBufferPointer { v in
+                BucketSort.scatter(k) { i, slot in (pairs + slot).initialize(to: (k[i], v[i])) }
+            }
+        }
+        BucketSort.insertionSort(pairs, n) { $0.key }
         var i = 0
         while i < n {
-            let k = keys[Int(order[i])]
+            let k = pairs[i].key
             var sum = 0.0, c = 0.0
-            while i < n && keys[Int(order[i])] == k {
-                let v = values[Int(order[i])]
+            while i < n && pairs[i].key == k {
+                let v = pairs[i].value
                 let t = sum + v
                 c += abs(sum) >= abs(v) ? (sum - t) + v : (v - t) + sum
                 sum = t
@@ -549,40 +649,5 @@ struct UnitTotals {
     mutating func removeAll() {
         keys.removeAll(keepingCapacity: true)
         values.removeAll(keepingCapacity: true)
-    }
-
-    /// Positions of `keys` ordered by key, equal keys in position order: a comparison sort for
-    /// small groups, a least-significant-digit radix sort (8 passes of 8 bits, stable) for large.
-    static func stableOrder(_ keys: [UInt64]) -> [Int32] {
-        let n = keys.count
-        var order = (0..<Int32(n)).map { $0 }
-        if n < 512 {
-            order.sort { keys[Int($0)] != keys[Int($1)] ? keys[Int($0)] < keys[Int($1)] : $0 < $1 }
-            return order
-        }
-        var buffer = [Int32](repeating: 0, count: n)
-        var counts = [Int](repeating: 0, count: 256)
-        keys.withUnsafeBufferPointer { k in
-            for pass in 0..<8 {
-                let shift = UInt64(pass * 8)
-                for i in 0..<256 { counts[i] = 0 }
-                order.withUnsafeBufferPointer { src in
-                    buffer.withUnsafeMutableBufferPointer { dst in
-                        counts.withUnsafeMutableBufferPointer { c in
-                            for p in src { c[Int((k[Int(p)] >> shift) & 0xFF)] += 1 }
-                            var sum = 0
-                            for i in 0..<256 { let m = c[i]; c[i] = sum; sum += m }
-                            for p in src {
-                                let d = Int((k[Int(p)] >> shift) & 0xFF)
-                                dst[c[d]] = p
-                                c[d] += 1
-                            }
-                        }
-                    }
-                }
-                swap(&order, &buffer)
-            }
-        }
-        return order
     }
 }

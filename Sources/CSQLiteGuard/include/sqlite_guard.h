@@ -7,7 +7,7 @@
 /// Turns on SQLITE_DBCONFIG_DEFENSIVE, turns off trusted_schema, extension loading, triggers,
 /// views and double-quoted string literals, tightens sqlite3_limit()s, and installs the
 /// allowlist authorizer and the deadline progress handler. Returns 0 on success.
-int kaifang_sqlite_harden(void *db, double deadline_seconds, long long heap_limit_bytes);
+int kaifang_sqlite_harden(void *db, double deadline_seconds, long long heap_limit_bytes, int sorter_threads);
 
 /// Whether the deadline set by kaifang_sqlite_harden has passed (the query was interrupted).
 int kaifang_sqlite_deadline_passed(void);
