@@ -4,6 +4,9 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 static pid_t parent_pid = 0;
 static int parent_gone = 0;
@@ -94,3 +97,9 @@ int kaifang_sqlite_harden(void *handle, double deadline_seconds, long long heap_
 int kaifang_sqlite_deadline_passed(void) { return deadline_passed; }
 int kaifang_sqlite_denials(void) { return denials; }
 int kaifang_sqlite_last_denied_action(void) { return last_denied; }
+
+void kaifang_single_malloc_arena(void) {
+#ifdef __GLIBC__
+    mallopt(M_ARENA_MAX, 1);
+#endif
+}

@@ -134,6 +134,8 @@ public enum JobExecutor {
         // spills about 450 MB); the wall-clock limit bounds how many it can write.
         set(Int32(RLIMIT_FSIZE.rawValue), 2 << 30, 2 << 30)
         set(Int32(RLIMIT_CORE.rawValue), 0, 0)
+        // One malloc arena for both threads (the main one and SQLite's sorter helper).
+        kaifang_single_malloc_arena()
     }
 
     /// Opens the attached files behind the guard and runs the plan.
@@ -162,6 +164,17 @@ public enum JobExecutor {
         for schema in spec.plan.attachments.keys.sorted() {
             _ = sqlite3_exec(db, "PRAGMA \(SQLPrinter.quote(schema)).mmap_size = \(mapped)", nil, nil, nil)
         }
+        // The most rows a version holds: room for the row sets, reserved once (growing by
+        // doubling would hold two copies at once).
+        var largest = 0
+        for schema in spec.plan.attachments.keys.sorted() {
+            var stmt: OpaquePointer?
+            if sqlite3_prepare_v2(db, "SELECT max(_row) FROM \(SQLPrinter.quote(schema)).rows", -1, &stmt, nil) == SQLITE_OK,
+               sqlite3_step(stmt) == SQLITE_ROW {
+                largest = max(largest, Int(sqlite3_column_int64(stmt, 0)))
+            }
+            sqlite3_finalize(stmt)
+        }
         let heap = Int64(spec.policy.memoryMiB) << 20
         // A sort larger than SQLite's sorter memory is sorted in pieces by a helper thread on a
         // second core (within the same heap limit; the CPU limit counts both threads).
@@ -174,14 +187,16 @@ public enum JobExecutor {
         // Aggregate and dp jobs compute the rules' material in the query's own pass when they can.
         let fused = plan.mode != .rows && !spec.dryRun && spec.policy.minUnitsPerRow <= 1000 ? plan.fusedSQL : nil
         let aggregates = RuleAggregates(policy: spec.policy, salt: spec.rowSetSalt, datasets: plan.unitDatasets.count, maxRowsPerGroup: rowsPerGroup)
-        if fused != nil { try aggregates.register(db) }
+        if fused != nil {
+            try aggregates.register(db)
+            if plan.mode == .aggregate { aggregates.reserve(rows: largest) }
+        }
         var sql = fused ?? plan.sql
         if fused != nil, let scan = plan.fusedScanSQL, walksWholeIndex(db, sql) { sql = scan }
         var rows: [[Cell]]
-        var pass = PerUnitPass(keys: plan.hiddenGroupKeys, bounds: plan.dpBounds, salt: spec.rowSetSalt, budgetBytes: (spec.policy.memoryMiB << 20) / 4)
-        if fused != nil, plan.mode == .dp, let scan = plan.dpScanSQL, let perUnit = try pass.run(db, scan, maxGroups: maxRows) {
+        if fused != nil, plan.mode == .dp, let scan = plan.dpScanSQL, let perUnit = try runPerUnitPass(db, scan, spec, maxGroups: maxRows) {
             rows = perUnit.rows
-            aggregates.rowSets[0] = perUnit.units
+            for h in perUnit.units { aggregates.collect(0, h) }
         } else {
             rows = try query(db, sql, cap: maxRows)
         }
@@ -241,19 +256,28 @@ public enum JobExecutor {
         // Rule 7 material: the units each personal dataset contributed.
         if !spec.dryRun {
             for (d, sql) in plan.rowSetSQL.sorted(by: { $0.key < $1.key }) {
-                let hashes: [UInt64]
+                let file = RowSetFile(path: directory.appendingPathComponent("rowset-\(d).bin").path)
+                try file.open()
+                defer { file.close() }
                 if fused != nil, let k = plan.unitDatasets.firstIndex(of: d) {
-                    hashes = aggregates.rowSet(k)
+                    out.rowSetUnits[d] = try aggregates.writeRowSet(k, to: file)
                 } else {
-                    hashes = try unitHashes(db, sql, salt: spec.rowSetSalt)
+                    let hashes = try unitHashes(db, sql, salt: spec.rowSetSalt)
+                    try hashes.withUnsafeBufferPointer { try file.write($0) }
+                    out.rowSetUnits[d] = hashes.count
                 }
-                out.rowSetUnits[d] = hashes.count
-                let data = hashes.withUnsafeBufferPointer { Data(buffer: $0) }
-                try data.write(to: directory.appendingPathComponent("rowset-\(d).bin"))
             }
         }
         withExtendedLifetime(aggregates) {}
         return out
+    }
+
+    /// dp mode's per-unit pass within a quarter of the job's memory; nil (its memory given back
+    /// before the statement runs instead) when the selected rows outgrow it.
+    static func runPerUnitPass(_ db: OpaquePointer?, _ sql: String, _ spec: JobSpec, maxGroups: Int) throws -> PerUnitPass.Result? {
+        var pass = PerUnitPass(keys: spec.plan.hiddenGroupKeys, bounds: spec.plan.dpBounds, salt: spec.rowSetSalt,
+                               budgetBytes: (spec.policy.memoryMiB << 20) / 4)
+        return try pass.run(db, sql, maxGroups: maxGroups)
     }
 
     /// Whether SQLite's plan for `sql` reads a whole table through a non-covering index (a `SCAN
@@ -415,8 +439,10 @@ final class RuleAggregates {
     let maxRowsPerGroup: Int
     // The per-row state below is touched once or twice per row; a class property's dynamic
     // exclusivity check would cost more than the work. Only the job's one thread runs these.
-    /// Row-set hashes per personal dataset (in the order of `QueryPlan.unitDatasets`), unsorted, with repeats.
-    @exclusivity(unchecked) var rowSets: [[UInt64]]
+    /// Row-set hashes per personal dataset (in the order of `QueryPlan.unitDatasets`), unsorted,
+    /// with repeats, in 256 parts by their top byte: each part is sorted on its own at the end,
+    /// within the caches and with a copy of one part only.
+    @exclusivity(unchecked) var rowSets: [[[UInt64]]]
     /// Per live group context (by address): its units' totals.
     @exclusivity(unchecked) var totals: [Int: UnitTotals] = [:]
     /// The group being aggregated (SQLite feeds one group at a time): its context and totals.
@@ -441,7 +467,7 @@ final class RuleAggregates {
     init(policy: SandboxPolicy, salt: UInt64, datasets: Int, maxRowsPerGroup: Int = 2_000_000) {
         minUnits = policy.minUnitsPerRow; share = policy.dominanceShare; self.salt = salt
         self.maxRowsPerGroup = maxRowsPerGroup
-        rowSets = Array(repeating: [], count: datasets)
+        rowSets = Array(repeating: Array(repeating: [], count: 256), count: datasets)
     }
 
     deinit { lastUnit.deallocate() }
@@ -468,7 +494,7 @@ final class RuleAggregates {
             guard let argv, let unit = sqlite3_value_text(argv[1]) else { return }
             let k = Int(sqlite3_value_int(argv[0]))
             let h = a.unitHash(unit, Int(sqlite3_value_bytes(argv[1])))
-            if k >= 0 && k < a.rowSets.count { a.rowSets[k].append(h) }
+            if k >= 0 && k < a.rowSets.count { a.collect(k, h) }
             // [count, hash₁ … hash_min]
             guard let raw = sqlite3_aggregate_context(ctx, Int32(8 * (a.minUnits + 1))) else { sqlite3_result_error_nomem(ctx); return }
             let slots = raw.bindMemory(to: UInt64.self, capacity: a.minUnits + 1)
@@ -515,30 +541,72 @@ final class RuleAggregates {
         }
     }
 
-    /// Dataset k's row set: sorted distinct hashes.
-    func rowSet(_ k: Int) -> [UInt64] {
-        var hashes = rowSets[k]
-        rowSets[k] = []
-        BucketSort.sort(&hashes)
-        var n = 0
-        for i in hashes.indices where i == 0 || hashes[i] != hashes[n - 1] {
-            hashes[n] = hashes[i]
-            n += 1
+    @inline(__always) func collect(_ k: Int, _ h: UInt64) {
+        rowSets[k][Int(h >> 56)].append(h)
+    }
+
+    /// Room for `rows` hashes per dataset (growing by doubling would hold two copies of a part).
+    func reserve(rows: Int) {
+        for k in rowSets.indices {
+            for b in 0..<256 { rowSets[k][b].reserveCapacity(rows / 256 + rows / 2048 + 16) }
         }
-        hashes.removeLast(hashes.count - n)
-        return hashes
+    }
+
+    /// Writes dataset k's row set, its sorted distinct hashes, part by part; returns how many.
+    func writeRowSet(_ k: Int, to file: RowSetFile) throws -> Int {
+        var count = 0
+        for b in 0..<256 {
+            var part = rowSets[k][b]
+            rowSets[k][b] = []
+            BucketSort.sort(&part, skippingTopBits: 8)
+            var n = 0
+            for i in part.indices where i == 0 || part[i] != part[n - 1] {
+                part[n] = part[i]
+                n += 1
+            }
+            try part.withUnsafeBufferPointer { try file.write(UnsafeBufferPointer(rebasing: $0[0..<n])) }
+            count += n
+        }
+        return count
     }
 }
 
+/// A row-set file written as its hashes are sorted, straight from their buffers (a copy of a
+/// 10 M-unit row set would not fit the job's address space).
+final class RowSetFile {
+    let path: String
+    private var fd: Int32 = -1
+    init(path: String) { self.path = path }
+
+    func open() throws {
+        fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw JobFailure(status: "failed", reason: "cannot write the row set (errno \(errno))") }
+    }
+
+    func write(_ hashes: UnsafeBufferPointer<UInt64>) throws {
+        let raw = UnsafeRawBufferPointer(hashes)
+        var done = 0
+        while done < raw.count {
+            let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw JobFailure(status: "failed", reason: "cannot write the row set (errno \(errno))") }
+            done += n
+        }
+    }
+
+    func close() { if fd >= 0 { _ = Glibc.close(fd); fd = -1 } }
+}
+
 /// Sorting of 64-bit hashes (uniformly spread, which is what makes this fast): one pass counts
-/// them by their top bits (about one hash per bucket), one scatters them in bucket order — stably —
-/// and an insertion sort finishes each bucket. Linear in expectation, where a comparison sort of a
+/// them by their top bits (about one hash per bucket), one scatters them in bucket order —
+/// stably — and an insertion sort finishes each bucket. Linear in expectation, where a comparison sort of a
 /// million hashes is the largest cost after the query. The hashes are salted with a secret of the
 /// platform, so a job's author cannot choose units that crowd one bucket; equal hashes (one
 /// unit's many rows) never move.
 enum BucketSort {
-    /// The top-bit width for `n` hashes: about one per bucket, at most 2²² buckets.
-    static func bits(_ n: Int) -> Int { min(22, max(8, Int.bitWidth - (n - 1).leadingZeroBitCount)) }
+    /// The top-bit width for `n` hashes: about one per bucket, at most 2²⁰ buckets (8 MiB of
+    /// counts; ten hashes a bucket at 10 M).
+    static func bits(_ n: Int) -> Int { min(20, max(8, Int.bitWidth - (n - 1).leadingZeroBitCount)) }
 
     /// The bucket pass: calls `place(i, slot)` for each key in position order, the slots putting
     /// keys in ascending order of their top bits (keys in place for 64 or fewer).
@@ -558,14 +626,26 @@ enum BucketSort {
         }
     }
 
-    /// Sorts `a` ascending.
-    static func sort(_ a: inout [UInt64]) {
+    /// Sorts `a` ascending; its hashes share their top `skippingTopBits` bits, and are
+    /// bucketed by the bits below those.
+    static func sort(_ a: inout [UInt64], skippingTopBits skip: Int = 0) {
         let n = a.count
+        guard n > 64 else { a.sort(); return }
+        let width = bits(n)
+        var starts = [Int](repeating: 0, count: (1 << width) + 1)
         var out = [UInt64](repeating: 0, count: n)
-        guard n > 0 else { return }
         a.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
-                scatter(src) { i, slot in dst[slot] = src[i] }
+                starts.withUnsafeMutableBufferPointer { c in
+                    @inline(__always) func bucket(_ x: UInt64) -> Int { Int((x << UInt64(skip)) >> UInt64(64 - width)) }
+                    for x in src { c[bucket(x) + 1] += 1 }
+                    for i in 1..<c.count { c[i] += c[i - 1] }
+                    for x in src {
+                        let d = bucket(x)
+                        dst[c[d]] = x
+                        c[d] += 1
+                    }
+                }
                 insertionSort(dst.baseAddress!, n) { $0 }
             }
         }

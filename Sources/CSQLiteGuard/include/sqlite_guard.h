@@ -9,6 +9,10 @@
 /// allowlist authorizer and the deadline progress handler. Returns 0 on success.
 int kaifang_sqlite_harden(void *db, double deadline_seconds, long long heap_limit_bytes, int sorter_threads);
 
+/// One malloc arena for every thread of the process (glibc would reserve another 64 MiB of
+/// address space for each thread's own; the job's address space is limited).
+void kaifang_single_malloc_arena(void);
+
 /// Whether the deadline set by kaifang_sqlite_harden has passed (the query was interrupted).
 int kaifang_sqlite_deadline_passed(void);
 
