@@ -125,43 +125,30 @@ struct PerUnitPass {
         // its totals are Neumaier sums, clamped; they add to the group's.
         let order = BucketSort.stableOrder(hashes)
         var counts = [Int64](repeating: 0, count: groups.count)
-        var totals = [Double](repeating: 0, count: groups.count * m)
-        var totalCompensations = totals
+        var totals = [CompensatedSum](repeating: CompensatedSum(), count: groups.count * m)
         var units: [UInt64] = []
         units.reserveCapacity(order.count)
-        var unitSums = [Double](repeating: 0, count: m), unitCompensations = unitSums
+        var unitSums = [CompensatedSum](repeating: CompensatedSum(), count: m)
         var i = 0
         while i < order.count {
             let first = Int(order[i]), h = hashes[first], g = Int(groupOf[first])
-            for k in 0..<m { unitSums[k] = 0; unitCompensations[k] = 0 }
+            for k in 0..<m { unitSums[k] = CompensatedSum() }
             while i < order.count && hashes[Int(order[i])] == h {
                 let r = Int(order[i])
-                for k in 0..<m {
-                    let v = values[r * m + k]
-                    if v.isNaN { continue }
-                    let s = unitSums[k], t = s + v
-                    unitCompensations[k] += abs(s) >= abs(v) ? (s - t) + v : (v - t) + s
-                    unitSums[k] = t
-                }
+                for k in 0..<m where !values[r * m + k].isNaN { unitSums[k].add(values[r * m + k]) }
                 i += 1
             }
             if !(sawNullUnit && h == RuleAggregates.nullUnit) { units.append(h) }
             counts[g] += 1
-            for k in 0..<m {
-                let v = min(max(unitSums[k] + unitCompensations[k], bounds[k].lower), bounds[k].upper)
-                let s = totals[g * m + k], t = s + v
-                totalCompensations[g * m + k] += abs(s) >= abs(v) ? (s - t) + v : (v - t) + s
-                totals[g * m + k] = t
-            }
+            for k in 0..<m { totals[g * m + k].add(min(max(unitSums[k].value, bounds[k].lower), bounds[k].upper)) }
         }
         if keys == 0 && groups.isEmpty {   // an aggregate without GROUP BY has one row
             groups.append([]); counts.append(0)
-            totals = Array(repeating: 0, count: m); totalCompensations = totals
+            totals = Array(repeating: CompensatedSum(), count: m)
         }
-        // Groups only some units' later rows named hold no unit: the statement has no such row.
         let sorted = groups.indices.filter { counts[$0] > 0 || keys == 0 }.sorted { Self.precedes(groups[$0], groups[$1]) }
         let rows = sorted.map { g in
-            groups[g] + [.integer(counts[g])] + (0..<m).map { k in Cell.real(totals[g * m + k] + totalCompensations[g * m + k]) }
+            groups[g] + [.integer(counts[g])] + (0..<m).map { k in Cell.real(totals[g * m + k].value) }
         }
         return Result(rows: rows, units: units)
     }

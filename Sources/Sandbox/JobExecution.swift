@@ -682,6 +682,18 @@ enum BucketSort {
     }
 }
 
+/// A sum with Neumaier's compensation, as SQLite's TOTAL adds.
+struct CompensatedSum {
+    private var sum = 0.0, compensation = 0.0
+    var value: Double { sum + compensation }
+
+    @inline(__always) mutating func add(_ v: Double) {
+        let t = sum + v
+        compensation += abs(sum) >= abs(v) ? (sum - t) + v : (v - t) + sum
+        sum = t
+    }
+}
+
 /// One group's contributions: (unit hash, value) in the order SQLite delivers the rows, appended
 /// (no random access per row, which a table of a large group's units would cost in cache
 /// misses), then sorted by unit (`BucketSort`'s passes, which keep row order within a unit) so
@@ -714,15 +726,12 @@ struct UnitTotals {
         var i = 0
         while i < n {
             let k = pairs[i].key
-            var sum = 0.0, c = 0.0
+            var total = CompensatedSum()
             while i < n && pairs[i].key == k {
-                let v = pairs[i].value
-                let t = sum + v
-                c += abs(sum) >= abs(v) ? (sum - t) + v : (v - t) + sum
-                sum = t
+                total.add(pairs[i].value)
                 i += 1
             }
-            body(sum + c)
+            body(total.value)
         }
     }
 
