@@ -25,6 +25,7 @@ let package = Package(
         // Hummingbird's own dependencies, named because the server imports them directly.
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         // The shared store for deployments of several replicas (no ORM).
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
@@ -102,12 +103,13 @@ let package = Package(
         // problem+json, metrics, the portal, and the services it runs (sandbox workers, harvest
         // scheduler, catalog checkpoints).
         .target(name: "KaifangServer", dependencies: [
-            "KaifangCore", "Masking", "Storage", "VersionFormat", "Sandbox", "Audit", "Publishing", "KaifangAPI",
+            "KaifangCore", "Masking", "Ingest", "Storage", "CSQLiteGuard", "VersionFormat", "Sandbox", "Audit", "Publishing", "KaifangAPI",
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
             .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
             .product(name: "Logging", package: "swift-log"),

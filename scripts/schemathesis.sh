@@ -2,7 +2,7 @@
 # Property-based API testing: schemathesis (PyPI; test tooling only, from the virtual environment scripts/pyenv.sh keeps) generates requests from
 # openapi/openapi.yaml and checks the live server's answers: no 5xx, only documented status
 # codes and content types, bodies that match their schemas. Starts its own demo server on a
-# free port over a temporary data directory, with a developer key.
+# free port over a temporary data directory, with a developer key and a publisher key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=$(bash scripts/pyenv.sh)
@@ -16,8 +16,10 @@ PID=$!
 trap 'kill $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
 KEY=$(awk '/developer key:/ {print $3}' "$DIR/demo.log")
-# Two passes: anonymous, then as a developer.
-for auth in "" "Authorization: Bearer $KEY"; do
+PUBLISHER=$(awk '/publisher key:/ {print $3}' "$DIR/demo.log")
+# Three passes: anonymous, as a developer, and as the publisher of residents' department (whose
+# uploads reach the import).
+for auth in "" "Authorization: Bearer $KEY" "Authorization: Bearer $PUBLISHER"; do
   args=()
   [ -n "$auth" ] && args=(-H "$auth")
   "$SCHEMATHESIS" run openapi/openapi.yaml --url "http://127.0.0.1:$PORT" "${args[@]}" \

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
+#include <stdlib.h>
 #endif
 
 static pid_t parent_pid = 0;
@@ -101,5 +102,21 @@ int kaifang_sqlite_last_denied_action(void) { return last_denied; }
 void kaifang_single_malloc_arena(void) {
 #ifdef __GLIBC__
     mallopt(M_ARENA_MAX, 1);
+#endif
+}
+
+void kaifang_server_malloc_settings(void) {
+#ifdef __GLIBC__
+    // KAIFANG_BENCH_MALLOC_DEFAULTS=1 keeps glibc's defaults: bench/upload.sh's control, never a setting.
+    const char *control = getenv("KAIFANG_BENCH_MALLOC_DEFAULTS");
+    if (control && strcmp(control, "1") == 0) return;
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+#endif
+}
+
+void kaifang_trim_malloc(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
 #endif
 }

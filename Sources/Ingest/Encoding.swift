@@ -29,10 +29,16 @@ public enum TextEncoding: String, Sendable, CaseIterable {
             if got == 0 { break }
             n += got
         }
-        if n >= 3 && buf[0] == 0xEF && buf[1] == 0xBB && buf[2] == 0xBF { return .utf8 }
-        let valid = buf.withUnsafeBufferPointer { ValueParser.validUTF8Prefix(UnsafeBufferPointer(rebasing: $0[0..<n])) }
+        return detect(sample: buf[0..<n])
+    }
+
+    /// Guesses the encoding of text that starts with `sample` (the first MiB, or all of it).
+    public static func detect(sample: ArraySlice<UInt8>) -> TextEncoding {
+        let n = sample.count, b = sample.startIndex
+        if n >= 3 && sample[b] == 0xEF && sample[b + 1] == 0xBB && sample[b + 2] == 0xBF { return .utf8 }
+        let valid = sample.withUnsafeBufferPointer { ValueParser.validUTF8Prefix($0) }
         // A multi-byte character cut at the end of the sample is not evidence.
-        return valid >= n - 3 && (valid == n || buf[valid] >= 0xC0) ? .utf8 : .gb18030
+        return valid >= n - 3 && (valid == n || sample[b + valid] >= 0xC0) ? .utf8 : .gb18030
     }
 }
 

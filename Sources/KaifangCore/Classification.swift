@@ -73,9 +73,14 @@ public enum FieldType: String, Codable, CaseIterable, Sendable {
     case string, integer, number, boolean, date, datetime
 }
 
-/// The role carried by an API key.
+/// The role carried by an API key. `steward` is the platform's administrator; `publisher` and
+/// `reviewer` belong to one department and act on its datasets only; `security` reviewers approve
+/// what opens fields of levels L3/L4 or overrides the k-anonymity gate, for every department.
 public enum Role: String, Codable, CaseIterable, Sendable {
-    case developer, partner, steward
+    case developer, partner, steward, publisher, reviewer, security
+
+    /// Whether a key of this role belongs to a department (and must name one).
+    public var isDepartmental: Bool { self == .publisher || self == .reviewer }
 }
 
 /// The view through which rows are served.

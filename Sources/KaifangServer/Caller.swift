@@ -19,6 +19,19 @@ public struct Caller: Sendable, Equatable {
     public var role: Role? { key?.role }
     /// Whether the caller is a steward.
     public var isSteward: Bool { key?.role == .steward }
+
+    /// Whether the caller acts for the department that owns a dataset: a steward (for every
+    /// department), or a publisher or reviewer of that department. Such callers see the
+    /// dataset as its owner does (every version, raw values).
+    public func actsFor(_ dataset: DatasetRecord) -> Bool {
+        isSteward || (key?.role.isDepartmental == true && key?.department == dataset.manifest.department)
+    }
+
+    /// Whether the caller may import new versions of a dataset: a steward, or a publisher of the
+    /// department that owns it.
+    public func mayImport(_ dataset: DatasetRecord) -> Bool {
+        isSteward || (key?.role == .publisher && key?.department == dataset.manifest.department)
+    }
     /// How the audit log names the caller.
     public var actor: String { key.map { "key:\($0.id)" } ?? "anonymous:\(remote)" }
 

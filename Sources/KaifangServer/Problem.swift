@@ -35,6 +35,7 @@ public struct Problem: Error, Codable, Sendable, Equatable {
         case 409: "conflict"
         case 413: "too-large"
         case 415: "unsupported-media-type"
+        case 422: "unprocessable"
         case 429: "rate-limited"
         case 503: "unavailable"
         default: status.code >= 500 ? "server-error" : "client-error"

@@ -357,6 +357,29 @@ enum PGMigrations {
             PRIMARY KEY (month, department)
         );
         """),
+        ("v11-departments", """
+        -- Departments own datasets (by the manifest's department); publishers' and reviewers' keys belong to one.
+        CREATE TABLE departments (
+            name TEXT PRIMARY KEY,
+            parent TEXT REFERENCES departments(name),
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        );
+        ALTER TABLE api_keys DROP CONSTRAINT api_keys_role_check;
+        ALTER TABLE api_keys ADD CONSTRAINT api_keys_role_check CHECK (role IN ('developer', 'partner', 'steward', 'publisher', 'reviewer', 'security'));
+        ALTER TABLE api_keys ADD COLUMN department TEXT REFERENCES departments(name);
+        ALTER TABLE api_keys ADD CONSTRAINT api_keys_department_check CHECK ((role IN ('publisher', 'reviewer')) = (department IS NOT NULL));
+        -- The version each upload made, by the key that sent it and its Idempotency-Key.
+        CREATE TABLE uploads (
+            key_id TEXT NOT NULL REFERENCES api_keys(id),
+            idempotency_key TEXT NOT NULL,
+            dataset_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (key_id, idempotency_key),
+            FOREIGN KEY (dataset_id, version) REFERENCES versions(dataset_id, number)
+        );
+        """),
     ]
 
     /// The seeded tiers as SQL values (numbers only: nothing to quote).

@@ -263,7 +263,7 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
     }
 
     public func commitVersion(manifest: DatasetManifest, temporaryFile: String, rowCount: Int, sha256: String,
-                              source: String, actor: String, rejected: Int) throws -> VersionRecord {
+                              source: String, actor: String, rejected: Int, upload: UploadKey?) throws -> VersionRecord {
         // The file goes in first, under its own hash (a second copy of the same bytes is kept
         // once); the version row that names it is committed after, so a reader never meets a
         // version without its file.
@@ -271,6 +271,11 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         try cache.adopt(path: temporaryFile, sha256: fileSHA)
         let at = CatalogRules.now()
         return try write { tx, chain in
+            if let upload, let made = try tx.query("""
+                SELECT version FROM uploads WHERE key_id = \(upload.keyID) AND idempotency_key = \(upload.idempotencyKey)
+                """).first {
+                throw CatalogRules.uploadKeyUsed(upload, version: try made.int("version"))
+            }
             try saveManifest(tx, manifest, at: at)
             let number = (try tx.query("SELECT max(number) AS n FROM versions WHERE dataset_id = \(manifest.id)").first?.optInt("n") ?? 0) + 1
             let json = try CatalogRules.manifestJSON(manifest)
@@ -279,48 +284,68 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
                 INSERT INTO versions (dataset_id, number, row_count, sha256, source, file, file_sha256, manifest_json, created_at, created_by)
                 VALUES (\(manifest.id), \(number), \(rowCount), \(sha256), \(source), \(file), \(fileSHA), \(json), \(at), \(actor))
                 """)
-            try chain.append(tx, actor: actor, action: "dataset.import", dataset: manifest.id, detail: [
+            var detail: [String: JSONValue] = [
                 "version": .int(Int64(number)), "rows": .int(Int64(rowCount)), "sha256": .string(sha256),
                 "source": .string(source), "rejected": .int(Int64(rejected)),
-            ])
+            ]
+            if let upload {
+                // Two uploads with one key racing: the second waits on the first's row and fails here.
+                try tx.query("""
+                    INSERT INTO uploads (key_id, idempotency_key, dataset_id, version, created_at)
+                    VALUES (\(upload.keyID), \(upload.idempotencyKey), \(manifest.id), \(number), \(at))
+                    """)
+                detail["idempotency_key"] = .string(upload.idempotencyKey)
+            }
+            try chain.append(tx, actor: actor, action: "dataset.import", dataset: manifest.id, detail: detail)
             return VersionRecord(dataset: manifest.id, number: number, rowCount: rowCount, sha256: sha256, source: source,
                                  file: file, manifest: manifest, createdAt: at, createdBy: actor)
         }
     }
 
+    public func uploadedVersion(_ upload: UploadKey) throws -> VersionRecord? {
+        try client.query("""
+            SELECT v.* FROM uploads u JOIN versions v ON v.dataset_id = u.dataset_id AND v.number = u.version
+            WHERE u.key_id = \(upload.keyID) AND u.idempotency_key = \(upload.idempotencyKey)
+            """).first.map(versionRecord)
+    }
+
     @discardableResult
     public func publish(dataset id: String, version: Int?, tier: Tier, actor: String, reason: String?,
                         detail extra: [String: JSONValue]) throws -> DatasetRecord {
-        try write { tx, chain in
-            guard let previous = try tx.query("SELECT tier, published_version FROM datasets WHERE id = \(id) FOR UPDATE").first else {
-                throw CatalogRules.noDataset(id)
-            }
-            let number: Int
-            if let version {
-                guard try tx.query("SELECT number FROM versions WHERE dataset_id = \(id) AND number = \(version)").first != nil else {
-                    throw KaifangError.notFound("dataset '\(id)' has no version \(version): `kaifang dataset versions \(id)` lists them")
-                }
-                number = version
-            } else {
-                guard let n = try tx.query("SELECT max(number) AS n FROM versions WHERE dataset_id = \(id)").first?.optInt("n") else {
-                    throw KaifangError.conflict("dataset '\(id)' has no version to publish: import a file first")
-                }
-                number = n
-            }
-            try tx.query("UPDATE datasets SET tier = \(tier.rawValue), published_version = \(number), updated_at = \(CatalogRules.now()) WHERE id = \(id)")
-            var detail: [String: JSONValue] = ["version": .int(Int64(number)), "tier": .string(tier.rawValue)]
-            if let pt = try previous.optString("tier") { detail["previous_tier"] = .string(pt) }
-            if let pv = try previous.optInt("published_version") { detail["previous_version"] = .int(Int64(pv)) }
-            if let reason { detail["reason"] = .string(reason) }
-            detail.merge(extra) { a, _ in a }
-            try chain.append(tx, actor: actor, action: "dataset.publish", dataset: id, detail: detail)
-            guard let seq = try tx.query("INSERT INTO dataset_events (dataset_id, kind, version, tier, at) VALUES (\(id), 'published', \(number), \(tier.rawValue), \(CatalogRules.now())) RETURNING seq").first?.int64("seq") else {
-                throw KaifangError.runtime("the publication event was not recorded")
-            }
-            try enqueueDeliveries(tx, seq: seq, dataset: id)
-            guard let row = try tx.query("SELECT * FROM datasets WHERE id = \(id)").first else { throw CatalogRules.noDataset(id) }
-            return try datasetRecord(row)
+        try write { tx, chain in try publish(tx, &chain, dataset: id, version: version, tier: tier, actor: actor, reason: reason, detail: extra) }
+    }
+
+    /// Publishes inside the caller's transaction (with its audit event and feed entry).
+    func publish(_ tx: PGTransaction, _ chain: inout ChainCursor, dataset id: String, version: Int?, tier: Tier, actor: String, reason: String?,
+                 detail extra: [String: JSONValue]) throws -> DatasetRecord {
+        guard let previous = try tx.query("SELECT tier, published_version FROM datasets WHERE id = \(id) FOR UPDATE").first else {
+            throw CatalogRules.noDataset(id)
         }
+        let number: Int
+        if let version {
+            guard try tx.query("SELECT number FROM versions WHERE dataset_id = \(id) AND number = \(version)").first != nil else {
+                throw KaifangError.notFound("dataset '\(id)' has no version \(version): `kaifang dataset versions \(id)` lists them")
+            }
+            number = version
+        } else {
+            guard let n = try tx.query("SELECT max(number) AS n FROM versions WHERE dataset_id = \(id)").first?.optInt("n") else {
+                throw KaifangError.conflict("dataset '\(id)' has no version to publish: import a file first")
+            }
+            number = n
+        }
+        try tx.query("UPDATE datasets SET tier = \(tier.rawValue), published_version = \(number), updated_at = \(CatalogRules.now()) WHERE id = \(id)")
+        var detail: [String: JSONValue] = ["version": .int(Int64(number)), "tier": .string(tier.rawValue)]
+        if let pt = try previous.optString("tier") { detail["previous_tier"] = .string(pt) }
+        if let pv = try previous.optInt("published_version") { detail["previous_version"] = .int(Int64(pv)) }
+        if let reason { detail["reason"] = .string(reason) }
+        detail.merge(extra) { a, _ in a }
+        try chain.append(tx, actor: actor, action: "dataset.publish", dataset: id, detail: detail)
+        guard let seq = try tx.query("INSERT INTO dataset_events (dataset_id, kind, version, tier, at) VALUES (\(id), 'published', \(number), \(tier.rawValue), \(CatalogRules.now())) RETURNING seq").first?.int64("seq") else {
+            throw KaifangError.runtime("the publication event was not recorded")
+        }
+        try enqueueDeliveries(tx, seq: seq, dataset: id)
+        guard let row = try tx.query("SELECT * FROM datasets WHERE id = \(id)").first else { throw CatalogRules.noDataset(id) }
+        return try datasetRecord(row)
     }
 
     public func updateManifest(_ manifest: DatasetManifest, actor: String, action: String, detail: [String: JSONValue]) throws {
@@ -453,14 +478,21 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
 
     // MARK: - Keys
 
-    public func createKey(role: Role, name: String, account: String?, actor: String) throws -> (APIKeyRecord, String) {
+    public func createKey(role: Role, name: String, account: String?, department: String?, actor: String) throws -> (APIKeyRecord, String) {
         let trimmed = try CatalogRules.keyName(name)
-        return try write { tx, chain in try insertKey(tx, &chain, role: role, name: trimmed, account: account, actor: actor) }
+        try CatalogRules.checkKeyDepartment(role: role, department: department)
+        return try write { tx, chain in
+            if let department, try tx.query("SELECT 1 AS one FROM departments WHERE name = \(department)").isEmpty {
+                throw CatalogRules.unknownDepartment(department)
+            }
+            return try insertKey(tx, &chain, role: role, name: trimmed, account: account, department: department, actor: actor)
+        }
     }
 
     /// Inserts a key and its audit event inside the caller's transaction (an account's row is
     /// locked while its keys are counted).
-    func insertKey(_ tx: PGTransaction, _ chain: inout ChainCursor, role: Role, name: String, account: String?, actor: String) throws -> (APIKeyRecord, String) {
+    func insertKey(_ tx: PGTransaction, _ chain: inout ChainCursor, role: Role, name: String, account: String?, department: String? = nil,
+                   actor: String) throws -> (APIKeyRecord, String) {
         if let account {
             guard let row = try tx.query("""
                 SELECT a.suspended_at, t.max_keys, (SELECT count(*) FROM api_keys k WHERE k.account_id = a.id AND k.revoked_at IS NULL)::integer AS active
@@ -472,9 +504,13 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         }
         let (id, key) = CatalogRules.newKey()
         let at = CatalogRules.now()
-        try tx.query("INSERT INTO api_keys (id, name, role, key_hash, created_at, account_id) VALUES (\(id), \(name), \(role.rawValue), \(CatalogRules.hashKey(key)), \(at), \(account))")
+        try tx.query("""
+            INSERT INTO api_keys (id, name, role, key_hash, created_at, account_id, department)
+            VALUES (\(id), \(name), \(role.rawValue), \(CatalogRules.hashKey(key)), \(at), \(account), \(department))
+            """)
         var detail: [String: JSONValue] = ["key_id": .string(id), "role": .string(role.rawValue), "name": .string(name)]
         if let account { detail["account"] = .string(account) }
+        if let department { detail["department"] = .string(department) }
         try chain.append(tx, actor: actor, action: "key.create", dataset: nil, detail: detail)
         guard let row = try tx.query(PostgresQuery(unsafeSQL: CatalogRules.keySelect + " WHERE k.id = $1", binds: bindings(id))).first else {
             throw KaifangError.runtime("the key just made is missing")
@@ -488,7 +524,37 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         return APIKeyRecord(id: try r.string("id"), name: try r.string("name"), role: Role(rawValue: try r.string("role")) ?? .developer,
                             createdAt: try r.string("created_at"), revokedAt: try r.optString("revoked_at"), accountID: try r.optString("account_id"),
                             suspension: try r.optString("account_suspended_at").map { _ in try r.optString("account_suspended_reason") ?? "" },
-                            limits: try rate.map { KeyLimits(rate: $0, burst: try r.double("tier_burst"), exportsPerDay: try r.int("tier_exports")) })
+                            limits: try rate.map { KeyLimits(rate: $0, burst: try r.double("tier_burst"), exportsPerDay: try r.int("tier_exports")) },
+                            department: try r.optString("department"))
+    }
+
+    // MARK: - Departments
+
+    public func createDepartment(name: String, parent: String?, actor: String) throws -> DepartmentRecord {
+        let name = try CatalogRules.departmentName(name)
+        let parent = try parent.map { try CatalogRules.departmentName($0, what: "--parent") }
+        return try write { tx, chain in
+            if let parent, try tx.query("SELECT 1 AS one FROM departments WHERE name = \(parent)").isEmpty {
+                throw CatalogRules.unknownDepartment(parent)
+            }
+            let at = CatalogRules.now()
+            let made = try tx.query("""
+                INSERT INTO departments (name, parent, created_at, created_by) VALUES (\(name), \(parent), \(at), \(actor))
+                ON CONFLICT (name) DO NOTHING RETURNING name
+                """)
+            guard !made.isEmpty else { throw CatalogRules.duplicateDepartment(name) }
+            var detail: [String: JSONValue] = ["department": .string(name)]
+            if let parent { detail["parent"] = .string(parent) }
+            try chain.append(tx, actor: actor, action: "department.create", dataset: nil, detail: detail)
+            return DepartmentRecord(name: name, parent: parent, createdAt: at, createdBy: actor)
+        }
+    }
+
+    public func departments() throws -> [DepartmentRecord] {
+        try client.query("SELECT * FROM departments ORDER BY name").map {
+            DepartmentRecord(name: try $0.string("name"), parent: try $0.optString("parent"), createdAt: try $0.string("created_at"),
+                             createdBy: try $0.string("created_by"))
+        }
     }
 
     public func authenticate(_ presented: String) throws -> APIKeyRecord? {

@@ -92,12 +92,31 @@ public enum StoreCopy {
                         """)
                     report.accounts += 1
                 }
+                // Departments before the keys that belong to them; parents set once all exist.
+                let departments = try rows("SELECT * FROM departments ORDER BY name")
+                for r in departments {
+                    try tx.query("""
+                        INSERT INTO departments (name, created_at, created_by) VALUES (\(r["name"] as String), \(r["created_at"] as String), \(r["created_by"] as String))
+                        """)
+                }
+                for r in departments {
+                    if let parent = r["parent"] as String? {
+                        try tx.query("UPDATE departments SET parent = \(parent) WHERE name = \(r["name"] as String)")
+                    }
+                }
                 for r in try rows("SELECT * FROM api_keys ORDER BY created_at, id") {
                     try tx.query("""
-                        INSERT INTO api_keys (id, name, role, key_hash, created_at, revoked_at, account_id) VALUES (\(r["id"] as String), \(r["name"] as String),
-                            \(r["role"] as String), \(r["key_hash"] as String), \(r["created_at"] as String), \(r["revoked_at"] as String?), \(r["account_id"] as String?))
+                        INSERT INTO api_keys (id, name, role, key_hash, created_at, revoked_at, account_id, department) VALUES (\(r["id"] as String), \(r["name"] as String),
+                            \(r["role"] as String), \(r["key_hash"] as String), \(r["created_at"] as String), \(r["revoked_at"] as String?), \(r["account_id"] as String?),
+                            \(r["department"] as String?))
                         """)
                     report.keys += 1
+                }
+                for r in try rows("SELECT * FROM uploads ORDER BY created_at") {
+                    try tx.query("""
+                        INSERT INTO uploads (key_id, idempotency_key, dataset_id, version, created_at) VALUES (\(r["key_id"] as String), \(r["idempotency_key"] as String),
+                            \(r["dataset_id"] as String), \(r["version"] as Int), \(r["created_at"] as String))
+                        """)
                 }
                 for r in try rows("SELECT * FROM applications ORDER BY id") {
                     try tx.query("""

@@ -2,8 +2,8 @@ import Foundation
 import KaifangCore
 import Storage
 
-/// Loads the sample datasets (`datasets/<id>/dataset.json` plus one CSV) and publishes each at
-/// its manifest's tier.
+/// Loads the sample datasets (`datasets/<id>/dataset.json` plus one CSV), with the departments
+/// their manifests name, and publishes each at its manifest's tier.
 public enum Demo {
     /// Imports every dataset folder under `datasetsFolder`.
     /// - Returns: one human line per dataset.
@@ -20,6 +20,9 @@ public enum Demo {
             let manifestPath = (folder as NSString).appendingPathComponent("dataset.json")
             guard fm.fileExists(atPath: manifestPath) else { continue }
             let manifest = try DatasetManifest.load(path: manifestPath)
+            if !manifest.department.isEmpty, try !catalog.departments().contains(where: { $0.name == manifest.department }) {
+                _ = try catalog.createDepartment(name: manifest.department, parent: nil, actor: actor)
+            }
             let csvs = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".csv") }.sorted()
             guard let csv = csvs.first(where: { $0 == "\(manifest.id).csv" }) ?? csvs.first else {
                 throw KaifangError.notFound("\(folder): no CSV file next to dataset.json")

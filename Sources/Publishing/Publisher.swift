@@ -74,7 +74,7 @@ public struct Publisher: Sendable {
     /// package's Table Schema (levels L2; classify after).
     /// - Throws: `KaifangError.badInput` for a bundle without a package or a CSV resource.
     public func importBundle(path: String, datasetID: String, manifest given: DatasetManifest?, onError: OnError = .reject,
-                             actor: String, progress: ((Int, Int64) -> Void)? = nil) throws -> ImportOutcome {
+                             actor: String, upload: UploadKey? = nil, progress: ((Int, Int64) -> Void)? = nil) throws -> ImportOutcome {
         let descriptor = try Bundle.descriptor(path: path)
         var (manifest, member) = try Bundle.manifest(descriptor: descriptor, id: datasetID)
         if let given {
@@ -85,15 +85,20 @@ public struct Publisher: Sendable {
         let source = try Bundle.MemberSource(bundle: path, member: member)
         let name = (path as NSString).lastPathComponent + "/" + member
         let rows = try CSVRowSource(reader: CSVReader(source: source, fileName: name), manifest: manifest, byteSource: source)
-        return try importRows(rows, sourceName: (path as NSString).lastPathComponent, onError: onError, actor: actor, progress: progress)
+        return try importRows(rows, sourceName: (path as NSString).lastPathComponent, onError: onError, actor: actor, upload: upload, progress: progress)
     }
 
     /// Imports rows from any row source as a new version.
     /// - Throws: `KaifangError.badInput` (invalid rows), `.runtime` (disk).
-    public func importRows(_ source: any RowSource, sourceName: String, onError: OnError, actor: String,
+    /// With `upload`, the version answers that upload (`CatalogStore.commitVersion`).
+    /// `remedy` is what a refusal tells the sender to do.
+    public func importRows(_ source: any RowSource, sourceName: String, onError: OnError, actor: String, upload: UploadKey? = nil,
+                           remedy: String = "Fix the file, or import the good rows with --on-error skip",
                            progress: ((Int, Int64) -> Void)? = nil) throws -> ImportOutcome {
         let manifest = source.manifest
         let tmp = catalog.directory.temporaryFile(suffix: ".sqlite")
+        // Whatever stops the import before its commit leaves no file behind (the commit moves it).
+        defer { unlink(tmp) }
         let writer = try VersionWriter(path: tmp, manifest: manifest)
         // Reading and validating on this thread, writing SQLite on another: the two halves
         // of an import take about the same time, and the machine has two cores.
@@ -142,7 +147,7 @@ public struct Publisher: Sendable {
             var lines = issues.map(\.description)
             let more = badRows - Set(issues.map(\.position.line)).count
             if more > 0 { lines.append("… and \(more) more row\(more == 1 ? "" : "s") with problems") }
-            throw KaifangError.badInput("\(sourceName): \(badRows) row\(badRows == 1 ? "" : "s") refused; nothing was imported. Fix the file, or import the good rows with --on-error skip:\n" + lines.joined(separator: "\n"))
+            throw KaifangError.badInput("\(sourceName): \(badRows) row\(badRows == 1 ? "" : "s") refused; nothing was imported. \(remedy):\n" + lines.joined(separator: "\n"))
         }
         if !batch.isEmpty {
             try pipe.put(batch)
@@ -152,7 +157,7 @@ public struct Publisher: Sendable {
         try profiling?.drain()
         let sha = try writer.finish()
         let version = try catalog.commitVersion(manifest: manifest, temporaryFile: tmp, rowCount: writer.rowCount, sha256: sha,
-                                                source: sourceName, actor: actor, rejected: badRows)
+                                                source: sourceName, actor: actor, rejected: badRows, upload: upload)
         // The changes from the version before, by the primary key; a dataset without one (or
         // whose key changed) has none, and the version stands as imported.
         if manifest.primaryKey != nil { _ = try? VersionDiff.of(version.dataset, version.number, catalog: catalog) }

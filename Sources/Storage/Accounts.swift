@@ -238,7 +238,7 @@ extension CatalogRules {
 
     /// The columns of a key with its account's state and tier limits; both stores select keys with it.
     package static let keySelect = """
-        SELECT k.id, k.name, k.role, k.key_hash, k.created_at, k.revoked_at, k.account_id,
+        SELECT k.id, k.name, k.role, k.key_hash, k.created_at, k.revoked_at, k.account_id, k.department,
                a.suspended_at AS account_suspended_at, a.suspended_reason AS account_suspended_reason, t.rate AS tier_rate, t.burst AS tier_burst, t.exports_per_day AS tier_exports
         FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id LEFT JOIN account_tiers t ON t.name = a.tier
         """

@@ -416,9 +416,13 @@ public struct CatalogDatabase: CatalogStore {
     /// A crash before the commit leaves at most an orphan file that no catalog row names.
     /// - Throws: `KaifangError.runtime`.
     public func commitVersion(manifest: DatasetManifest, temporaryFile: String, rowCount: Int, sha256: String,
-                              source: String, actor: String, rejected: Int = 0) throws -> VersionRecord {
+                              source: String, actor: String, rejected: Int, upload: UploadKey?) throws -> VersionRecord {
         let at = Self.now()
         return try write { db in
+            if let upload, let made = try Int.fetchOne(db, sql: "SELECT version FROM uploads WHERE key_id = ? AND idempotency_key = ?",
+                                                       arguments: [upload.keyID, upload.idempotencyKey]) {
+                throw CatalogRules.uploadKeyUsed(upload, version: made)
+            }
             try Self.saveManifest(db, manifest, at: at)
             let number = (try Int.fetchOne(db, sql: "SELECT max(number) FROM versions WHERE dataset_id = ?", arguments: [manifest.id]) ?? 0) + 1
             let relative = DataDirectory.versionRelativePath(dataset: manifest.id, number: number)
@@ -430,12 +434,27 @@ public struct CatalogDatabase: CatalogStore {
             let json = try Self.manifestJSON(manifest)
             try db.execute(sql: "INSERT INTO versions (dataset_id, number, row_count, sha256, source, file, manifest_json, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            arguments: [manifest.id, number, rowCount, sha256, source, relative, json, at, actor])
-            try Self.appendAudit(db, actor: actor, action: "dataset.import", dataset: manifest.id, detail: [
+            var detail: [String: JSONValue] = [
                 "version": .int(Int64(number)), "rows": .int(Int64(rowCount)), "sha256": .string(sha256),
                 "source": .string(source), "rejected": .int(Int64(rejected)),
-            ])
+            ]
+            if let upload {
+                try db.execute(sql: "INSERT INTO uploads (key_id, idempotency_key, dataset_id, version, created_at) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [upload.keyID, upload.idempotencyKey, manifest.id, number, at])
+                detail["idempotency_key"] = .string(upload.idempotencyKey)
+            }
+            try Self.appendAudit(db, actor: actor, action: "dataset.import", dataset: manifest.id, detail: detail)
             return VersionRecord(dataset: manifest.id, number: number, rowCount: rowCount, sha256: sha256, source: source,
                                  file: relative, manifest: manifest, createdAt: at, createdBy: actor)
+        }
+    }
+
+    public func uploadedVersion(_ upload: UploadKey) throws -> VersionRecord? {
+        try read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT v.* FROM uploads u JOIN versions v ON v.dataset_id = u.dataset_id AND v.number = u.version
+                WHERE u.key_id = ? AND u.idempotency_key = ?
+                """, arguments: [upload.keyID, upload.idempotencyKey]).map(Self.versionRecord)
         }
     }
 
@@ -444,36 +463,40 @@ public struct CatalogDatabase: CatalogStore {
     @discardableResult
     public func publish(dataset id: String, version: Int? = nil, tier: Tier, actor: String, reason: String? = nil,
                         detail extra: [String: JSONValue] = [:]) throws -> DatasetRecord {
-        try write { db in
-            guard try Row.fetchOne(db, sql: "SELECT id FROM datasets WHERE id = ?", arguments: [id]) != nil else {
-                throw KaifangError.notFound("no dataset '\(id)' in the catalog: `kaifang dataset list` shows the ids")
-            }
-            let number: Int
-            if let version {
-                guard try Int.fetchOne(db, sql: "SELECT number FROM versions WHERE dataset_id = ? AND number = ?", arguments: [id, version]) != nil else {
-                    throw KaifangError.notFound("dataset '\(id)' has no version \(version): `kaifang dataset versions \(id)` lists them")
-                }
-                number = version
-            } else {
-                guard let n = try Int.fetchOne(db, sql: "SELECT max(number) FROM versions WHERE dataset_id = ?", arguments: [id]) else {
-                    throw KaifangError.conflict("dataset '\(id)' has no version to publish: import a file first")
-                }
-                number = n
-            }
-            let previous = try Row.fetchOne(db, sql: "SELECT tier, published_version FROM datasets WHERE id = ?", arguments: [id])
-            try db.execute(sql: "UPDATE datasets SET tier = ?, published_version = ?, updated_at = ? WHERE id = ?",
-                           arguments: [tier.rawValue, number, Self.now(), id])
-            var detail: [String: JSONValue] = ["version": .int(Int64(number)), "tier": .string(tier.rawValue)]
-            if let pt: String = previous?["tier"] { detail["previous_tier"] = .string(pt) }
-            if let pv: Int64 = previous?["published_version"] { detail["previous_version"] = .int(pv) }
-            if let reason { detail["reason"] = .string(reason) }
-            detail.merge(extra) { a, _ in a }
-            try Self.appendAudit(db, actor: actor, action: "dataset.publish", dataset: id, detail: detail)
-            try db.execute(sql: "INSERT INTO dataset_events (dataset_id, kind, version, tier, at) VALUES (?, 'published', ?, ?, ?)",
-                           arguments: [id, number, tier.rawValue, Self.now()])
-            try Self.enqueueDeliveries(db, seq: db.lastInsertedRowID, dataset: id)
-            return try Self.datasetRecord(try Row.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id])!)
+        try write { db in try Self.publish(db, dataset: id, version: version, tier: tier, actor: actor, reason: reason, detail: extra) }
+    }
+
+    /// Publishes inside the caller's transaction (with its audit event and feed entry).
+    static func publish(_ db: Database, dataset id: String, version: Int?, tier: Tier, actor: String, reason: String?,
+                        detail extra: [String: JSONValue]) throws -> DatasetRecord {
+        guard try Row.fetchOne(db, sql: "SELECT id FROM datasets WHERE id = ?", arguments: [id]) != nil else {
+            throw KaifangError.notFound("no dataset '\(id)' in the catalog: `kaifang dataset list` shows the ids")
         }
+        let number: Int
+        if let version {
+            guard try Int.fetchOne(db, sql: "SELECT number FROM versions WHERE dataset_id = ? AND number = ?", arguments: [id, version]) != nil else {
+                throw KaifangError.notFound("dataset '\(id)' has no version \(version): `kaifang dataset versions \(id)` lists them")
+            }
+            number = version
+        } else {
+            guard let n = try Int.fetchOne(db, sql: "SELECT max(number) FROM versions WHERE dataset_id = ?", arguments: [id]) else {
+                throw KaifangError.conflict("dataset '\(id)' has no version to publish: import a file first")
+            }
+            number = n
+        }
+        let previous = try Row.fetchOne(db, sql: "SELECT tier, published_version FROM datasets WHERE id = ?", arguments: [id])
+        try db.execute(sql: "UPDATE datasets SET tier = ?, published_version = ?, updated_at = ? WHERE id = ?",
+                       arguments: [tier.rawValue, number, Self.now(), id])
+        var detail: [String: JSONValue] = ["version": .int(Int64(number)), "tier": .string(tier.rawValue)]
+        if let pt: String = previous?["tier"] { detail["previous_tier"] = .string(pt) }
+        if let pv: Int64 = previous?["published_version"] { detail["previous_version"] = .int(pv) }
+        if let reason { detail["reason"] = .string(reason) }
+        detail.merge(extra) { a, _ in a }
+        try Self.appendAudit(db, actor: actor, action: "dataset.publish", dataset: id, detail: detail)
+        try db.execute(sql: "INSERT INTO dataset_events (dataset_id, kind, version, tier, at) VALUES (?, 'published', ?, ?, ?)",
+                       arguments: [id, number, tier.rawValue, Self.now()])
+        try Self.enqueueDeliveries(db, seq: db.lastInsertedRowID, dataset: id)
+        return try Self.datasetRecord(try Row.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id])!)
     }
 
     /// Replaces a dataset's current manifest (metadata, field levels, semantic types, actions),
@@ -604,13 +627,19 @@ public struct CatalogDatabase: CatalogStore {
     /// - Returns: the record and the full key `kf_<id>_<secret>`.
     /// - Throws: `KaifangError.badInput` for an empty name; for an account, `.notFound` or
     ///   `.conflict` (suspended, or holding its tier's number of keys).
-    public func createKey(role: Role, name: String, account: String?, actor: String) throws -> (APIKeyRecord, String) {
+    public func createKey(role: Role, name: String, account: String?, department: String?, actor: String) throws -> (APIKeyRecord, String) {
         let trimmed = try CatalogRules.keyName(name)
-        return try write { db in try Self.insertKey(db, role: role, name: trimmed, account: account, actor: actor) }
+        try CatalogRules.checkKeyDepartment(role: role, department: department)
+        return try write { db in
+            if let department, try Bool.fetchOne(db, sql: "SELECT 1 FROM departments WHERE name = ?", arguments: [department]) != true {
+                throw CatalogRules.unknownDepartment(department)
+            }
+            return try Self.insertKey(db, role: role, name: trimmed, account: account, department: department, actor: actor)
+        }
     }
 
     /// Inserts a key and its audit event inside the caller's transaction.
-    static func insertKey(_ db: Database, role: Role, name: String, account: String?, actor: String) throws -> (APIKeyRecord, String) {
+    static func insertKey(_ db: Database, role: Role, name: String, account: String?, department: String? = nil, actor: String) throws -> (APIKeyRecord, String) {
         if let account {
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT a.suspended_at, t.max_keys, (SELECT count(*) FROM api_keys k WHERE k.account_id = a.id AND k.revoked_at IS NULL) AS active
@@ -622,10 +651,11 @@ public struct CatalogDatabase: CatalogStore {
         }
         let (id, key) = CatalogRules.newKey()
         let at = Self.now()
-        try db.execute(sql: "INSERT INTO api_keys (id, name, role, key_hash, created_at, account_id) VALUES (?, ?, ?, ?, ?, ?)",
-                       arguments: [id, name, role.rawValue, Self.hashKey(key), at, account])
+        try db.execute(sql: "INSERT INTO api_keys (id, name, role, key_hash, created_at, account_id, department) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       arguments: [id, name, role.rawValue, Self.hashKey(key), at, account, department])
         var detail: [String: JSONValue] = ["key_id": .string(id), "role": .string(role.rawValue), "name": .string(name)]
         if let account { detail["account"] = .string(account) }
+        if let department { detail["department"] = .string(department) }
         _ = try Self.appendAudit(db, actor: actor, action: "key.create", dataset: nil, detail: detail)
         guard let row = try Row.fetchOne(db, sql: CatalogRules.keySelect + " WHERE k.id = ?", arguments: [id]) else {
             throw KaifangError.runtime("the key just made is missing")
@@ -654,7 +684,36 @@ public struct CatalogDatabase: CatalogStore {
         return APIKeyRecord(id: row["id"], name: row["name"], role: Role(rawValue: row["role"]) ?? .developer,
                             createdAt: row["created_at"], revokedAt: row["revoked_at"], accountID: row["account_id"],
                             suspension: (row["account_suspended_at"] as String?).map { _ in row["account_suspended_reason"] ?? "" },
-                            limits: rate.map { KeyLimits(rate: $0, burst: row["tier_burst"], exportsPerDay: row["tier_exports"]) })
+                            limits: rate.map { KeyLimits(rate: $0, burst: row["tier_burst"], exportsPerDay: row["tier_exports"]) },
+                            department: row["department"])
+    }
+
+    // MARK: - Departments
+
+    public func createDepartment(name: String, parent: String?, actor: String) throws -> DepartmentRecord {
+        let name = try CatalogRules.departmentName(name)
+        let parent = try parent.map { try CatalogRules.departmentName($0, what: "--parent") }
+        return try write { db in
+            if let parent, try Bool.fetchOne(db, sql: "SELECT 1 FROM departments WHERE name = ?", arguments: [parent]) != true {
+                throw CatalogRules.unknownDepartment(parent)
+            }
+            let at = Self.now()
+            try db.execute(sql: "INSERT INTO departments (name, parent, created_at, created_by) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                           arguments: [name, parent, at, actor])
+            guard db.changesCount == 1 else { throw CatalogRules.duplicateDepartment(name) }
+            var detail: [String: JSONValue] = ["department": .string(name)]
+            if let parent { detail["parent"] = .string(parent) }
+            _ = try Self.appendAudit(db, actor: actor, action: "department.create", dataset: nil, detail: detail)
+            return DepartmentRecord(name: name, parent: parent, createdAt: at, createdBy: actor)
+        }
+    }
+
+    public func departments() throws -> [DepartmentRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM departments ORDER BY name").map {
+                DepartmentRecord(name: $0["name"], parent: $0["parent"], createdAt: $0["created_at"], createdBy: $0["created_by"])
+            }
+        }
     }
 
     /// Keys, newest first: all, or one account's.

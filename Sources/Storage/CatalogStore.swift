@@ -51,8 +51,12 @@ public protocol CatalogStore: Sendable {
     func publishedVersion(_ id: String) throws -> (DatasetRecord, VersionRecord)?
     /// Makes a finished version file visible: stores it and records the dataset (metadata from
     /// `manifest`) and the version in one transaction.
+    /// With `upload`, the version also answers that upload: when the pair already made a version
+    /// nothing is committed and the call throws `.conflict` (`uploadedVersion` then gives it).
     func commitVersion(manifest: DatasetManifest, temporaryFile: String, rowCount: Int, sha256: String,
-                       source: String, actor: String, rejected: Int) throws -> VersionRecord
+                       source: String, actor: String, rejected: Int, upload: UploadKey?) throws -> VersionRecord
+    /// The version an upload made, when it made one.
+    func uploadedVersion(_ upload: UploadKey) throws -> VersionRecord?
     @discardableResult
     func publish(dataset id: String, version: Int?, tier: Tier, actor: String, reason: String?,
                  detail: [String: JSONValue]) throws -> DatasetRecord
@@ -80,9 +84,11 @@ public protocol CatalogStore: Sendable {
 
     // MARK: Keys
 
-    /// Makes a key, for `account` when given (within its tier's number of keys).
-    /// - Throws: `KaifangError.notFound` for an unknown account, `.conflict` for a suspended or full one.
-    func createKey(role: Role, name: String, account: String?, actor: String) throws -> (APIKeyRecord, String)
+    /// Makes a key, for `account` when given (within its tier's number of keys); a publisher's or
+    /// reviewer's key belongs to `department`, which must exist (no other role's may name one).
+    /// - Throws: `KaifangError.notFound` for an unknown account or department, `.conflict` for a
+    ///   suspended or full account, `.badInput` for a role and department that do not go together.
+    func createKey(role: Role, name: String, account: String?, department: String?, actor: String) throws -> (APIKeyRecord, String)
     /// The unrevoked key matching a presented secret, or nil; a revocation counts from the next
     /// call. The record says whether its account is suspended (the caller refuses it then).
     func authenticate(_ presented: String) throws -> APIKeyRecord?
@@ -90,6 +96,15 @@ public protocol CatalogStore: Sendable {
     func keys(account: String?) throws -> [APIKeyRecord]
     func revokeKey(_ id: String, actor: String) throws
     func keyName(_ id: String) throws -> String?
+
+    // MARK: Departments
+
+    /// Adds a department, under `parent` when given (which must exist).
+    /// - Throws: `KaifangError.badInput` for a malformed name, `.notFound` for an unknown parent,
+    ///   `.conflict` when the name exists.
+    func createDepartment(name: String, parent: String?, actor: String) throws -> DepartmentRecord
+    /// Every department, by name.
+    func departments() throws -> [DepartmentRecord]
 
     // MARK: Accounts and usage
 
@@ -245,8 +260,13 @@ extension CatalogStore {
     }
 
     public func commitVersion(manifest: DatasetManifest, temporaryFile: String, rowCount: Int, sha256: String,
-                              source: String, actor: String) throws -> VersionRecord {
-        try commitVersion(manifest: manifest, temporaryFile: temporaryFile, rowCount: rowCount, sha256: sha256, source: source, actor: actor, rejected: 0)
+                              source: String, actor: String, rejected: Int = 0) throws -> VersionRecord {
+        try commitVersion(manifest: manifest, temporaryFile: temporaryFile, rowCount: rowCount, sha256: sha256, source: source, actor: actor,
+                          rejected: rejected, upload: nil)
+    }
+
+    public func createKey(role: Role, name: String, account: String?, actor: String) throws -> (APIKeyRecord, String) {
+        try createKey(role: role, name: name, account: account, department: nil, actor: actor)
     }
 
     @discardableResult

@@ -343,6 +343,44 @@ enum CatalogMigrations {
             );
             """)
         }
+        m.registerMigration("v15-departments") { db in
+            // Departments own datasets (by the manifest's `department`); publishers' and
+            // reviewers' keys belong to one. The keys table is rebuilt for its wider role check.
+            try db.execute(sql: """
+            CREATE TABLE departments (
+                name TEXT PRIMARY KEY NOT NULL,
+                parent TEXT REFERENCES departments(name),
+                created_at TEXT NOT NULL,
+                created_by TEXT NOT NULL
+            );
+            CREATE TABLE api_keys_new (
+                id TEXT PRIMARY KEY NOT NULL,
+                name TEXT NOT NULL,
+                role TEXT NOT NULL CHECK (role IN ('developer', 'partner', 'steward', 'publisher', 'reviewer', 'security')),
+                key_hash TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                revoked_at TEXT,
+                account_id TEXT REFERENCES accounts(id),
+                department TEXT REFERENCES departments(name),
+                CHECK ((role IN ('publisher', 'reviewer')) = (department IS NOT NULL))
+            );
+            INSERT INTO api_keys_new (id, name, role, key_hash, created_at, revoked_at, account_id)
+                SELECT id, name, role, key_hash, created_at, revoked_at, account_id FROM api_keys;
+            DROP TABLE api_keys;
+            ALTER TABLE api_keys_new RENAME TO api_keys;
+            CREATE INDEX keys_by_account ON api_keys(account_id);
+            -- The version each upload made, by the key that sent it and its Idempotency-Key.
+            CREATE TABLE uploads (
+                key_id TEXT NOT NULL REFERENCES api_keys(id),
+                idempotency_key TEXT NOT NULL,
+                dataset_id TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (key_id, idempotency_key),
+                FOREIGN KEY (dataset_id, version) REFERENCES versions(dataset_id, number)
+            );
+            """)
+        }
         return m
     }
 }

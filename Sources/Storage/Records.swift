@@ -59,12 +59,14 @@ public struct APIKeyRecord: Sendable, Equatable {
     public var accountSuspended: Bool { suspension != nil }
     /// Its limits from the account's tier (nil: the server's defaults).
     public var limits: KeyLimits?
+    /// The department a publisher's or reviewer's key belongs to (nil for every other role).
+    public var department: String?
     public var isActive: Bool { revokedAt == nil }
 
     package init(id: String, name: String, role: Role, createdAt: String, revokedAt: String?, accountID: String? = nil,
-                 suspension: String? = nil, limits: KeyLimits? = nil) {
+                 suspension: String? = nil, limits: KeyLimits? = nil, department: String? = nil) {
         self.id = id; self.name = name; self.role = role; self.createdAt = createdAt; self.revokedAt = revokedAt
-        self.accountID = accountID; self.suspension = suspension; self.limits = limits
+        self.accountID = accountID; self.suspension = suspension; self.limits = limits; self.department = department
     }
 }
 

@@ -10,22 +10,26 @@ struct KeyCommand: ParsableCommand {
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "create", abstract: "Create an API key; it is shown once and only its hash is stored.")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "developer, partner or steward.") var role: String
+        @Option(help: "developer, partner, steward (the platform's administrator), publisher or reviewer (of a department), or security.") var role: String
         @Option(help: "Who the key is for (a person or an organization), or the application it serves.") var name: String
         @Option(help: "The account that holds the key (`kaifang account list`); its tier sets the key's limits.") var account: String?
+        @Option(help: "The department a publisher's or reviewer's key acts for (`kaifang department list`).") var department: String?
 
         func validate() throws {
-            guard Role(rawValue: role) != nil else { throw ValidationError("--role must be developer, partner or steward") }
+            guard Role(rawValue: role) != nil else {
+                throw ValidationError("--role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
         }
 
         func run() throws {
             let catalog = try openCatalog(global)
-            let (record, key) = try catalog.createKey(role: Role(rawValue: role)!, name: name, account: account, actor: cliActor)
+            let (record, key) = try catalog.createKey(role: Role(rawValue: role)!, name: name, account: account, department: department, actor: cliActor)
             if global.json {
-                try printJSON(["id": record.id, "role": role, "name": record.name, "key": key])
+                try printJSON(["id": record.id, "role": role, "name": record.name, "department": record.department ?? "", "key": key])
             } else {
                 print(key)
-                FileHandle.standardError.write(Data("Created \(role) key \(record.id) for \(record.name). This is the only time the key is shown: store it now.\nUse it as: curl -H 'Authorization: Bearer \(key)' …\n".utf8))
+                let of = record.department.map { " of \($0)" } ?? ""
+                FileHandle.standardError.write(Data("Created \(role) key \(record.id)\(of) for \(record.name). This is the only time the key is shown: store it now.\nUse it as: curl -H 'Authorization: Bearer \(key)' …\n".utf8))
             }
         }
     }
@@ -37,10 +41,12 @@ struct KeyCommand: ParsableCommand {
         func run() throws {
             let keys = try openCatalog(global).keys()
             if global.json {
-                try printJSON(keys.map { ["id": $0.id, "role": $0.role.rawValue, "name": $0.name, "account": $0.accountID ?? "", "created_at": $0.createdAt, "revoked_at": $0.revokedAt ?? ""] })
+                try printJSON(keys.map { ["id": $0.id, "role": $0.role.rawValue, "name": $0.name, "account": $0.accountID ?? "", "department": $0.department ?? "",
+                                          "created_at": $0.createdAt, "revoked_at": $0.revokedAt ?? ""] })
                 return
             }
-            printTable(["id", "role", "name", "account", "created", "revoked"], keys.map { [$0.id, $0.role.rawValue, $0.name, $0.accountID ?? "", $0.createdAt, $0.revokedAt ?? ""] })
+            printTable(["id", "role", "name", "account", "department", "created", "revoked"],
+                       keys.map { [$0.id, $0.role.rawValue, $0.name, $0.accountID ?? "", $0.department ?? "", $0.createdAt, $0.revokedAt ?? ""] })
         }
     }
 

@@ -34,6 +34,8 @@ func runServer(catalog: any CatalogStore, host: String, port: Int, limits: Limit
     config.exportsPerDay = limits.exportsPerDay
     config.anonymousExportsPerDay = limits.anonymousExportsPerDay
     config.sandboxWorkers = limits.sandboxWorkers
+    guard limits.maxUploadMiB >= 1 else { throw KaifangError.badInput("--max-upload-mib \(limits.maxUploadMiB): give at least 1") }
+    config.maxUploadBytes = Int64(limits.maxUploadMiB) << 20
     config.signupOpen = limits.signup == "open"
     guard limits.signupsPerAddress >= 0, limits.signupsPerHour >= 0 else {
         throw KaifangError.badInput("--signups-per-address and --signups-per-hour take 0 (no limit) or more")
@@ -96,6 +98,11 @@ struct DemoCommand: AsyncParsableCommand {
         let (_, stewardKey) = try catalog.createKey(role: .steward, name: "demo steward", actor: cliActor)
         // A partner with a sandbox license on residents, so the sandbox can be tried at once.
         let (partnerRecord, partnerKey) = try catalog.createKey(role: .partner, name: "demo partner", actor: cliActor)
+        // A publisher of the department that owns residents, so an upload can be tried at once.
+        let residentsDepartment = try catalog.dataset("residents")?.manifest.department
+        let publisherKey = try residentsDepartment.map {
+            try catalog.createKey(role: .publisher, name: "demo publisher", account: nil, department: $0, actor: cliActor).1
+        }
         if (try? catalog.publishedVersion("residents")) != nil {
             let app = try catalog.createApplication(keyID: partnerRecord.id, dataset: "residents", purpose: "demo: district statistics in the sandbox",
                                                     fields: [], use: .sandbox, durationDays: 30)
@@ -113,6 +120,7 @@ struct DemoCommand: AsyncParsableCommand {
               developer key: \(devKey)
               steward key:   \(stewardKey)
               partner key:   \(partnerKey)   (sandbox license on residents)
+            \(publisherKey.map { "  publisher key: \($0)   (of \(residentsDepartment ?? ""), which owns residents)" } ?? "")
             Open the portal at \(base)/ in a browser, or try the API:
               curl \(base)/v1/datasets
               curl '\(base)/v1/datasets/enterprises/rows?_limit=3'
@@ -122,7 +130,12 @@ struct DemoCommand: AsyncParsableCommand {
             Sign up as a developer of your own (or at \(base)/signup), then see your usage:
               curl -H 'Content-Type: application/json' -d '{"email": "you@example.org", "name": "…"}' \(base)/v1/accounts
               curl -H 'Authorization: Bearer <your key>' \(base)/v1/me/usage
-            Follow publications: \(base)/v1/feed.atom, or by webhook (loopback receivers allowed in the demo):
+            \(publisherKey.map { """
+            Upload a new version of residents as its department's publisher (not published until released):
+              curl -H 'Authorization: Bearer \($0)' -H 'Content-Type: text/csv' -H 'Idempotency-Key: first-upload' \\
+                   --data-binary @datasets/residents/residents.csv \(base)/v1/datasets/residents/versions
+
+            """ } ?? "")Follow publications: \(base)/v1/feed.atom, or by webhook (loopback receivers allowed in the demo):
               curl -H 'Authorization: Bearer \(devKey)' -H 'Content-Type: application/json' \\
                    -d '{"url": "http://127.0.0.1:9000/hook"}' \(base)/v1/me/webhooks
             Ctrl-C stops the server.
@@ -151,6 +164,8 @@ struct LimitOptions: ParsableArguments {
     var webhookLoopback = false
     @Option(name: .customLong("public-url"), help: "The address users reach this server at, for links in webhook events (default: http://HOST:PORT).")
     var publicURL: String?
+    @Option(name: .customLong("max-upload-mib"), help: "The largest file publishers may upload as a version (POST /v1/datasets/{id}/versions), in MiB as sent and as inflated from gzip.")
+    var maxUploadMiB: Int = 2048
 
     func validate() throws {
         guard signup == "open" || signup == "closed" else { throw ValidationError("--signup must be open or closed") }

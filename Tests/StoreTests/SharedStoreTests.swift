@@ -117,11 +117,26 @@ struct SharedStoreTests {
         try s.addUsage([UsageEntry(day: "2026-12-01", keyID: member.id, dataset: "people", requests: 3, rows: 30, bytes: 300, exports: 1)], pruneBefore: nil)
         try s.recordVersionChanges("people", 1, json: #"{"added":0}"#)
         #expect(try s.recordScorecards(month: "2026-11", figures: [("省民政厅", #"{"datasets":1}"#)], actor: "scorecards") == 1)
+        // A department under another (listed before its parent by name), its publisher, and an upload.
+        try s.createDepartment(name: "A县民政局", parent: nil, actor: "t")
+        try s.createDepartment(name: "B市民政局", parent: nil, actor: "t")
+        _ = try s.createDepartment(name: "A县分局", parent: "B市民政局", actor: "t")
+        let (publisher, publisherSecret) = try s.createKey(role: .publisher, name: "发布员", account: nil, department: "B市民政局", actor: "t")
+        let upload = UploadKey(keyID: publisher.id, idempotencyKey: "copy-1")
+        let path = s.directory.temporaryFile(suffix: ".sqlite")
+        let w = try VersionWriter(path: path, manifest: people)
+        try w.append([.text("张"), .integer(1), .real(1)])
+        let uploaded = try s.commitVersion(manifest: people, temporaryFile: path, rowCount: 1, sha256: try w.finish(), source: "upload.csv", actor: "key:\(publisher.id)",
+                                           rejected: 0, upload: upload)
 
         let target = try StoreFixture(.postgres)
         let pg = try #require(target.store as? PostgresCatalog)
         let report = try StoreCopy.copy(from: try #require(s as? CatalogDatabase), to: pg)
-        #expect(report.datasets == 1 && report.versions == 1 && report.accounts == 1 && report.keys == 2 && report.licenses == 1 && report.jobs == 1)
+        #expect(report.datasets == 1 && report.versions == 2 && report.accounts == 1 && report.keys == 3 && report.licenses == 1 && report.jobs == 1)
+        #expect(try pg.departments() == (try s.departments()))
+        #expect(try pg.departments().first { $0.name == "A县分局" }?.parent == "B市民政局")
+        #expect(try pg.authenticate(publisherSecret)?.department == "B市民政局")
+        #expect(try pg.uploadedVersion(upload)?.number == uploaded.number)
         // Accounts with their tier (its limits as the source had them), suspension and usage.
         let copied = try #require(try pg.authenticate(memberSecret))
         #expect(copied.accountID == account.id && copied.suspension == "复制测试 copy" && copied.limits == KeyLimits(rate: 7, burst: 14, exportsPerDay: 9))

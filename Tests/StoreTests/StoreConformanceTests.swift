@@ -15,6 +15,50 @@ import VersionFormat
     }
 
     @Test(arguments: StoreKind.available)
+    func departmentsOwnKeysAndUploadsAnswerOnce(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        let province = try s.createDepartment(name: " 江苏省 ", parent: nil, actor: "cli:test")
+        #expect(province.name == "江苏省" && province.parent == nil)
+        _ = try s.createDepartment(name: "南京市民政局", parent: "江苏省", actor: "cli:test")
+        #expect(try s.departments().map(\.name) == ["南京市民政局", "江苏省"].sorted())
+        #expect(try s.departments().first { $0.name == "南京市民政局" }?.parent == "江苏省")
+        #expect { try s.createDepartment(name: "南京市民政局", parent: nil, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        #expect { try s.createDepartment(name: "X", parent: "无此部门", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        #expect { try s.createDepartment(name: "  ", parent: nil, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        // Publishers and reviewers belong to an existing department; no other role names one.
+        let (publisher, secret) = try s.createKey(role: .publisher, name: "发布员", account: nil, department: "南京市民政局", actor: "cli:test")
+        #expect(try s.authenticate(secret)?.department == "南京市民政局")
+        #expect(try s.authenticate(secret)?.role == .publisher)
+        #expect { try s.createKey(role: .reviewer, name: "r", account: nil, department: nil, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try s.createKey(role: .security, name: "s", account: nil, department: "江苏省", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try s.createKey(role: .reviewer, name: "r", account: nil, department: "无此部门", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        let (security, _) = try s.createKey(role: .security, name: "安全审核", account: nil, department: nil, actor: "cli:test")
+        #expect(security.department == nil)
+        // An upload's key makes one version; a second commit under it writes nothing.
+        let m = StoreFixture.manifest("people", department: "南京市民政局")
+        try f.importVersion(m, rows: 2)
+        let upload = UploadKey(keyID: publisher.id, idempotencyKey: "u-1")
+        #expect(try s.uploadedVersion(upload) == nil)
+        func commit() throws -> VersionRecord {
+            let path = s.directory.temporaryFile(suffix: ".sqlite")
+            let w = try VersionWriter(path: path, manifest: m)
+            try w.append([.text("张"), .integer(1), .real(1)])
+            return try s.commitVersion(manifest: m, temporaryFile: path, rowCount: 1, sha256: try w.finish(), source: "upload.csv",
+                                       actor: "key:\(publisher.id)", rejected: 0, upload: upload)
+        }
+        let v = try commit()
+        #expect(v.number == 2)
+        #expect(try s.uploadedVersion(upload) == v)
+        #expect { try commit() } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        #expect(try s.versions("people").count == 2)
+        #expect(try s.uploadedVersion(UploadKey(keyID: publisher.id, idempotencyKey: "u-2")) == nil)
+        let actions = try s.auditEvents(dataset: nil, actor: nil, limit: nil).map(\.event.action)
+        #expect(actions.filter { $0 == "department.create" }.count == 2)
+        guard case .intact = try s.verifyAudit(anchors: []) else { Issue.record("the audit chain is broken"); return }
+    }
+
+    @Test(arguments: StoreKind.available)
     func versionsArePublishedWithdrawnAndStayReadable(_ kind: StoreKind) throws {
         let f = try StoreFixture(kind)
         let s = f.store

@@ -95,6 +95,36 @@ import Testing
         #expect(try CLI.run(["--data-dir", dir, "--json", "webhook", "deliveries", hook.id]).stdout.contains("\"status\" : \"failed\""))
     }
 
+    @Test func departmentsAndTheirPeoplesKeys() throws {
+        let dir = try initialized()
+        let m = scratch.write("dataset.json", Self.manifest.replacingOccurrences(of: #""title": "People","#, with: #""title": "People", "department": "南京市民政局","#))
+        let csv = scratch.write("people.csv", "编号,age\nP1,30\n")
+        #expect(try CLI.run(["dataset", "import", csv, "--id", "people", "--manifest", m, "--data-dir", dir]).status == 0)
+        #expect(try CLI.run(["--data-dir", dir, "department", "add", "江苏省"]).status == 0)
+        let city = try CLI.run(["--data-dir", dir, "department", "add", "南京市民政局", "--parent", "江苏省"])
+        #expect(city.status == 0 && city.stdout.contains("under 江苏省"), "\(city.stderr)")
+        // A second one of the name, an unknown parent, a blank name: exit 2, nothing added.
+        let twice = try CLI.run(["--data-dir", dir, "department", "add", "南京市民政局"])
+        #expect(twice.status == 2 && twice.stderr.contains("exists already"))
+        #expect(try CLI.run(["--data-dir", dir, "department", "add", "某县", "--parent", "无此市"]).status == 2)
+        #expect(try CLI.run(["--data-dir", dir, "department", "add", " "]).status == 2)
+        // Publishers and reviewers name their department; others may not.
+        #expect(try CLI.run(["--data-dir", dir, "key", "create", "--role", "publisher", "--name", "p"]).stderr.contains("--department"))
+        #expect(try CLI.run(["--data-dir", dir, "key", "create", "--role", "publisher", "--name", "p"]).status == 2)
+        #expect(try CLI.run(["--data-dir", dir, "key", "create", "--role", "developer", "--name", "d", "--department", "江苏省"]).status == 2)
+        #expect(try CLI.run(["--data-dir", dir, "key", "create", "--role", "auditor", "--name", "d"]).status == 2)
+        let p = try CLI.run(["--data-dir", dir, "key", "create", "--role", "publisher", "--name", "王五", "--department", "南京市民政局"])
+        #expect(p.status == 0 && p.stdout.hasPrefix("kf_"), "\(p.stderr)")
+        #expect(try CLI.run(["--data-dir", dir, "key", "create", "--role", "reviewer", "--name", "赵六", "--department", "南京市民政局"]).status == 0)
+        let list = try CLI.run(["--data-dir", dir, "--json", "department", "list"])
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: String]])
+        #expect(rows.count == 2)
+        let nanjing = try #require(rows.first { $0["name"] == "南京市民政局" })
+        #expect(nanjing["parent"] == "江苏省" && nanjing["datasets"] == "1" && nanjing["publishers"] == "1" && nanjing["reviewers"] == "1")
+        #expect(try CLI.run(["--data-dir", dir, "key", "list"]).stdout.contains("南京市民政局"))
+        #expect(try CLI.run(["--data-dir", dir, "audit", "verify"]).status == 0)
+    }
+
     @Test func aManifestWithAnUnknownLevelExits2AndWritesNothing() throws {
         let dir = try initialized()
         let before = try snapshot(dir)

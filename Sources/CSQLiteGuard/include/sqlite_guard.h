@@ -13,6 +13,14 @@ int kaifang_sqlite_harden(void *db, double deadline_seconds, long long heap_limi
 /// address space for each thread's own; the job's address space is limited).
 void kaifang_single_malloc_arena(void);
 
+/// The server's heap: one arena, and blocks of 4 MiB and more mapped on their own (glibc
+/// otherwise raises that threshold after the first large free, and an import's index keys then
+/// stay in the heap after it ends).
+void kaifang_server_malloc_settings(void);
+
+/// Gives free heap memory back to the system (glibc's malloc_trim; nothing elsewhere).
+void kaifang_trim_malloc(void);
+
 /// Whether the deadline set by kaifang_sqlite_harden has passed (the query was interrupted).
 int kaifang_sqlite_deadline_passed(void);
 

@@ -13,7 +13,7 @@ extension APIHandler {
     }
 
     static func key(_ k: APIKeyRecord) -> Components.Schemas.Key {
-        .init(id: k.id, name: k.name, role: .init(rawValue: k.role.rawValue) ?? .developer,
+        .init(id: k.id, name: k.name, role: .init(rawValue: k.role.rawValue) ?? .developer, department: k.department,
               createdAt: date(k.createdAt) ?? Date(timeIntervalSince1970: 0), revokedAt: date(k.revokedAt), active: k.isActive)
     }
 

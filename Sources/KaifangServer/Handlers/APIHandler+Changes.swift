@@ -126,7 +126,7 @@ extension APIHandler {
         try limiter.admit(caller)
         let id = input.path.id, n = input.path.n
         let access = try Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
-        guard n <= access.version.number || caller.isSteward, let version = try catalog.version(id, n) else {
+        guard n <= access.version.number || access.view == .steward, let version = try catalog.version(id, n) else {
             throw Problem(status: .notFound, detail: "'\(id)' has no published version \(n): GET /v1/datasets/\(id) lists the versions")
         }
         guard n > 1, let base = try catalog.version(id, n - 1) else {
@@ -176,14 +176,15 @@ extension APIHandler {
 }
 
 extension APIHandler {
-    /// A version's quality report: the published version's for anyone, others' for stewards.
+    /// A version's quality report: the published version's for anyone, others' for stewards and
+    /// the owning department.
     func getVersionQuality(_ input: Operations.GetVersionQuality.Input) async throws -> Operations.GetVersionQuality.Output {
         let caller = Caller.current
         try limiter.admit(caller)
         let id = input.path.id, n = input.path.n
-        guard let record = try catalog.dataset(id), caller.isSteward || (record.isPublished && record.publishedVersion == n),
+        guard let record = try catalog.dataset(id), caller.actsFor(record) || (record.isPublished && record.publishedVersion == n),
               try catalog.version(id, n) != nil else {
-            throw Problem(status: .notFound, detail: "no quality report of version \(n) of '\(id)' for you: the published version's is public (GET /v1/datasets/\(id) names it), others' are for stewards")
+            throw Problem(status: .notFound, detail: "no quality report of version \(n) of '\(id)' for you: the published version's is public (GET /v1/datasets/\(id) names it), others' are for stewards and the dataset's department")
         }
         let catalog = self.catalog
         let r = try await StoreThreads.run { try QualityReport.of(id, n, catalog: catalog) }

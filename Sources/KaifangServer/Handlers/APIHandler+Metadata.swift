@@ -23,13 +23,13 @@ extension APIHandler {
         let caller = Caller.current
         try limiter.admit(caller)
         let id = input.path.id
-        guard let record = try catalog.dataset(id), record.isPublished || caller.isSteward else {
+        guard let record = try catalog.dataset(id), record.isPublished || caller.actsFor(record) else {
             throw Problem(status: .notFound, detail: "no published dataset '\(id)': GET /v1/datasets lists them")
         }
         let access = try? Access.resolve(id, caller: caller, catalog: catalog, stewardship: stewardship, plans: plans)
         // The descriptor depends on the dataset, the caller's view (or none) and the links' base.
         let tag = EntityTag.of("package", parts: (access.map(EntityTag.parts) ?? EntityTag.parts(record) + ["none"])
-                                                 + [caller.isSteward ? "steward" : "", caller.baseURL])
+                                                 + [caller.actsFor(record) ? "owner" : "", caller.baseURL])
         let headers = Operations.GetDataPackage.Output.Ok.Headers(eTag: tag, cacheControl: EntityTag.cacheControl(access?.view ?? .public))
         if EntityTag.matches(input.headers.ifNoneMatch, tag) {
             return .notModified(.init(headers: .init(eTag: tag, cacheControl: headers.cacheControl)))

@@ -45,3 +45,17 @@ extension APIHandler {
               applicationsPending: c.applicationsPending, completeness: c.completeness, metadataScore: c.metadataScore)
     }
 }
+
+extension APIHandler {
+    func listDepartments(_ input: Operations.ListDepartments.Input) async throws -> Operations.ListDepartments.Output {
+        try limiter.admit(Caller.current)
+        let catalog = self.catalog
+        let (departments, published) = try await StoreThreads.run {
+            (try catalog.departments(), try catalog.search(DatasetQuery(limit: 1)).departments)
+        }
+        let counts = Dictionary(published.map { ($0.value, $0.count) }, uniquingKeysWith: +)
+        return .ok(.init(body: .json(.init(departments: departments.map {
+            .init(name: $0.name, parent: $0.parent, datasets: counts[$0.name] ?? 0)
+        }))))
+    }
+}

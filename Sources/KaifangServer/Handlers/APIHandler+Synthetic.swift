@@ -17,10 +17,10 @@ extension APIHandler {
         }
         let n = input.query.rows ?? 100
         guard (1...1000).contains(n) else { throw Problem(status: .badRequest, detail: "rows must be 1–1000") }
-        // The caller's fields, as the one plan builder decides them: a steward every field, a
+        // The caller's fields, as the one plan builder decides them: a steward (or the owning department) every field, a
         // key holding a license (rows or sandbox) its granted fields, anyone else the public view's.
         let audience: Audience
-        if caller.isSteward {
+        if caller.actsFor(d) {
             audience = .steward
         } else if let key = caller.key,
                   let license = try catalog.activeLicense(keyID: key.id, dataset: id, use: .rows) ?? catalog.activeLicense(keyID: key.id, dataset: id, use: .sandbox) {

@@ -128,7 +128,7 @@ struct APIHandler: APIProtocol {
         let id = input.path.id
         let caller = Caller.current
         try limiter.admit(caller)
-        guard let record = try catalog.dataset(id), record.isPublished || caller.isSteward else {
+        guard let record = try catalog.dataset(id), record.isPublished || caller.actsFor(record) else {
             return .notFound(.init(body: .applicationProblemJson(Self.problem(Problem(
                 status: .notFound, detail: "no published dataset '\(id)': GET /v1/datasets lists them", instance: "/v1/datasets/\(id)")))))
         }
@@ -145,7 +145,8 @@ struct APIHandler: APIProtocol {
                                             action: action, fingerprintTolerance: f.fingerprint?.tolerance, fingerprinted: marked ? true : nil)
         }
         let versions = try catalog.versions(id)
-        let visibleVersions = caller.isSteward ? versions : versions.filter { $0.number == record.publishedVersion }
+        let owner = caller.actsFor(record)
+        let visibleVersions = owner ? versions : versions.filter { $0.number == record.publishedVersion }
         let published = versions.first { $0.number == record.publishedVersion }
         let body = Components.Schemas.Dataset(
             id: record.id, title: record.manifest.title, description: record.manifest.description,
@@ -159,12 +160,13 @@ struct APIHandler: APIProtocol {
             spatial: record.manifest.spatial.map { $0.compactMap(Divisions.named).map(Self.division) },
             temporal: record.manifest.temporal.map { .init(start: $0.start, end: $0.end) }, fields: fields,
             versions: visibleVersions.map { v in
-                .init(number: v.number, rowCount: v.rowCount, sha256: v.sha256, source: caller.isSteward ? v.source : nil,
+                .init(number: v.number, rowCount: v.rowCount, sha256: v.sha256, source: owner ? v.source : nil,
                       createdAt: Self.date(v.createdAt) ?? Date(timeIntervalSince1970: 0), published: v.number == record.publishedVersion)
             })
-        // Stewards see unpublished datasets and every version's source: theirs is private.
+        // Stewards and the owning department see unpublished datasets and every version's
+        // source: theirs is private.
         let tag = try EntityTag.ofContent("dataset", body)
-        let cacheControl = EntityTag.cacheControl(private: caller.isSteward || view == .licensed)
+        let cacheControl = EntityTag.cacheControl(private: owner || view == .licensed)
         if EntityTag.matches(input.headers.ifNoneMatch, tag) { return .notModified(.init(headers: .init(eTag: tag, cacheControl: cacheControl))) }
         return .ok(.init(headers: .init(eTag: tag, cacheControl: cacheControl), body: .json(body)))
     }
