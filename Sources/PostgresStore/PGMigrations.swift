@@ -380,6 +380,30 @@ enum PGMigrations {
             FOREIGN KEY (dataset_id, version) REFERENCES versions(dataset_id, number)
         );
         """),
+        ("v12-proposals", """
+        -- Publications proposed by a department's publisher, approved by someone else.
+        CREATE TABLE proposals (
+            id TEXT PRIMARY KEY,
+            dataset_id TEXT NOT NULL REFERENCES datasets(id),
+            department TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            tier TEXT NOT NULL CHECK (tier IN ('open', 'conditional', 'restricted')),
+            override_reason TEXT,
+            needs_security BOOLEAN NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'published', 'refused', 'withdrawn')),
+            proposed_by TEXT NOT NULL,
+            proposed_at TEXT NOT NULL,
+            reviewed_by TEXT,
+            reviewed_at TEXT,
+            security_by TEXT,
+            security_at TEXT,
+            refused_by TEXT,
+            refused_reason TEXT,
+            decided_at TEXT
+        );
+        CREATE UNIQUE INDEX proposals_one_pending ON proposals(dataset_id) WHERE status = 'pending';
+        CREATE INDEX proposals_by_department ON proposals(department, status);
+        """),
     ]
 
     /// The seeded tiers as SQL values (numbers only: nothing to quote).

@@ -60,25 +60,34 @@ public struct Stewardship: Sendable {
         if force && (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
             throw KaifangError.badInput("--force needs --reason \"…\": say why publishing below the k-anonymity threshold is acceptable (it is audited)")
         }
-        var report: KAnonymityReport?
-        var detail: [String: JSONValue] = [:]
-        if tier == .open {
-            let r = try kAnonymity(dataset: id, version: version, threshold: minimumK)
-            report = r
-            if let k = r.k {
-                detail["k"] = .int(Int64(k))
-                detail["k_threshold"] = .int(Int64(minimumK))
-                detail["quasi_identifiers"] = .array(r.quasiIdentifiers.map(JSONValue.string))
-            }
-            if !r.passes {
-                if !force {
-                    throw KaifangError.conflict("the public view of '\(id)' is only \(r.k ?? 0)-anonymous over \(r.quasiIdentifiers.joined(separator: ", ")): \(r.rowsBelow) of \(r.rows) rows are in groups smaller than \(minimumK). Generalize or suppress a quasi-identifier (`kaifang dataset field \(id) FIELD --action generalize|suppress`), publish as conditional, or force it with --force --reason \"…\" (audited)")
-                }
-                detail["forced"] = .bool(true)
-            }
-        }
+        let (detail, report) = try gate(dataset: id, version: version, tier: tier, minimumK: minimumK, overridden: force,
+                                        remedy: "Generalize or suppress a quasi-identifier (`kaifang dataset field \(id) FIELD --action generalize|suppress`), publish as conditional, or force it with --force --reason \"…\" (audited)")
         let d = try catalog.publish(dataset: id, version: version, tier: tier, actor: actor, reason: force ? reason : nil, detail: detail)
         return (d, report)
+    }
+
+    /// The k-anonymity gate of a publication: for `open`, the public view's k over the
+    /// quasi-identifiers as audit detail (with `forced` when below the threshold and
+    /// `overridden`); nothing for other tiers.
+    /// - Throws: `KaifangError.conflict` with the figures and `remedy` when below the threshold
+    ///   and not overridden.
+    public func gate(dataset id: String, version: Int?, tier: Tier, minimumK: Int = Stewardship.defaultMinimumK, overridden: Bool,
+                     remedy: String) throws -> (detail: [String: JSONValue], report: KAnonymityReport?) {
+        guard tier == .open else { return ([:], nil) }
+        let r = try kAnonymity(dataset: id, version: version, threshold: minimumK)
+        var detail: [String: JSONValue] = [:]
+        if let k = r.k {
+            detail["k"] = .int(Int64(k))
+            detail["k_threshold"] = .int(Int64(minimumK))
+            detail["quasi_identifiers"] = .array(r.quasiIdentifiers.map(JSONValue.string))
+        }
+        if !r.passes {
+            guard overridden else {
+                throw KaifangError.conflict("the public view of '\(id)' is only \(r.k ?? 0)-anonymous over \(r.quasiIdentifiers.joined(separator: ", ")): \(r.rowsBelow) of \(r.rows) rows are in groups smaller than \(minimumK). \(remedy)")
+            }
+            detail["forced"] = .bool(true)
+        }
+        return (detail, r)
     }
 
     /// Samples each column of the newest version and proposes a classification.

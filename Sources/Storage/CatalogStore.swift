@@ -106,6 +106,23 @@ public protocol CatalogStore: Sendable {
     /// Every department, by name.
     func departments() throws -> [DepartmentRecord]
 
+    // MARK: Proposals (two-person rule)
+
+    /// Files a proposal to publish a version (nil: the newest) at a tier, as its dataset's
+    /// department; one pending proposal per dataset.
+    /// - Throws: `KaifangError.notFound` (dataset, version), `.conflict` (one is pending).
+    func createProposal(_ p: NewProposal, actor: String) throws -> ProposalRecord
+    func proposal(_ id: String) throws -> ProposalRecord?
+    /// Proposals newest first; of one department and in one status when given.
+    func proposals(department: String?, status: ProposalStatus?) throws -> [ProposalRecord]
+    /// Records `part` of a proposal's approval by `keyID` (`CatalogRules.approvalRefusal` says
+    /// who may not). When it was the last approval needed, the version is published in the same
+    /// transaction, with `publishDetail` and the proposal in its audit event.
+    /// - Throws: `KaifangError.notFound`, `.conflict`, `.forbidden`.
+    func approveProposal(_ id: String, part: ReviewPart, keyID: String, actor: String, publishDetail: [String: JSONValue]) throws -> ProposalRecord
+    /// Refuses a pending proposal with a reason; it never takes effect.
+    func refuseProposal(_ id: String, keyID: String, reason: String, actor: String) throws -> ProposalRecord
+
     // MARK: Accounts and usage
 
     /// Opens an account on `tier` (nil: `AccountTier.signupTier`) with its first key (a

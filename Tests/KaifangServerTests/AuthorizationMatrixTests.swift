@@ -20,7 +20,8 @@ import Testing
     /// `{account}` is member's account, `{other}` a third account, `{spare}` a second key of
     /// member's account, `{hook}` a webhook of member's key. `publisher` and `reviewer` belong to
     /// 省民政厅, which owns residents; `pub-other` publishes for 省市场监督管理局, which owns
-    /// enterprises; `security` is a platform security reviewer. The owning department reads its
+    /// enterprises; `security` is a platform security reviewer; `{proposal}` is publisher's
+    /// proposal to publish residents (conditional). The owning department reads its
     /// datasets as they are (raw, every version).
     static let table: [(String, [Int])] = [
         // route                                                     anon dev  part unlic exp  rev  stew memb susp pub  pubO rev  sec
@@ -78,6 +79,13 @@ import Testing
         ("GET /v1/me/webhooks/{hook}/deliveries",                    [401, 404, 404, 404, 404, 401, 404, 200, 403, 404, 404, 404, 404]),
         ("DELETE /v1/me/webhooks/{hook}",                            [401, 404, 404, 404, 404, 401, 404, 204, 403, 404, 404, 404, 404]),
         ("GET /v1/departments",                                      [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
+        ("GET /v1/proposals",                                        [401, 403, 403, 403, 403, 401, 200, 403, 403, 200, 200, 200, 200]),
+        ("GET /v1/proposals/{proposal}",                             [401, 404, 404, 404, 404, 401, 200, 404, 403, 200, 404, 200, 200]),
+        ("POST /v1/datasets/residents/proposals",                    [401, 403, 403, 403, 403, 401, 409, 403, 403, 409, 403, 403, 403]),
+        ("POST /v1/datasets/enterprises/proposals",                  [401, 403, 403, 403, 403, 401, 201, 403, 403, 403, 409, 403, 403]),
+        // The reviewer's approval, then the security reviewer's, which publishes.
+        ("POST /v1/proposals/{proposal}/approval",                   [401, 404, 404, 404, 404, 401, 403, 404, 403, 403, 404, 200, 200]),
+        ("POST /v1/proposals/{proposal}/refusal",                    [401, 404, 404, 404, 404, 401, 403, 404, 403, 403, 404, 409, 409]),
         // Last: they add versions (not published), which the rows above do not expect.
         ("POST /v1/datasets/residents/versions",                     [401, 403, 403, 403, 403, 401, 201, 403, 403, 201, 403, 403, 403]),
         ("POST /v1/datasets/enterprises/versions",                   [401, 403, 403, 403, 403, 401, 201, 403, 403, 403, 201, 403, 403]),
@@ -99,6 +107,9 @@ import Testing
         "PUT /v1/accounts/{other}/suspension": ["reason": "授权矩阵测试 matrix"],
         "POST /v1/me/keys": ["name": "another app"],
         "POST /v1/me/webhooks": ["url": "http://127.0.0.1:9/{role}"],
+        "POST /v1/datasets/residents/proposals": ["tier": "conditional"],
+        "POST /v1/datasets/enterprises/proposals": ["tier": "open"],
+        "POST /v1/proposals/{proposal}/refusal": ["reason": "授权矩阵测试 matrix"],
     ]
 
     @Test func everyRouteForEveryCaller() async throws {
@@ -142,6 +153,9 @@ import Testing
             _ = try grant("expired", "residents", .rows, expires: Date().addingTimeInterval(1))
             _ = try grant("expired", "residents", .sandbox, expires: Date().addingTimeInterval(1))
             try await Task.sleep(for: .milliseconds(1100))
+            // A proposal of residents' publisher: conditional opens its L3/L4 fields, so security approves too.
+            let proposal = try s.catalog.createProposal(NewProposal(dataset: "residents", version: nil, tier: .conditional, overrideReason: nil,
+                                                                    needsSecurity: true, proposerKey: ids["publisher"]!), actor: "t")
             let job = try await s.get("/v1/sandbox/jobs", key: keys["partner"], json: ["sql": "SELECT industry, COUNT(*) FROM enterprises GROUP BY industry"])
             let jobID = try #require(job.object["id"] as? String)
 
@@ -153,6 +167,7 @@ import Testing
                 let path = parts[1].replacingOccurrences(of: "{job}", with: jobID).replacingOccurrences(of: "{app}", with: String(app.id))
                     .replacingOccurrences(of: "{account}", with: accounts["member"]!).replacingOccurrences(of: "{other}", with: accounts["other"]!)
                     .replacingOccurrences(of: "{spare}", with: spare.id).replacingOccurrences(of: "{hook}", with: hook.id)
+                    .replacingOccurrences(of: "{proposal}", with: proposal.id)
                 for (role, status) in zip(Self.roles, expected) {
                     let key: String? = role == "anonymous" ? nil : (role == "revoked" ? keys["revoked"] : keys[role])
                     let body = Self.bodies[route]?.mapValues { ($0 as? String)?.replacingOccurrences(of: "{role}", with: role) ?? $0 }

@@ -6,8 +6,9 @@ import Publishing
 import Storage
 import Testing
 
-/// `POST /v1/datasets/{id}/versions` against the live server: a city department's publisher
-/// uploads its dataset; interrupted, retried, compressed, refused and oversized uploads.
+/// `POST /v1/datasets/{id}/versions` and the two-person rule against the live server: a city
+/// department's publisher uploads its dataset (interrupted, retried, compressed, refused and
+/// oversized uploads) and proposes publishing it; its reviewer and a security reviewer approve.
 @Suite struct UploadTests {
     static let city = "南京市民政局"
 
@@ -174,6 +175,62 @@ import Testing
             #expect(try await Self.upload(s, key: publisher, body: csv.prefix(5000), headers: ["Idempotency-Key": "has space"]).status == 400)
             #expect(try await Self.upload(s, key: nil, body: csv.prefix(5000)).status == 401)
             #expect(try s.catalog.versions("nanjing-residents").count == 1)
+        }
+    }
+
+    @Test func aProposalTakesEffectOnlyWithAnotherPersonsApprovals() async throws {
+        try await Self.withCity { s, publisher, reviewer, other in
+            let csv = try Data(contentsOf: Self.residents)
+            #expect(try await Self.upload(s, key: publisher, body: csv, headers: ["Idempotency-Key": "p-1"]).status == 201)
+            let (_, security) = try s.catalog.createKey(role: .security, name: "安全审核", account: nil, department: nil, actor: "t")
+            let (_, suzhouReviewer) = try s.catalog.createKey(role: .reviewer, name: "苏州 reviewer", account: nil, department: "苏州市民政局", actor: "t")
+            let proposals = "/v1/datasets/nanjing-residents/proposals"
+            // Open below the k-anonymity gate: refused without a reason, with the figures.
+            let below = try await s.get(proposals, key: publisher, json: ["tier": "open", "version": 2])
+            #expect(below.status == 409, "\(below.text)")
+            #expect(below.text.contains("anonymous"))
+            // Another city's publisher and the reviewer do not propose.
+            #expect(try await s.get(proposals, key: other, json: ["tier": "conditional"]).status == 403)
+            #expect(try await s.get(proposals, key: reviewer, json: ["tier": "conditional"]).status == 403)
+            // With an override reason: pending, waiting for the department's reviewer and security.
+            let filed = try await s.get(proposals, key: publisher, json: ["tier": "open", "version": 2, "override_reason": "汇总到区县，已与安全部门确认 district totals"])
+            #expect(filed.status == 201, "\(filed.text)")
+            let id = try #require(filed.object["id"] as? String)
+            #expect(filed.object["needs_security"] as? Bool == true)
+            #expect(filed.object["awaiting"] as? [String] == ["reviewer", "security"])
+            // The department's queue shows it to its reviewer; another city's reviewer sees nothing.
+            let queue = try await s.get("/v1/proposals?status=pending", key: reviewer)
+            #expect((queue.object["proposals"] as? [[String: Any]])?.map { $0["id"] as? String } == [id])
+            #expect((try await s.get("/v1/proposals", key: suzhouReviewer).object["proposals"] as? [Any])?.isEmpty == true)
+            // Nobody approves it but the department's reviewer and a security reviewer.
+            #expect(try await s.get("/v1/proposals/\(id)/approval", key: publisher, method: "POST").status == 403)
+            #expect(try await s.get("/v1/proposals/\(id)/approval", key: suzhouReviewer, method: "POST").status == 404)
+            #expect(try await s.get("/v1/proposals/\(id)/approval", key: other, method: "POST").status == 404)
+            let reviewed = try await s.get("/v1/proposals/\(id)/approval", key: reviewer, method: "POST")
+            #expect(reviewed.status == 200, "\(reviewed.text)")
+            #expect(reviewed.object["status"] as? String == "pending" && reviewed.object["awaiting"] as? [String] == ["security"])
+            #expect(try s.catalog.dataset("nanjing-residents")?.publishedVersion == nil)
+            #expect(try await s.get("/v1/proposals/\(id)/approval", key: reviewer, method: "POST").status == 409)
+            let published = try await s.get("/v1/proposals/\(id)/approval", key: security, method: "POST")
+            #expect(published.status == 200, "\(published.text)")
+            #expect(published.object["status"] as? String == "published")
+            let d = try #require(try s.catalog.dataset("nanjing-residents"))
+            #expect(d.tier == .open && d.publishedVersion == 2)
+            // Readers see version 2 now; the audit log holds the whole story.
+            #expect(try await s.get("/v1/datasets/nanjing-residents/rows?_limit=1").status == 200)
+            let events = try s.catalog.auditEvents(dataset: "nanjing-residents", actor: nil, limit: nil).map(\.event)
+            #expect(events.map(\.action).filter { $0.hasPrefix("proposal.") || $0 == "dataset.publish" }
+                    == ["proposal.create", "proposal.approve", "proposal.approve", "dataset.publish"])
+            let publish = try #require(events.last { $0.action == "dataset.publish" })
+            #expect(publish.detail["proposal"] == .string(id) && publish.detail["forced"] == .bool(true) && publish.detail["reason"] != nil)
+            // A proposal refused takes no effect.
+            let second = try await s.get(proposals, key: publisher, json: ["tier": "restricted", "version": 1])
+            #expect(second.status == 201 && second.object["needs_security"] as? Bool == false)
+            let sid = try #require(second.object["id"] as? String)
+            #expect(try await s.get("/v1/proposals/\(sid)/refusal", key: reviewer, json: ["reason": ""]).status == 400)
+            let refused = try await s.get("/v1/proposals/\(sid)/refusal", key: reviewer, json: ["reason": "撤回理由不充分 not justified"])
+            #expect(refused.status == 200 && refused.object["status"] as? String == "refused")
+            #expect(try s.catalog.dataset("nanjing-residents")?.tier == .open)
         }
     }
 

@@ -128,6 +128,9 @@ struct SharedStoreTests {
         try w.append([.text("张"), .integer(1), .real(1)])
         let uploaded = try s.commitVersion(manifest: people, temporaryFile: path, rowCount: 1, sha256: try w.finish(), source: "upload.csv", actor: "key:\(publisher.id)",
                                            rejected: 0, upload: upload)
+        let proposal = try s.createProposal(NewProposal(dataset: "people", version: 1, tier: .open, overrideReason: "复制测试 copy", needsSecurity: true,
+                                                        proposerKey: publisher.id), actor: "t")
+        _ = try s.approveProposal(proposal.id, part: .reviewer, keyID: "rev", actor: "t", publishDetail: [:])
 
         let target = try StoreFixture(.postgres)
         let pg = try #require(target.store as? PostgresCatalog)
@@ -137,6 +140,8 @@ struct SharedStoreTests {
         #expect(try pg.departments().first { $0.name == "A县分局" }?.parent == "B市民政局")
         #expect(try pg.authenticate(publisherSecret)?.department == "B市民政局")
         #expect(try pg.uploadedVersion(upload)?.number == uploaded.number)
+        #expect(try pg.proposal(proposal.id) == (try s.proposal(proposal.id)))
+        #expect(try pg.proposal(proposal.id)?.awaiting == [.security])
         // Accounts with their tier (its limits as the source had them), suspension and usage.
         let copied = try #require(try pg.authenticate(memberSecret))
         #expect(copied.accountID == account.id && copied.suspension == "复制测试 copy" && copied.limits == KeyLimits(rate: 7, burst: 14, exportsPerDay: 9))

@@ -59,6 +59,53 @@ import VersionFormat
     }
 
     @Test(arguments: StoreKind.available)
+    func aProposalPublishesOnlyWithItsApprovals(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        let m = StoreFixture.manifest("people", department: "南京市民政局")
+        try f.importVersion(m, rows: 3)
+        try f.importVersion(m, rows: 4)
+        let p = try s.createProposal(NewProposal(dataset: "people", version: 1, tier: .open, overrideReason: nil, needsSecurity: true, proposerKey: "pub1"),
+                                     actor: "key:pub1")
+        #expect(p.status == .pending && p.version == 1 && p.department == "南京市民政局" && p.awaiting == [.reviewer, .security])
+        // One pending proposal per dataset; unknown datasets and versions are refused.
+        #expect { try s.createProposal(NewProposal(dataset: "people", version: nil, tier: .conditional, overrideReason: nil, needsSecurity: false, proposerKey: "pub1"), actor: "t") }
+            throws: { ($0 as? KaifangError)?.kind == .conflict }
+        #expect { try s.createProposal(NewProposal(dataset: "nobody", version: nil, tier: .open, overrideReason: nil, needsSecurity: false, proposerKey: "pub1"), actor: "t") }
+            throws: { ($0 as? KaifangError)?.kind == .notFound }
+        // The proposer never approves; the reviewer's approval alone does not publish.
+        #expect { try s.approveProposal(p.id, part: .reviewer, keyID: "pub1", actor: "t", publishDetail: [:]) } throws: { ($0 as? KaifangError)?.kind == .forbidden }
+        let reviewed = try s.approveProposal(p.id, part: .reviewer, keyID: "rev1", actor: "key:rev1", publishDetail: [:])
+        #expect(reviewed.status == .pending && reviewed.awaiting == [.security] && reviewed.reviewedBy == "rev1")
+        #expect(try s.publishedVersion("people") == nil)
+        #expect { try s.approveProposal(p.id, part: .reviewer, keyID: "rev2", actor: "t", publishDetail: [:]) } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        // One person does not give both approvals.
+        #expect { try s.approveProposal(p.id, part: .security, keyID: "rev1", actor: "t", publishDetail: [:]) } throws: { ($0 as? KaifangError)?.kind == .forbidden }
+        let done = try s.approveProposal(p.id, part: .security, keyID: "sec1", actor: "key:sec1", publishDetail: ["k": .int(7)])
+        #expect(done.status == .published && done.awaiting.isEmpty && done.decidedAt != nil)
+        let (d, v) = try #require(try s.publishedVersion("people"))
+        #expect(d.tier == .open && v.number == 1)
+        let publish = try #require(try s.auditEvents(dataset: "people", actor: nil, limit: nil).map(\.event).last { $0.action == "dataset.publish" })
+        #expect(publish.detail["proposal"] == .string(p.id) && publish.detail["k"] == .int(7) && publish.actor == "key:sec1")
+        #expect { try s.refuseProposal(p.id, keyID: "rev1", reason: "late", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        // A second proposal, refused: nothing changes.
+        let q = try s.createProposal(NewProposal(dataset: "people", version: 2, tier: .conditional, overrideReason: nil, needsSecurity: false, proposerKey: "pub1"),
+                                     actor: "key:pub1")
+        #expect(q.awaiting == [.reviewer])
+        #expect { try s.refuseProposal(q.id, keyID: "rev1", reason: "  ", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        let refused = try s.refuseProposal(q.id, keyID: "rev1", reason: "质量报告有缺失 quality gaps", actor: "key:rev1")
+        #expect(refused.status == .refused && refused.refusedReason == "质量报告有缺失 quality gaps")
+        #expect { try s.approveProposal(q.id, part: .reviewer, keyID: "rev2", actor: "t", publishDetail: [:]) } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        #expect(try s.publishedVersion("people")?.1.number == 1)
+        #expect(Set(try s.proposals(department: "南京市民政局", status: nil).map(\.id)) == [q.id, p.id])
+        #expect(try s.proposals(department: "苏州市民政局", status: nil).isEmpty)
+        #expect(try s.proposals(department: nil, status: .refused).map(\.id) == [q.id])
+        #expect(try s.proposal(q.id) == refused)
+        let actions = try s.auditEvents(dataset: "people", actor: nil, limit: nil).map(\.event.action)
+        #expect(actions.filter { $0.hasPrefix("proposal.") } == ["proposal.create", "proposal.approve", "proposal.approve", "proposal.create", "proposal.refuse"])
+    }
+
+    @Test(arguments: StoreKind.available)
     func versionsArePublishedWithdrawnAndStayReadable(_ kind: StoreKind) throws {
         let f = try StoreFixture(kind)
         let s = f.store

@@ -1,0 +1,106 @@
+import Audit
+import Foundation
+import KaifangCore
+import PostgresNIO
+import Storage
+
+extension PostgresCatalog {
+    func proposalRecord(_ r: PGRow) throws -> ProposalRecord {
+        ProposalRecord(id: try r.string("id"), dataset: try r.string("dataset_id"), department: try r.string("department"), version: try r.int("version"),
+                       tier: Tier(rawValue: try r.string("tier")) ?? .restricted, overrideReason: try r.optString("override_reason"),
+                       needsSecurity: try r.bool("needs_security"), status: ProposalStatus(rawValue: try r.string("status")) ?? .pending,
+                       proposedBy: try r.string("proposed_by"), proposedAt: try r.string("proposed_at"), reviewedBy: try r.optString("reviewed_by"),
+                       reviewedAt: try r.optString("reviewed_at"), securityBy: try r.optString("security_by"), securityAt: try r.optString("security_at"),
+                       refusedBy: try r.optString("refused_by"), refusedReason: try r.optString("refused_reason"), decidedAt: try r.optString("decided_at"))
+    }
+
+    /// The proposal, its row locked until the transaction ends.
+    func lockedProposal(_ tx: PGTransaction, _ id: String) throws -> ProposalRecord {
+        guard let row = try tx.query("SELECT * FROM proposals WHERE id = \(id) FOR UPDATE").first else { throw CatalogRules.unknownProposal(id) }
+        return try proposalRecord(row)
+    }
+
+    public func createProposal(_ p: NewProposal, actor: String) throws -> ProposalRecord {
+        let reason = try p.overrideReason.map { try CatalogRules.proposalText($0, what: "override_reason") }
+        return try write { tx, chain in
+            // The dataset's row is locked: two proposals for it cannot both find none pending.
+            guard let row = try tx.query("SELECT department FROM datasets WHERE id = \(p.dataset) FOR UPDATE").first else {
+                throw CatalogRules.noDataset(p.dataset)
+            }
+            let department = try row.string("department")
+            let version: Int
+            if let v = p.version {
+                guard try tx.query("SELECT number FROM versions WHERE dataset_id = \(p.dataset) AND number = \(v)").first != nil else {
+                    throw KaifangError.notFound("dataset '\(p.dataset)' has no version \(v): GET /v1/datasets/\(p.dataset) lists them")
+                }
+                version = v
+            } else {
+                guard let n = try tx.query("SELECT max(number) AS n FROM versions WHERE dataset_id = \(p.dataset)").first?.optInt("n") else {
+                    throw KaifangError.conflict("dataset '\(p.dataset)' has no version to publish: upload one first")
+                }
+                version = n
+            }
+            if let pending = try tx.query("SELECT id FROM proposals WHERE dataset_id = \(p.dataset) AND status = 'pending'").first {
+                throw KaifangError.conflict("dataset '\(p.dataset)' has a pending proposal already (\(try pending.string("id"))): it is approved, refused or withdrawn first")
+            }
+            let id = CatalogRules.newProposalID(), at = CatalogRules.now()
+            try tx.query("""
+                INSERT INTO proposals (id, dataset_id, department, version, tier, override_reason, needs_security, status, proposed_by, proposed_at)
+                VALUES (\(id), \(p.dataset), \(department), \(version), \(p.tier.rawValue), \(reason), \(p.needsSecurity), 'pending', \(p.proposerKey), \(at))
+                """)
+            var detail: [String: JSONValue] = ["proposal": .string(id), "version": .int(Int64(version)), "tier": .string(p.tier.rawValue),
+                                               "needs_security": .bool(p.needsSecurity)]
+            if let reason { detail["override_reason"] = .string(reason) }
+            try chain.append(tx, actor: actor, action: "proposal.create", dataset: p.dataset, detail: detail)
+            return try lockedProposal(tx, id)
+        }
+    }
+
+    public func proposal(_ id: String) throws -> ProposalRecord? {
+        try client.query("SELECT * FROM proposals WHERE id = \(id)").first.map(proposalRecord)
+    }
+
+    public func proposals(department: String?, status: ProposalStatus?) throws -> [ProposalRecord] {
+        try client.query("""
+            SELECT * FROM proposals WHERE (\(department)::text IS NULL OR department = \(department)) AND (\(status?.rawValue)::text IS NULL OR status = \(status?.rawValue))
+            ORDER BY proposed_at DESC, id
+            """).map(proposalRecord)
+    }
+
+    public func approveProposal(_ id: String, part: ReviewPart, keyID: String, actor: String, publishDetail: [String: JSONValue]) throws -> ProposalRecord {
+        try write { tx, chain in
+            var p = try lockedProposal(tx, id)
+            if let refusal = CatalogRules.approvalRefusal(p, part: part, keyID: keyID) { throw refusal }
+            let at = CatalogRules.now()
+            switch part {
+            case .reviewer:
+                try tx.query("UPDATE proposals SET reviewed_by = \(keyID), reviewed_at = \(at) WHERE id = \(id)")
+                p.reviewedBy = keyID; p.reviewedAt = at
+            case .security:
+                try tx.query("UPDATE proposals SET security_by = \(keyID), security_at = \(at) WHERE id = \(id)")
+                p.securityBy = keyID; p.securityAt = at
+            }
+            try chain.append(tx, actor: actor, action: "proposal.approve", dataset: p.dataset, detail: ["proposal": .string(id), "part": .string(part.rawValue)])
+            if p.awaiting.isEmpty {
+                var detail = publishDetail
+                detail["proposal"] = .string(id)
+                _ = try publish(tx, &chain, dataset: p.dataset, version: p.version, tier: p.tier, actor: actor, reason: p.overrideReason, detail: detail)
+                try tx.query("UPDATE proposals SET status = 'published', decided_at = \(at) WHERE id = \(id)")
+            }
+            return try lockedProposal(tx, id)
+        }
+    }
+
+    public func refuseProposal(_ id: String, keyID: String, reason: String, actor: String) throws -> ProposalRecord {
+        let reason = try CatalogRules.proposalText(reason, what: "reason")
+        return try write { tx, chain in
+            let p = try lockedProposal(tx, id)
+            guard p.status == .pending else {
+                throw KaifangError.conflict("proposal \(id) is \(p.status.rawValue) already: only a pending one is refused")
+            }
+            try tx.query("UPDATE proposals SET status = 'refused', refused_by = \(keyID), refused_reason = \(reason), decided_at = \(CatalogRules.now()) WHERE id = \(id)")
+            try chain.append(tx, actor: actor, action: "proposal.refuse", dataset: p.dataset, detail: ["proposal": .string(id), "reason": .string(reason)])
+            return try lockedProposal(tx, id)
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Audit
+import Foundation
+import GRDB
+import KaifangCore
+
+extension CatalogDatabase {
+    // MARK: - Proposals
+
+    static func proposalRecord(_ row: Row) -> ProposalRecord {
+        ProposalRecord(id: row["id"], dataset: row["dataset_id"], department: row["department"], version: row["version"],
+                       tier: Tier(rawValue: row["tier"]) ?? .restricted, overrideReason: row["override_reason"],
+                       needsSecurity: row["needs_security"], status: ProposalStatus(rawValue: row["status"]) ?? .pending,
+                       proposedBy: row["proposed_by"], proposedAt: row["proposed_at"], reviewedBy: row["reviewed_by"],
+                       reviewedAt: row["reviewed_at"], securityBy: row["security_by"], securityAt: row["security_at"],
+                       refusedBy: row["refused_by"], refusedReason: row["refused_reason"], decidedAt: row["decided_at"])
+    }
+
+    static func requireProposal(_ db: Database, _ id: String) throws -> ProposalRecord {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM proposals WHERE id = ?", arguments: [id]) else {
+            throw CatalogRules.unknownProposal(id)
+        }
+        return proposalRecord(row)
+    }
+
+    public func createProposal(_ p: NewProposal, actor: String) throws -> ProposalRecord {
+        let reason = try p.overrideReason.map { try CatalogRules.proposalText($0, what: "override_reason") }
+        return try write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT department FROM datasets WHERE id = ?", arguments: [p.dataset]) else {
+                throw CatalogRules.noDataset(p.dataset)
+            }
+            let department: String = row["department"]
+            let version: Int
+            if let v = p.version {
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM versions WHERE dataset_id = ? AND number = ?", arguments: [p.dataset, v]) == true else {
+                    throw KaifangError.notFound("dataset '\(p.dataset)' has no version \(v): GET /v1/datasets/\(p.dataset) lists them")
+                }
+                version = v
+            } else {
+                guard let n = try Int.fetchOne(db, sql: "SELECT max(number) FROM versions WHERE dataset_id = ?", arguments: [p.dataset]) else {
+                    throw KaifangError.conflict("dataset '\(p.dataset)' has no version to publish: upload one first")
+                }
+                version = n
+            }
+            if let pending = try String.fetchOne(db, sql: "SELECT id FROM proposals WHERE dataset_id = ? AND status = 'pending'", arguments: [p.dataset]) {
+                throw KaifangError.conflict("dataset '\(p.dataset)' has a pending proposal already (\(pending)): it is approved, refused or withdrawn first")
+            }
+            let id = CatalogRules.newProposalID(), at = Self.now()
+            try db.execute(sql: """
+                INSERT INTO proposals (id, dataset_id, department, version, tier, override_reason, needs_security, status, proposed_by, proposed_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)
+                """, arguments: [id, p.dataset, department, version, p.tier.rawValue, reason, p.needsSecurity, p.proposerKey, at])
+            var detail: [String: JSONValue] = ["proposal": .string(id), "version": .int(Int64(version)), "tier": .string(p.tier.rawValue),
+                                               "needs_security": .bool(p.needsSecurity)]
+            if let reason { detail["override_reason"] = .string(reason) }
+            _ = try Self.appendAudit(db, actor: actor, action: "proposal.create", dataset: p.dataset, detail: detail)
+            return try Self.requireProposal(db, id)
+        }
+    }
+
+    public func proposal(_ id: String) throws -> ProposalRecord? {
+        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM proposals WHERE id = ?", arguments: [id]).map(Self.proposalRecord) }
+    }
+
+    public func proposals(department: String?, status: ProposalStatus?) throws -> [ProposalRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM proposals WHERE (?1 IS NULL OR department = ?1) AND (?2 IS NULL OR status = ?2)
+                ORDER BY proposed_at DESC, id
+                """, arguments: [department, status?.rawValue]).map(Self.proposalRecord)
+        }
+    }
+
+    public func approveProposal(_ id: String, part: ReviewPart, keyID: String, actor: String, publishDetail: [String: JSONValue]) throws -> ProposalRecord {
+        try write { db in
+            var p = try Self.requireProposal(db, id)
+            if let refusal = CatalogRules.approvalRefusal(p, part: part, keyID: keyID) { throw refusal }
+            let at = Self.now()
+            switch part {
+            case .reviewer:
+                try db.execute(sql: "UPDATE proposals SET reviewed_by = ?, reviewed_at = ? WHERE id = ?", arguments: [keyID, at, id])
+                p.reviewedBy = keyID; p.reviewedAt = at
+            case .security:
+                try db.execute(sql: "UPDATE proposals SET security_by = ?, security_at = ? WHERE id = ?", arguments: [keyID, at, id])
+                p.securityBy = keyID; p.securityAt = at
+            }
+            _ = try Self.appendAudit(db, actor: actor, action: "proposal.approve", dataset: p.dataset,
+                                     detail: ["proposal": .string(id), "part": .string(part.rawValue)])
+            if p.awaiting.isEmpty {
+                var detail = publishDetail
+                detail["proposal"] = .string(id)
+                _ = try Self.publish(db, dataset: p.dataset, version: p.version, tier: p.tier, actor: actor, reason: p.overrideReason, detail: detail)
+                try db.execute(sql: "UPDATE proposals SET status = 'published', decided_at = ? WHERE id = ?", arguments: [at, id])
+            }
+            return try Self.requireProposal(db, id)
+        }
+    }
+
+    public func refuseProposal(_ id: String, keyID: String, reason: String, actor: String) throws -> ProposalRecord {
+        let reason = try CatalogRules.proposalText(reason, what: "reason")
+        return try write { db in
+            let p = try Self.requireProposal(db, id)
+            guard p.status == .pending else {
+                throw KaifangError.conflict("proposal \(id) is \(p.status.rawValue) already: only a pending one is refused")
+            }
+            try db.execute(sql: "UPDATE proposals SET status = 'refused', refused_by = ?, refused_reason = ?, decided_at = ? WHERE id = ?",
+                           arguments: [keyID, reason, Self.now(), id])
+            _ = try Self.appendAudit(db, actor: actor, action: "proposal.refuse", dataset: p.dataset,
+                                     detail: ["proposal": .string(id), "reason": .string(reason)])
+            return try Self.requireProposal(db, id)
+        }
+    }
+}

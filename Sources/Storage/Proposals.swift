@@ -1,0 +1,116 @@
+import Audit
+import Foundation
+import KaifangCore
+
+/// Where a proposal stands. A pending proposal takes effect when its last needed approval
+/// arrives (`published`), or ends refused or withdrawn; nothing is ever deleted.
+public enum ProposalStatus: String, Sendable, CaseIterable, Codable {
+    case pending, published, refused, withdrawn
+}
+
+/// Who approves which part of a proposal: a reviewer of the dataset's department, and for
+/// proposals that open L3/L4 fields or override the k-anonymity gate, a security reviewer too.
+public enum ReviewPart: String, Sendable, CaseIterable {
+    case reviewer, security
+}
+
+/// A department's proposal to publish a version of one of its datasets at a tier: it takes
+/// effect only when someone other than its proposer approves it (two-person rule).
+public struct ProposalRecord: Sendable, Equatable {
+    public var id: String
+    public var dataset: String
+    /// The dataset's department when it was proposed: whose reviewers approve it.
+    public var department: String
+    public var version: Int
+    public var tier: Tier
+    /// Why publishing below the k-anonymity threshold is acceptable (an override), when given.
+    public var overrideReason: String?
+    /// Whether a security reviewer must approve it too.
+    public var needsSecurity: Bool
+    public var status: ProposalStatus
+    /// The proposer's key id.
+    public var proposedBy: String
+    public var proposedAt: String
+    public var reviewedBy: String?
+    public var reviewedAt: String?
+    public var securityBy: String?
+    public var securityAt: String?
+    public var refusedBy: String?
+    public var refusedReason: String?
+    public var decidedAt: String?
+
+    package init(id: String, dataset: String, department: String, version: Int, tier: Tier, overrideReason: String?, needsSecurity: Bool,
+                 status: ProposalStatus, proposedBy: String, proposedAt: String, reviewedBy: String? = nil, reviewedAt: String? = nil,
+                 securityBy: String? = nil, securityAt: String? = nil, refusedBy: String? = nil, refusedReason: String? = nil,
+                 decidedAt: String? = nil) {
+        self.id = id; self.dataset = dataset; self.department = department; self.version = version; self.tier = tier
+        self.overrideReason = overrideReason; self.needsSecurity = needsSecurity; self.status = status
+        self.proposedBy = proposedBy; self.proposedAt = proposedAt; self.reviewedBy = reviewedBy; self.reviewedAt = reviewedAt
+        self.securityBy = securityBy; self.securityAt = securityAt; self.refusedBy = refusedBy; self.refusedReason = refusedReason
+        self.decidedAt = decidedAt
+    }
+
+    /// The approvals it still waits for.
+    public var awaiting: [ReviewPart] {
+        guard status == .pending else { return [] }
+        var parts: [ReviewPart] = []
+        if reviewedBy == nil { parts.append(.reviewer) }
+        if needsSecurity && securityBy == nil { parts.append(.security) }
+        return parts
+    }
+}
+
+/// A proposal as filed (the checks that need the version's data are the caller's).
+public struct NewProposal: Sendable {
+    public var dataset: String
+    public var version: Int?
+    public var tier: Tier
+    public var overrideReason: String?
+    public var needsSecurity: Bool
+    public var proposerKey: String
+
+    public init(dataset: String, version: Int?, tier: Tier, overrideReason: String?, needsSecurity: Bool, proposerKey: String) {
+        self.dataset = dataset; self.version = version; self.tier = tier; self.overrideReason = overrideReason
+        self.needsSecurity = needsSecurity; self.proposerKey = proposerKey
+    }
+}
+
+extension CatalogRules {
+    package static func newProposalID() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return "prop_" + (0..<10).map { _ in String(UInt8.random(in: 0...15, using: &rng), radix: 16) }.joined()
+    }
+
+    package static func unknownProposal(_ id: String) -> KaifangError {
+        KaifangError.notFound("no proposal '\(id)': GET /v1/proposals lists those you may see")
+    }
+
+    /// Why `keyID` may not give `part` of `p`, or nil when it may (the role and department are
+    /// the caller's to check).
+    package static func approvalRefusal(_ p: ProposalRecord, part: ReviewPart, keyID: String) -> KaifangError? {
+        guard p.status == .pending else {
+            return KaifangError.conflict("proposal \(p.id) is \(p.status.rawValue) already: nothing is left to approve")
+        }
+        if p.proposedBy == keyID {
+            return KaifangError.forbidden("you proposed \(p.id): someone else approves it (two-person rule)")
+        }
+        switch part {
+        case .reviewer:
+            if let by = p.reviewedBy { return KaifangError.conflict("proposal \(p.id) has its reviewer's approval already (key \(by))") }
+        case .security:
+            if !p.needsSecurity { return KaifangError.conflict("proposal \(p.id) needs no security review: it opens no L3/L4 field and overrides no gate") }
+            if let by = p.securityBy { return KaifangError.conflict("proposal \(p.id) has its security approval already (key \(by))") }
+        }
+        if (part == .reviewer && p.securityBy == keyID) || (part == .security && p.reviewedBy == keyID) {
+            return KaifangError.forbidden("you approved \(p.id) already: its two approvals come from two people")
+        }
+        return nil
+    }
+
+    /// A refusal's or override's reason: 1–500 characters.
+    package static func proposalText(_ text: String, what: String) throws -> String {
+        let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !t.isEmpty, t.count <= 500 else { throw KaifangError.badInput("\(what) must be 1–500 characters: say why") }
+        return t
+    }
+}
