@@ -112,4 +112,56 @@ import Testing
             #expect(short.status == 400 && short.text.contains("purpose"))
         }
     }
+
+    @Test func theReviewPageShowsADepartmentItsQueueAndTakesItsDecisions() async throws {
+        try await LiveServer.with { s in
+            // Demo.load made the sample datasets' departments; residents belongs to 省民政厅.
+            let (publisherRecord, publisher) = try s.catalog.createKey(role: .publisher, name: "发布员", account: nil, department: "省民政厅", actor: "t")
+            let (_, reviewer) = try s.catalog.createKey(role: .reviewer, name: "审核员", account: nil, department: "省民政厅", actor: "t")
+            let (_, otherReviewer) = try s.catalog.createKey(role: .reviewer, name: "他部门", account: nil, department: "省市场监督管理局", actor: "t")
+            let (_, security) = try s.catalog.createKey(role: .security, name: "安全", account: nil, department: nil, actor: "t")
+            let (_, developer) = try s.catalog.createKey(role: .developer, name: "dev", actor: "t")
+            let p = try s.catalog.createProposal(NewProposal(dataset: "residents", version: nil, tier: .conditional, overrideReason: nil,
+                                                             needsSecurity: true, proposerKey: publisherRecord.id), actor: "t")
+            func post(_ fields: [(String, String)]) async throws -> LiveServer.Reply {
+                var req = URLRequest(url: URL(string: "http://127.0.0.1:\(s.port)/review")!)
+                req.httpMethod = "POST"
+                req.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+                var allowed = CharacterSet.alphanumerics
+                allowed.insert(charactersIn: "-_.")
+                req.httpBody = Data(fields.map { "\($0)=\($1.addingPercentEncoding(withAllowedCharacters: allowed)!)" }.joined(separator: "&").utf8)
+                let (data, response) = try await URLSession.shared.data(for: req)
+                let http = response as! HTTPURLResponse
+                return LiveServer.Reply(status: http.statusCode, headers: ["cache-control": http.value(forHTTPHeaderField: "Cache-Control") ?? ""], body: data)
+            }
+            let form = try await s.get("/review")
+            #expect(form.status == 200 && form.text.contains("name=\"key\""))
+            // The reviewer sees the proposal with its decisions; the page is kept by no cache.
+            let queue = try await post([("key", reviewer)])
+            #expect(queue.status == 200 && queue.text.contains(p.id) && queue.text.contains("批准") && queue.headers["cache-control"] == "no-store")
+            // The publisher sees it, with nothing to decide; another department's reviewer does not see it.
+            let own = try await post([("key", publisher)])
+            #expect(own.text.contains(p.id) && !own.text.contains("value=\"approve\""))
+            #expect(try await post([("key", otherReviewer)]).text.contains(p.id) == false)
+            #expect(try await post([("key", developer)]).status == 403)
+            #expect(try await post([("key", "kf_00000000_\(String(repeating: "0", count: 64))")]).status == 401)
+            // The publisher's approval is refused with the rule's words; nothing changes.
+            let selfApproval = try await post([("key", publisher), ("proposal", p.id), ("action", "approve")])
+            #expect(selfApproval.status == 409 && selfApproval.text.contains("role=\"alert\""))
+            #expect(try s.catalog.proposal(p.id)?.reviewedBy == nil)
+            // The reviewer approves, then security: published.
+            let approved = try await post([("key", reviewer), ("proposal", p.id), ("action", "approve")])
+            #expect(approved.status == 200 && approved.text.contains("security"), "\(approved.text)")
+            let published = try await post([("key", security), ("proposal", p.id), ("action", "approve")])
+            #expect(published.status == 200 && published.text.contains("已发布"))
+            #expect(try s.catalog.proposal(p.id)?.status == .published)
+            // A refusal needs a reason.
+            let q = try s.catalog.createProposal(NewProposal(dataset: "residents", version: nil, tier: .restricted, overrideReason: nil,
+                                                             needsSecurity: false, proposerKey: publisherRecord.id), actor: "t")
+            #expect(try await post([("key", reviewer), ("proposal", q.id), ("action", "refuse"), ("reason", " ")]).status == 409)
+            let refused = try await post([("key", reviewer), ("proposal", q.id), ("action", "refuse"), ("reason", "理由不足 not justified")])
+            #expect(refused.status == 200 && refused.text.contains("理由不足"))
+            #expect(try s.catalog.proposal(q.id)?.status == .refused)
+        }
+    }
 }

@@ -19,7 +19,7 @@ extension Portal {
     }
 
     /// Adds the portal's routes: `/`, `/datasets`, `/datasets/{id}`, `/datasets/{id}/apply`,
-    /// `/signup`, `/account`, `/sandbox`, `/docs/api`, `/static/…`.
+    /// `/signup`, `/account`, `/review`, `/sandbox`, `/docs/api`, `/static/…`.
     func addRoutes(to router: Router<AppRequestContext>, api: APIHandler) {
         let limiter = api.limiter
         router.get("/") { _, _ in
@@ -97,6 +97,46 @@ extension Portal {
             }
             try await StoreThreads.run { [usage = api.usage] in try usage.flush() }
             return Self.html(try self.accountPage(key, limits: try api.limits(of: key)), secret: true)
+        }
+        router.get("/review") { _, _ in
+            try limiter.admit(Caller.current)
+            return Self.html(self.render("review", [:]))
+        }
+        router.post("/review") { request, _ in
+            try limiter.admit(Caller.current)
+            let form = Self.form(String(buffer: try await request.body.collect(upTo: 16 << 10)))
+            let secret = form["key"]?.first ?? ""
+            guard let key = try self.catalog.authenticate(secret) else {
+                return Self.html(self.render("review", ["error": "API 密钥未知或已吊销。The API key is unknown or revoked."]), status: .unauthorized)
+            }
+            // The form's key acts as the caller: the API's own handlers decide, with its rules.
+            var caller = Caller.current
+            caller.key = key
+            return try await Caller.$current.withValue(caller) {
+                var notice: String?, error: String?
+                if let id = form["proposal"]?.first, let action = form["action"]?.first {
+                    do {
+                        if action == "approve" {
+                            let p = try await api.approveProposal(.init(path: .init(proposalId: id)))
+                            if case .ok(let ok) = p, case .json(let body) = ok.body {
+                                notice = body.status == .published ? "已批准并发布 \(body.dataset)。Approved: \(body.dataset) is published." : "已批准，等待 \(body.awaiting.map(\.rawValue).joined(separator: ", ")) 批准。Approved; it awaits \(body.awaiting.map(\.rawValue).joined(separator: ", "))."
+                            }
+                        } else {
+                            _ = try await api.refuseProposal(.init(path: .init(proposalId: id), body: .json(.init(reason: form["reason"]?.first ?? ""))))
+                            notice = "已拒绝 \(id)。Refused."
+                        }
+                    } catch let p as Problem {
+                        error = p.detail
+                    } catch let e as KaifangError where e.kind != .runtime {
+                        error = e.message
+                    }
+                }
+                do {
+                    return Self.html(try await self.reviewPage(key, secret: secret, notice: notice, error: error, api: api), status: error == nil ? .ok : .conflict, secret: true)
+                } catch let p as Problem {
+                    return Self.html(self.render("review", ["error": p.detail ?? "refused"]), status: .init(code: p.status), secret: true)
+                }
+            }
         }
         router.get("/sandbox") { _, _ in
             try limiter.admit(Caller.current)

@@ -336,6 +336,46 @@ struct Portal: Sendable {
         return render("account", context)
     }
 
+    /// A department's queue of proposals, as the key sees them (`GET /v1/proposals`), with the
+    /// decisions the key may take.
+    func reviewPage(_ key: APIKeyRecord, secret: String, notice: String?, error: String?, api: APIHandler) async throws -> String {
+        guard case .ok(let ok) = try await api.listProposals(.init()), case .json(let body) = ok.body else {
+            throw Problem(status: .forbidden, detail: "this key sees no proposals")
+        }
+        let pending = body.proposals.filter { $0.status == .pending }
+        let decided = body.proposals.filter { $0.status != .pending }.prefix(50)
+        let part: String? = key.role == .reviewer ? "reviewer" : key.role == .security ? "security" : nil
+        let who = switch key.role {
+        case .publisher: "发布员 Publisher · \(key.department ?? "")：本部门的申请 your department's proposals"
+        case .reviewer: "审核员 Reviewer · \(key.department ?? "")：本部门的申请 your department's proposals"
+        case .security: "安全审核员 Security reviewer：需要安全审核的申请 proposals that need a security review"
+        default: "管理员 Steward：全部申请 every proposal"
+        }
+        var context: [String: Any] = [
+            "shown": true, "who": who, "key": secret, "pendingCount": pending.count,
+            "pending": pending.map { p -> [String: Any] in
+                var row: [String: Any] = [
+                    "id": p.id, "dataset": p.dataset, "version": p.version, "tier": p.tier.rawValue, "department": p.department,
+                    "proposedBy": p.proposedBy, "proposedAt": Self.day(AuditChain.timestamp(p.proposedAt)),
+                    "awaiting": p.awaiting.map(\.rawValue).joined(separator: " + "),
+                    "canDecide": part.map { part in p.awaiting.contains { $0.rawValue == part } && p.proposedBy != key.id } ?? false,
+                ]
+                if let r = p.overrideReason { row["overrideReason"] = r }
+                if let r = p.reviewedBy { row["reviewedBy"] = r }
+                return row
+            },
+            "hasDecided": !decided.isEmpty,
+            "decided": decided.map { p -> [String: Any] in
+                ["id": p.id, "dataset": p.dataset, "version": p.version, "tier": p.tier.rawValue,
+                 "outcome": p.status == .published ? "已发布 published" : p.status == .refused ? "已拒绝 refused: \(p.refusedReason ?? "")" : p.status.rawValue,
+                 "decidedAt": p.decidedAt.map { Self.day(AuditChain.timestamp($0)) } ?? ""]
+            },
+        ]
+        if let notice { context["notice"] = notice }
+        if let error { context["error"] = error }
+        return render("review", context)
+    }
+
     func message(_ heading: String, _ message: String, back: String) -> String {
         render("message", ["heading": heading, "message": message, "back": back])
     }
