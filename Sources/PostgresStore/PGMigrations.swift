@@ -404,6 +404,22 @@ enum PGMigrations {
         CREATE UNIQUE INDEX proposals_one_pending ON proposals(dataset_id) WHERE status = 'pending';
         CREATE INDEX proposals_by_department ON proposals(department, status);
         """),
+        ("v13-duties", """
+        -- Departments' duty lists: datasets to open or share by a date.
+        CREATE TABLE duties (
+            id BIGSERIAL PRIMARY KEY,
+            department TEXT NOT NULL REFERENCES departments(name),
+            dataset_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('open', 'share')),
+            title TEXT NOT NULL,
+            due TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            withdrawn_at TEXT,
+            withdrawn_reason TEXT
+        );
+        CREATE INDEX duties_by_department ON duties(department);
+        """),
     ]
 
     /// The seeded tiers as SQL values (numbers only: nothing to quote).

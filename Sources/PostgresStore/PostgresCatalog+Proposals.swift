@@ -91,6 +91,16 @@ extension PostgresCatalog {
         }
     }
 
+    public func withdrawProposal(_ id: String, keyID: String, actor: String) throws -> ProposalRecord {
+        try write { tx, chain in
+            let p = try lockedProposal(tx, id)
+            if let refusal = CatalogRules.withdrawalRefusal(p, keyID: keyID) { throw refusal }
+            try tx.query("UPDATE proposals SET status = 'withdrawn', decided_at = \(CatalogRules.now()) WHERE id = \(id)")
+            try chain.append(tx, actor: actor, action: "proposal.withdraw", dataset: p.dataset, detail: ["proposal": .string(id)])
+            return try lockedProposal(tx, id)
+        }
+    }
+
     public func refuseProposal(_ id: String, keyID: String, reason: String, actor: String) throws -> ProposalRecord {
         let reason = try CatalogRules.proposalText(reason, what: "reason")
         return try write { tx, chain in
@@ -101,6 +111,54 @@ extension PostgresCatalog {
             try tx.query("UPDATE proposals SET status = 'refused', refused_by = \(keyID), refused_reason = \(reason), decided_at = \(CatalogRules.now()) WHERE id = \(id)")
             try chain.append(tx, actor: actor, action: "proposal.refuse", dataset: p.dataset, detail: ["proposal": .string(id), "reason": .string(reason)])
             return try lockedProposal(tx, id)
+        }
+    }
+}
+
+extension PostgresCatalog {
+    func dutyRecord(_ r: PGRow) throws -> DutyRecord {
+        DutyRecord(id: try r.int64("id"), department: try r.string("department"), dataset: try r.string("dataset_id"),
+                   kind: DutyKind(rawValue: try r.string("kind")) ?? .open, title: try r.string("title"), due: try r.string("due"),
+                   createdAt: try r.string("created_at"), createdBy: try r.string("created_by"), withdrawnAt: try r.optString("withdrawn_at"),
+                   withdrawnReason: try r.optString("withdrawn_reason"), fulfilledAt: try r.optString("fulfilled_at"))
+    }
+
+    public func createDuty(department: String, dataset: String, kind: DutyKind, title: String, due: String, actor: String) throws -> DutyRecord {
+        let title = try CatalogRules.checkDuty(dataset: dataset, title: title, due: due)
+        return try write { tx, chain in
+            guard try tx.query("SELECT 1 AS one FROM departments WHERE name = \(department)").first != nil else {
+                throw CatalogRules.unknownDepartment(department)
+            }
+            guard let id = try tx.query("""
+                INSERT INTO duties (department, dataset_id, kind, title, due, created_at, created_by)
+                VALUES (\(department), \(dataset), \(kind.rawValue), \(title), \(due), \(CatalogRules.now()), \(actor)) RETURNING id
+                """).first?.int64("id") else { throw KaifangError.runtime("the duty just made is missing") }
+            try chain.append(tx, actor: actor, action: "duty.create", dataset: dataset, detail: [
+                "duty": .int(id), "department": .string(department), "kind": .string(kind.rawValue), "due": .string(due),
+            ])
+            guard let row = try tx.query(PostgresQuery(unsafeSQL: CatalogRules.dutySelect + " WHERE d.id = $1", binds: bindings(id))).first else {
+                throw KaifangError.runtime("the duty just made is missing")
+            }
+            return try dutyRecord(row)
+        }
+    }
+
+    public func duties(department: String?) throws -> [DutyRecord] {
+        try client.query("\(unescaped: CatalogRules.dutySelect) WHERE \(department)::text IS NULL OR d.department = \(department) ORDER BY d.department, d.dataset_id, d.id")
+            .map(dutyRecord)
+    }
+
+    public func withdrawDuty(_ id: Int64, reason: String, actor: String) throws -> DutyRecord {
+        let reason = try CatalogRules.proposalText(reason, what: "--reason")
+        return try write { tx, chain in
+            let changed = try tx.query("UPDATE duties SET withdrawn_at = \(CatalogRules.now()), withdrawn_reason = \(reason) WHERE id = \(id) AND withdrawn_at IS NULL RETURNING id")
+            guard let row = try tx.query(PostgresQuery(unsafeSQL: CatalogRules.dutySelect + " WHERE d.id = $1", binds: bindings(id))).first else {
+                throw KaifangError.notFound("no duty \(id): `kaifang duty list` shows them")
+            }
+            guard !changed.isEmpty else { throw KaifangError.conflict("duty \(id) is withdrawn already") }
+            let d = try dutyRecord(row)
+            try chain.append(tx, actor: actor, action: "duty.withdraw", dataset: d.dataset, detail: ["duty": .int(id), "reason": .string(reason)])
+            return d
         }
     }
 }

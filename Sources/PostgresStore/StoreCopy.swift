@@ -122,6 +122,15 @@ public enum StoreCopy {
                             \(r["security_at"] as String?), \(r["refused_by"] as String?), \(r["refused_reason"] as String?), \(r["decided_at"] as String?))
                         """)
                 }
+                for r in try rows("SELECT * FROM duties ORDER BY id") {
+                    try tx.query("""
+                        INSERT INTO duties (id, department, dataset_id, kind, title, due, created_at, created_by, withdrawn_at, withdrawn_reason)
+                        VALUES (\(r["id"] as Int64), \(r["department"] as String), \(r["dataset_id"] as String), \(r["kind"] as String), \(r["title"] as String),
+                            \(r["due"] as String), \(r["created_at"] as String), \(r["created_by"] as String), \(r["withdrawn_at"] as String?),
+                            \(r["withdrawn_reason"] as String?))
+                        """)
+                }
+                try tx.query("SELECT setval('duties_id_seq', (SELECT COALESCE(max(id), 0) + 1 FROM duties), false)")
                 for r in try rows("SELECT * FROM uploads ORDER BY created_at") {
                     try tx.query("""
                         INSERT INTO uploads (key_id, idempotency_key, dataset_id, version, created_at) VALUES (\(r["key_id"] as String), \(r["idempotency_key"] as String),

@@ -95,6 +95,16 @@ extension CatalogDatabase {
         }
     }
 
+    public func withdrawProposal(_ id: String, keyID: String, actor: String) throws -> ProposalRecord {
+        try write { db in
+            let p = try Self.requireProposal(db, id)
+            if let refusal = CatalogRules.withdrawalRefusal(p, keyID: keyID) { throw refusal }
+            try db.execute(sql: "UPDATE proposals SET status = 'withdrawn', decided_at = ? WHERE id = ?", arguments: [Self.now(), id])
+            _ = try Self.appendAudit(db, actor: actor, action: "proposal.withdraw", dataset: p.dataset, detail: ["proposal": .string(id)])
+            return try Self.requireProposal(db, id)
+        }
+    }
+
     public func refuseProposal(_ id: String, keyID: String, reason: String, actor: String) throws -> ProposalRecord {
         let reason = try CatalogRules.proposalText(reason, what: "reason")
         return try write { db in
@@ -107,6 +117,54 @@ extension CatalogDatabase {
             _ = try Self.appendAudit(db, actor: actor, action: "proposal.refuse", dataset: p.dataset,
                                      detail: ["proposal": .string(id), "reason": .string(reason)])
             return try Self.requireProposal(db, id)
+        }
+    }
+}
+
+extension CatalogDatabase {
+    // MARK: - Duty lists
+
+    static func dutyRecord(_ row: Row) -> DutyRecord {
+        DutyRecord(id: row["id"], department: row["department"], dataset: row["dataset_id"], kind: DutyKind(rawValue: row["kind"]) ?? .open,
+                   title: row["title"], due: row["due"], createdAt: row["created_at"], createdBy: row["created_by"],
+                   withdrawnAt: row["withdrawn_at"], withdrawnReason: row["withdrawn_reason"], fulfilledAt: row["fulfilled_at"])
+    }
+
+    public func createDuty(department: String, dataset: String, kind: DutyKind, title: String, due: String, actor: String) throws -> DutyRecord {
+        let title = try CatalogRules.checkDuty(dataset: dataset, title: title, due: due)
+        return try write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM departments WHERE name = ?", arguments: [department]) == true else {
+                throw CatalogRules.unknownDepartment(department)
+            }
+            try db.execute(sql: "INSERT INTO duties (department, dataset_id, kind, title, due, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [department, dataset, kind.rawValue, title, due, Self.now(), actor])
+            let id = db.lastInsertedRowID
+            _ = try Self.appendAudit(db, actor: actor, action: "duty.create", dataset: dataset, detail: [
+                "duty": .int(id), "department": .string(department), "kind": .string(kind.rawValue), "due": .string(due),
+            ])
+            return Self.dutyRecord(try Row.fetchOne(db, sql: CatalogRules.dutySelect + " WHERE d.id = ?", arguments: [id])!)
+        }
+    }
+
+    public func duties(department: String?) throws -> [DutyRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: CatalogRules.dutySelect + " WHERE ?1 IS NULL OR d.department = ?1 ORDER BY d.department, d.dataset_id, d.id",
+                             arguments: [department]).map(Self.dutyRecord)
+        }
+    }
+
+    public func withdrawDuty(_ id: Int64, reason: String, actor: String) throws -> DutyRecord {
+        let reason = try CatalogRules.proposalText(reason, what: "--reason")
+        return try write { db in
+            try db.execute(sql: "UPDATE duties SET withdrawn_at = ?, withdrawn_reason = ? WHERE id = ? AND withdrawn_at IS NULL", arguments: [Self.now(), reason, id])
+            let changed = db.changesCount
+            guard let row = try Row.fetchOne(db, sql: CatalogRules.dutySelect + " WHERE d.id = ?", arguments: [id]) else {
+                throw KaifangError.notFound("no duty \(id): `kaifang duty list` shows them")
+            }
+            guard changed == 1 else { throw KaifangError.conflict("duty \(id) is withdrawn already") }
+            let d = Self.dutyRecord(row)
+            _ = try Self.appendAudit(db, actor: actor, action: "duty.withdraw", dataset: d.dataset, detail: ["duty": .int(id), "reason": .string(reason)])
+            return d
         }
     }
 }

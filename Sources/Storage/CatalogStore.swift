@@ -106,6 +106,17 @@ public protocol CatalogStore: Sendable {
     /// Every department, by name.
     func departments() throws -> [DepartmentRecord]
 
+    // MARK: Duty lists (责任清单)
+
+    /// Puts a dataset on a department's duty list, due on `due` (`YYYY-MM-DD`).
+    /// - Throws: `KaifangError.badInput` (a field), `.notFound` (department).
+    func createDuty(department: String, dataset: String, kind: DutyKind, title: String, due: String, actor: String) throws -> DutyRecord
+    /// Duty entries by department, dataset and id; one department's when given.
+    func duties(department: String?) throws -> [DutyRecord]
+    /// Takes an entry off the list with a reason; it stays, marked.
+    /// - Throws: `KaifangError.notFound`, `.conflict` (withdrawn already).
+    func withdrawDuty(_ id: Int64, reason: String, actor: String) throws -> DutyRecord
+
     // MARK: Proposals (two-person rule)
 
     /// Files a proposal to publish a version (nil: the newest) at a tier, as its dataset's
@@ -122,6 +133,9 @@ public protocol CatalogStore: Sendable {
     func approveProposal(_ id: String, part: ReviewPart, keyID: String, actor: String, publishDetail: [String: JSONValue]) throws -> ProposalRecord
     /// Refuses a pending proposal with a reason; it never takes effect.
     func refuseProposal(_ id: String, keyID: String, reason: String, actor: String) throws -> ProposalRecord
+    /// Withdraws a pending proposal; only its proposer (`keyID`) does.
+    /// - Throws: `KaifangError.notFound`, `.forbidden` (not the proposer), `.conflict` (decided).
+    func withdrawProposal(_ id: String, keyID: String, actor: String) throws -> ProposalRecord
 
     // MARK: Accounts and usage
 

@@ -407,6 +407,24 @@ enum CatalogMigrations {
             CREATE INDEX proposals_by_department ON proposals(department, status);
             """)
         }
+        m.registerMigration("v17-duties") { db in
+            // Departments' duty lists: datasets to open or share by a date.
+            try db.execute(sql: """
+            CREATE TABLE duties (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                department TEXT NOT NULL REFERENCES departments(name),
+                dataset_id TEXT NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('open', 'share')),
+                title TEXT NOT NULL,
+                due TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                withdrawn_at TEXT,
+                withdrawn_reason TEXT
+            );
+            CREATE INDEX duties_by_department ON duties(department);
+            """)
+        }
         return m
     }
 }

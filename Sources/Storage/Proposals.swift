@@ -107,6 +107,13 @@ extension CatalogRules {
         return nil
     }
 
+    /// Why `keyID` may not withdraw `p`, or nil when it may.
+    package static func withdrawalRefusal(_ p: ProposalRecord, keyID: String) -> KaifangError? {
+        guard p.proposedBy == keyID else { return KaifangError.forbidden("only its proposer withdraws \(p.id); a reviewer refuses it instead") }
+        guard p.status == .pending else { return KaifangError.conflict("proposal \(p.id) is \(p.status.rawValue) already: only a pending one is withdrawn") }
+        return nil
+    }
+
     /// A refusal's or override's reason: 1–500 characters.
     package static func proposalText(_ text: String, what: String) throws -> String {
         let t = text.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import Foundation
 import Hummingbird
 import KaifangCore
@@ -102,6 +103,14 @@ struct DemoCommand: AsyncParsableCommand {
         let residentsDepartment = try catalog.dataset("residents")?.manifest.department
         let publisherKey = try residentsDepartment.map {
             try catalog.createKey(role: .publisher, name: "demo publisher", account: nil, department: $0, actor: cliActor).1
+        }
+        // Its duty list (责任清单): residents shared (done), and a dataset it owes and is late with.
+        if let department = residentsDepartment {
+            func day(_ offset: Double) -> String { String(AuditChain.timestamp(Date().addingTimeInterval(offset * 86_400)).prefix(10)) }
+            _ = try catalog.createDuty(department: department, dataset: "residents", kind: .share, title: "居民服务记录 Resident service records",
+                                       due: day(30), actor: cliActor)
+            _ = try catalog.createDuty(department: department, dataset: "elderly-care-homes", kind: .open, title: "养老机构名录 Elderly-care homes",
+                                       due: day(-30), actor: cliActor)
         }
         if (try? catalog.publishedVersion("residents")) != nil {
             let app = try catalog.createApplication(keyID: partnerRecord.id, dataset: "residents", purpose: "demo: district statistics in the sandbox",

@@ -6,7 +6,7 @@ import Storage
 
 /// `kaifang stats`: the platform's figures, as `GET /v1/stats` gives them.
 struct StatsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Datasets by tier and department, the open rate, reads per dataset over 30 days, sandbox jobs.")
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Datasets by tier and department, the open rate, reads per dataset over 30 days, sandbox jobs, departments' duty lists.")
     @OptionGroup var global: GlobalOptions
     @Option(help: "Count reads over this many days.") var days: Int = 30
     @Flag(help: "List instead the published datasets that are overdue or delinquent against their update frequency, by department.")
@@ -23,14 +23,18 @@ struct StatsCommand: ParsableCommand {
         let s = try catalog.stats(since: since)
         var jobs: [String: Int] = [:]
         for j in try catalog.jobs(limit: 1_000_000) { jobs[j.status.rawValue, default: 0] += 1 }
+        let today = String(AuditChain.timestamp().prefix(10))
+        var duties: [String: [String: Int]] = [:]
+        for d in try catalog.duties(department: nil) { duties[d.department, default: [:]][d.state(today: today).rawValue, default: 0] += 1 }
         if global.json {
             struct Out: Encodable {
                 var datasets: Int, published: Int, should_open: Int, opened: Int, open_rate: Double
                 var by_tier: [String: Int], by_department: [String: Int], reads: [String: Int], jobs: [String: Int]
+                var duties: [String: [String: Int]]
             }
             func dict(_ f: [FacetCount]) -> [String: Int] { Dictionary(f.map { ($0.value, $0.count) }, uniquingKeysWith: +) }
             try printJSON(Out(datasets: s.datasets, published: s.published, should_open: s.shouldOpen, opened: s.opened, open_rate: s.openRate,
-                              by_tier: dict(s.byTier), by_department: dict(s.byDepartment), reads: dict(s.reads), jobs: jobs))
+                              by_tier: dict(s.byTier), by_department: dict(s.byDepartment), reads: dict(s.reads), jobs: jobs, duties: duties))
             return
         }
         print("datasets: \(s.datasets), published \(s.published)")
@@ -39,6 +43,16 @@ struct StatsCommand: ParsableCommand {
         print("by department: " + s.byDepartment.map { "\($0.value) \($0.count)" }.joined(separator: ", "))
         print("reads since \(since): " + (s.reads.isEmpty ? "none" : s.reads.map { "\($0.value) \($0.count)" }.joined(separator: ", ")))
         print("sandbox jobs: " + (jobs.isEmpty ? "none" : jobs.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
+        if duties.isEmpty {
+            print("duty lists (责任清单): none (kaifang duty add)")
+        } else {
+            print("duty lists (责任清单) on \(today), by department:")
+            for (department, states) in duties.sorted(by: { $0.key < $1.key }) {
+                let late = states[DutyState.late.rawValue] ?? 0
+                print("  \(department): " + DutyState.allCases.compactMap { s in states[s.rawValue].map { "\(s.rawValue) \($0)" } }.joined(separator: ", ")
+                      + (late > 0 ? "  ← \(late) late: kaifang duty list --late --department '\(department)'" : ""))
+            }
+        }
     }
 
     /// `--at`: a day (its start, UTC) or a time; now when absent.

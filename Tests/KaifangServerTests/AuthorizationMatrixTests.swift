@@ -79,6 +79,8 @@ import Testing
         ("GET /v1/me/webhooks/{hook}/deliveries",                    [401, 404, 404, 404, 404, 401, 404, 200, 403, 404, 404, 404, 404]),
         ("DELETE /v1/me/webhooks/{hook}",                            [401, 404, 404, 404, 404, 401, 404, 204, 403, 404, 404, 404, 404]),
         ("GET /v1/departments",                                      [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
+        ("GET /v1/duties",                                           [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
+        ("GET /v1/duties?at=2027-02-30",                             [400, 400, 400, 400, 400, 401, 400, 400, 403, 400, 400, 400, 400]),
         ("GET /v1/proposals",                                        [401, 403, 403, 403, 403, 401, 200, 403, 403, 200, 200, 200, 200]),
         ("GET /v1/proposals/{proposal}",                             [401, 404, 404, 404, 404, 401, 200, 404, 403, 200, 404, 200, 200]),
         ("POST /v1/datasets/residents/proposals",                    [401, 403, 403, 403, 403, 401, 409, 403, 403, 409, 403, 403, 403]),
@@ -86,6 +88,7 @@ import Testing
         // The reviewer's approval, then the security reviewer's, which publishes.
         ("POST /v1/proposals/{proposal}/approval",                   [401, 404, 404, 404, 404, 401, 403, 404, 403, 403, 404, 200, 200]),
         ("POST /v1/proposals/{proposal}/refusal",                    [401, 404, 404, 404, 404, 401, 403, 404, 403, 403, 404, 409, 409]),
+        ("POST /v1/proposals/{proposal}/withdrawal",                 [401, 404, 404, 404, 404, 401, 403, 404, 403, 409, 404, 403, 403]),
         // Last: they add versions (not published), which the rows above do not expect.
         ("POST /v1/datasets/residents/versions",                     [401, 403, 403, 403, 403, 401, 201, 403, 403, 201, 403, 403, 403]),
         ("POST /v1/datasets/enterprises/versions",                   [401, 403, 403, 403, 403, 401, 201, 403, 403, 403, 201, 403, 403]),

@@ -164,4 +164,22 @@ import Testing
             #expect(try s.catalog.proposal(q.id)?.status == .refused)
         }
     }
+
+    @Test func aDepartmentsPageShowsItsDatasetsAndItsDutyListWithTheLateMarked() async throws {
+        try await LiveServer.with { s in
+            _ = try s.catalog.createDuty(department: "省民政厅", dataset: "residents", kind: .open, title: "居民服务记录", due: "2099-01-31", actor: "t")
+            _ = try s.catalog.createDuty(department: "省民政厅", dataset: "elderly-homes", kind: .share, title: "养老机构名录", due: "2001-01-31", actor: "t")
+            let page = try await s.get("/departments/%E7%9C%81%E6%B0%91%E6%94%BF%E5%8E%85")
+            #expect(page.status == 200)
+            #expect(page.text.contains("href=\"/datasets/residents\"") && page.text.contains("养老机构名录"))
+            #expect(page.text.contains("class=\"late\"") && page.text.components(separatedBy: "class=\"late\"").count == 2)
+            #expect(page.text.contains("已完成 done"))   // residents is published conditional: opened
+            // Every department a scorecard or dataset names has a page; a name nobody uses has none.
+            let scorecards = try await s.get("/scorecards")
+            #expect(scorecards.text.contains("href=\"/departments/%E7%9C%81%E6%B0%91%E6%94%BF%E5%8E%85\""))
+            #expect(try await s.get("/departments/%E6%97%A0%E6%AD%A4%E9%83%A8%E9%97%A8").status == 404)
+            let api = try await s.get("/v1/duties?department=%E7%9C%81%E6%B0%91%E6%94%BF%E5%8E%85&state=late")
+            #expect((api.object["duties"] as? [[String: Any]])?.map { $0["dataset"] as? String } == ["elderly-homes"])
+        }
+    }
 }

@@ -131,6 +131,7 @@ struct SharedStoreTests {
         let proposal = try s.createProposal(NewProposal(dataset: "people", version: 1, tier: .open, overrideReason: "复制测试 copy", needsSecurity: true,
                                                         proposerKey: publisher.id), actor: "t")
         _ = try s.approveProposal(proposal.id, part: .reviewer, keyID: "rev", actor: "t", publishDetail: [:])
+        let duty = try s.createDuty(department: "B市民政局", dataset: "people", kind: .share, title: "复制测试", due: "2027-01-31", actor: "t")
 
         let target = try StoreFixture(.postgres)
         let pg = try #require(target.store as? PostgresCatalog)
@@ -142,6 +143,7 @@ struct SharedStoreTests {
         #expect(try pg.uploadedVersion(upload)?.number == uploaded.number)
         #expect(try pg.proposal(proposal.id) == (try s.proposal(proposal.id)))
         #expect(try pg.proposal(proposal.id)?.awaiting == [.security])
+        #expect(try pg.duties(department: nil) == (try s.duties(department: nil)))
         // Accounts with their tier (its limits as the source had them), suspension and usage.
         let copied = try #require(try pg.authenticate(memberSecret))
         #expect(copied.accountID == account.id && copied.suspension == "复制测试 copy" && copied.limits == KeyLimits(rate: 7, burst: 14, exportsPerDay: 9))
@@ -163,6 +165,8 @@ struct SharedStoreTests {
         // New applications are numbered after the copied ones.
         let next = try pg.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况的统计分析", fields: [], use: .rows, durationDays: 30)
         #expect(next.id == app.id + 1)
+        // So are new duties.
+        #expect(try pg.createDuty(department: "B市民政局", dataset: "next", kind: .open, title: "t", due: "2027-01-31", actor: "t").id == duty.id + 1)
         #expect { try StoreCopy.copy(from: try #require(s as? CatalogDatabase), to: pg) } throws: { ($0 as? KaifangError)?.message.contains("not empty") == true }
     }
 

@@ -59,6 +59,43 @@ import VersionFormat
     }
 
     @Test(arguments: StoreKind.available)
+    func dutiesAreFulfilledByTheFirstPublicationAtATierOfTheirKind(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        _ = try s.createDepartment(name: "南京市民政局", parent: nil, actor: "t")
+        let m = StoreFixture.manifest("people", department: "南京市民政局")
+        try f.importVersion(m, rows: 3)
+        let today = String(CatalogRules.now().prefix(10))
+        let open = try s.createDuty(department: "南京市民政局", dataset: "people", kind: .open, title: " 低保对象名录 ", due: "2099-12-31", actor: "cli:test")
+        let share = try s.createDuty(department: "南京市民政局", dataset: "people", kind: .share, title: "共享", due: "2000-01-01", actor: "cli:test")
+        let later = try s.createDuty(department: "南京市民政局", dataset: "not-yet", kind: .open, title: "尚未编目", due: "2000-01-01", actor: "cli:test")
+        #expect(open.title == "低保对象名录" && open.fulfilledAt == nil && open.state(today: today) == .due)
+        #expect(share.state(today: today) == .late && later.state(today: today) == .late)
+        // Restricted fulfils a duty to share, not one to open; conditional fulfils both.
+        try s.publish(dataset: "people", tier: .restricted, actor: "cli:test")
+        var byID = Dictionary(uniqueKeysWithValues: try s.duties(department: "南京市民政局").map { ($0.id, $0) })
+        #expect(byID[open.id]?.fulfilledAt == nil)
+        #expect(byID[share.id]?.state(today: today) == .doneLate)
+        #expect(byID[share.id]?.state(today: "1999-12-31") == .due)
+        try s.publish(dataset: "people", tier: .conditional, actor: "cli:test")
+        byID = Dictionary(uniqueKeysWithValues: try s.duties(department: nil).map { ($0.id, $0) })
+        #expect(byID[open.id]?.state(today: today) == .done)
+        #expect(byID[later.id]?.state(today: today) == .late)
+        // Bad input and unknown departments write nothing.
+        #expect { try s.createDuty(department: "南京市民政局", dataset: "x", kind: .open, title: "t", due: "2027-02-29", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try s.createDuty(department: "南京市民政局", dataset: "Bad Id", kind: .open, title: "t", due: "2027-02-28", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try s.createDuty(department: "无此部门", dataset: "x", kind: .open, title: "t", due: "2027-02-28", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        #expect(try s.duties(department: nil).count == 3 && (try s.duties(department: "苏州")).isEmpty)
+        // Withdrawn, kept, marked; once.
+        let w = try s.withdrawDuty(later.id, reason: "机构调整 reorganised", actor: "cli:test")
+        #expect(w.state(today: today) == .withdrawn && w.withdrawnReason == "机构调整 reorganised")
+        #expect { try s.withdrawDuty(later.id, reason: "again", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        #expect { try s.withdrawDuty(999, reason: "none", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        let actions = try s.auditEvents(dataset: nil, actor: nil, limit: nil).map(\.event.action)
+        #expect(actions.filter { $0.hasPrefix("duty.") } == ["duty.create", "duty.create", "duty.create", "duty.withdraw"])
+    }
+
+    @Test(arguments: StoreKind.available)
     func aProposalPublishesOnlyWithItsApprovals(_ kind: StoreKind) throws {
         let f = try StoreFixture(kind)
         let s = f.store
@@ -101,8 +138,16 @@ import VersionFormat
         #expect(try s.proposals(department: "苏州市民政局", status: nil).isEmpty)
         #expect(try s.proposals(department: nil, status: .refused).map(\.id) == [q.id])
         #expect(try s.proposal(q.id) == refused)
+        // Only its proposer withdraws a pending proposal.
+        let r = try s.createProposal(NewProposal(dataset: "people", version: 2, tier: .restricted, overrideReason: nil, needsSecurity: false, proposerKey: "pub1"),
+                                     actor: "key:pub1")
+        #expect { try s.withdrawProposal(r.id, keyID: "rev1", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .forbidden }
+        #expect(try s.withdrawProposal(r.id, keyID: "pub1", actor: "key:pub1").status == .withdrawn)
+        #expect { try s.withdrawProposal(r.id, keyID: "pub1", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        #expect { try s.withdrawProposal(q.id, keyID: "pub1", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
         let actions = try s.auditEvents(dataset: "people", actor: nil, limit: nil).map(\.event.action)
-        #expect(actions.filter { $0.hasPrefix("proposal.") } == ["proposal.create", "proposal.approve", "proposal.approve", "proposal.create", "proposal.refuse"])
+        #expect(actions.filter { $0.hasPrefix("proposal.") } == ["proposal.create", "proposal.approve", "proposal.approve", "proposal.create", "proposal.refuse",
+                                                                  "proposal.create", "proposal.withdraw"])
     }
 
     @Test(arguments: StoreKind.available)

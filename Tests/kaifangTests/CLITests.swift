@@ -122,6 +122,21 @@ import Testing
         let nanjing = try #require(rows.first { $0["name"] == "南京市民政局" })
         #expect(nanjing["parent"] == "江苏省" && nanjing["datasets"] == "1" && nanjing["publishers"] == "1" && nanjing["reviewers"] == "1")
         #expect(try CLI.run(["--data-dir", dir, "key", "list"]).stdout.contains("南京市民政局"))
+        // The department's duty list: a bad day, an unknown department, a bad kind exit 2.
+        let duty = ["--data-dir", dir, "duty", "add", "--department", "南京市民政局", "--dataset", "people", "--title", "人员名录"]
+        #expect(try CLI.run(duty + ["--due", "2027-02-29"]).stderr.contains("not a calendar day"))
+        #expect(try CLI.run(duty + ["--due", "2027-02-29"]).status == 2)
+        #expect(try CLI.run(duty + ["--due", "2027-02-28", "--kind", "sell"]).status == 2)
+        #expect(try CLI.run(["--data-dir", dir, "duty", "add", "--department", "无", "--dataset", "x", "--title", "t", "--due", "2027-02-28"]).status == 2)
+        #expect(try CLI.run(duty + ["--due", "2027-02-28"]).status == 0)
+        let late = try CLI.run(["--data-dir", dir, "duty", "list", "--late", "--at", "2027-03-01"])
+        #expect(late.status == 0 && late.stdout.contains("人员名录") && late.stdout.contains("late"))
+        #expect(try CLI.run(["--data-dir", dir, "duty", "list", "--late", "--at", "2027-02-28"]).stdout.contains("No duty is late"))
+        #expect(try CLI.run(["--data-dir", dir, "--json", "stats"]).stdout.contains("\"南京市民政局\""))
+        #expect(try CLI.run(["--data-dir", dir, "dataset", "publish", "people", "--tier", "conditional"]).status == 0)
+        #expect(try CLI.run(["--data-dir", dir, "duty", "list", "--at", "2027-03-01"]).stdout.contains("done"))
+        #expect(try CLI.run(["--data-dir", dir, "duty", "withdraw", "1", "--reason", " "]).status == 2)
+        #expect(try CLI.run(["--data-dir", dir, "duty", "withdraw", "1", "--reason", "机构调整"]).status == 0)
         #expect(try CLI.run(["--data-dir", dir, "audit", "verify"]).status == 0)
     }
 

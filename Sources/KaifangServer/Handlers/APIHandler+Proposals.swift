@@ -121,6 +121,16 @@ extension APIHandler {
         return .ok(.init(body: .json(Self.proposal(decided))))
     }
 
+    func withdrawProposal(_ input: Operations.WithdrawProposal.Input) async throws -> Operations.WithdrawProposal.Output {
+        let caller = Caller.current
+        try limiter.admit(caller)
+        let p = try visibleProposal(input.path.proposalId, caller)
+        let key = try Self.requireKey(caller)
+        let catalog = self.catalog
+        let withdrawn = try await StoreThreads.run { try catalog.withdrawProposal(p.id, keyID: key.id, actor: caller.actor) }
+        return .ok(.init(body: .json(Self.proposal(withdrawn))))
+    }
+
     func refuseProposal(_ input: Operations.RefuseProposal.Input) async throws -> Operations.RefuseProposal.Output {
         let caller = Caller.current
         try limiter.admit(caller)

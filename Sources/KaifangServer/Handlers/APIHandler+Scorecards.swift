@@ -59,3 +59,25 @@ extension APIHandler {
         }))))
     }
 }
+
+extension APIHandler {
+    func listDuties(_ input: Operations.ListDuties.Input) async throws -> Operations.ListDuties.Output {
+        try limiter.admit(Caller.current)
+        let q = input.query
+        let at = q.at ?? String(AuditChain.timestamp().prefix(10))
+        do { try CatalogRules.calendarDay(at, what: "at") } catch let e as KaifangError {
+            throw Problem(status: .badRequest, detail: e.message)
+        }
+        let catalog = self.catalog
+        let all = try await StoreThreads.run { try catalog.duties(department: q.department) }
+        var shown: [Components.Schemas.Duty] = []
+        for d in all {
+            let state = d.state(today: at)
+            if let wanted = q.state, wanted.rawValue != state.rawValue { continue }
+            let fulfilled = d.fulfilledAt.flatMap { String($0.prefix(10)) <= at ? Self.date($0) : nil }
+            shown.append(.init(id: Int(d.id), department: d.department, dataset: d.dataset, kind: d.kind == .open ? .open : .share, title: d.title,
+                               due: d.due, state: .init(rawValue: state.rawValue) ?? .due, fulfilledAt: fulfilled, withdrawnReason: d.withdrawnReason))
+        }
+        return .ok(.init(body: .json(.init(at: at, duties: shown))))
+    }
+}

@@ -98,6 +98,14 @@ extension Portal {
             try await StoreThreads.run { [usage = api.usage] in try usage.flush() }
             return Self.html(try self.accountPage(key, limits: try api.limits(of: key)), secret: true)
         }
+        router.get("/departments/:name") { _, context in
+            try limiter.admit(Caller.current)
+            let name = try context.parameters.require("name").removingPercentEncoding ?? ""
+            guard let page = try await StoreThreads.run({ try self.departmentPage(name) }) else {
+                return Self.html(self.message("没有这个部门 No such department", "“\(name)” 不是本平台的部门。", back: "/scorecards"), status: .notFound)
+            }
+            return Self.html(page)
+        }
         router.get("/review") { _, _ in
             try limiter.admit(Caller.current)
             return Self.html(self.render("review", [:]))

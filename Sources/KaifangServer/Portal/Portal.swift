@@ -167,7 +167,7 @@ struct Portal: Sendable {
         let versions = try catalog.versions(id)
         let published = versions.first { $0.number == d.publishedVersion }
         var context: [String: Any] = [
-            "id": m.id, "title": m.title, "description": m.description, "department": m.department, "topic": m.topic,
+            "id": m.id, "title": m.title, "description": m.description, "department": m.department, "departmentPath": Self.pathComponent(m.department), "topic": m.topic,
             "updateFrequency": m.updateFrequency, "license": m.license.isEmpty ? "—" : m.license, "rows": published?.rowCount ?? 0,
             "metadataScore": { let score = MetadataScore.of(d); return ["points": score.points, "max": score.max, "rating": score.rating] }(),
             "quality": (published.flatMap { try? QualityReport.of(id, $0.number, catalog: catalog) }).map { r -> [String: Any] in
@@ -239,7 +239,7 @@ struct Portal: Sendable {
             "month": month, "asOf": String(AuditChain.timestamp(at).prefix(16)).replacingOccurrences(of: "T", with: " "), "hasDepartments": !departments.isEmpty, "charts": charts, "keptMonths": months.count,
             "legend": departments.enumerated().map { ["name": $0.element, "swatch": LineChart.swatch($0.offset)] },
             "rows": current.map { c -> [String: Any] in
-                ["department": c.department, "datasets": c.datasets, "items": "\(c.itemsOpened) / \(c.items)", "openRate": percent(c.openRate),
+                ["department": c.department, "departmentPath": Self.pathComponent(c.department), "datasets": c.datasets, "items": "\(c.itemsOpened) / \(c.items)", "openRate": percent(c.openRate),
                  "timely": "\(c.timely) / \(c.published)", "timeliness": percent(c.timelinessRate),
                  "sharing": c.applicationsDecided == 0 ? "—" : "\(c.applicationsApproved) / \(c.applicationsDecided)", "sharingRate": percent(c.sharingRate),
                  "pending": c.applicationsPending, "completeness": percent(c.completeness),
@@ -334,6 +334,54 @@ struct Portal: Sendable {
             context["account"] = ["id": account.id, "name": account.name, "tier": account.tier, "suspended": account.isSuspended]
         }
         return render("account", context)
+    }
+
+    /// A department's page: its published datasets, its duty list (late entries marked) and how
+    /// many proposals wait; nil for an unknown department.
+    func departmentPage(_ name: String) throws -> String? {
+        // A department the catalog names in datasets' manifests has a page even before a steward
+        // registers it.
+        let d = try catalog.departments().first { $0.name == name }
+        let today = String(AuditChain.timestamp().prefix(10))
+        var datasets: [[String: Any]] = []
+        var cursor: String?
+        repeat {
+            let page = try catalog.search(DatasetQuery(department: name, limit: 100, cursor: cursor))
+            for item in page.datasets {
+                let tier = item.record.tier ?? .restricted
+                datasets.append(["id": item.record.id, "title": item.record.manifest.title, "tier": tier.rawValue, "tierLabel": "\(tier.chinese) \(tier.rawValue)"])
+            }
+            cursor = page.nextCursor
+        } while cursor != nil
+        guard d != nil || !datasets.isEmpty, !name.isEmpty else { return nil }
+        let list = try catalog.duties(department: name)
+        let inCatalog = Set(try list.map(\.dataset).filter { try catalog.dataset($0) != nil })
+        let duties = list.map { duty -> [String: Any] in
+            let state = duty.state(today: today)
+            let label: String = switch state {
+            case .due: "未到期 due"
+            case .late: "逾期 late"
+            case .done: "已完成 done"
+            case .doneLate: "逾期完成 done late"
+            case .withdrawn: "已撤销 withdrawn: \(duty.withdrawnReason ?? "")"
+            }
+            return ["title": duty.title, "dataset": duty.dataset, "inCatalog": inCatalog.contains(duty.dataset),
+                    "kind": duty.kind == .open ? "开放 open" : "共享 share", "due": duty.due, "state": label, "late": state == .late]
+        }
+        let pending = try catalog.proposals(department: name, status: .pending).count
+        var context: [String: Any] = [
+            "name": name, "path": Self.pathComponent(name), "today": today, "datasetCount": datasets.count, "datasets": datasets,
+            "hasDatasets": !datasets.isEmpty, "duties": duties, "hasDuties": !duties.isEmpty, "pendingProposals": pending,
+        ]
+        if let parent = d?.parent { context["parent"] = parent; context["parentPath"] = Self.pathComponent(parent) }
+        return render("department", context)
+    }
+
+    /// `text` percent-encoded for a URL path segment or query value.
+    static func pathComponent(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
+        allowed.insert(charactersIn: "-_.~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
     }
 
     /// A department's queue of proposals, as the key sees them (`GET /v1/proposals`), with the
