@@ -381,7 +381,7 @@ enum PGMigrations {
         );
         """),
         ("v12-proposals", """
-        -- Publications proposed by a department's publisher, approved by someone else.
+        -- Publications and policy changes proposed by a department's publisher, approved by someone else.
         CREATE TABLE proposals (
             id TEXT PRIMARY KEY,
             dataset_id TEXT NOT NULL REFERENCES datasets(id),
@@ -390,7 +390,9 @@ enum PGMigrations {
             tier TEXT NOT NULL CHECK (tier IN ('open', 'conditional', 'restricted')),
             override_reason TEXT,
             needs_security BOOLEAN NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('pending', 'published', 'refused', 'withdrawn')),
+            status TEXT NOT NULL CHECK (status IN ('pending', 'published', 'applied', 'refused', 'withdrawn')),
+            kind TEXT NOT NULL DEFAULT 'publish' CHECK (kind IN ('publish', 'policy')),
+            manifest_json TEXT,
             proposed_by TEXT NOT NULL,
             proposed_at TEXT NOT NULL,
             reviewed_by TEXT,

@@ -6,8 +6,10 @@ import Storage
 
 extension PostgresCatalog {
     func proposalRecord(_ r: PGRow) throws -> ProposalRecord {
-        ProposalRecord(id: try r.string("id"), dataset: try r.string("dataset_id"), department: try r.string("department"), version: try r.int("version"),
-                       tier: Tier(rawValue: try r.string("tier")) ?? .restricted, overrideReason: try r.optString("override_reason"),
+        ProposalRecord(id: try r.string("id"), dataset: try r.string("dataset_id"), department: try r.string("department"),
+                       kind: ProposalKind(rawValue: try r.string("kind")) ?? .publish, version: try r.int("version"),
+                       tier: Tier(rawValue: try r.string("tier")) ?? .restricted,
+                       manifest: try r.optString("manifest_json").flatMap { try? CatalogRules.decodeManifest($0) }, overrideReason: try r.optString("override_reason"),
                        needsSecurity: try r.bool("needs_security"), status: ProposalStatus(rawValue: try r.string("status")) ?? .pending,
                        proposedBy: try r.string("proposed_by"), proposedAt: try r.string("proposed_at"), reviewedBy: try r.optString("reviewed_by"),
                        reviewedAt: try r.optString("reviewed_at"), securityBy: try r.optString("security_by"), securityAt: try r.optString("security_at"),
@@ -24,10 +26,16 @@ extension PostgresCatalog {
         let reason = try p.overrideReason.map { try CatalogRules.proposalText($0, what: "override_reason") }
         return try write { tx, chain in
             // The dataset's row is locked: two proposals for it cannot both find none pending.
-            guard let row = try tx.query("SELECT department FROM datasets WHERE id = \(p.dataset) FOR UPDATE").first else {
+            guard let row = try tx.query("SELECT department, tier, manifest_json FROM datasets WHERE id = \(p.dataset) FOR UPDATE").first else {
                 throw CatalogRules.noDataset(p.dataset)
             }
             let department = try row.string("department")
+            var tier = p.tier
+            if let m = p.manifest {
+                try CatalogRules.checkSameFields(current: try CatalogRules.decodeManifest(try row.string("manifest_json")), new: m)
+                tier = try row.optString("tier").flatMap(Tier.init(rawValue:)) ?? .restricted
+            }
+            let manifestJSON = try p.manifest.map(CatalogRules.manifestJSON)
             let version: Int
             if let v = p.version {
                 guard try tx.query("SELECT number FROM versions WHERE dataset_id = \(p.dataset) AND number = \(v)").first != nil else {
@@ -45,11 +53,12 @@ extension PostgresCatalog {
             }
             let id = CatalogRules.newProposalID(), at = CatalogRules.now()
             try tx.query("""
-                INSERT INTO proposals (id, dataset_id, department, version, tier, override_reason, needs_security, status, proposed_by, proposed_at)
-                VALUES (\(id), \(p.dataset), \(department), \(version), \(p.tier.rawValue), \(reason), \(p.needsSecurity), 'pending', \(p.proposerKey), \(at))
+                INSERT INTO proposals (id, dataset_id, department, kind, version, tier, manifest_json, override_reason, needs_security, status, proposed_by, proposed_at)
+                VALUES (\(id), \(p.dataset), \(department), \(p.kind.rawValue), \(version), \(tier.rawValue), \(manifestJSON), \(reason), \(p.needsSecurity),
+                        'pending', \(p.proposerKey), \(at))
                 """)
-            var detail: [String: JSONValue] = ["proposal": .string(id), "version": .int(Int64(version)), "tier": .string(p.tier.rawValue),
-                                               "needs_security": .bool(p.needsSecurity)]
+            var detail: [String: JSONValue] = ["proposal": .string(id), "kind": .string(p.kind.rawValue), "version": .int(Int64(version)),
+                                               "tier": .string(tier.rawValue), "needs_security": .bool(p.needsSecurity)]
             if let reason { detail["override_reason"] = .string(reason) }
             try chain.append(tx, actor: actor, action: "proposal.create", dataset: p.dataset, detail: detail)
             return try lockedProposal(tx, id)
@@ -84,8 +93,12 @@ extension PostgresCatalog {
             if p.awaiting.isEmpty {
                 var detail = publishDetail
                 detail["proposal"] = .string(id)
-                _ = try publish(tx, &chain, dataset: p.dataset, version: p.version, tier: p.tier, actor: actor, reason: p.overrideReason, detail: detail)
-                try tx.query("UPDATE proposals SET status = 'published', decided_at = \(at) WHERE id = \(id)")
+                if let m = p.manifest {
+                    try updateManifest(tx, &chain, m, actor: actor, action: "dataset.policy", detail: detail)
+                } else {
+                    _ = try publish(tx, &chain, dataset: p.dataset, version: p.version, tier: p.tier, actor: actor, reason: p.overrideReason, detail: detail)
+                }
+                try tx.query("UPDATE proposals SET status = \(p.kind == .policy ? "applied" : "published"), decided_at = \(at) WHERE id = \(id)")
             }
             return try lockedProposal(tx, id)
         }

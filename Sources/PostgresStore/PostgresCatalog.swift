@@ -350,17 +350,18 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
 
     public func updateManifest(_ manifest: DatasetManifest, actor: String, action: String, detail: [String: JSONValue]) throws {
         try manifest.validate()
-        try write { tx, chain in
-            guard let row = try tx.query("SELECT manifest_json FROM datasets WHERE id = \(manifest.id) FOR UPDATE").first else {
-                throw CatalogRules.noDataset(manifest.id)
-            }
-            let current = try CatalogRules.decodeManifest(try row.string("manifest_json"))
-            guard Set(current.fields.map(\.name)) == Set(manifest.fields.map(\.name)) else {
-                throw KaifangError.badInput("the fields of '\(manifest.id)' cannot be added or removed here: import a new version with a new manifest")
-            }
-            try saveManifest(tx, manifest, at: CatalogRules.now())
-            try chain.append(tx, actor: actor, action: action, dataset: manifest.id, detail: detail)
+        try write { tx, chain in try updateManifest(tx, &chain, manifest, actor: actor, action: action, detail: detail) }
+    }
+
+    /// Replaces a dataset's manifest inside the caller's transaction, with its audit event.
+    func updateManifest(_ tx: PGTransaction, _ chain: inout ChainCursor, _ manifest: DatasetManifest, actor: String, action: String,
+                        detail: [String: JSONValue]) throws {
+        guard let row = try tx.query("SELECT manifest_json FROM datasets WHERE id = \(manifest.id) FOR UPDATE").first else {
+            throw CatalogRules.noDataset(manifest.id)
         }
+        try CatalogRules.checkSameFields(current: try CatalogRules.decodeManifest(try row.string("manifest_json")), new: manifest)
+        try saveManifest(tx, manifest, at: CatalogRules.now())
+        try chain.append(tx, actor: actor, action: action, dataset: manifest.id, detail: detail)
     }
 
     public func withdraw(dataset id: String, actor: String) throws {

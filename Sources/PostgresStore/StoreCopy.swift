@@ -114,9 +114,10 @@ public enum StoreCopy {
                 }
                 for r in try rows("SELECT * FROM proposals ORDER BY proposed_at, id") {
                     try tx.query("""
-                        INSERT INTO proposals (id, dataset_id, department, version, tier, override_reason, needs_security, status, proposed_by, proposed_at,
+                        INSERT INTO proposals (id, dataset_id, department, kind, manifest_json, version, tier, override_reason, needs_security, status, proposed_by, proposed_at,
                             reviewed_by, reviewed_at, security_by, security_at, refused_by, refused_reason, decided_at)
-                        VALUES (\(r["id"] as String), \(r["dataset_id"] as String), \(r["department"] as String), \(r["version"] as Int), \(r["tier"] as String),
+                        VALUES (\(r["id"] as String), \(r["dataset_id"] as String), \(r["department"] as String), \(r["kind"] as String),
+                            \(r["manifest_json"] as String?), \(r["version"] as Int), \(r["tier"] as String),
                             \(r["override_reason"] as String?), \(r["needs_security"] as Bool), \(r["status"] as String), \(r["proposed_by"] as String),
                             \(r["proposed_at"] as String), \(r["reviewed_by"] as String?), \(r["reviewed_at"] as String?), \(r["security_by"] as String?),
                             \(r["security_at"] as String?), \(r["refused_by"] as String?), \(r["refused_reason"] as String?), \(r["decided_at"] as String?))

@@ -7,8 +7,10 @@ extension CatalogDatabase {
     // MARK: - Proposals
 
     static func proposalRecord(_ row: Row) -> ProposalRecord {
-        ProposalRecord(id: row["id"], dataset: row["dataset_id"], department: row["department"], version: row["version"],
-                       tier: Tier(rawValue: row["tier"]) ?? .restricted, overrideReason: row["override_reason"],
+        ProposalRecord(id: row["id"], dataset: row["dataset_id"], department: row["department"],
+                       kind: ProposalKind(rawValue: row["kind"]) ?? .publish, version: row["version"],
+                       tier: Tier(rawValue: row["tier"]) ?? .restricted,
+                       manifest: (row["manifest_json"] as String?).flatMap { try? CatalogRules.decodeManifest($0) }, overrideReason: row["override_reason"],
                        needsSecurity: row["needs_security"], status: ProposalStatus(rawValue: row["status"]) ?? .pending,
                        proposedBy: row["proposed_by"], proposedAt: row["proposed_at"], reviewedBy: row["reviewed_by"],
                        reviewedAt: row["reviewed_at"], securityBy: row["security_by"], securityAt: row["security_at"],
@@ -25,10 +27,15 @@ extension CatalogDatabase {
     public func createProposal(_ p: NewProposal, actor: String) throws -> ProposalRecord {
         let reason = try p.overrideReason.map { try CatalogRules.proposalText($0, what: "override_reason") }
         return try write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT department FROM datasets WHERE id = ?", arguments: [p.dataset]) else {
+            guard let row = try Row.fetchOne(db, sql: "SELECT department, tier, manifest_json FROM datasets WHERE id = ?", arguments: [p.dataset]) else {
                 throw CatalogRules.noDataset(p.dataset)
             }
             let department: String = row["department"]
+            var tier = p.tier
+            if let m = p.manifest {
+                try CatalogRules.checkSameFields(current: try Self.decodeManifest(row["manifest_json"]), new: m)
+                tier = (row["tier"] as String?).flatMap(Tier.init(rawValue:)) ?? .restricted
+            }
             let version: Int
             if let v = p.version {
                 guard try Bool.fetchOne(db, sql: "SELECT 1 FROM versions WHERE dataset_id = ? AND number = ?", arguments: [p.dataset, v]) == true else {
@@ -46,11 +53,12 @@ extension CatalogDatabase {
             }
             let id = CatalogRules.newProposalID(), at = Self.now()
             try db.execute(sql: """
-                INSERT INTO proposals (id, dataset_id, department, version, tier, override_reason, needs_security, status, proposed_by, proposed_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)
-                """, arguments: [id, p.dataset, department, version, p.tier.rawValue, reason, p.needsSecurity, p.proposerKey, at])
-            var detail: [String: JSONValue] = ["proposal": .string(id), "version": .int(Int64(version)), "tier": .string(p.tier.rawValue),
-                                               "needs_security": .bool(p.needsSecurity)]
+                INSERT INTO proposals (id, dataset_id, department, kind, version, tier, manifest_json, override_reason, needs_security, status, proposed_by, proposed_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)
+                """, arguments: [id, p.dataset, department, p.kind.rawValue, version, tier.rawValue, try p.manifest.map(Self.manifestJSON), reason,
+                                 p.needsSecurity, p.proposerKey, at])
+            var detail: [String: JSONValue] = ["proposal": .string(id), "kind": .string(p.kind.rawValue), "version": .int(Int64(version)),
+                                               "tier": .string(tier.rawValue), "needs_security": .bool(p.needsSecurity)]
             if let reason { detail["override_reason"] = .string(reason) }
             _ = try Self.appendAudit(db, actor: actor, action: "proposal.create", dataset: p.dataset, detail: detail)
             return try Self.requireProposal(db, id)
@@ -88,8 +96,13 @@ extension CatalogDatabase {
             if p.awaiting.isEmpty {
                 var detail = publishDetail
                 detail["proposal"] = .string(id)
-                _ = try Self.publish(db, dataset: p.dataset, version: p.version, tier: p.tier, actor: actor, reason: p.overrideReason, detail: detail)
-                try db.execute(sql: "UPDATE proposals SET status = 'published', decided_at = ? WHERE id = ?", arguments: [at, id])
+                if let m = p.manifest {
+                    try Self.updateManifest(db, m, actor: actor, action: "dataset.policy", detail: detail)
+                } else {
+                    _ = try Self.publish(db, dataset: p.dataset, version: p.version, tier: p.tier, actor: actor, reason: p.overrideReason, detail: detail)
+                }
+                try db.execute(sql: "UPDATE proposals SET status = ?, decided_at = ? WHERE id = ?",
+                               arguments: [p.kind == .policy ? "applied" : "published", at, id])
             }
             return try Self.requireProposal(db, id)
         }

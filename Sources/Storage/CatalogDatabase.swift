@@ -505,17 +505,17 @@ public struct CatalogDatabase: CatalogStore {
     /// - Throws: `KaifangError.notFound`, `.badInput` (a field that no version has).
     public func updateManifest(_ manifest: DatasetManifest, actor: String, action: String, detail: [String: JSONValue]) throws {
         try manifest.validate()
-        try write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT manifest_json FROM datasets WHERE id = ?", arguments: [manifest.id]) else {
-                throw KaifangError.notFound("no dataset '\(manifest.id)' in the catalog: `kaifang dataset list` shows the ids")
-            }
-            let current = try Self.decodeManifest(row["manifest_json"])
-            guard Set(current.fields.map(\.name)) == Set(manifest.fields.map(\.name)) else {
-                throw KaifangError.badInput("the fields of '\(manifest.id)' cannot be added or removed here: import a new version with a new manifest")
-            }
-            try Self.saveManifest(db, manifest, at: Self.now())
-            try Self.appendAudit(db, actor: actor, action: action, dataset: manifest.id, detail: detail)
+        try write { db in try Self.updateManifest(db, manifest, actor: actor, action: action, detail: detail) }
+    }
+
+    /// Replaces a dataset's manifest inside the caller's transaction, with its audit event.
+    static func updateManifest(_ db: Database, _ manifest: DatasetManifest, actor: String, action: String, detail: [String: JSONValue]) throws {
+        guard let row = try Row.fetchOne(db, sql: "SELECT manifest_json FROM datasets WHERE id = ?", arguments: [manifest.id]) else {
+            throw KaifangError.notFound("no dataset '\(manifest.id)' in the catalog: `kaifang dataset list` shows the ids")
         }
+        try CatalogRules.checkSameFields(current: try Self.decodeManifest(row["manifest_json"]), new: manifest)
+        try Self.saveManifest(db, manifest, at: Self.now())
+        try Self.appendAudit(db, actor: actor, action: action, dataset: manifest.id, detail: detail)
     }
 
     /// Unpublishes a dataset: only stewards see it afterwards; versions stay.

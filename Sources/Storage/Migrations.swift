@@ -382,7 +382,7 @@ enum CatalogMigrations {
             """)
         }
         m.registerMigration("v16-proposals") { db in
-            // Publications proposed by a department's publisher, approved by someone else.
+            // Publications and policy changes proposed by a department's publisher, approved by someone else.
             try db.execute(sql: """
             CREATE TABLE proposals (
                 id TEXT PRIMARY KEY NOT NULL,
@@ -392,7 +392,9 @@ enum CatalogMigrations {
                 tier TEXT NOT NULL CHECK (tier IN ('open', 'conditional', 'restricted')),
                 override_reason TEXT,
                 needs_security INTEGER NOT NULL,
-                status TEXT NOT NULL CHECK (status IN ('pending', 'published', 'refused', 'withdrawn')),
+                status TEXT NOT NULL CHECK (status IN ('pending', 'published', 'applied', 'refused', 'withdrawn')),
+                kind TEXT NOT NULL DEFAULT 'publish' CHECK (kind IN ('publish', 'policy')),
+                manifest_json TEXT,
                 proposed_by TEXT NOT NULL,
                 proposed_at TEXT NOT NULL,
                 reviewed_by TEXT,

@@ -84,6 +84,8 @@ import Testing
         ("GET /v1/proposals",                                        [401, 403, 403, 403, 403, 401, 200, 403, 403, 200, 200, 200, 200]),
         ("GET /v1/proposals/{proposal}",                             [401, 404, 404, 404, 404, 401, 200, 404, 403, 200, 404, 200, 200]),
         ("POST /v1/datasets/residents/proposals",                    [401, 403, 403, 403, 403, 401, 409, 403, 403, 409, 403, 403, 403]),
+        // A description changed: applied at once for the owning department's publisher.
+        ("PUT /v1/datasets/residents",                               [401, 403, 403, 403, 403, 401, 200, 403, 403, 200, 403, 403, 403]),
         ("POST /v1/datasets/enterprises/proposals",                  [401, 403, 403, 403, 403, 401, 201, 403, 403, 403, 409, 403, 403]),
         // The reviewer's approval, then the security reviewer's, which publishes.
         ("POST /v1/proposals/{proposal}/approval",                   [401, 404, 404, 404, 404, 401, 403, 404, 403, 403, 404, 200, 200]),
@@ -175,7 +177,11 @@ import Testing
                     let key: String? = role == "anonymous" ? nil : (role == "revoked" ? keys["revoked"] : keys[role])
                     let body = Self.bodies[route]?.mapValues { ($0 as? String)?.replacingOccurrences(of: "{role}", with: role) ?? $0 }
                     let r: LiveServer.Reply
-                    if method == "POST", path.hasSuffix("/versions") {
+                    if method == "PUT", path.hasPrefix("/v1/datasets/") {
+                        var m = try DatasetManifest.load(path: LiveServer.repo.appendingPathComponent("datasets/residents/dataset.json").path)
+                        m.description += " (\(role))"
+                        r = try await s.get(path, key: key, method: method, body: try JSONEncoder().encode(m), headers: ["Content-Type": "application/json"])
+                    } else if method == "POST", path.hasSuffix("/versions") {
                         let dataset = path.split(separator: "/")[2]
                         r = try await s.get(path, key: key, method: method, body: try Self.sampleCSV(dataset == "no-such-dataset" ? "residents" : String(dataset)),
                                             headers: ["Content-Type": "text/csv"])

@@ -234,6 +234,45 @@ import Testing
         }
     }
 
+    @Test func aPolicyChangeOverHTTPWaitsForTheReviewerDescriptionsDoNot() async throws {
+        try await Self.withCity { s, publisher, reviewer, other in
+            let path = "/v1/datasets/nanjing-residents"
+            let current = try #require(try s.catalog.dataset("nanjing-residents")).manifest
+            func body(_ m: DatasetManifest) throws -> Data { try JSONEncoder().encode(m) }
+            // Descriptions alone apply at once.
+            var described = current
+            described.title = "南京市居民服务记录"
+            let d = try await s.get(path, key: publisher, method: "PUT", body: try body(described), headers: ["Content-Type": "application/json"])
+            #expect(d.status == 200 && d.object["applied"] as? Bool == true && (d.object["changes"] as? [Any])?.isEmpty == true, "\(d.text)")
+            #expect(try s.catalog.dataset("nanjing-residents")?.manifest.title == "南京市居民服务记录")
+            // A level lowered waits for the department's reviewer, and says what it changes.
+            var lowered = described
+            let i = try #require(lowered.fields.firstIndex { $0.name == "name" })
+            lowered.fields[i].level = .L2
+            let p = try await s.get(path, key: publisher, method: "PUT", body: try body(lowered), headers: ["Content-Type": "application/json"])
+            #expect(p.status == 202, "\(p.text)")
+            let proposal = try #require(p.object["proposal"] as? [String: Any])
+            #expect(proposal["kind"] as? String == "policy" && proposal["status"] as? String == "pending")
+            #expect((p.object["changes"] as? [String])?.contains("name: level L3 → L2") == true, "\(p.text)")
+            #expect(try s.catalog.dataset("nanjing-residents")?.manifest.field(named: "name")?.level == .L3)
+            // Another city's publisher, a manifest that moves department or drops a field: refused.
+            #expect(try await s.get(path, key: other, method: "PUT", body: try body(lowered), headers: ["Content-Type": "application/json"]).status == 403)
+            var moved = lowered
+            moved.department = "苏州市民政局"
+            #expect(try await s.get(path, key: publisher, method: "PUT", body: try body(moved), headers: ["Content-Type": "application/json"]).status == 403)
+            var dropped = lowered
+            dropped.fields.removeLast()
+            #expect(try await s.get(path, key: publisher, method: "PUT", body: try body(dropped), headers: ["Content-Type": "application/json"]).status == 400)
+            #expect(try await s.get(path, key: publisher, method: "PUT", body: Data("{".utf8), headers: ["Content-Type": "application/json"]).status == 400)
+            let id = try #require(proposal["id"] as? String)
+            let listed = try await s.get("/v1/proposals/\(id)", key: reviewer)
+            #expect((listed.object["changes"] as? [String]) == ["name: level L3 → L2"])
+            let applied = try await s.get("/v1/proposals/\(id)/approval", key: reviewer, method: "POST")
+            #expect(applied.status == 200 && applied.object["status"] as? String == "applied", "\(applied.text)")
+            #expect(try s.catalog.dataset("nanjing-residents")?.manifest.field(named: "name")?.level == .L2)
+        }
+    }
+
     /// gzip's bytes of `data` (the system's gzip).
     static func gzip(_ data: Data) throws -> Data {
         let p = Process()

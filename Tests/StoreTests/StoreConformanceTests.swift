@@ -138,6 +138,20 @@ import VersionFormat
         #expect(try s.proposals(department: "苏州市民政局", status: nil).isEmpty)
         #expect(try s.proposals(department: nil, status: .refused).map(\.id) == [q.id])
         #expect(try s.proposal(q.id) == refused)
+        // A policy change: the same fields, applied with the last approval.
+        var lowered = try #require(try s.dataset("people")).manifest
+        lowered.fields[0].level = .L2
+        lowered.fields[0].action = .mask
+        var removed = lowered
+        removed.fields.removeLast()
+        #expect { try s.createProposal(NewProposal(policy: removed, needsSecurity: false, proposerKey: "pub1"), actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        let policy = try s.createProposal(NewProposal(policy: lowered, needsSecurity: false, proposerKey: "pub1"), actor: "key:pub1")
+        #expect(policy.kind == .policy && policy.tier == .open && policy.version == 2 && policy.manifest == lowered && policy.awaiting == [.reviewer])
+        #expect(try s.dataset("people")?.manifest.fields[0].level == .L3)
+        let applied = try s.approveProposal(policy.id, part: .reviewer, keyID: "rev1", actor: "key:rev1", publishDetail: [:])
+        #expect(applied.status == .applied && applied.manifest == lowered)
+        #expect(try s.dataset("people")?.manifest.fields[0].level == .L2 && (try s.dataset("people"))?.manifest.fields[0].action == .mask)
+        #expect(try s.auditEvents(dataset: "people", actor: nil, limit: nil).map(\.event).last?.detail["proposal"] == .string(policy.id))
         // Only its proposer withdraws a pending proposal.
         let r = try s.createProposal(NewProposal(dataset: "people", version: 2, tier: .restricted, overrideReason: nil, needsSecurity: false, proposerKey: "pub1"),
                                      actor: "key:pub1")
@@ -147,7 +161,8 @@ import VersionFormat
         #expect { try s.withdrawProposal(q.id, keyID: "pub1", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
         let actions = try s.auditEvents(dataset: "people", actor: nil, limit: nil).map(\.event.action)
         #expect(actions.filter { $0.hasPrefix("proposal.") } == ["proposal.create", "proposal.approve", "proposal.approve", "proposal.create", "proposal.refuse",
-                                                                  "proposal.create", "proposal.withdraw"])
+                                                                  "proposal.create", "proposal.approve", "proposal.create", "proposal.withdraw"])
+        #expect(actions.contains("dataset.policy"))
     }
 
     @Test(arguments: StoreKind.available)

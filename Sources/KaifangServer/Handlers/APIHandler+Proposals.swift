@@ -10,8 +10,11 @@ import Storage
 /// reviewer of the department who did not propose it approves, and a security reviewer too when
 /// the proposal opens L3/L4 fields or overrides the k-anonymity gate.
 extension APIHandler {
-    static func proposal(_ p: ProposalRecord) -> Components.Schemas.Proposal {
-        .init(id: p.id, dataset: p.dataset, department: p.department, version: p.version, tier: .init(rawValue: p.tier.rawValue) ?? .restricted,
+    static func proposal(_ p: ProposalRecord, current: DatasetManifest? = nil) -> Components.Schemas.Proposal {
+        var changes: [String]?
+        if p.status == .pending, let current, let new = p.manifest { changes = CatalogRules.policyChanges(current: current, new: new) }
+        return .init(id: p.id, kind: p.kind == .policy ? .policy : .publish, dataset: p.dataset, department: p.department, version: p.version,
+              tier: .init(rawValue: p.tier.rawValue) ?? .restricted, changes: changes,
               overrideReason: p.overrideReason, needsSecurity: p.needsSecurity, status: .init(rawValue: p.status.rawValue) ?? .pending,
               awaiting: p.awaiting.map { .init(rawValue: $0.rawValue) ?? .reviewer }, proposedBy: p.proposedBy,
               proposedAt: date(p.proposedAt) ?? Date(timeIntervalSince1970: 0), reviewedBy: p.reviewedBy, reviewedAt: date(p.reviewedAt),
@@ -29,6 +32,58 @@ extension APIHandler {
     func kAnonymityDetail(_ p: (dataset: String, version: Int?, tier: Tier, override: String?)) throws -> [String: JSONValue] {
         try stewardship.gate(dataset: p.dataset, version: p.version, tier: p.tier, overridden: p.override != nil,
                              remedy: "Generalize or suppress a quasi-identifier, propose conditional, or give override_reason (a security reviewer approves it too)").detail
+    }
+
+    /// The proposal as the API shows it: a pending policy change with its changes against the
+    /// manifest in force.
+    func proposalBody(_ p: ProposalRecord) throws -> Components.Schemas.Proposal {
+        Self.proposal(p, current: p.kind == .policy && p.status == .pending ? try catalog.dataset(p.dataset)?.manifest : nil)
+    }
+
+    func putDatasetManifest(_ input: Operations.PutDatasetManifest.Input) async throws -> Operations.PutDatasetManifest.Output {
+        let caller = Caller.current
+        try limiter.admit(caller)
+        let key = try Self.requireKey(caller)
+        guard case .json(let object) = input.body else { throw Problem(status: .unsupportedMediaType, detail: "send the manifest as application/json") }
+        let id = input.path.id
+        guard key.role == .publisher || key.role == .steward else {
+            throw Problem(status: .forbidden, detail: "a \(key.role.rawValue)'s key cannot change manifests: publishers of the dataset's department do")
+        }
+        guard let d = try catalog.dataset(id) else {
+            throw Problem(status: .notFound, detail: "no dataset '\(id)' in the catalog: a dataset's first manifest comes with its first version (`kaifang dataset import --manifest`)")
+        }
+        guard caller.mayImport(d) else {
+            throw Problem(status: .forbidden, detail: "'\(id)' belongs to \(d.manifest.department); your key publishes for \(key.department ?? "none")")
+        }
+        let manifest: DatasetManifest
+        do {
+            manifest = try DatasetManifest.decode(try JSONEncoder().encode(object), source: "the request body")
+            try manifest.validate()
+        } catch let e as KaifangError {
+            throw Problem(status: .badRequest, detail: e.message)
+        }
+        guard manifest.id == id else { throw Problem(status: .badRequest, detail: "the manifest's id is '\(manifest.id)' but the path names '\(id)': make them the same") }
+        guard manifest.department == d.manifest.department || caller.isSteward else {
+            throw Problem(status: .forbidden, detail: "moving '\(id)' from \(d.manifest.department) to another department is the platform steward's decision")
+        }
+        do { try CatalogRules.checkSameFields(current: d.manifest, new: manifest) } catch let e as KaifangError {
+            throw Problem(status: .badRequest, detail: e.message)
+        }
+        let changes = CatalogRules.policyChanges(current: d.manifest, new: manifest)
+        let catalog = self.catalog
+        if changes.isEmpty || caller.isSteward {
+            try await StoreThreads.run {
+                try catalog.updateManifest(manifest, actor: caller.actor, action: changes.isEmpty ? "dataset.describe" : "dataset.policy",
+                                           detail: ["changes": .array(changes.map(JSONValue.string))])
+            }
+            return .ok(.init(body: .json(.init(applied: true, changes: changes))))
+        }
+        let opens = d.tier == .open || d.tier == .conditional
+        let p = try await StoreThreads.run {
+            try catalog.createProposal(NewProposal(policy: manifest, needsSecurity: opens && CatalogRules.touchesSensitiveFields(current: d.manifest, new: manifest),
+                                                   proposerKey: key.id), actor: caller.actor)
+        }
+        return .accepted(.init(body: .json(.init(applied: false, changes: changes, proposal: Self.proposal(p, current: d.manifest)))))
     }
 
     func createProposal(_ input: Operations.CreateProposal.Input) async throws -> Operations.CreateProposal.Output {
@@ -79,7 +134,7 @@ extension APIHandler {
         let status = input.query.status.flatMap { ProposalStatus(rawValue: $0.rawValue) }
         let catalog = self.catalog
         let all = try await StoreThreads.run { try catalog.proposals(department: key.role.isDepartmental ? key.department : nil, status: status) }
-        return .ok(.init(body: .json(.init(proposals: all.filter { Self.sees(caller, $0) }.map(Self.proposal)))))
+        return .ok(.init(body: .json(.init(proposals: try all.filter { Self.sees(caller, $0) }.map(proposalBody)))))
     }
 
     /// The proposal if the caller sees it, else 404 (401 without a key).
@@ -94,7 +149,7 @@ extension APIHandler {
     func getProposal(_ input: Operations.GetProposal.Input) async throws -> Operations.GetProposal.Output {
         let caller = Caller.current
         try limiter.admit(caller)
-        return .ok(.init(body: .json(Self.proposal(try visibleProposal(input.path.proposalId, caller)))))
+        return .ok(.init(body: .json(try proposalBody(try visibleProposal(input.path.proposalId, caller)))))
     }
 
     func approveProposal(_ input: Operations.ApproveProposal.Input) async throws -> Operations.ApproveProposal.Output {
@@ -111,7 +166,7 @@ extension APIHandler {
         }
         if let refusal = CatalogRules.approvalRefusal(p, part: part, keyID: key.id) { throw refusal }
         // The last approval publishes: the gate is checked again on the policy in force now.
-        let detail: [String: JSONValue] = p.awaiting == [part]
+        let detail: [String: JSONValue] = p.awaiting == [part] && p.kind == .publish
             ? try await StoreThreads.run { try self.kAnonymityDetail((p.dataset, p.version, p.tier, p.overrideReason)) }
             : [:]
         let catalog = self.catalog
