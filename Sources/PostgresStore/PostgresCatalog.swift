@@ -353,6 +353,19 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         try write { tx, chain in try updateManifest(tx, &chain, manifest, actor: actor, action: action, detail: detail) }
     }
 
+    public func registerDataset(_ manifest: DatasetManifest, actor: String) throws -> DatasetRecord {
+        try manifest.validate()
+        return try write { tx, chain in
+            guard try tx.query("SELECT id FROM datasets WHERE id = \(manifest.id) FOR UPDATE").first == nil else {
+                throw CatalogRules.datasetExists(manifest.id)
+            }
+            try saveManifest(tx, manifest, at: CatalogRules.now())
+            try chain.append(tx, actor: actor, action: "dataset.register", dataset: manifest.id, detail: ["department": .string(manifest.department)])
+            guard let row = try tx.query("SELECT * FROM datasets WHERE id = \(manifest.id)").first else { throw CatalogRules.noDataset(manifest.id) }
+            return try datasetRecord(row)
+        }
+    }
+
     /// Replaces a dataset's manifest inside the caller's transaction, with its audit event.
     func updateManifest(_ tx: PGTransaction, _ chain: inout ChainCursor, _ manifest: DatasetManifest, actor: String, action: String,
                         detail: [String: JSONValue]) throws {

@@ -508,6 +508,18 @@ public struct CatalogDatabase: CatalogStore {
         try write { db in try Self.updateManifest(db, manifest, actor: actor, action: action, detail: detail) }
     }
 
+    public func registerDataset(_ manifest: DatasetManifest, actor: String) throws -> DatasetRecord {
+        try manifest.validate()
+        return try write { db in
+            guard try Row.fetchOne(db, sql: "SELECT id FROM datasets WHERE id = ?", arguments: [manifest.id]) == nil else {
+                throw CatalogRules.datasetExists(manifest.id)
+            }
+            try Self.saveManifest(db, manifest, at: Self.now())
+            _ = try Self.appendAudit(db, actor: actor, action: "dataset.register", dataset: manifest.id, detail: ["department": .string(manifest.department)])
+            return try Self.datasetRecord(try Row.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [manifest.id])!)
+        }
+    }
+
     /// Replaces a dataset's manifest inside the caller's transaction, with its audit event.
     static func updateManifest(_ db: Database, _ manifest: DatasetManifest, actor: String, action: String, detail: [String: JSONValue]) throws {
         guard let row = try Row.fetchOne(db, sql: "SELECT manifest_json FROM datasets WHERE id = ?", arguments: [manifest.id]) else {

@@ -61,6 +61,10 @@ public protocol CatalogStore: Sendable {
     func publish(dataset id: String, version: Int?, tier: Tier, actor: String, reason: String?,
                  detail: [String: JSONValue]) throws -> DatasetRecord
     func updateManifest(_ manifest: DatasetManifest, actor: String, action: String, detail: [String: JSONValue]) throws
+    /// Records a new dataset from its manifest before its first version (its department's
+    /// publishers then upload that); unpublished until a publication is approved.
+    /// - Throws: `KaifangError.conflict` when the id is taken, `.badInput` for an invalid manifest.
+    func registerDataset(_ manifest: DatasetManifest, actor: String) throws -> DatasetRecord
     func withdraw(dataset id: String, actor: String) throws
     /// A report derived from version `number` (as JSON), when it was computed: its changes from
     /// the version before (`VersionDiff`), its quality report (`QualityReport`).

@@ -148,6 +148,10 @@ extension CatalogRules {
         }
     }
 
+    package static func datasetExists(_ id: String) -> KaifangError {
+        KaifangError.conflict("dataset '\(id)' is in the catalog already: PUT its manifest to change it, or choose another id")
+    }
+
     package static func unknownProposal(_ id: String) -> KaifangError {
         KaifangError.notFound("no proposal '\(id)': GET /v1/proposals lists those you may see")
     }

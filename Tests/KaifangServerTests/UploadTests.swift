@@ -273,6 +273,30 @@ import Testing
         }
     }
 
+    @Test func aDepartmentRegistersANewDatasetUploadsItsFirstVersionAndHasItReleased() async throws {
+        try await Self.withCity { s, publisher, reviewer, other in
+            var m = try #require(try s.catalog.dataset("nanjing-residents")).manifest
+            m.id = "nanjing-services"
+            m.title = "南京市民政服务"
+            let json = ["Content-Type": "application/json"]
+            // Another city's publisher may not register a dataset of 南京; the reviewer registers nothing.
+            #expect(try await s.get("/v1/datasets/nanjing-services", key: other, method: "PUT", body: try JSONEncoder().encode(m), headers: json).status == 403)
+            #expect(try await s.get("/v1/datasets/nanjing-services", key: reviewer, method: "PUT", body: try JSONEncoder().encode(m), headers: json).status == 403)
+            let registered = try await s.get("/v1/datasets/nanjing-services", key: publisher, method: "PUT", body: try JSONEncoder().encode(m), headers: json)
+            #expect(registered.status == 201, "\(registered.text)")
+            // Nobody outside the department sees it yet; its department does.
+            #expect(try await s.get("/v1/datasets/nanjing-services").status == 404)
+            #expect(try await s.get("/v1/datasets/nanjing-services", key: reviewer).status == 200)
+            let csv = try Data(contentsOf: Self.residents)
+            let v1 = try await s.get("/v1/datasets/nanjing-services/versions", key: publisher, method: "POST", body: csv, headers: ["Content-Type": "text/csv"])
+            #expect(v1.status == 201 && v1.object["number"] as? Int == 1, "\(v1.text)")
+            let proposed = try await s.get("/v1/datasets/nanjing-services/proposals", key: publisher, json: ["tier": "restricted"])
+            let id = try #require(proposed.object["id"] as? String, "\(proposed.text)")
+            #expect(try await s.get("/v1/proposals/\(id)/approval", key: reviewer, method: "POST").object["status"] as? String == "published")
+            #expect(try s.catalog.dataset("nanjing-services")?.tier == .restricted)
+        }
+    }
+
     /// gzip's bytes of `data` (the system's gzip).
     static func gzip(_ data: Data) throws -> Data {
         let p = Process()

@@ -59,6 +59,22 @@ import VersionFormat
     }
 
     @Test(arguments: StoreKind.available)
+    func aDatasetIsRegisteredBeforeItsFirstVersion(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        let m = StoreFixture.manifest("elderly", department: "南京市民政局")
+        let d = try s.registerDataset(m, actor: "key:pub1")
+        #expect(d.manifest == m && d.tier == nil && d.publishedVersion == nil)
+        #expect(try s.versions("elderly").isEmpty && (try s.publishedVersion("elderly")) == nil)
+        #expect { try s.registerDataset(m, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        // Stewards find it among the unpublished; its first version follows.
+        #expect(try s.search(DatasetQuery(includeUnpublished: true)).datasets.map(\.record.id).contains("elderly"))
+        #expect(try s.search(DatasetQuery()).datasets.isEmpty)
+        #expect(try f.importVersion(m, rows: 2).number == 1)
+        #expect(try s.auditEvents(dataset: "elderly", actor: nil, limit: nil).map(\.event.action) == ["dataset.register", "dataset.import"])
+    }
+
+    @Test(arguments: StoreKind.available)
     func dutiesAreFulfilledByTheFirstPublicationAtATierOfTheirKind(_ kind: StoreKind) throws {
         let f = try StoreFixture(kind)
         let s = f.store

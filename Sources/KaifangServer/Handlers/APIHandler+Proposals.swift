@@ -49,10 +49,8 @@ extension APIHandler {
         guard key.role == .publisher || key.role == .steward else {
             throw Problem(status: .forbidden, detail: "a \(key.role.rawValue)'s key cannot change manifests: publishers of the dataset's department do")
         }
-        guard let d = try catalog.dataset(id) else {
-            throw Problem(status: .notFound, detail: "no dataset '\(id)' in the catalog: a dataset's first manifest comes with its first version (`kaifang dataset import --manifest`)")
-        }
-        guard caller.mayImport(d) else {
+        let existing = try catalog.dataset(id)
+        if let d = existing, !caller.mayImport(d) {
             throw Problem(status: .forbidden, detail: "'\(id)' belongs to \(d.manifest.department); your key publishes for \(key.department ?? "none")")
         }
         let manifest: DatasetManifest
@@ -63,6 +61,15 @@ extension APIHandler {
             throw Problem(status: .badRequest, detail: e.message)
         }
         guard manifest.id == id else { throw Problem(status: .badRequest, detail: "the manifest's id is '\(manifest.id)' but the path names '\(id)': make them the same") }
+        let catalog = self.catalog
+        guard let d = existing else {
+            // A new dataset: its department's publisher registers it; its first version is uploaded next.
+            guard caller.isSteward || manifest.department == key.department else {
+                throw Problem(status: .forbidden, detail: "your key publishes for \(key.department ?? "none"); a manifest naming \(manifest.department.isEmpty ? "no department" : manifest.department) is registered by that department's publishers")
+            }
+            _ = try await StoreThreads.run { try catalog.registerDataset(manifest, actor: caller.actor) }
+            return .created(.init(body: .json(.init(applied: true, changes: []))))
+        }
         guard manifest.department == d.manifest.department || caller.isSteward else {
             throw Problem(status: .forbidden, detail: "moving '\(id)' from \(d.manifest.department) to another department is the platform steward's decision")
         }
@@ -70,7 +77,6 @@ extension APIHandler {
             throw Problem(status: .badRequest, detail: e.message)
         }
         let changes = CatalogRules.policyChanges(current: d.manifest, new: manifest)
-        let catalog = self.catalog
         if changes.isEmpty || caller.isSteward {
             try await StoreThreads.run {
                 try catalog.updateManifest(manifest, actor: caller.actor, action: changes.isEmpty ? "dataset.describe" : "dataset.policy",
