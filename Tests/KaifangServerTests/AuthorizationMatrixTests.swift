@@ -10,7 +10,7 @@ import Testing
 @Suite struct AuthorizationMatrixTests {
     /// The callers, in column order.
     static let roles = ["anonymous", "developer", "partner", "unlicensed", "expired", "revoked", "steward", "member", "suspended",
-                        "publisher", "pub-other", "reviewer", "security"]
+                        "publisher", "pub-other", "reviewer", "rev-other", "security"]
 
     /// Setting: enterprises open, residents conditional, air-quality restricted. `partner` holds
     /// rows and sandbox licenses on residents and a sandbox license on air-quality; `expired`
@@ -19,82 +19,82 @@ import Testing
     /// `member` holds a key of a signed-up account, `suspended` one of a suspended account;
     /// `{account}` is member's account, `{other}` a third account, `{spare}` a second key of
     /// member's account, `{hook}` a webhook of member's key. `publisher` and `reviewer` belong to
-    /// 省民政厅, which owns residents; `pub-other` publishes for 省市场监督管理局, which owns
-    /// enterprises; `security` is a platform security reviewer; `{proposal}` is publisher's
+    /// 省民政厅, which owns residents; `pub-other` and `rev-other` are a publisher and a reviewer of
+    /// 省市场监督管理局, which owns enterprises; `security` is a platform security reviewer; `{proposal}` is publisher's
     /// proposal to publish residents (conditional). The owning department reads its
     /// datasets as they are (raw, every version).
     static let table: [(String, [Int])] = [
-        // route                                                     anon dev  part unlic exp  rev  stew memb susp pub  pubO rev  sec
-        ("GET /healthz",                                             [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /metrics",                                             [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/openapi.yaml",                                     [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/datasets",                                         [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/datasets/enterprises",                             [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/datasets/residents",                               [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/datasets/air-quality",                             [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/datasets/no-such-dataset",                         [404, 404, 404, 404, 404, 401, 404, 404, 403, 404, 404, 404, 404]),
-        ("GET /v1/datasets/enterprises/rows?_limit=2",               [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/datasets/residents/rows?_limit=2",                 [401, 403, 200, 403, 403, 401, 200, 403, 403, 200, 403, 200, 403]),
-        ("GET /v1/datasets/air-quality/rows?_limit=2",               [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403]),
-        ("GET /v1/datasets/enterprises/export?format=csv",           [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/datasets/residents/export?format=jsonl",           [401, 403, 200, 403, 403, 401, 200, 403, 403, 200, 403, 200, 403]),
-        ("GET /v1/datasets/air-quality/export?format=csv",           [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403]),
-        ("GET /v1/datasets/enterprises/versions/1/changes",          [404, 404, 404, 404, 404, 401, 404, 404, 403, 404, 404, 404, 404]),
-        ("GET /v1/datasets/residents/versions/1/changes",            [401, 403, 404, 403, 403, 401, 404, 403, 403, 404, 403, 404, 403]),
-        ("GET /v1/datasets/air-quality/versions/1/changes",          [401, 403, 403, 403, 403, 401, 404, 403, 403, 403, 403, 403, 403]),
-        ("GET /v1/datasets/residents/versions/1/quality",            [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/datasets/residents/versions/2/quality",            [404, 404, 404, 404, 404, 401, 404, 404, 403, 404, 404, 404, 404]),
-        ("GET /v1/datasets/enterprises/rows?_since_version=1",       [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/datasets/residents/datapackage.json",              [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/datasets/residents/synthetic?rows=3",              [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/catalog.jsonld",                                   [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/feed.atom",                                        [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/datasets/residents/feed.atom",                     [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/stats",                                            [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/scorecards",                                       [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/scorecards/history",                               [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/audit?limit=5",                                    [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403]),
-        ("GET /v1/licenses",                                         [401, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("POST /v1/applications residents",                          [401, 201, 201, 201, 201, 401, 201, 201, 403, 201, 201, 201, 201]),
-        ("GET /v1/applications/{app}",                               [401, 404, 200, 404, 404, 401, 200, 404, 403, 404, 404, 404, 404]),
-        ("POST /v1/sandbox/jobs residents",                          [401, 400, 202, 400, 400, 401, 400, 400, 403, 400, 400, 400, 400]),
-        ("POST /v1/sandbox/jobs air-quality",                        [401, 400, 202, 400, 400, 401, 400, 400, 403, 400, 400, 400, 400]),
-        ("POST /v1/sandbox/jobs enterprises",                        [401, 202, 202, 202, 202, 401, 202, 202, 403, 202, 202, 202, 202]),
-        ("GET /v1/sandbox/jobs",                                     [401, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/sandbox/jobs/{job}",                               [401, 404, 200, 404, 404, 401, 200, 404, 403, 404, 404, 404, 404]),
-        ("GET /v1/sandbox/jobs/{job}/result",                        [401, 404, 409, 404, 404, 401, 409, 404, 403, 404, 404, 404, 404]),
-        ("DELETE /v1/sandbox/jobs/{job}",                            [401, 404, 200, 404, 404, 401, 409, 404, 403, 404, 404, 404, 404]),
-        ("POST /v1/accounts",                                        [201, 201, 201, 201, 201, 401, 201, 201, 403, 201, 201, 201, 201]),
-        ("GET /v1/accounts",                                         [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403]),
-        ("GET /v1/accounts/{account}",                               [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403]),
-        ("PUT /v1/accounts/{other}/suspension",                      [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403]),
-        ("DELETE /v1/accounts/{other}/suspension",                   [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403]),
-        ("GET /v1/me",                                               [401, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("POST /v1/me/keys",                                         [401, 403, 403, 403, 403, 401, 403, 201, 403, 403, 403, 403, 403]),
-        ("DELETE /v1/me/keys/{spare}",                               [401, 403, 403, 403, 403, 401, 403, 204, 403, 403, 403, 403, 403]),
-        ("GET /v1/me/usage",                                         [401, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/usage",                                            [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403]),
-        ("POST /v1/me/webhooks",                                     [401, 201, 201, 201, 201, 401, 201, 201, 403, 201, 201, 201, 201]),
-        ("GET /v1/me/webhooks",                                      [401, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/me/webhooks/{hook}/deliveries",                    [401, 404, 404, 404, 404, 401, 404, 200, 403, 404, 404, 404, 404]),
-        ("DELETE /v1/me/webhooks/{hook}",                            [401, 404, 404, 404, 404, 401, 404, 204, 403, 404, 404, 404, 404]),
-        ("GET /v1/departments",                                      [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/duties",                                           [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200]),
-        ("GET /v1/duties?at=2027-02-30",                             [400, 400, 400, 400, 400, 401, 400, 400, 403, 400, 400, 400, 400]),
-        ("GET /v1/proposals",                                        [401, 403, 403, 403, 403, 401, 200, 403, 403, 200, 200, 200, 200]),
-        ("GET /v1/proposals/{proposal}",                             [401, 404, 404, 404, 404, 401, 200, 404, 403, 200, 404, 200, 200]),
-        ("POST /v1/datasets/residents/proposals",                    [401, 403, 403, 403, 403, 401, 409, 403, 403, 409, 403, 403, 403]),
+        // route                                                     anon dev  part unlic exp  rev  stew memb susp pub  pubO revw revO sec
+        ("GET /healthz",                                             [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /metrics",                                             [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/openapi.yaml",                                     [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/datasets",                                         [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/datasets/enterprises",                             [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/datasets/residents",                               [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/datasets/air-quality",                             [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/datasets/no-such-dataset",                         [404, 404, 404, 404, 404, 401, 404, 404, 403, 404, 404, 404, 404, 404]),
+        ("GET /v1/datasets/enterprises/rows?_limit=2",               [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/datasets/residents/rows?_limit=2",                 [401, 403, 200, 403, 403, 401, 200, 403, 403, 200, 403, 200, 403, 403]),
+        ("GET /v1/datasets/air-quality/rows?_limit=2",               [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403, 403]),
+        ("GET /v1/datasets/enterprises/export?format=csv",           [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/datasets/residents/export?format=jsonl",           [401, 403, 200, 403, 403, 401, 200, 403, 403, 200, 403, 200, 403, 403]),
+        ("GET /v1/datasets/air-quality/export?format=csv",           [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403, 403]),
+        ("GET /v1/datasets/enterprises/versions/1/changes",          [404, 404, 404, 404, 404, 401, 404, 404, 403, 404, 404, 404, 404, 404]),
+        ("GET /v1/datasets/residents/versions/1/changes",            [401, 403, 404, 403, 403, 401, 404, 403, 403, 404, 403, 404, 403, 403]),
+        ("GET /v1/datasets/air-quality/versions/1/changes",          [401, 403, 403, 403, 403, 401, 404, 403, 403, 403, 403, 403, 403, 403]),
+        ("GET /v1/datasets/residents/versions/1/quality",            [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/datasets/residents/versions/2/quality",            [404, 404, 404, 404, 404, 401, 404, 404, 403, 404, 404, 404, 404, 404]),
+        ("GET /v1/datasets/enterprises/rows?_since_version=1",       [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/datasets/residents/datapackage.json",              [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/datasets/residents/synthetic?rows=3",              [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/catalog.jsonld",                                   [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/feed.atom",                                        [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/datasets/residents/feed.atom",                     [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/stats",                                            [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/scorecards",                                       [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/scorecards/history",                               [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/audit?limit=5",                                    [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403, 403]),
+        ("GET /v1/licenses",                                         [401, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("POST /v1/applications residents",                          [401, 201, 201, 201, 201, 401, 201, 201, 403, 201, 201, 201, 201, 201]),
+        ("GET /v1/applications/{app}",                               [401, 404, 200, 404, 404, 401, 200, 404, 403, 404, 404, 404, 404, 404]),
+        ("POST /v1/sandbox/jobs residents",                          [401, 400, 202, 400, 400, 401, 400, 400, 403, 400, 400, 400, 400, 400]),
+        ("POST /v1/sandbox/jobs air-quality",                        [401, 400, 202, 400, 400, 401, 400, 400, 403, 400, 400, 400, 400, 400]),
+        ("POST /v1/sandbox/jobs enterprises",                        [401, 202, 202, 202, 202, 401, 202, 202, 403, 202, 202, 202, 202, 202]),
+        ("GET /v1/sandbox/jobs",                                     [401, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/sandbox/jobs/{job}",                               [401, 404, 200, 404, 404, 401, 200, 404, 403, 404, 404, 404, 404, 404]),
+        ("GET /v1/sandbox/jobs/{job}/result",                        [401, 404, 409, 404, 404, 401, 409, 404, 403, 404, 404, 404, 404, 404]),
+        ("DELETE /v1/sandbox/jobs/{job}",                            [401, 404, 200, 404, 404, 401, 409, 404, 403, 404, 404, 404, 404, 404]),
+        ("POST /v1/accounts",                                        [201, 201, 201, 201, 201, 401, 201, 201, 403, 201, 201, 201, 201, 201]),
+        ("GET /v1/accounts",                                         [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403, 403]),
+        ("GET /v1/accounts/{account}",                               [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403, 403]),
+        ("PUT /v1/accounts/{other}/suspension",                      [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403, 403]),
+        ("DELETE /v1/accounts/{other}/suspension",                   [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403, 403]),
+        ("GET /v1/me",                                               [401, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("POST /v1/me/keys",                                         [401, 403, 403, 403, 403, 401, 403, 201, 403, 403, 403, 403, 403, 403]),
+        ("DELETE /v1/me/keys/{spare}",                               [401, 403, 403, 403, 403, 401, 403, 204, 403, 403, 403, 403, 403, 403]),
+        ("GET /v1/me/usage",                                         [401, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/usage",                                            [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 403, 403, 403, 403]),
+        ("POST /v1/me/webhooks",                                     [401, 201, 201, 201, 201, 401, 201, 201, 403, 201, 201, 201, 201, 201]),
+        ("GET /v1/me/webhooks",                                      [401, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/me/webhooks/{hook}/deliveries",                    [401, 404, 404, 404, 404, 401, 404, 200, 403, 404, 404, 404, 404, 404]),
+        ("DELETE /v1/me/webhooks/{hook}",                            [401, 404, 404, 404, 404, 401, 404, 204, 403, 404, 404, 404, 404, 404]),
+        ("GET /v1/departments",                                      [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/duties",                                           [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/duties?at=2027-02-30",                             [400, 400, 400, 400, 400, 401, 400, 400, 403, 400, 400, 400, 400, 400]),
+        ("GET /v1/proposals",                                        [401, 403, 403, 403, 403, 401, 200, 403, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/proposals/{proposal}",                             [401, 404, 404, 404, 404, 401, 200, 404, 403, 200, 404, 200, 404, 200]),
+        ("POST /v1/datasets/residents/proposals",                    [401, 403, 403, 403, 403, 401, 409, 403, 403, 409, 403, 403, 403, 403]),
         // A description changed: applied at once for the owning department's publisher.
-        ("PUT /v1/datasets/residents",                               [401, 403, 403, 403, 403, 401, 200, 403, 403, 200, 403, 403, 403]),
-        ("POST /v1/datasets/enterprises/proposals",                  [401, 403, 403, 403, 403, 401, 201, 403, 403, 403, 409, 403, 403]),
+        ("PUT /v1/datasets/residents",                               [401, 403, 403, 403, 403, 401, 200, 403, 403, 200, 403, 403, 403, 403]),
+        ("POST /v1/datasets/enterprises/proposals",                  [401, 403, 403, 403, 403, 401, 201, 403, 403, 403, 409, 403, 403, 403]),
         // The reviewer's approval, then the security reviewer's, which publishes.
-        ("POST /v1/proposals/{proposal}/approval",                   [401, 404, 404, 404, 404, 401, 403, 404, 403, 403, 404, 200, 200]),
-        ("POST /v1/proposals/{proposal}/refusal",                    [401, 404, 404, 404, 404, 401, 403, 404, 403, 403, 404, 409, 409]),
-        ("POST /v1/proposals/{proposal}/withdrawal",                 [401, 404, 404, 404, 404, 401, 403, 404, 403, 409, 404, 403, 403]),
+        ("POST /v1/proposals/{proposal}/approval",                   [401, 404, 404, 404, 404, 401, 403, 404, 403, 403, 404, 200, 404, 200]),
+        ("POST /v1/proposals/{proposal}/refusal",                    [401, 404, 404, 404, 404, 401, 403, 404, 403, 403, 404, 409, 404, 409]),
+        ("POST /v1/proposals/{proposal}/withdrawal",                 [401, 404, 404, 404, 404, 401, 403, 404, 403, 409, 404, 403, 404, 403]),
         // Last: they add versions (not published), which the rows above do not expect.
-        ("POST /v1/datasets/residents/versions",                     [401, 403, 403, 403, 403, 401, 201, 403, 403, 201, 403, 403, 403]),
-        ("POST /v1/datasets/enterprises/versions",                   [401, 403, 403, 403, 403, 401, 201, 403, 403, 403, 201, 403, 403]),
-        ("POST /v1/datasets/no-such-dataset/versions",               [401, 403, 403, 403, 403, 401, 404, 403, 403, 404, 404, 403, 403]),
+        ("POST /v1/datasets/residents/versions",                     [401, 403, 403, 403, 403, 401, 201, 403, 403, 201, 403, 403, 403, 403]),
+        ("POST /v1/datasets/enterprises/versions",                   [401, 403, 403, 403, 403, 401, 201, 403, 403, 403, 201, 403, 403, 403]),
+        ("POST /v1/datasets/no-such-dataset/versions",               [401, 403, 403, 403, 403, 401, 404, 403, 403, 404, 404, 403, 403, 403]),
     ]
 
     /// The first rows of a sample dataset's CSV: the body of an upload.
@@ -133,7 +133,7 @@ import Testing
             }
             try s.catalog.revokeKey(ids["revoked"]!, actor: "t")
             for (role, kind, department) in [("publisher", Role.publisher, "省民政厅"), ("pub-other", .publisher, "省市场监督管理局"),
-                                             ("reviewer", .reviewer, "省民政厅"), ("security", .security, nil)] {
+                                             ("reviewer", .reviewer, "省民政厅"), ("rev-other", .reviewer, "省市场监督管理局"), ("security", .security, nil)] {
                 let (record, key) = try s.catalog.createKey(role: kind, name: role, account: nil, department: department, actor: "t")
                 keys[role] = key; ids[role] = record.id
             }
