@@ -26,12 +26,7 @@ struct Uploads {
 
     func handle(id: String, request: Request) async throws -> Response {
         let caller = Caller.current
-        guard let key = caller.key else {
-            throw Problem(status: .unauthorized, detail: "uploading a version needs the key of a publisher of the dataset's department: send 'Authorization: Bearer <key>'")
-        }
-        guard key.role == .publisher || key.role == .steward else {
-            throw Problem(status: .forbidden, detail: "a \(key.role.rawValue)'s key cannot upload versions: publishers of the dataset's department (and stewards) do")
-        }
+        let key = try APIHandler.requirePublisher(caller, "upload versions")
         guard let dataset = try catalog.dataset(id) else {
             throw Problem(status: .notFound, detail: "no dataset '\(id)' in the catalog: its first version is imported with a manifest (`kaifang dataset import --manifest`)")
         }

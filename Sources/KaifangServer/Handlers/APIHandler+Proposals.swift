@@ -22,6 +22,16 @@ extension APIHandler {
               decidedAt: date(p.decidedAt))
     }
 
+    /// The caller's key when it is a publisher's or a steward's: 401 without a key, 403 saying
+    /// that `what` (e.g. "propose publications") is for the dataset's department's publishers.
+    static func requirePublisher(_ caller: Caller, _ what: String) throws -> APIKeyRecord {
+        let key = try requireKey(caller)
+        guard key.role == .publisher || key.role == .steward else {
+            throw Problem(status: .forbidden, detail: "a \(key.role.rawValue)'s key cannot \(what): publishers of the dataset's department do")
+        }
+        return key
+    }
+
     /// Whether publishing `d` at `tier` opens fields of levels L3/L4 to callers outside the platform.
     static func opensSensitiveFields(_ d: DatasetRecord, tier: Tier) -> Bool {
         tier != .restricted && d.manifest.fields.contains { $0.level == .L3 || $0.level == .L4 }
@@ -43,12 +53,9 @@ extension APIHandler {
     func putDatasetManifest(_ input: Operations.PutDatasetManifest.Input) async throws -> Operations.PutDatasetManifest.Output {
         let caller = Caller.current
         try limiter.admit(caller)
-        let key = try Self.requireKey(caller)
+        let key = try Self.requirePublisher(caller, "change manifests")
         guard case .json(let object) = input.body else { throw Problem(status: .unsupportedMediaType, detail: "send the manifest as application/json") }
         let id = input.path.id
-        guard key.role == .publisher || key.role == .steward else {
-            throw Problem(status: .forbidden, detail: "a \(key.role.rawValue)'s key cannot change manifests: publishers of the dataset's department do")
-        }
         let existing = try catalog.dataset(id)
         if let d = existing, !caller.mayImport(d) {
             throw Problem(status: .forbidden, detail: "'\(id)' belongs to \(d.manifest.department); your key publishes for \(key.department ?? "none")")
@@ -95,12 +102,9 @@ extension APIHandler {
     func createProposal(_ input: Operations.CreateProposal.Input) async throws -> Operations.CreateProposal.Output {
         let caller = Caller.current
         try limiter.admit(caller)
-        let key = try Self.requireKey(caller)
+        let key = try Self.requirePublisher(caller, "propose publications")
         guard case .json(let body) = input.body else { throw Problem(status: .unsupportedMediaType, detail: "send application/json") }
         let id = input.path.id
-        guard key.role == .publisher || key.role == .steward else {
-            throw Problem(status: .forbidden, detail: "a \(key.role.rawValue)'s key cannot propose publications: publishers of the dataset's department do")
-        }
         guard let d = try catalog.dataset(id) else { throw Problem(status: .notFound, detail: "no dataset '\(id)' in the catalog") }
         guard caller.mayImport(d) else {
             throw Problem(status: .forbidden, detail: "'\(id)' belongs to \(d.manifest.department); your key publishes for \(key.department ?? "none")")
