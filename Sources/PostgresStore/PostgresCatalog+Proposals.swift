@@ -36,18 +36,7 @@ extension PostgresCatalog {
                 tier = try row.optString("tier").flatMap(Tier.init(rawValue:)) ?? .restricted
             }
             let manifestJSON = try p.manifest.map(CatalogRules.manifestJSON)
-            let version: Int
-            if let v = p.version {
-                guard try tx.query("SELECT number FROM versions WHERE dataset_id = \(p.dataset) AND number = \(v)").first != nil else {
-                    throw KaifangError.notFound("dataset '\(p.dataset)' has no version \(v): GET /v1/datasets/\(p.dataset) lists them")
-                }
-                version = v
-            } else {
-                guard let n = try tx.query("SELECT max(number) AS n FROM versions WHERE dataset_id = \(p.dataset)").first?.optInt("n") else {
-                    throw KaifangError.conflict("dataset '\(p.dataset)' has no version to publish: upload one first")
-                }
-                version = n
-            }
+            let version = try versionToPublish(tx, dataset: p.dataset, p.version)
             if let pending = try tx.query("SELECT id FROM proposals WHERE dataset_id = \(p.dataset) AND status = 'pending'").first {
                 throw KaifangError.conflict("dataset '\(p.dataset)' has a pending proposal already (\(try pending.string("id"))): it is approved, refused or withdrawn first")
             }

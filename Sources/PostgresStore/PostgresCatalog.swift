@@ -315,24 +315,28 @@ public final class PostgresCatalog: CatalogStore, @unchecked Sendable {
         try write { tx, chain in try publish(tx, &chain, dataset: id, version: version, tier: tier, actor: actor, reason: reason, detail: extra) }
     }
 
+    /// `version` when the dataset has it, else (nil) its newest.
+    /// - Throws: `KaifangError.notFound` (no such version), `.conflict` (no version at all).
+    func versionToPublish(_ tx: PGTransaction, dataset id: String, _ version: Int?) throws -> Int {
+        if let version {
+            guard try tx.query("SELECT number FROM versions WHERE dataset_id = \(id) AND number = \(version)").first != nil else {
+                throw CatalogRules.noVersion(id, version)
+            }
+            return version
+        }
+        guard let n = try tx.query("SELECT max(number) AS n FROM versions WHERE dataset_id = \(id)").first?.optInt("n") else {
+            throw CatalogRules.nothingToPublish(id)
+        }
+        return n
+    }
+
     /// Publishes inside the caller's transaction (with its audit event and feed entry).
     func publish(_ tx: PGTransaction, _ chain: inout ChainCursor, dataset id: String, version: Int?, tier: Tier, actor: String, reason: String?,
                  detail extra: [String: JSONValue]) throws -> DatasetRecord {
         guard let previous = try tx.query("SELECT tier, published_version FROM datasets WHERE id = \(id) FOR UPDATE").first else {
             throw CatalogRules.noDataset(id)
         }
-        let number: Int
-        if let version {
-            guard try tx.query("SELECT number FROM versions WHERE dataset_id = \(id) AND number = \(version)").first != nil else {
-                throw KaifangError.notFound("dataset '\(id)' has no version \(version): `kaifang dataset versions \(id)` lists them")
-            }
-            number = version
-        } else {
-            guard let n = try tx.query("SELECT max(number) AS n FROM versions WHERE dataset_id = \(id)").first?.optInt("n") else {
-                throw KaifangError.conflict("dataset '\(id)' has no version to publish: import a file first")
-            }
-            number = n
-        }
+        let number = try versionToPublish(tx, dataset: id, version)
         try tx.query("UPDATE datasets SET tier = \(tier.rawValue), published_version = \(number), updated_at = \(CatalogRules.now()) WHERE id = \(id)")
         var detail: [String: JSONValue] = ["version": .int(Int64(number)), "tier": .string(tier.rawValue)]
         if let pt = try previous.optString("tier") { detail["previous_tier"] = .string(pt) }

@@ -36,18 +36,7 @@ extension CatalogDatabase {
                 try CatalogRules.checkSameFields(current: try Self.decodeManifest(row["manifest_json"]), new: m)
                 tier = (row["tier"] as String?).flatMap(Tier.init(rawValue:)) ?? .restricted
             }
-            let version: Int
-            if let v = p.version {
-                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM versions WHERE dataset_id = ? AND number = ?", arguments: [p.dataset, v]) == true else {
-                    throw KaifangError.notFound("dataset '\(p.dataset)' has no version \(v): GET /v1/datasets/\(p.dataset) lists them")
-                }
-                version = v
-            } else {
-                guard let n = try Int.fetchOne(db, sql: "SELECT max(number) FROM versions WHERE dataset_id = ?", arguments: [p.dataset]) else {
-                    throw KaifangError.conflict("dataset '\(p.dataset)' has no version to publish: upload one first")
-                }
-                version = n
-            }
+            let version = try Self.versionToPublish(db, dataset: p.dataset, p.version)
             if let pending = try String.fetchOne(db, sql: "SELECT id FROM proposals WHERE dataset_id = ? AND status = 'pending'", arguments: [p.dataset]) {
                 throw KaifangError.conflict("dataset '\(p.dataset)' has a pending proposal already (\(pending)): it is approved, refused or withdrawn first")
             }

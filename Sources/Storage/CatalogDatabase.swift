@@ -466,24 +466,28 @@ public struct CatalogDatabase: CatalogStore {
         try write { db in try Self.publish(db, dataset: id, version: version, tier: tier, actor: actor, reason: reason, detail: extra) }
     }
 
+    /// `version` when the dataset has it, else (nil) its newest.
+    /// - Throws: `KaifangError.notFound` (no such version), `.conflict` (no version at all).
+    static func versionToPublish(_ db: Database, dataset id: String, _ version: Int?) throws -> Int {
+        if let version {
+            guard try Int.fetchOne(db, sql: "SELECT number FROM versions WHERE dataset_id = ? AND number = ?", arguments: [id, version]) != nil else {
+                throw CatalogRules.noVersion(id, version)
+            }
+            return version
+        }
+        guard let n = try Int.fetchOne(db, sql: "SELECT max(number) FROM versions WHERE dataset_id = ?", arguments: [id]) else {
+            throw CatalogRules.nothingToPublish(id)
+        }
+        return n
+    }
+
     /// Publishes inside the caller's transaction (with its audit event and feed entry).
     static func publish(_ db: Database, dataset id: String, version: Int?, tier: Tier, actor: String, reason: String?,
                         detail extra: [String: JSONValue]) throws -> DatasetRecord {
         guard try Row.fetchOne(db, sql: "SELECT id FROM datasets WHERE id = ?", arguments: [id]) != nil else {
             throw KaifangError.notFound("no dataset '\(id)' in the catalog: `kaifang dataset list` shows the ids")
         }
-        let number: Int
-        if let version {
-            guard try Int.fetchOne(db, sql: "SELECT number FROM versions WHERE dataset_id = ? AND number = ?", arguments: [id, version]) != nil else {
-                throw KaifangError.notFound("dataset '\(id)' has no version \(version): `kaifang dataset versions \(id)` lists them")
-            }
-            number = version
-        } else {
-            guard let n = try Int.fetchOne(db, sql: "SELECT max(number) FROM versions WHERE dataset_id = ?", arguments: [id]) else {
-                throw KaifangError.conflict("dataset '\(id)' has no version to publish: import a file first")
-            }
-            number = n
-        }
+        let number = try versionToPublish(db, dataset: id, version)
         let previous = try Row.fetchOne(db, sql: "SELECT tier, published_version FROM datasets WHERE id = ?", arguments: [id])
         try db.execute(sql: "UPDATE datasets SET tier = ?, published_version = ?, updated_at = ? WHERE id = ?",
                        arguments: [tier.rawValue, number, Self.now(), id])

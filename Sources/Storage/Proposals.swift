@@ -148,6 +148,16 @@ extension CatalogRules {
         }
     }
 
+    /// A version to publish that a dataset lacks.
+    package static func noVersion(_ id: String, _ number: Int) -> KaifangError {
+        KaifangError.notFound("dataset '\(id)' has no version \(number): `kaifang dataset versions \(id)` (or GET /v1/datasets/\(id) for its department) lists them")
+    }
+
+    /// A dataset without any version, asked to publish its newest.
+    package static func nothingToPublish(_ id: String) -> KaifangError {
+        KaifangError.conflict("dataset '\(id)' has no version to publish: import or upload one first")
+    }
+
     package static func datasetExists(_ id: String) -> KaifangError {
         KaifangError.conflict("dataset '\(id)' is in the catalog already: PUT its manifest to change it, or choose another id")
     }
