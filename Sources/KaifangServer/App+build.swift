@@ -39,6 +39,8 @@ public struct AppConfiguration: Sendable {
     /// The largest upload (`POST /v1/datasets/{id}/versions`) taken, in bytes as sent and as
     /// inflated from gzip.
     public var maxUploadBytes: Int64 = 2 << 30
+    /// Working days (Monday to Friday) a department has to answer a data request.
+    public var requestWorkingDays: Int = 20
     public var sandboxWorkers: Int = 2
     /// Seconds a sandbox worker's claim on a job lasts without renewal (a shared store gives the
     /// job of a stopped replica to another once it runs out).

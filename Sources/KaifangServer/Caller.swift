@@ -23,8 +23,11 @@ public struct Caller: Sendable, Equatable {
     /// Whether the caller acts for the department that owns a dataset: a steward (for every
     /// department), or a publisher or reviewer of that department. Such callers see the
     /// dataset as its owner does (every version, raw values).
-    public func actsFor(_ dataset: DatasetRecord) -> Bool {
-        isSteward || (key?.role.isDepartmental == true && key?.department == dataset.manifest.department)
+    public func actsFor(_ dataset: DatasetRecord) -> Bool { actsFor(department: dataset.manifest.department) }
+
+    /// Whether the caller acts for `department`: a steward, or its publisher or reviewer.
+    public func actsFor(department: String) -> Bool {
+        isSteward || (key?.role.isDepartmental == true && key?.department == department)
     }
 
     /// Whether the caller may import new versions of a dataset: a steward, or a publisher of the

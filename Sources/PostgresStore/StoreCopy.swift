@@ -132,6 +132,29 @@ public enum StoreCopy {
                         """)
                 }
                 try tx.query("SELECT setval('duties_id_seq', (SELECT COALESCE(max(id), 0) + 1 FROM duties), false)")
+                for r in try rows("SELECT * FROM data_requests ORDER BY id") {
+                    try tx.query("""
+                        INSERT INTO data_requests (id, title, items_json, purpose, department, status, filed_by, filed_at, due, reply, replied_at,
+                            answered_at, closed_at, reason, dataset_id, version, delivered_json)
+                        VALUES (\(r["id"] as Int64), \(r["title"] as String), \(r["items_json"] as String), \(r["purpose"] as String),
+                            \(r["department"] as String), \(r["status"] as String), \(r["filed_by"] as String), \(r["filed_at"] as String),
+                            \(r["due"] as String), \(r["reply"] as String?), \(r["replied_at"] as String?), \(r["answered_at"] as String?),
+                            \(r["closed_at"] as String?), \(r["reason"] as String?), \(r["dataset_id"] as String?), \(r["version"] as Int?),
+                            \(r["delivered_json"] as String?))
+                        """)
+                }
+                try tx.query("SELECT setval('data_requests_id_seq', (SELECT COALESCE(max(id), 0) + 1 FROM data_requests), false)")
+                for r in try rows("SELECT * FROM request_votes ORDER BY request_id, key_id") {
+                    try tx.query("INSERT INTO request_votes (request_id, key_id, at) VALUES (\(r["request_id"] as Int64), \(r["key_id"] as String), \(r["at"] as String))")
+                }
+                for r in try rows("SELECT * FROM request_comments ORDER BY id") {
+                    try tx.query("""
+                        INSERT INTO request_comments (id, request_id, key_id, role, from_department, text, at)
+                        VALUES (\(r["id"] as Int64), \(r["request_id"] as Int64), \(r["key_id"] as String), \(r["role"] as String),
+                            \(r["from_department"] as Bool), \(r["text"] as String), \(r["at"] as String))
+                        """)
+                }
+                try tx.query("SELECT setval('request_comments_id_seq', (SELECT COALESCE(max(id), 0) + 1 FROM request_comments), false)")
                 for r in try rows("SELECT * FROM uploads ORDER BY created_at") {
                     try tx.query("""
                         INSERT INTO uploads (key_id, idempotency_key, dataset_id, version, created_at) VALUES (\(r["key_id"] as String), \(r["idempotency_key"] as String),

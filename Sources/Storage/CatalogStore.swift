@@ -121,6 +121,28 @@ public protocol CatalogStore: Sendable {
     /// - Throws: `KaifangError.notFound`, `.conflict` (withdrawn already).
     func withdrawDuty(_ id: Int64, reason: String, actor: String) throws -> DutyRecord
 
+    // MARK: Data requests (数据需求)
+
+    /// Files a request to the department it names (which must exist), with the key's id as filer.
+    /// - Throws: `KaifangError.badInput` (a field), `.notFound` (department).
+    func createRequest(_ r: NewDataRequest, actor: String) throws -> DataRequestRecord
+    func dataRequest(_ id: Int64) throws -> DataRequestRecord?
+    /// Requests newest first; of one department and in one status when given.
+    func dataRequests(department: String?, status: RequestStatus?) throws -> [DataRequestRecord]
+    /// One vote per key and request.
+    /// - Throws: `KaifangError.notFound`, `.conflict` (the key voted already).
+    func voteRequest(_ id: Int64, keyID: String, actor: String) throws -> DataRequestRecord
+    /// - Throws: `KaifangError.notFound`, `.badInput` (empty or too long).
+    func commentRequest(_ id: Int64, keyID: String, role: Role, fromDepartment: Bool, text: String, actor: String) throws -> RequestComment
+    /// A request's comments, oldest first.
+    func requestComments(_ id: Int64) throws -> [RequestComment]
+    /// Records an answer (who may give it is the caller's check; a withdrawal's `keyID` must be
+    /// the filer's). A fulfilment names a published dataset, and records which of the request's
+    /// items its fields deliver (at least one).
+    /// - Throws: `KaifangError.notFound` (request, dataset, version), `.conflict` (closed),
+    ///   `.forbidden` (not the filer), `.badInput` (text, or a dataset delivering no item).
+    func answerRequest(_ id: Int64, _ answer: RequestAnswer, keyID: String, actor: String) throws -> DataRequestRecord
+
     // MARK: Proposals (two-person rule)
 
     /// Files a proposal to publish a version (nil: the newest) at a tier, as its dataset's

@@ -427,6 +427,47 @@ enum CatalogMigrations {
             CREATE INDEX duties_by_department ON duties(department);
             """)
         }
+        m.registerMigration("v18-data-requests") { db in
+            // Data requests (数据需求) on the public board, their votes and comments.
+            try db.execute(sql: """
+            CREATE TABLE data_requests (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                title TEXT NOT NULL,
+                items_json TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                department TEXT NOT NULL REFERENCES departments(name),
+                status TEXT NOT NULL CHECK (status IN ('open', 'accepted', 'fulfilled', 'declined', 'withdrawn')),
+                filed_by TEXT NOT NULL,
+                filed_at TEXT NOT NULL,
+                due TEXT NOT NULL,
+                reply TEXT,
+                replied_at TEXT,
+                answered_at TEXT,
+                closed_at TEXT,
+                reason TEXT,
+                dataset_id TEXT,
+                version INTEGER,
+                delivered_json TEXT
+            );
+            CREATE INDEX data_requests_by_department ON data_requests(department, status);
+            CREATE TABLE request_votes (
+                request_id INTEGER NOT NULL REFERENCES data_requests(id),
+                key_id TEXT NOT NULL,
+                at TEXT NOT NULL,
+                PRIMARY KEY (request_id, key_id)
+            );
+            CREATE TABLE request_comments (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                request_id INTEGER NOT NULL REFERENCES data_requests(id),
+                key_id TEXT NOT NULL,
+                role TEXT NOT NULL,
+                from_department INTEGER NOT NULL,
+                text TEXT NOT NULL,
+                at TEXT NOT NULL
+            );
+            CREATE INDEX request_comments_by_request ON request_comments(request_id);
+            """)
+        }
         return m
     }
 }

@@ -37,6 +37,8 @@ func runServer(catalog: any CatalogStore, host: String, port: Int, limits: Limit
     config.sandboxWorkers = limits.sandboxWorkers
     guard limits.maxUploadMiB >= 1 else { throw KaifangError.badInput("--max-upload-mib \(limits.maxUploadMiB): give at least 1") }
     config.maxUploadBytes = Int64(limits.maxUploadMiB) << 20
+    guard (1...250).contains(limits.requestDays) else { throw KaifangError.badInput("--request-days \(limits.requestDays): give 1–250 working days") }
+    config.requestWorkingDays = limits.requestDays
     config.signupOpen = limits.signup == "open"
     guard limits.signupsPerAddress >= 0, limits.signupsPerHour >= 0 else {
         throw KaifangError.badInput("--signups-per-address and --signups-per-hour take 0 (no limit) or more")
@@ -175,6 +177,8 @@ struct LimitOptions: ParsableArguments {
     var publicURL: String?
     @Option(name: .customLong("max-upload-mib"), help: "The largest file publishers may upload as a version (POST /v1/datasets/{id}/versions), in MiB as sent and as inflated from gzip.")
     var maxUploadMiB: Int = 2048
+    @Option(name: .customLong("request-days"), help: "Working days (Monday to Friday) a department has to answer a data request (POST /v1/requests).")
+    var requestDays: Int = 20
 
     func validate() throws {
         guard signup == "open" || signup == "closed" else { throw ValidationError("--signup must be open or closed") }

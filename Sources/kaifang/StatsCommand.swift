@@ -26,15 +26,24 @@ struct StatsCommand: ParsableCommand {
         let today = String(AuditChain.timestamp().prefix(10))
         var duties: [String: [String: Int]] = [:]
         for d in try catalog.duties(department: nil) { duties[d.department, default: [:]][d.state(today: today).rawValue, default: 0] += 1 }
+        let demand = DemandFigures.of(try catalog.dataRequests(department: nil, status: nil), today: today)
         if global.json {
             struct Out: Encodable {
                 var datasets: Int, published: Int, should_open: Int, opened: Int, open_rate: Double
                 var by_tier: [String: Int], by_department: [String: Int], reads: [String: Int], jobs: [String: Int]
                 var duties: [String: [String: Int]]
+                var demand: [Demand]
+            }
+            struct Demand: Encodable {
+                var department: String, requests: Int, listed_items: Int, delivered_items: Int, on_demand_rate: Double?
+                var answered: Int, answered_on_time: Int, overdue: Int, on_time_rate: Double?
             }
             func dict(_ f: [FacetCount]) -> [String: Int] { Dictionary(f.map { ($0.value, $0.count) }, uniquingKeysWith: +) }
             try printJSON(Out(datasets: s.datasets, published: s.published, should_open: s.shouldOpen, opened: s.opened, open_rate: s.openRate,
-                              by_tier: dict(s.byTier), by_department: dict(s.byDepartment), reads: dict(s.reads), jobs: jobs, duties: duties))
+                              by_tier: dict(s.byTier), by_department: dict(s.byDepartment), reads: dict(s.reads), jobs: jobs, duties: duties,
+                              demand: demand.map { Demand(department: $0.department, requests: $0.requests, listed_items: $0.listedItems,
+                                                          delivered_items: $0.deliveredItems, on_demand_rate: $0.onDemandRate, answered: $0.answered,
+                                                          answered_on_time: $0.answeredOnTime, overdue: $0.overdue, on_time_rate: $0.onTimeRate) }))
             return
         }
         print("datasets: \(s.datasets), published \(s.published)")
@@ -52,6 +61,22 @@ struct StatsCommand: ParsableCommand {
                 print("  \(department): " + DutyState.allCases.compactMap { s in states[s.rawValue].map { "\(s.rawValue) \($0)" } }.joined(separator: ", ")
                       + (late > 0 ? "  ← \(late) late: kaifang duty list --late --department '\(department)'" : ""))
             }
+        }
+        printDemand(demand)
+    }
+
+    /// Data requests and the on-demand sharing rate, for the platform and each department asked.
+    func printDemand(_ demand: [DemandFigures]) {
+        func pct(_ r: Double?) -> String { r.map { String(format: "%.0f %%", $0 * 100) } ?? "–" }
+        guard let all = demand.first, all.requests > 0 else {
+            print("data requests (数据需求): none (users file them with POST /v1/requests)")
+            return
+        }
+        print("data requests (数据需求) on the demand list, by department asked:")
+        for f in demand {
+            print("  \(f.department.isEmpty ? "all" : f.department): \(f.requests) filed; 按需共享率 \(f.deliveredItems) of \(f.listedItems) items = \(pct(f.onDemandRate));"
+                  + " answered on time \(f.answeredOnTime) of \(f.answered + f.overdue) = \(pct(f.onTimeRate))"
+                  + (f.overdue > 0 ? "  ← \(f.overdue) overdue: kaifang request list --overdue\(f.department.isEmpty ? "" : " --department '\(f.department)'")" : ""))
         }
     }
 

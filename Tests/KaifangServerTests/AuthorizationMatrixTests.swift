@@ -17,6 +17,7 @@ import Testing
     /// held the same on residents, now expired; `unlicensed` and `developer` hold none.
     /// `{job}` is a queued sandbox job of `partner`, `{app}` an application of `partner`.
     /// `member` holds a key of a signed-up account, `suspended` one of a suspended account;
+    /// `{request}` is developer's data request to 省市场监督管理局.
     /// `{account}` is member's account, `{other}` a third account, `{spare}` a second key of
     /// member's account, `{hook}` a webhook of member's key. `publisher` and `reviewer` belong to
     /// 省民政厅, which owns residents; `pub-other` and `rev-other` are a publisher and a reviewer of
@@ -91,6 +92,16 @@ import Testing
         ("POST /v1/proposals/{proposal}/approval",                   [401, 404, 404, 404, 404, 401, 403, 404, 403, 403, 404, 200, 404, 200]),
         ("POST /v1/proposals/{proposal}/refusal",                    [401, 404, 404, 404, 404, 401, 403, 404, 403, 403, 404, 409, 404, 409]),
         ("POST /v1/proposals/{proposal}/withdrawal",                 [401, 404, 404, 404, 404, 401, 403, 404, 403, 409, 404, 403, 404, 403]),
+        ("GET /v1/requests",                                         [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/requests/{request}",                               [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/requests/999999",                                  [404, 404, 404, 404, 404, 401, 404, 404, 403, 404, 404, 404, 404, 404]),
+        ("POST /v1/requests",                                        [401, 201, 201, 201, 201, 401, 201, 201, 403, 201, 201, 201, 201, 201]),
+        ("POST /v1/requests/{request}/votes",                        [401, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("POST /v1/requests/{request}/comments",                     [401, 201, 201, 201, 201, 401, 201, 201, 403, 201, 201, 201, 201, 201]),
+        // The department asked (省市场监督管理局) answers, and a steward.
+        ("POST /v1/requests/{request}/answers",                      [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 200, 403, 200, 403]),
+        // Its filer (developer) withdraws it; no one else does.
+        ("POST /v1/requests/{request}/withdrawal",                   [401, 200, 403, 403, 403, 401, 403, 403, 403, 403, 403, 403, 403, 403]),
         // Last: they add versions (not published), which the rows above do not expect.
         ("POST /v1/datasets/residents/versions",                     [401, 403, 403, 403, 403, 401, 201, 403, 403, 201, 403, 403, 403, 403]),
         ("POST /v1/datasets/enterprises/versions",                   [401, 403, 403, 403, 403, 401, 201, 403, 403, 403, 201, 403, 403, 403]),
@@ -115,6 +126,9 @@ import Testing
         "POST /v1/datasets/residents/proposals": ["tier": "conditional"],
         "POST /v1/datasets/enterprises/proposals": ["tier": "open"],
         "POST /v1/proposals/{proposal}/refusal": ["reason": "授权矩阵测试 matrix"],
+        "POST /v1/requests": ["title": "矩阵 {role}", "items": ["企业名称"], "purpose": "授权矩阵测试 matrix", "department": "省市场监督管理局"],
+        "POST /v1/requests/{request}/comments": ["text": "授权矩阵测试 {role}"],
+        "POST /v1/requests/{request}/answers": ["action": "reply", "text": "授权矩阵测试 {role}"],
     ]
 
     @Test func everyRouteForEveryCaller() async throws {
@@ -161,6 +175,9 @@ import Testing
             // A proposal of residents' publisher: conditional opens its L3/L4 fields, so security approves too.
             let proposal = try s.catalog.createProposal(NewProposal(dataset: "residents", version: nil, tier: .conditional, overrideReason: nil,
                                                                     needsSecurity: true, proposerKey: ids["publisher"]!), actor: "t")
+            // A data request of developer's to 省市场监督管理局.
+            let request = try s.catalog.createRequest(NewDataRequest(title: "企业名录", items: ["企业名称"], purpose: "授权矩阵测试 matrix", department: "省市场监督管理局",
+                                                                     due: "2099-12-31", filerKey: ids["developer"]!), actor: "t")
             let job = try await s.get("/v1/sandbox/jobs", key: keys["partner"], json: ["sql": "SELECT industry, COUNT(*) FROM enterprises GROUP BY industry"])
             let jobID = try #require(job.object["id"] as? String)
 
@@ -172,7 +189,7 @@ import Testing
                 let path = parts[1].replacingOccurrences(of: "{job}", with: jobID).replacingOccurrences(of: "{app}", with: String(app.id))
                     .replacingOccurrences(of: "{account}", with: accounts["member"]!).replacingOccurrences(of: "{other}", with: accounts["other"]!)
                     .replacingOccurrences(of: "{spare}", with: spare.id).replacingOccurrences(of: "{hook}", with: hook.id)
-                    .replacingOccurrences(of: "{proposal}", with: proposal.id)
+                    .replacingOccurrences(of: "{proposal}", with: proposal.id).replacingOccurrences(of: "{request}", with: String(request.id))
                 for (role, status) in zip(Self.roles, expected) {
                     let key: String? = role == "anonymous" ? nil : (role == "revoked" ? keys["revoked"] : keys[role])
                     let body = Self.bodies[route]?.mapValues { ($0 as? String)?.replacingOccurrences(of: "{role}", with: role) ?? $0 }

@@ -132,6 +132,10 @@ struct SharedStoreTests {
                                                         proposerKey: publisher.id), actor: "t")
         _ = try s.approveProposal(proposal.id, part: .reviewer, keyID: "rev", actor: "t", publishDetail: [:])
         let duty = try s.createDuty(department: "B市民政局", dataset: "people", kind: .share, title: "复制测试", due: "2027-01-31", actor: "t")
+        let request = try s.createRequest(NewDataRequest(title: "复制测试", items: ["age", "无"], purpose: "p", department: "B市民政局", due: "2027-01-29",
+                                                         filerKey: key.id), actor: "t")
+        _ = try s.voteRequest(request.id, keyID: key.id, actor: "t")
+        _ = try s.commentRequest(request.id, keyID: key.id, role: .developer, fromDepartment: false, text: "评论", actor: "t")
 
         let target = try StoreFixture(.postgres)
         let pg = try #require(target.store as? PostgresCatalog)
@@ -144,6 +148,8 @@ struct SharedStoreTests {
         #expect(try pg.proposal(proposal.id) == (try s.proposal(proposal.id)))
         #expect(try pg.proposal(proposal.id)?.awaiting == [.security])
         #expect(try pg.duties(department: nil) == (try s.duties(department: nil)))
+        #expect(try pg.dataRequests(department: nil, status: nil) == (try s.dataRequests(department: nil, status: nil)))
+        #expect(try pg.requestComments(request.id) == (try s.requestComments(request.id)) && (try pg.dataRequest(request.id))?.votes == 1)
         // Accounts with their tier (its limits as the source had them), suspension and usage.
         let copied = try #require(try pg.authenticate(memberSecret))
         #expect(copied.accountID == account.id && copied.suspension == "复制测试 copy" && copied.limits == KeyLimits(rate: 7, burst: 14, exportsPerDay: 9))
@@ -167,6 +173,9 @@ struct SharedStoreTests {
         #expect(next.id == app.id + 1)
         // So are new duties.
         #expect(try pg.createDuty(department: "B市民政局", dataset: "next", kind: .open, title: "t", due: "2027-01-31", actor: "t").id == duty.id + 1)
+        #expect(try pg.createRequest(NewDataRequest(title: "t", items: ["a"], purpose: "p", department: "B市民政局", due: "2027-01-29", filerKey: "k"),
+                                     actor: "t").id == request.id + 1)
+        #expect(try pg.commentRequest(request.id, keyID: "k", role: .developer, fromDepartment: false, text: "t", actor: "t").id > 1)
         #expect { try StoreCopy.copy(from: try #require(s as? CatalogDatabase), to: pg) } throws: { ($0 as? KaifangError)?.message.contains("not empty") == true }
     }
 

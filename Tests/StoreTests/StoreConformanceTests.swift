@@ -75,6 +75,77 @@ import VersionFormat
     }
 
     @Test(arguments: StoreKind.available)
+    func aRequestIsVotedAnsweredAndFulfilledByAPublishedDataset(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        _ = try s.createDepartment(name: "南京市民政局", parent: nil, actor: "t")
+        let today = String(CatalogRules.now().prefix(10))
+        let due = CatalogRules.workingDaysAfter(today, 20)
+        let r = try s.createRequest(NewDataRequest(title: " 低保对象年龄分布 ", items: ["age", "姓名", "AGE", "收入"], purpose: "研究", department: "南京市民政局",
+                                                   due: due, filerKey: "k1"), actor: "key:k1")
+        // Trimmed, repeats (ignoring case) dropped, open, nothing counted yet.
+        #expect(r.title == "低保对象年龄分布" && r.items == ["age", "姓名", "收入"] && r.status == .open && r.votes == 0 && r.comments == 0)
+        #expect(!r.isOverdue(today: today) && r.isOverdue(today: "2999-01-01"))
+        #expect(try s.voteRequest(r.id, keyID: "k2", actor: "key:k2").votes == 1)
+        #expect { try s.voteRequest(r.id, keyID: "k2", actor: "key:k2") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        let c = try s.commentRequest(r.id, keyID: "k3", role: .reviewer, fromDepartment: true, text: " 已收到 ", actor: "key:k3")
+        #expect(c.text == "已收到" && c.fromDepartment && c.role == .reviewer)
+        #expect(try s.requestComments(r.id) == [c])
+        // Only the filer withdraws; a reply keeps the status.
+        #expect { try s.answerRequest(r.id, .withdraw(reason: nil), keyID: "k2", actor: "key:k2") } throws: { ($0 as? KaifangError)?.kind == .forbidden }
+        let replied = try s.answerRequest(r.id, .reply("正在梳理"), keyID: "k3", actor: "key:k3")
+        #expect(replied.status == .open && replied.reply == "正在梳理" && replied.answeredAt == nil)
+        let accepted = try s.answerRequest(r.id, .accept(nil), keyID: "k3", actor: "key:k3")
+        #expect(accepted.status == .accepted && accepted.answeredOnTime == true && accepted.reply == "正在梳理")
+        #expect { try s.answerRequest(r.id, .accept(nil), keyID: "k3", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        // Fulfilment needs a published dataset that delivers at least one item.
+        #expect { try s.answerRequest(r.id, .fulfil(dataset: "people", version: nil, reply: nil), keyID: "k3", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        let m = StoreFixture.manifest("people", department: "南京市民政局")
+        try f.importVersion(m, rows: 3)
+        #expect { try s.answerRequest(r.id, .fulfil(dataset: "people", version: nil, reply: nil), keyID: "k3", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        try s.publish(dataset: "people", tier: .restricted, actor: "cli:test")
+        try f.importVersion(m, rows: 4)
+        #expect { try s.answerRequest(r.id, .fulfil(dataset: "people", version: 2, reply: nil), keyID: "k3", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try s.answerRequest(r.id, .fulfil(dataset: "people", version: 9, reply: nil), keyID: "k3", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        let other = try s.createRequest(NewDataRequest(title: "企业", items: ["注册资本"], purpose: "p", department: "南京市民政局", due: "2000-01-03", filerKey: "k1"), actor: "t")
+        #expect { try s.answerRequest(other.id, .fulfil(dataset: "people", version: nil, reply: nil), keyID: "k3", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        let done = try s.answerRequest(r.id, .fulfil(dataset: "people", version: nil, reply: "已开放"), keyID: "k3", actor: "key:k3")
+        // "age" is a field's name, "姓名" a field's title; 收入 is not there.
+        #expect(done.status == .fulfilled && done.dataset == "people" && done.version == 1 && done.delivered == ["age", "姓名"] && done.reply == "已开放")
+        #expect(done.closedAt != nil && done.answeredAt == accepted.answeredAt)
+        #expect { try s.answerRequest(r.id, .reply("again"), keyID: "k3", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        // Comments still come once it is closed.
+        _ = try s.commentRequest(r.id, keyID: "k1", role: .developer, fromDepartment: false, text: "谢谢", actor: "key:k1")
+        #expect(try s.dataRequest(r.id)?.comments == 2)
+        // The other request is overdue; the figures count items, not requests.
+        let figures = DemandFigures.of(try s.dataRequests(department: nil, status: nil), today: today)
+        #expect(figures.map(\.department) == ["", "南京市民政局"])
+        #expect(figures[0].requests == 2 && figures[0].listedItems == 3 && figures[0].deliveredItems == 2 && figures[0].onDemandRate == 2.0 / 3)
+        #expect(figures[0].answered == 1 && figures[0].answeredOnTime == 1 && figures[0].overdue == 1 && figures[0].onTimeRate == 0.5)
+        let declined = try s.answerRequest(other.id, .decline(reason: "不属于本部门职责"), keyID: "k3", actor: "t")
+        #expect(declined.status == .declined && declined.answeredOnTime == false && declined.reason == "不属于本部门职责")
+        #expect(try s.dataRequests(department: "南京市民政局", status: .declined).map(\.id) == [other.id])
+        #expect(try s.dataRequests(department: nil, status: nil).map(\.id) == [other.id, r.id])
+        // Bad input writes nothing.
+        #expect { try s.createRequest(NewDataRequest(title: "", items: ["a"], purpose: "p", department: "南京市民政局", due: due, filerKey: "k"), actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try s.createRequest(NewDataRequest(title: "t", items: [], purpose: "p", department: "南京市民政局", due: due, filerKey: "k"), actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try s.createRequest(NewDataRequest(title: "t", items: ["a"], purpose: String(repeating: "长", count: 2001), department: "南京市民政局", due: due, filerKey: "k"), actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try s.createRequest(NewDataRequest(title: "t", items: ["a"], purpose: "p", department: "无此部门", due: due, filerKey: "k"), actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        #expect { try s.voteRequest(999, keyID: "k", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        #expect(try s.dataRequests(department: nil, status: nil).count == 2)
+        let actions = try s.auditEvents(dataset: nil, actor: nil, limit: nil).map(\.event.action).filter { $0.hasPrefix("request.") }
+        #expect(actions == ["request.create", "request.vote", "request.comment", "request.reply", "request.accept", "request.create", "request.fulfil",
+                            "request.comment", "request.decline"])
+    }
+
+    @Test func aRequestIsDueTwentyWorkingDaysLater() {
+        // 2026-12-04 is a Friday: 20 working days on, past four weekends, is Friday 2027-01-01.
+        #expect(CatalogRules.workingDaysAfter("2026-12-04", 20) == "2027-01-01")
+        #expect(CatalogRules.workingDaysAfter("2026-12-05", 1) == "2026-12-07")
+        #expect(CatalogRules.workingDaysAfter("2026-12-07", 5) == "2026-12-14")
+    }
+
+    @Test(arguments: StoreKind.available)
     func dutiesAreFulfilledByTheFirstPublicationAtATierOfTheirKind(_ kind: StoreKind) throws {
         let f = try StoreFixture(kind)
         let s = f.store
