@@ -97,7 +97,7 @@ struct DemoCommand: AsyncParsableCommand {
                 : "\(path) already holds a catalog with \(n) datasets: the demo needs a fresh data directory; omit --data-dir to use a temporary one")
         }
         let imported = try Demo.load(datasetsFolder: datasets, into: catalog, actor: cliActor)
-        let (_, devKey) = try catalog.createKey(role: .developer, name: "demo developer", actor: cliActor)
+        let (devRecord, devKey) = try catalog.createKey(role: .developer, name: "demo developer", actor: cliActor)
         let (_, stewardKey) = try catalog.createKey(role: .steward, name: "demo steward", actor: cliActor)
         // A partner with a sandbox license on residents, so the sandbox can be tried at once.
         let (partnerRecord, partnerKey) = try catalog.createKey(role: .partner, name: "demo partner", actor: cliActor)
@@ -113,6 +113,20 @@ struct DemoCommand: AsyncParsableCommand {
                                        due: day(30), actor: cliActor)
             _ = try catalog.createDuty(department: department, dataset: "elderly-care-homes", kind: .open, title: "养老机构名录 Elderly-care homes",
                                        due: day(-30), actor: cliActor)
+        }
+        // Data requests (数据需求) on the board: one the sample enterprises fulfil, one still open
+        // (its purpose quotes a phone number, which the board masks).
+        if let market = try catalog.dataset("enterprises")?.manifest.department {
+            let due = CatalogRules.workingDaysAfter(String(AuditChain.timestamp().prefix(10)), 20)
+            let fulfilled = try catalog.createRequest(NewDataRequest(
+                title: "企业登记信息 Enterprise registrations", items: ["统一社会信用代码", "企业名称", "年报"], purpose: "核验供应商主体资格 Checking suppliers",
+                department: market, due: due, filerKey: devRecord.id), actor: "key:\(devRecord.id)")
+            _ = try catalog.answerRequest(fulfilled.id, .accept("已列入需求清单"), keyID: "cli", actor: cliActor)
+            _ = try catalog.answerRequest(fulfilled.id, .fulfil(dataset: "enterprises", version: nil, reply: "已开放；年报信息另行发布"), keyID: "cli", actor: cliActor)
+            let open = try catalog.createRequest(NewDataRequest(
+                title: "个体工商户名录 Sole traders", items: ["经营者姓名", "经营场所", "行业"], purpose: "社区便民地图，联系人 13912345678 Community service map",
+                department: market, due: due, filerKey: devRecord.id), actor: "key:\(devRecord.id)")
+            _ = try catalog.voteRequest(open.id, keyID: devRecord.id, actor: "key:\(devRecord.id)")
         }
         if (try? catalog.publishedVersion("residents")) != nil {
             let app = try catalog.createApplication(keyID: partnerRecord.id, dataset: "residents", purpose: "demo: district statistics in the sandbox",

@@ -11,7 +11,7 @@ import Testing
 
 /// Every portal page rendered from the real server with an empty, a typical and a long catalog.
 @Suite(.serialized) struct PortalTests {
-    static let pages = ["/", "/datasets", "/datasets?tier=open", "/sandbox", "/docs/api"]
+    static let pages = ["/", "/datasets", "/datasets?tier=open", "/sandbox", "/docs/api", "/requests"]
 
     func assertPage(_ r: LiveServer.Reply, _ path: String) {
         #expect(r.status == 200, "\(path)")
@@ -162,6 +162,52 @@ import Testing
             let refused = try await post([("key", reviewer), ("proposal", q.id), ("action", "refuse"), ("reason", "理由不足 not justified")])
             #expect(refused.status == 200 && refused.text.contains("理由不足"))
             #expect(try s.catalog.proposal(q.id)?.status == .refused)
+        }
+    }
+
+    @Test func theRequestBoardIsMaskedTakesAFiledRequestAndShowsItsAnswer() async throws {
+        try await LiveServer.with { s in
+            let (_, developer) = try s.catalog.createKey(role: .developer, name: "dev", actor: "t")
+            func post(_ fields: [(String, String)]) async throws -> LiveServer.Reply {
+                var req = URLRequest(url: URL(string: "http://127.0.0.1:\(s.port)/requests")!)
+                req.httpMethod = "POST"
+                req.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+                var allowed = CharacterSet.alphanumerics
+                allowed.insert(charactersIn: "-_.")
+                req.httpBody = Data(fields.map { "\($0)=\($1.addingPercentEncoding(withAllowedCharacters: allowed)!)" }.joined(separator: "&").utf8)
+                let (data, response) = try await URLSession.shared.data(for: req)
+                let http = response as! HTTPURLResponse
+                return LiveServer.Reply(status: http.statusCode, headers: ["cache-control": http.value(forHTTPHeaderField: "Cache-Control") ?? ""], body: data)
+            }
+            let empty = try await s.get("/requests")
+            #expect(empty.status == 200 && empty.text.contains("暂无需求") && !empty.text.contains("nil"))
+            // Filed through the form: items one per line (or 、-separated), the key never echoed.
+            let filed = try await post([("title", "养老机构名录"), ("items", "机构名称\n床位数、地址"), ("purpose", "为老人找床位，电话 13912345678"),
+                                        ("department", "省民政厅"), ("key", developer)])
+            #expect(filed.status == 201 && filed.text.contains("已提交需求 1") && filed.headers["cache-control"] == "no-store")
+            #expect(!filed.text.contains(developer))
+            let r = try #require(try s.catalog.dataRequest(1))
+            #expect(r.items == ["机构名称", "床位数", "地址"] && r.department == "省民政厅")
+            // Anyone reads the board and the request, with the phone number masked.
+            let board = try await s.get("/requests")
+            #expect(board.text.contains("href=\"/requests/1\"") && board.text.contains("养老机构名录") && !board.text.contains("nil"))
+            let page = try await s.get("/requests/1")
+            #expect(page.status == 200 && page.text.contains("〔已脱敏〕") && !page.text.contains("13912345678"))
+            // The department's answer shows on the page.
+            _ = try s.catalog.answerRequest(1, .decline(reason: "已有同类数据集"), keyID: "cli", actor: "t")
+            #expect(try await s.get("/requests/1").text.contains("已有同类数据集"))
+            #expect(try await s.get("/requests?status=declined").text.contains("养老机构名录"))
+            #expect(try await s.get("/requests?status=open").text.contains("暂无需求"))
+            // Bad input answers with the API's words, and files nothing.
+            let bad = try await post([("title", " "), ("items", "a"), ("purpose", "p"), ("department", "省民政厅"), ("key", developer)])
+            #expect(bad.status == 400 && bad.text.contains("title is empty"))
+            let wrongKey = try await post([("title", "t"), ("items", "a"), ("purpose", "p"), ("department", "省民政厅"), ("key", "kf_00000000_\(String(repeating: "0", count: 64))")])
+            #expect(wrongKey.status == 401)
+            #expect(try s.catalog.dataRequests(department: nil, status: nil).count == 1)
+            #expect(try await s.get("/requests/999").status == 404)
+            // The home page and the department's page carry the figures.
+            #expect(try await s.get("/").text.contains("按需共享率"))
+            #expect(try await s.get("/departments/%E7%9C%81%E6%B0%91%E6%94%BF%E5%8E%85").text.contains("收到需求"))
         }
     }
 

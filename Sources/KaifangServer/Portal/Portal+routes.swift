@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import KaifangAPI
 import KaifangCore
 import Sandbox
 import Storage
@@ -19,7 +20,7 @@ extension Portal {
     }
 
     /// Adds the portal's routes: `/`, `/datasets`, `/datasets/{id}`, `/datasets/{id}/apply`,
-    /// `/signup`, `/account`, `/review`, `/sandbox`, `/docs/api`, `/static/…`.
+    /// `/signup`, `/account`, `/review`, `/requests`, `/requests/{id}`, `/sandbox`, `/docs/api`, `/static/…`.
     func addRoutes(to router: Router<AppRequestContext>, api: APIHandler) {
         let limiter = api.limiter
         router.get("/") { _, _ in
@@ -145,6 +146,48 @@ extension Portal {
                     return Self.html(self.render("review", ["error": p.detail ?? "refused"]), status: .init(code: p.status), secret: true)
                 }
             }
+        }
+        router.get("/requests") { request, _ in
+            try limiter.admit(Caller.current)
+            let q = request.uri.queryParameters
+            func value(_ k: String) -> String? { q[k[...]].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
+            return Self.html(try await self.requestsPage(department: value("department"), status: value("status"), api: api))
+        }
+        router.post("/requests") { request, _ in
+            try limiter.admit(Caller.current)
+            let form = Self.form(String(buffer: try await request.body.collect(upTo: 64 << 10)))
+            guard let key = try form["key"]?.first.flatMap({ try self.catalog.authenticate($0) }) else {
+                return Self.html(try await self.requestsPage(department: nil, status: nil, error: "API 密钥未知或已吊销。The API key is unknown or revoked.", api: api),
+                                 status: .unauthorized)
+            }
+            // The form's key files the request through the API's own handler, with its checks.
+            var caller = Caller.current
+            caller.key = key
+            return try await Caller.$current.withValue(caller) {
+                let items = (form["items"]?.first ?? "").split(whereSeparator: { $0.isNewline || $0 == "、" || $0 == "," || $0 == "，" })
+                    .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                let body = Components.Schemas.NewDataRequest(title: form["title"]?.first ?? "", items: items, purpose: form["purpose"]?.first ?? "",
+                                                             department: form["department"]?.first ?? "")
+                do {
+                    guard case .created(let made) = try await api.createRequest(.init(body: .json(body))), case .json(let r) = made.body else {
+                        throw Problem(status: .internalServerError, detail: "the request was not filed")
+                    }
+                    return Self.html(try await self.requestsPage(department: nil, status: nil, notice: "已提交需求 \(r.id)，答复期限 \(r.due)。Filed as request \(r.id); the answer is due \(r.due).", api: api),
+                                     status: .created, secret: true)
+                } catch let p as Problem {
+                    return Self.html(try await self.requestsPage(department: nil, status: nil, error: p.detail, api: api), status: .init(code: p.status), secret: true)
+                } catch let e as KaifangError where e.kind != .runtime {
+                    return Self.html(try await self.requestsPage(department: nil, status: nil, error: e.message, api: api), status: .init(code: Problem(e, instance: nil).status), secret: true)
+                }
+            }
+        }
+        router.get("/requests/:id") { _, context in
+            try limiter.admit(Caller.current)
+            let text = try context.parameters.require("id")
+            guard let id = Int64(text), id > 0, let page = try await self.requestPage(id, api: api) else {
+                return Self.html(self.message("未找到 Not found", "没有编号为 \(Int64(text).map(String.init) ?? "?") 的需求。No such data request.", back: "/requests"), status: .notFound)
+            }
+            return Self.html(page)
         }
         router.get("/sandbox") { _, _ in
             try limiter.admit(Caller.current)

@@ -56,6 +56,8 @@ struct Portal: Sendable {
 
     func home() throws -> String {
         let stats = try catalog.stats(since: String(AuditTime.now(daysAgo: 30).prefix(10)))
+        let demand = DemandFigures.of(try catalog.dataRequests(department: nil, status: nil), today: String(AuditChain.timestamp().prefix(10))).first
+            ?? DemandFigures(department: "")
         var popular: [[String: Any]] = []
         for r in stats.reads.prefix(5) {
             if let d = try catalog.dataset(r.value), d.isPublished { popular.append(["value": r.value, "count": r.count, "title": d.manifest.title]) }
@@ -66,6 +68,7 @@ struct Portal: Sendable {
             "tiers": stats.byTier.map { ["value": $0.value, "count": $0.count, "label": Self.tierLabel(Tier(rawValue: $0.value))] },
             "departments": stats.byDepartment.map { ["value": $0.value, "count": $0.count, "encoded": Self.encode($0.value)] },
             "popular": popular,
+            "onDemandRate": Self.percent(demand.onDemandRate), "requests": demand.requests, "overdueRequests": demand.overdue,
         ])
     }
 
@@ -369,9 +372,12 @@ struct Portal: Sendable {
                     "kind": duty.kind == .open ? "开放 open" : "共享 share", "due": duty.due, "state": label, "late": state == .late]
         }
         let pending = try catalog.proposals(department: name, status: .pending).count
+        let demand = DemandFigures.of(try catalog.dataRequests(department: name, status: nil), today: today).first ?? DemandFigures(department: name)
         var context: [String: Any] = [
             "name": name, "path": Self.pathComponent(name), "today": today, "datasetCount": datasets.count, "datasets": datasets,
             "hasDatasets": !datasets.isEmpty, "duties": duties, "hasDuties": !duties.isEmpty, "pendingProposals": pending,
+            "requests": demand.requests, "onDemandRate": Self.percent(demand.onDemandRate), "delivered": demand.deliveredItems, "listed": demand.listedItems,
+            "overdueRequests": demand.overdue,
         ]
         if let parent = d?.parent { context["parent"] = parent; context["parentPath"] = Self.pathComponent(parent) }
         return render("department", context)
@@ -426,5 +432,67 @@ struct Portal: Sendable {
 
     func message(_ heading: String, _ message: String, back: String) -> String {
         render("message", ["heading": heading, "message": message, "back": back])
+    }
+}
+
+extension Portal {
+    static func statusLabel(_ s: Components.Schemas.RequestStatus) -> String {
+        switch s {
+        case .open: "待答复 open"
+        case .accepted: "已采纳 accepted"
+        case .fulfilled: "已满足 fulfilled"
+        case .declined: "未采纳 declined"
+        case .withdrawn: "已撤回 withdrawn"
+        }
+    }
+
+    static func percent(_ x: Double?) -> String { x.map { String(format: "%.0f\u{00A0}%%", $0 * 100) } ?? "—" }
+
+    /// What a page shows of a request: the API's view for the same caller (masked alike).
+    static func requestContext(_ r: Components.Schemas.DataRequest) -> [String: Any] {
+        var c: [String: Any] = [
+            "id": r.id, "title": r.title, "items": r.items.joined(separator: "、"), "purpose": r.purpose, "department": r.department,
+            "departmentPath": pathComponent(r.department), "statusLabel": statusLabel(r.status), "overdue": r.overdue, "votes": r.votes,
+            "due": r.due, "filedAt": AuditChain.timestamp(r.filedAt).prefix(10),
+        ]
+        if let reply = r.reply { c["reply"] = reply }
+        if let reason = r.reason { c["reason"] = reason }
+        if let d = r.dataset { c["dataset"] = d; c["version"] = r.version ?? 0; c["delivered"] = (r.deliveredItems ?? []).joined(separator: "、") }
+        return c
+    }
+
+    /// The board (`GET /v1/requests` as the visitor sees it), its figures and the filing form.
+    func requestsPage(department: String?, status: String?, notice: String? = nil, error: String? = nil, api: APIHandler) async throws -> String {
+        let wanted = status.flatMap(Components.Schemas.RequestStatus.init(rawValue:))
+        guard case .ok(let ok) = try await api.listRequests(.init(query: .init(department: department, status: wanted))), case .json(let body) = ok.body else {
+            return message("无法显示 Unavailable", "需求列表暂时无法显示。", back: "/")
+        }
+        let catalog = self.catalog
+        let (departments, figures) = try await StoreThreads.run { (try catalog.departments(), try api.demandFigures()) }
+        let f = figures.first { $0.department == (department ?? "") } ?? DemandFigures(department: department ?? "")
+        let requests = body.requests.map(Self.requestContext)
+        var context: [String: Any] = [
+            "days": api.configuration.requestWorkingDays,
+            "requests": requests, "hasRequests": !requests.isEmpty,
+            "departments": departments.map { ["name": $0.name, "selected": $0.name == department] },
+            "statuses": Components.Schemas.RequestStatus.allCases.map { ["value": $0.rawValue, "label": Self.statusLabel($0), "selected": $0 == wanted] },
+            "onDemandRate": Self.percent(f.onDemandRate), "delivered": f.deliveredItems, "listed": f.listedItems,
+            "onTimeRate": Self.percent(f.onTimeRate), "overdue": f.overdue,
+        ]
+        if let notice { context["notice"] = notice }
+        if let error { context["error"] = error }
+        return render("requests", context)
+    }
+
+    /// One request with its comments (`GET /v1/requests/{id}` as the visitor sees it); nil when there is none.
+    func requestPage(_ id: Int64, api: APIHandler) async throws -> String? {
+        let answer: Operations.GetRequest.Output
+        do { answer = try await api.getRequest(.init(path: .init(requestId: id))) } catch let p as Problem where p.status == 404 { return nil }
+        guard case .ok(let ok) = answer, case .json(let body) = ok.body else { return nil }
+        var c = Self.requestContext(body.request)
+        c["comments"] = body.comments.map { ["at": AuditChain.timestamp($0.at).prefix(16).replacingOccurrences(of: "T", with: " "), "fromDepartment": $0.fromDepartment,
+                                             "role": $0.role, "text": $0.text] }
+        c["commentCount"] = body.comments.count
+        return render("request", c)
     }
 }
