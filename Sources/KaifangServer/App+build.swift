@@ -41,6 +41,8 @@ public struct AppConfiguration: Sendable {
     public var maxUploadBytes: Int64 = 2 << 30
     /// Working days (Monday to Friday) a department has to answer a data request.
     public var requestWorkingDays: Int = 20
+    /// Working days a dataset's department has to close an error report.
+    public var reportWorkingDays: Int = 10
     public var sandboxWorkers: Int = 2
     /// Seconds a sandbox worker's claim on a job lasts without renewal (a shared store gives the
     /// job of a stopped replica to another once it runs out).

@@ -155,6 +155,24 @@ public enum StoreCopy {
                         """)
                 }
                 try tx.query("SELECT setval('request_comments_id_seq', (SELECT COALESCE(max(id), 0) + 1 FROM request_comments), false)")
+                for r in try rows("SELECT * FROM error_reports ORDER BY id") {
+                    try tx.query("""
+                        INSERT INTO error_reports (id, dataset_id, department, field, version, row_ref, text, status, filed_by, filed_at, due, resolution,
+                            fixed_version, answer, closed_at, closed_by)
+                        VALUES (\(r["id"] as Int64), \(r["dataset_id"] as String), \(r["department"] as String), \(r["field"] as String?),
+                            \(r["version"] as Int?), \(r["row_ref"] as String?), \(r["text"] as String), \(r["status"] as String),
+                            \(r["filed_by"] as String), \(r["filed_at"] as String), \(r["due"] as String), \(r["resolution"] as String?),
+                            \(r["fixed_version"] as Int?), \(r["answer"] as String?), \(r["closed_at"] as String?), \(r["closed_by"] as String?))
+                        """)
+                }
+                try tx.query("SELECT setval('error_reports_id_seq', (SELECT COALESCE(max(id), 0) + 1 FROM error_reports), false)")
+                for r in try rows("SELECT * FROM ratings ORDER BY dataset_id, key_id") {
+                    try tx.query("""
+                        INSERT INTO ratings (dataset_id, key_id, stars, comment, created_at, updated_at)
+                        VALUES (\(r["dataset_id"] as String), \(r["key_id"] as String), \(r["stars"] as Int), \(r["comment"] as String?),
+                            \(r["created_at"] as String), \(r["updated_at"] as String))
+                        """)
+                }
                 for r in try rows("SELECT * FROM uploads ORDER BY created_at") {
                     try tx.query("""
                         INSERT INTO uploads (key_id, idempotency_key, dataset_id, version, created_at) VALUES (\(r["key_id"] as String), \(r["idempotency_key"] as String),

@@ -143,6 +143,24 @@ public protocol CatalogStore: Sendable {
     ///   `.forbidden` (not the filer), `.badInput` (text, or a dataset delivering no item).
     func answerRequest(_ id: Int64, _ answer: RequestAnswer, keyID: String, actor: String) throws -> DataRequestRecord
 
+    // MARK: Error reports (纠错) and ratings (好差评)
+
+    /// Files an error report on a published dataset, for its department to answer.
+    /// - Throws: `KaifangError.notFound` (dataset not published, version), `.badInput` (a field).
+    func createReport(_ r: NewErrorReport, actor: String) throws -> ErrorReportRecord
+    func errorReport(_ id: Int64) throws -> ErrorReportRecord?
+    /// Reports newest first; of one dataset and one department when given.
+    func errorReports(dataset: String?, department: String?) throws -> [ErrorReportRecord]
+    /// Closes a report with a resolution, or withdraws it (its filer's `keyID` only).
+    /// - Throws: `KaifangError.notFound`, `.conflict` (closed), `.forbidden`, `.badInput`.
+    func closeReport(_ id: Int64, _ closing: ReportClosing, keyID: String, actor: String) throws -> ErrorReportRecord
+    /// Records or changes the key's rating of a published dataset.
+    /// - Returns: the rating, and whether it is the key's first of the dataset.
+    /// - Throws: `KaifangError.notFound` (dataset not published), `.badInput` (stars, comment).
+    func rate(dataset: String, keyID: String, stars: Int, comment: String?, actor: String) throws -> (RatingRecord, created: Bool)
+    /// Ratings, most recently changed first; of one dataset when given.
+    func ratings(dataset: String?) throws -> [RatingRecord]
+
     // MARK: Proposals (two-person rule)
 
     /// Files a proposal to publish a version (nil: the newest) at a tier, as its dataset's

@@ -468,6 +468,40 @@ enum CatalogMigrations {
             CREATE INDEX request_comments_by_request ON request_comments(request_id);
             """)
         }
+        m.registerMigration("v19-error-reports-and-ratings") { db in
+            // Error reports (纠错) on datasets, fields or rows, and ratings (好差评), one per key and dataset.
+            try db.execute(sql: """
+            CREATE TABLE error_reports (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                dataset_id TEXT NOT NULL,
+                department TEXT NOT NULL,
+                field TEXT,
+                version INTEGER,
+                row_ref TEXT,
+                text TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('open', 'closed', 'withdrawn')),
+                filed_by TEXT NOT NULL,
+                filed_at TEXT NOT NULL,
+                due TEXT NOT NULL,
+                resolution TEXT CHECK (resolution IN ('fixed', 'not_an_error', 'wont_fix')),
+                fixed_version INTEGER,
+                answer TEXT,
+                closed_at TEXT,
+                closed_by TEXT
+            );
+            CREATE INDEX error_reports_by_dataset ON error_reports(dataset_id);
+            CREATE INDEX error_reports_by_department ON error_reports(department);
+            CREATE TABLE ratings (
+                dataset_id TEXT NOT NULL,
+                key_id TEXT NOT NULL,
+                stars INTEGER NOT NULL CHECK (stars BETWEEN 1 AND 5),
+                comment TEXT,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (dataset_id, key_id)
+            );
+            """)
+        }
         return m
     }
 }

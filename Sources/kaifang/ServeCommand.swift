@@ -39,6 +39,8 @@ func runServer(catalog: any CatalogStore, host: String, port: Int, limits: Limit
     config.maxUploadBytes = Int64(limits.maxUploadMiB) << 20
     guard (1...250).contains(limits.requestDays) else { throw KaifangError.badInput("--request-days \(limits.requestDays): give 1–250 working days") }
     config.requestWorkingDays = limits.requestDays
+    guard (1...250).contains(limits.reportDays) else { throw KaifangError.badInput("--report-days \(limits.reportDays): give 1–250 working days") }
+    config.reportWorkingDays = limits.reportDays
     config.signupOpen = limits.signup == "open"
     guard limits.signupsPerAddress >= 0, limits.signupsPerHour >= 0 else {
         throw KaifangError.badInput("--signups-per-address and --signups-per-hour take 0 (no limit) or more")
@@ -127,6 +129,14 @@ struct DemoCommand: AsyncParsableCommand {
                 title: "个体工商户名录 Sole traders", items: ["经营者姓名", "经营场所", "行业"], purpose: "社区便民地图，联系人 13912345678 Community service map",
                 department: market, due: due, filerKey: devRecord.id), actor: "key:\(devRecord.id)")
             _ = try catalog.voteRequest(open.id, keyID: devRecord.id, actor: "key:\(devRecord.id)")
+            // Feedback on enterprises: a rating, and an error report its department closed.
+            _ = try catalog.rate(dataset: "enterprises", keyID: devRecord.id, stars: 4, comment: "字段齐全，更新及时", actor: "key:\(devRecord.id)")
+            let report = try catalog.createReport(NewErrorReport(dataset: "enterprises", field: "industry", version: nil, row: nil,
+                                                                 text: "部分企业行业分类与经营范围不符 Some industries look wrong",
+                                                                 due: CatalogRules.workingDaysAfter(String(AuditChain.timestamp().prefix(10)), 10),
+                                                                 filerKey: devRecord.id), actor: "key:\(devRecord.id)")
+            _ = try catalog.closeReport(report.id, .resolve(.notAnError, answer: "行业按国民经济行业分类登记，与经营范围可不同", fixedVersion: nil),
+                                        keyID: "cli", actor: cliActor)
         }
         if (try? catalog.publishedVersion("residents")) != nil {
             let app = try catalog.createApplication(keyID: partnerRecord.id, dataset: "residents", purpose: "demo: district statistics in the sandbox",
@@ -193,6 +203,8 @@ struct LimitOptions: ParsableArguments {
     var maxUploadMiB: Int = 2048
     @Option(name: .customLong("request-days"), help: "Working days (Monday to Friday) a department has to answer a data request (POST /v1/requests).")
     var requestDays: Int = 20
+    @Option(name: .customLong("report-days"), help: "Working days a dataset's department has to close an error report (POST /v1/datasets/{id}/reports).")
+    var reportDays: Int = 10
 
     func validate() throws {
         guard signup == "open" || signup == "closed" else { throw ValidationError("--signup must be open or closed") }

@@ -27,12 +27,20 @@ struct StatsCommand: ParsableCommand {
         var duties: [String: [String: Int]] = [:]
         for d in try catalog.duties(department: nil) { duties[d.department, default: [:]][d.state(today: today).rawValue, default: 0] += 1 }
         let demand = DemandFigures.of(try catalog.dataRequests(department: nil, status: nil), today: today)
+        let ratings = try catalog.ratings(dataset: nil)
+        var owners: [String: String] = [:]
+        for id in Set(ratings.map(\.dataset)) { owners[id] = try catalog.dataset(id)?.manifest.department }
+        let feedback = FeedbackFigures.of(try catalog.errorReports(dataset: nil, department: nil), ratings: ratings, departmentOf: { owners[$0] }, today: today)
         if global.json {
             struct Out: Encodable {
                 var datasets: Int, published: Int, should_open: Int, opened: Int, open_rate: Double
                 var by_tier: [String: Int], by_department: [String: Int], reads: [String: Int], jobs: [String: Int]
                 var duties: [String: [String: Int]]
                 var demand: [Demand]
+                var feedback: [Feedback]
+            }
+            struct Feedback: Encodable {
+                var department: String, reports: Int, closed: Int, closed_on_time: Int, overdue: Int, on_time_rate: Double?, ratings: Int, mean_stars: Double?
             }
             struct Demand: Encodable {
                 var department: String, requests: Int, listed_items: Int, delivered_items: Int, on_demand_rate: Double?
@@ -43,7 +51,9 @@ struct StatsCommand: ParsableCommand {
                               by_tier: dict(s.byTier), by_department: dict(s.byDepartment), reads: dict(s.reads), jobs: jobs, duties: duties,
                               demand: demand.map { Demand(department: $0.department, requests: $0.requests, listed_items: $0.listedItems,
                                                           delivered_items: $0.deliveredItems, on_demand_rate: $0.onDemandRate, answered: $0.answered,
-                                                          answered_on_time: $0.answeredOnTime, overdue: $0.overdue, on_time_rate: $0.onTimeRate) }))
+                                                          answered_on_time: $0.answeredOnTime, overdue: $0.overdue, on_time_rate: $0.onTimeRate) },
+                              feedback: feedback.map { Feedback(department: $0.department, reports: $0.reports, closed: $0.closed, closed_on_time: $0.closedOnTime,
+                                                                overdue: $0.overdue, on_time_rate: $0.onTimeRate, ratings: $0.ratings, mean_stars: $0.meanStars) }))
             return
         }
         print("datasets: \(s.datasets), published \(s.published)")
@@ -63,6 +73,22 @@ struct StatsCommand: ParsableCommand {
             }
         }
         printDemand(demand)
+        printFeedback(feedback)
+    }
+
+    /// Error reports closed on time and ratings, for the platform and each department.
+    func printFeedback(_ feedback: [FeedbackFigures]) {
+        guard let all = feedback.first, all.reports + all.ratings > 0 else {
+            print("error reports and ratings (纠错, 好差评): none")
+            return
+        }
+        print("error reports and ratings (纠错, 好差评), by the datasets' department:")
+        for f in feedback {
+            print("  \(f.department.isEmpty ? "all" : f.department): \(f.reports) reports, closed on time \(f.closedOnTime) of \(f.closed + f.overdue)"
+                  + (f.onTimeRate.map { String(format: " = %.0f %%", $0 * 100) } ?? "")
+                  + "; \(f.ratings) ratings" + (f.meanStars.map { String(format: ", mean %.1f stars", $0) } ?? "")
+                  + (f.overdue > 0 ? "  ← \(f.overdue) overdue: kaifang report list --overdue" + (f.department.isEmpty ? "" : " --department '\(f.department)'") : ""))
+        }
     }
 
     /// Data requests and the on-demand sharing rate, for the platform and each department asked.

@@ -17,7 +17,7 @@ import Testing
     /// held the same on residents, now expired; `unlicensed` and `developer` hold none.
     /// `{job}` is a queued sandbox job of `partner`, `{app}` an application of `partner`.
     /// `member` holds a key of a signed-up account, `suspended` one of a suspended account;
-    /// `{request}` is developer's data request to 省市场监督管理局.
+    /// `{request}` is developer's data request to 省市场监督管理局, `{report}` developer's error report on enterprises.
     /// `{account}` is member's account, `{other}` a third account, `{spare}` a second key of
     /// member's account, `{hook}` a webhook of member's key. `publisher` and `reviewer` belong to
     /// 省民政厅, which owns residents; `pub-other` and `rev-other` are a publisher and a reviewer of
@@ -102,6 +102,17 @@ import Testing
         ("POST /v1/requests/{request}/answers",                      [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 200, 403, 200, 403]),
         // Its filer (developer) withdraws it; no one else does.
         ("POST /v1/requests/{request}/withdrawal",                   [401, 200, 403, 403, 403, 401, 403, 403, 403, 403, 403, 403, 403, 403]),
+        ("GET /v1/datasets/enterprises/reports",                     [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/datasets/no-such-dataset/reports",                 [404, 404, 404, 404, 404, 401, 404, 404, 403, 404, 404, 404, 404, 404]),
+        ("POST /v1/datasets/enterprises/reports",                    [401, 201, 201, 201, 201, 401, 201, 201, 403, 201, 201, 201, 201, 201]),
+        ("GET /v1/reports",                                          [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/reports/{report}",                                 [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        // The dataset's department (省市场监督管理局) or a steward closes it: the steward first, then it is closed.
+        ("POST /v1/reports/{report}/resolution",                     [401, 403, 403, 403, 403, 401, 200, 403, 403, 403, 409, 403, 409, 403]),
+        // Only its filer (developer) withdraws it, and not once it is closed.
+        ("POST /v1/reports/{report}/withdrawal",                     [401, 409, 403, 403, 403, 401, 403, 403, 403, 403, 403, 403, 403, 403]),
+        ("PUT /v1/datasets/enterprises/ratings",                     [401, 201, 201, 201, 201, 401, 201, 201, 403, 201, 201, 201, 201, 201]),
+        ("GET /v1/datasets/enterprises/ratings",                     [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
         // Last: they add versions (not published), which the rows above do not expect.
         ("POST /v1/datasets/residents/versions",                     [401, 403, 403, 403, 403, 401, 201, 403, 403, 201, 403, 403, 403, 403]),
         ("POST /v1/datasets/enterprises/versions",                   [401, 403, 403, 403, 403, 401, 201, 403, 403, 403, 201, 403, 403, 403]),
@@ -126,6 +137,9 @@ import Testing
         "POST /v1/datasets/residents/proposals": ["tier": "conditional"],
         "POST /v1/datasets/enterprises/proposals": ["tier": "open"],
         "POST /v1/proposals/{proposal}/refusal": ["reason": "授权矩阵测试 matrix"],
+        "POST /v1/datasets/enterprises/reports": ["field": "企业名称", "text": "授权矩阵测试 {role}"],
+        "POST /v1/reports/{report}/resolution": ["resolution": "not_an_error", "text": "授权矩阵测试 {role}"],
+        "PUT /v1/datasets/enterprises/ratings": ["stars": 4, "comment": "授权矩阵测试 {role}"],
         "POST /v1/requests": ["title": "矩阵 {role}", "items": ["企业名称"], "purpose": "授权矩阵测试 matrix", "department": "省市场监督管理局"],
         "POST /v1/requests/{request}/comments": ["text": "授权矩阵测试 {role}"],
         "POST /v1/requests/{request}/answers": ["action": "reply", "text": "授权矩阵测试 {role}"],
@@ -178,6 +192,9 @@ import Testing
             // A data request of developer's to 省市场监督管理局.
             let request = try s.catalog.createRequest(NewDataRequest(title: "企业名录", items: ["企业名称"], purpose: "授权矩阵测试 matrix", department: "省市场监督管理局",
                                                                      due: "2099-12-31", filerKey: ids["developer"]!), actor: "t")
+            // An error report of developer's on enterprises (省市场监督管理局's).
+            let report = try s.catalog.createReport(NewErrorReport(dataset: "enterprises", field: nil, version: nil, row: nil, text: "授权矩阵测试 matrix",
+                                                                   due: "2099-12-31", filerKey: ids["developer"]!), actor: "t")
             let job = try await s.get("/v1/sandbox/jobs", key: keys["partner"], json: ["sql": "SELECT industry, COUNT(*) FROM enterprises GROUP BY industry"])
             let jobID = try #require(job.object["id"] as? String)
 
@@ -189,12 +206,12 @@ import Testing
                 let path = parts[1].replacingOccurrences(of: "{job}", with: jobID).replacingOccurrences(of: "{app}", with: String(app.id))
                     .replacingOccurrences(of: "{account}", with: accounts["member"]!).replacingOccurrences(of: "{other}", with: accounts["other"]!)
                     .replacingOccurrences(of: "{spare}", with: spare.id).replacingOccurrences(of: "{hook}", with: hook.id)
-                    .replacingOccurrences(of: "{proposal}", with: proposal.id).replacingOccurrences(of: "{request}", with: String(request.id))
+                    .replacingOccurrences(of: "{proposal}", with: proposal.id).replacingOccurrences(of: "{request}", with: String(request.id)).replacingOccurrences(of: "{report}", with: String(report.id))
                 for (role, status) in zip(Self.roles, expected) {
                     let key: String? = role == "anonymous" ? nil : (role == "revoked" ? keys["revoked"] : keys[role])
                     let body = Self.bodies[route]?.mapValues { ($0 as? String)?.replacingOccurrences(of: "{role}", with: role) ?? $0 }
                     let r: LiveServer.Reply
-                    if method == "PUT", path.hasPrefix("/v1/datasets/") {
+                    if method == "PUT", path.hasPrefix("/v1/datasets/"), !path.hasSuffix("/ratings") {
                         var m = try DatasetManifest.load(path: LiveServer.repo.appendingPathComponent("datasets/residents/dataset.json").path)
                         m.description += " (\(role))"
                         r = try await s.get(path, key: key, method: method, body: try JSONEncoder().encode(m), headers: ["Content-Type": "application/json"])

@@ -205,6 +205,14 @@ import Testing
             #expect(wrongKey.status == 401)
             #expect(try s.catalog.dataRequests(department: nil, status: nil).count == 1)
             #expect(try await s.get("/requests/999").status == 404)
+            // A dataset's page shows its rating and its error reports, masked.
+            _ = try s.catalog.rate(dataset: "enterprises", keyID: "k1", stars: 3, comment: "请致电 13812345678", actor: "t")
+            _ = try s.catalog.rate(dataset: "enterprises", keyID: "k2", stars: 4, comment: nil, actor: "t")
+            _ = try s.catalog.createReport(NewErrorReport(dataset: "enterprises", field: "industry", version: nil, row: nil, text: "行业有误 13812345678",
+                                                          due: "2099-01-01", filerKey: "k1"), actor: "t")
+            let dataset = try await s.get("/datasets/enterprises")
+            #expect(dataset.text.contains("<strong>3.5</strong> / 5 (2)") && dataset.text.contains("行业有误") && dataset.text.contains("处理中 open"))
+            #expect(!dataset.text.contains("13812345678"))
             // The home page and the department's page carry the figures.
             #expect(try await s.get("/").text.contains("按需共享率"))
             #expect(try await s.get("/departments/%E7%9C%81%E6%B0%91%E6%94%BF%E5%8E%85").text.contains("收到需求"))

@@ -136,6 +136,8 @@ struct SharedStoreTests {
                                                          filerKey: key.id), actor: "t")
         _ = try s.voteRequest(request.id, keyID: key.id, actor: "t")
         _ = try s.commentRequest(request.id, keyID: key.id, role: .developer, fromDepartment: false, text: "评论", actor: "t")
+        let errorReport = try s.createReport(NewErrorReport(dataset: "people", field: nil, version: nil, row: nil, text: "复制测试", due: "2027-01-29", filerKey: key.id), actor: "t")
+        _ = try s.rate(dataset: "people", keyID: key.id, stars: 3, comment: "一般", actor: "t")
 
         let target = try StoreFixture(.postgres)
         let pg = try #require(target.store as? PostgresCatalog)
@@ -150,6 +152,8 @@ struct SharedStoreTests {
         #expect(try pg.duties(department: nil) == (try s.duties(department: nil)))
         #expect(try pg.dataRequests(department: nil, status: nil) == (try s.dataRequests(department: nil, status: nil)))
         #expect(try pg.requestComments(request.id) == (try s.requestComments(request.id)) && (try pg.dataRequest(request.id))?.votes == 1)
+        #expect(try pg.errorReports(dataset: nil, department: nil) == (try s.errorReports(dataset: nil, department: nil)) && (try pg.errorReport(errorReport.id)) == errorReport)
+        #expect(try pg.ratings(dataset: nil) == (try s.ratings(dataset: nil)))
         // Accounts with their tier (its limits as the source had them), suspension and usage.
         let copied = try #require(try pg.authenticate(memberSecret))
         #expect(copied.accountID == account.id && copied.suspension == "复制测试 copy" && copied.limits == KeyLimits(rate: 7, burst: 14, exportsPerDay: 9))
@@ -176,6 +180,7 @@ struct SharedStoreTests {
         #expect(try pg.createRequest(NewDataRequest(title: "t", items: ["a"], purpose: "p", department: "B市民政局", due: "2027-01-29", filerKey: "k"),
                                      actor: "t").id == request.id + 1)
         #expect(try pg.commentRequest(request.id, keyID: "k", role: .developer, fromDepartment: false, text: "t", actor: "t").id > 1)
+        #expect(try pg.createReport(NewErrorReport(dataset: "people", field: nil, version: nil, row: nil, text: "t", due: "2027-01-29", filerKey: "k"), actor: "t").id == errorReport.id + 1)
         #expect { try StoreCopy.copy(from: try #require(s as? CatalogDatabase), to: pg) } throws: { ($0 as? KaifangError)?.message.contains("not empty") == true }
     }
 

@@ -138,6 +138,58 @@ import VersionFormat
                             "request.comment", "request.decline"])
     }
 
+    @Test(arguments: StoreKind.available)
+    func anErrorReportIsClosedWithAResolutionAndARatingIsChangedNotAdded(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        let m = StoreFixture.manifest("people")
+        try f.importVersion(m, rows: 3)
+        let due = "2099-01-01"
+        // Only a published dataset takes reports and ratings.
+        #expect { try s.createReport(NewErrorReport(dataset: "people", field: nil, version: nil, row: nil, text: "t", due: due, filerKey: "k1"), actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        #expect { try s.rate(dataset: "people", keyID: "k1", stars: 4, comment: nil, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        try s.publish(dataset: "people", tier: .open, actor: "t")
+        // A field by its title, a row of a version.
+        let r = try s.createReport(NewErrorReport(dataset: "people", field: "姓名", version: 1, row: " #2 ", text: " 姓名有错别字 ", due: due, filerKey: "k1"), actor: "key:k1")
+        #expect(r.field == "name" && r.row == "#2" && r.text == "姓名有错别字" && r.department == "省民政厅" && r.status == .open && r.closedOnTime == nil)
+        #expect { try s.createReport(NewErrorReport(dataset: "people", field: "income", version: nil, row: nil, text: "t", due: due, filerKey: "k1"), actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try s.createReport(NewErrorReport(dataset: "people", field: nil, version: 7, row: nil, text: "t", due: due, filerKey: "k1"), actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        #expect { try s.createReport(NewErrorReport(dataset: "people", field: nil, version: nil, row: "#1", text: "t", due: due, filerKey: "k1"), actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try s.createReport(NewErrorReport(dataset: "people", field: nil, version: nil, row: nil, text: " ", due: due, filerKey: "k1"), actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        // A fix names a later version that exists.
+        #expect { try s.closeReport(r.id, .resolve(.fixed, answer: "已更正", fixedVersion: 2), keyID: "k2", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        try f.importVersion(m, rows: 3)
+        #expect { try s.closeReport(r.id, .resolve(.fixed, answer: "已更正", fixedVersion: 1), keyID: "k2", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try s.closeReport(r.id, .resolve(.fixed, answer: "已更正", fixedVersion: nil), keyID: "k2", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try s.closeReport(r.id, .withdraw, keyID: "k2", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .forbidden }
+        let fixed = try s.closeReport(r.id, .resolve(.fixed, answer: "已更正", fixedVersion: 2), keyID: "k2", actor: "key:k2")
+        #expect(fixed.status == .closed && fixed.resolution == .fixed && fixed.fixedVersion == 2 && fixed.closedOnTime == true && fixed.closedBy == "key:k2")
+        #expect(try s.errorReport(r.id) == fixed)
+        #expect { try s.closeReport(r.id, .resolve(.wontFix, answer: "x", fixedVersion: nil), keyID: "k2", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        let late = try s.createReport(NewErrorReport(dataset: "people", field: nil, version: nil, row: nil, text: "过期", due: "2000-01-03", filerKey: "k3"), actor: "t")
+        let gone = try s.createReport(NewErrorReport(dataset: "people", field: nil, version: nil, row: nil, text: "撤回", due: due, filerKey: "k3"), actor: "t")
+        #expect(try s.closeReport(gone.id, .withdraw, keyID: "k3", actor: "t").status == .withdrawn)
+        #expect(try s.errorReports(dataset: "people", department: nil).map(\.id) == [gone.id, late.id, r.id])
+        #expect(try s.errorReports(dataset: nil, department: "苏州").isEmpty)
+        // Ratings: one per key, changed in place; outside 1–5 refused.
+        #expect(try s.rate(dataset: "people", keyID: "k1", stars: 2, comment: " 字段说明不清 ", actor: "t").created)
+        let changed = try s.rate(dataset: "people", keyID: "k1", stars: 4, comment: nil, actor: "t")
+        #expect(!changed.created && changed.0.stars == 4 && changed.0.comment == nil)
+        _ = try s.rate(dataset: "people", keyID: "k2", stars: 5, comment: "好", actor: "t")
+        #expect { try s.rate(dataset: "people", keyID: "k3", stars: 6, comment: nil, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect { try s.rate(dataset: "people", keyID: "k3", stars: 0, comment: nil, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        #expect(try s.ratings(dataset: "people").map(\.stars).sorted() == [4, 5])
+        // The figures: one closed on time, one overdue, the withdrawn one nowhere; mean 4.5 stars.
+        let today = String(CatalogRules.now().prefix(10))
+        let figures = FeedbackFigures.of(try s.errorReports(dataset: nil, department: nil), ratings: try s.ratings(dataset: nil),
+                                         departmentOf: { $0 == "people" ? "省民政厅" : nil }, today: today)
+        #expect(figures.map(\.department) == ["", "省民政厅"])
+        #expect(figures[1].reports == 2 && figures[1].closed == 1 && figures[1].closedOnTime == 1 && figures[1].overdue == 1 && figures[1].onTimeRate == 0.5)
+        #expect(figures[1].ratings == 2 && figures[1].meanStars == 4.5)
+        let actions = try s.auditEvents(dataset: "people", actor: nil, limit: nil).map(\.event.action).filter { $0.hasPrefix("report.") || $0.hasPrefix("rating.") }
+        #expect(actions == ["report.create", "report.close", "report.create", "report.create", "report.withdraw", "rating.create", "rating.change", "rating.create"])
+    }
+
     @Test func aRequestIsDueTwentyWorkingDaysLater() {
         // 2026-12-04 is a Friday: 20 working days on, past four weekends, is Friday 2027-01-01.
         #expect(CatalogRules.workingDaysAfter("2026-12-04", 20) == "2027-01-01")

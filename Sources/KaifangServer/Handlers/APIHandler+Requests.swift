@@ -15,17 +15,29 @@ extension APIHandler {
         caller.actsFor(department: r.department) || caller.key?.id == r.filedBy
     }
 
-    static func request(_ r: DataRequestRecord, for caller: Caller, today: String) -> Components.Schemas.DataRequest {
-        let plain = readsUnmasked(caller, r)
-        var masked = false
-        func shown(_ text: String) -> String {
+    /// Users' texts as one caller reads them: as written (`plain`), or with identifying values
+    /// masked (`FreeText`); `masked` says whether any was.
+    struct ShownText {
+        let plain: Bool
+        private(set) var masked = false
+
+        init(plain: Bool) { self.plain = plain }
+
+        mutating func callAsFunction(_ text: String) -> String {
             guard !plain else { return text }
             let m = FreeText.mask(text)
             if m.masked { masked = true }
             return m.text
         }
-        let title = shown(r.title), items = r.items.map(shown), purpose = shown(r.purpose)
-        let reply = r.reply.map(shown), reason = r.reason.map(shown)
+
+        mutating func callAsFunction(_ text: String?) -> String? { text.map { self($0) } }
+    }
+
+    static func request(_ r: DataRequestRecord, for caller: Caller, today: String) -> Components.Schemas.DataRequest {
+        var shown = ShownText(plain: readsUnmasked(caller, r))
+        let title = shown(r.title), items = r.items.map { shown($0) }, purpose = shown(r.purpose)
+        let reply = shown(r.reply), reason = shown(r.reason)
+        let masked = shown.masked
         return .init(id: r.id, title: title, items: items, purpose: purpose, department: r.department,
                      status: .init(rawValue: r.status.rawValue) ?? .open, filedAt: date(r.filedAt) ?? Date(timeIntervalSince1970: 0), due: r.due,
                      overdue: r.isOverdue(today: today), votes: r.votes, comments: r.comments, reply: reply, repliedAt: date(r.repliedAt),
@@ -43,6 +55,12 @@ extension APIHandler {
     /// 400 with the store's message for a malformed field.
     static func badField<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let e as KaifangError where e.kind == .badInput {
+            throw Problem(status: .badRequest, detail: e.message)
+        }
+    }
+
+    static func badField<T>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch let e as KaifangError where e.kind == .badInput {
             throw Problem(status: .badRequest, detail: e.message)
         }
     }

@@ -201,6 +201,27 @@ struct Portal: Sendable {
             "versions": versions.reversed().map { v in ["number": v.number, "createdAt": Self.day(v.createdAt), "rows": v.rowCount,
                                                         "published": v.number == d.publishedVersion, "shortHash": String(v.sha256.prefix(12))] as [String: Any] },
         ]
+        // Feedback: the rating and the error reports, as the API shows them to an anonymous visitor.
+        let ratings = try catalog.ratings(dataset: id)
+        context["ratingCount"] = ratings.count
+        context["ratingMean"] = ratings.isEmpty ? "—" : String(format: "%.1f", Double(ratings.map(\.stars).reduce(0, +)) / Double(ratings.count))
+        context["ratingComments"] = ratings.compactMap { r in r.comment.map { ["stars": String(repeating: "★", count: r.stars), "text": FreeText.mask($0).text] } }.prefix(10).map { $0 }
+        let today = String(AuditChain.timestamp().prefix(10))
+        let reports = try catalog.errorReports(dataset: id, department: nil).filter { $0.status != .withdrawn }.map { r -> [String: Any] in
+            let shown = APIHandler.report(r, for: anonymous, today: today)
+            var c: [String: Any] = ["id": shown.id, "text": shown.text, "where": [shown.field, shown.version.map { "v\($0)" }, shown.row].compactMap { $0 }.joined(separator: " · "),
+                                    "due": shown.due, "overdue": shown.overdue]
+            switch r.resolution {
+            case .fixed?: c["state"] = "已更正 fixed" + (r.fixedVersion.map { " (v\($0))" } ?? "")
+            case .notAnError?: c["state"] = "非错误 not an error"
+            case .wontFix?: c["state"] = "不予更正 won't fix"
+            case nil: c["state"] = "处理中 open"
+            }
+            if let a = shown.answer { c["answer"] = a }
+            return c
+        }
+        context["reports"] = reports
+        context["hasReports"] = !reports.isEmpty
         if let access, let published {
             // The first rows, through the same plan the API uses for this visitor.
             let reader = try VersionReader(path: try catalog.localFile(published))
