@@ -23,7 +23,7 @@ import urllib.request
 base, kaifang, out = sys.argv[1], sys.argv[2], sys.argv[3]
 PAGES = ["/", "/datasets", "/datasets?tier=open", "/datasets?q=%E7%A9%BA%E6%B0%94", "/datasets/residents",
          "/datasets/enterprises", "/datasets/air-quality", "/sandbox", "/scorecards", "/docs/api", "/signup", "/account", "/review", "/departments/%E7%9C%81%E6%B0%91%E6%94%BF%E5%8E%85",
-         "/requests", "/requests/1", "/requests/2", "/departments/%E7%9C%81%E5%B8%82%E5%9C%BA%E7%9B%91%E7%9D%A3%E7%AE%A1%E7%90%86%E5%B1%80"]
+         "/requests", "/requests/1", "/requests/2", "/showcases", "/departments/%E7%9C%81%E5%B8%82%E5%9C%BA%E7%9B%91%E7%9D%A3%E7%AE%A1%E7%90%86%E5%B1%80"]
 # Pages with server-drawn SVG charts: how many charts Chromium must have laid out.
 CHARTS = {"/scorecards": 4}
 SIZES = {"desktop": "1280,900", "phone": "390,844"}

@@ -493,6 +493,23 @@ enum PGMigrations {
             PRIMARY KEY (dataset_id, key_id)
         );
         """),
+        ("v16-showcases", """
+        -- Applications and research results built on the data (应用场景), shown once approved.
+        CREATE TABLE showcases (
+            id BIGSERIAL PRIMARY KEY,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL,
+            url TEXT,
+            datasets_json TEXT NOT NULL,
+            licenses_json TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'refused', 'withdrawn')),
+            filed_by TEXT NOT NULL,
+            filed_at TEXT NOT NULL,
+            decided_by TEXT,
+            decided_at TEXT,
+            reason TEXT
+        );
+        """),
     ]
 
     /// The seeded tiers as SQL values (numbers only: nothing to quote).

@@ -97,3 +97,50 @@ extension PostgresCatalog {
         try client.query("SELECT * FROM ratings WHERE \(dataset)::text IS NULL OR dataset_id = \(dataset) ORDER BY updated_at DESC, key_id").map(ratingRecord)
     }
 }
+
+extension PostgresCatalog {
+    func showcaseRecord(_ r: PGRow) throws -> ShowcaseRecord {
+        ShowcaseRecord(id: try r.int64("id"), title: try r.string("title"), description: try r.string("description"), url: try r.optString("url"),
+                       datasets: CatalogRules.items(fromJSON: try r.string("datasets_json")), licenses: CatalogRules.items(fromJSON: try r.string("licenses_json")),
+                       status: ShowcaseStatus(rawValue: try r.string("status")) ?? .pending, filedBy: try r.string("filed_by"), filedAt: try r.string("filed_at"),
+                       decidedBy: try r.optString("decided_by"), decidedAt: try r.optString("decided_at"), reason: try r.optString("reason"))
+    }
+
+    public func createShowcase(_ s: NewShowcase, actor: String) throws -> ShowcaseRecord {
+        let c = try CatalogRules.checkShowcase(s)
+        return try write { tx, chain in
+            for d in c.datasets { _ = try publishedManifest(tx, d) }
+            try CatalogRules.checkShowcaseLicenses(c) { id in try tx.query("SELECT * FROM licenses WHERE id = \(id)").first.map(licenseRecord) }
+            guard let row = try tx.query("""
+                INSERT INTO showcases (title, description, url, datasets_json, licenses_json, status, filed_by, filed_at)
+                VALUES (\(c.title), \(c.description), \(c.url), \(CatalogRules.itemsJSON(c.datasets)), \(CatalogRules.itemsJSON(c.licenses)), 'pending',
+                        \(c.filerKey), \(CatalogRules.now())) RETURNING *
+                """).first else { throw KaifangError.runtime("the showcase just registered is missing") }
+            let made = try showcaseRecord(row)
+            try chain.append(tx, actor: actor, action: "showcase.create", dataset: nil, detail: [
+                "showcase": .int(made.id), "datasets": .array(c.datasets.map(JSONValue.string)), "licenses": .int(Int64(c.licenses.count)),
+            ])
+            return made
+        }
+    }
+
+    public func showcase(_ id: Int64) throws -> ShowcaseRecord? {
+        try client.query("SELECT * FROM showcases WHERE id = \(id)").first.map(showcaseRecord)
+    }
+
+    public func showcases(status: ShowcaseStatus?) throws -> [ShowcaseRecord] {
+        let s = status?.rawValue
+        return try client.query("SELECT * FROM showcases WHERE \(s)::text IS NULL OR status = \(s) ORDER BY id DESC").map(showcaseRecord)
+    }
+
+    public func decideShowcase(_ id: Int64, _ decision: ShowcaseDecision, keyID: String, actor: String) throws -> ShowcaseRecord {
+        try write { tx, chain in
+            guard let row = try tx.query("SELECT * FROM showcases WHERE id = \(id) FOR UPDATE").first else { throw CatalogRules.unknownShowcase(id) }
+            let n = try CatalogRules.decided(try showcaseRecord(row), decision, keyID: keyID, actor: actor, now: CatalogRules.now())
+            try tx.query("UPDATE showcases SET status = \(n.status.rawValue), decided_by = \(n.decidedBy), decided_at = \(n.decidedAt), reason = \(n.reason) WHERE id = \(id)")
+            let action = switch n.status { case .approved: "showcase.approve"; case .refused: "showcase.refuse"; default: "showcase.withdraw" }
+            try chain.append(tx, actor: actor, action: action, dataset: nil, detail: ["showcase": .int(id)])
+            return n
+        }
+    }
+}

@@ -166,6 +166,15 @@ public enum StoreCopy {
                         """)
                 }
                 try tx.query("SELECT setval('error_reports_id_seq', (SELECT COALESCE(max(id), 0) + 1 FROM error_reports), false)")
+                for r in try rows("SELECT * FROM showcases ORDER BY id") {
+                    try tx.query("""
+                        INSERT INTO showcases (id, title, description, url, datasets_json, licenses_json, status, filed_by, filed_at, decided_by, decided_at, reason)
+                        VALUES (\(r["id"] as Int64), \(r["title"] as String), \(r["description"] as String), \(r["url"] as String?),
+                            \(r["datasets_json"] as String), \(r["licenses_json"] as String), \(r["status"] as String), \(r["filed_by"] as String),
+                            \(r["filed_at"] as String), \(r["decided_by"] as String?), \(r["decided_at"] as String?), \(r["reason"] as String?))
+                        """)
+                }
+                try tx.query("SELECT setval('showcases_id_seq', (SELECT COALESCE(max(id), 0) + 1 FROM showcases), false)")
                 for r in try rows("SELECT * FROM ratings ORDER BY dataset_id, key_id") {
                     try tx.query("""
                         INSERT INTO ratings (dataset_id, key_id, stars, comment, created_at, updated_at)

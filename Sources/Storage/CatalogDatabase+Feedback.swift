@@ -100,3 +100,54 @@ extension CatalogDatabase {
         }
     }
 }
+
+extension CatalogDatabase {
+    // MARK: - Showcases
+
+    static func showcaseRecord(_ row: Row) -> ShowcaseRecord {
+        ShowcaseRecord(id: row["id"], title: row["title"], description: row["description"], url: row["url"],
+                       datasets: CatalogRules.items(fromJSON: row["datasets_json"]), licenses: CatalogRules.items(fromJSON: row["licenses_json"]),
+                       status: ShowcaseStatus(rawValue: row["status"]) ?? .pending, filedBy: row["filed_by"], filedAt: row["filed_at"],
+                       decidedBy: row["decided_by"], decidedAt: row["decided_at"], reason: row["reason"])
+    }
+
+    public func createShowcase(_ s: NewShowcase, actor: String) throws -> ShowcaseRecord {
+        let c = try CatalogRules.checkShowcase(s)
+        return try write { db in
+            for d in c.datasets { _ = try Self.publishedManifest(db, d) }
+            try CatalogRules.checkShowcaseLicenses(c) { id in
+                try Row.fetchOne(db, sql: "SELECT * FROM licenses WHERE id = ?", arguments: [id]).map(Self.licenseRecord)
+            }
+            try db.execute(sql: """
+                INSERT INTO showcases (title, description, url, datasets_json, licenses_json, status, filed_by, filed_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)
+                """, arguments: [c.title, c.description, c.url, CatalogRules.itemsJSON(c.datasets), CatalogRules.itemsJSON(c.licenses), c.filerKey, Self.now()])
+            let id = db.lastInsertedRowID
+            _ = try Self.appendAudit(db, actor: actor, action: "showcase.create", dataset: nil, detail: [
+                "showcase": .int(id), "datasets": .array(c.datasets.map(JSONValue.string)), "licenses": .int(Int64(c.licenses.count)),
+            ])
+            return Self.showcaseRecord(try Row.fetchOne(db, sql: "SELECT * FROM showcases WHERE id = ?", arguments: [id])!)
+        }
+    }
+
+    public func showcase(_ id: Int64) throws -> ShowcaseRecord? {
+        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM showcases WHERE id = ?", arguments: [id]).map(Self.showcaseRecord) }
+    }
+
+    public func showcases(status: ShowcaseStatus?) throws -> [ShowcaseRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM showcases WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC", arguments: [status?.rawValue]).map(Self.showcaseRecord)
+        }
+    }
+
+    public func decideShowcase(_ id: Int64, _ decision: ShowcaseDecision, keyID: String, actor: String) throws -> ShowcaseRecord {
+        try write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM showcases WHERE id = ?", arguments: [id]) else { throw CatalogRules.unknownShowcase(id) }
+            let n = try CatalogRules.decided(Self.showcaseRecord(row), decision, keyID: keyID, actor: actor, now: Self.now())
+            try db.execute(sql: "UPDATE showcases SET status = ?, decided_by = ?, decided_at = ?, reason = ? WHERE id = ?",
+                           arguments: [n.status.rawValue, n.decidedBy, n.decidedAt, n.reason, id])
+            let action = switch n.status { case .approved: "showcase.approve"; case .refused: "showcase.refuse"; default: "showcase.withdraw" }
+            _ = try Self.appendAudit(db, actor: actor, action: action, dataset: nil, detail: ["showcase": .int(id)])
+            return n
+        }
+    }
+}

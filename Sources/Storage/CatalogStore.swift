@@ -161,6 +161,18 @@ public protocol CatalogStore: Sendable {
     /// Ratings, most recently changed first; of one dataset when given.
     func ratings(dataset: String?) throws -> [RatingRecord]
 
+    // MARK: Showcases (应用场景)
+
+    /// Registers a showcase, pending a steward's approval.
+    /// - Throws: `KaifangError.badInput` (a field, a license not the filer's), `.notFound` (a dataset not published).
+    func createShowcase(_ s: NewShowcase, actor: String) throws -> ShowcaseRecord
+    func showcase(_ id: Int64) throws -> ShowcaseRecord?
+    /// Showcases newest first; in one status when given.
+    func showcases(status: ShowcaseStatus?) throws -> [ShowcaseRecord]
+    /// Approves or refuses a pending showcase (the caller checks for a steward), or withdraws it (its filer's `keyID`).
+    /// - Throws: `KaifangError.notFound`, `.conflict` (decided), `.forbidden`, `.badInput` (a reason).
+    func decideShowcase(_ id: Int64, _ decision: ShowcaseDecision, keyID: String, actor: String) throws -> ShowcaseRecord
+
     // MARK: Proposals (two-person rule)
 
     /// Files a proposal to publish a version (nil: the newest) at a tier, as its dataset's

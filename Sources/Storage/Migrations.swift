@@ -502,6 +502,25 @@ enum CatalogMigrations {
             );
             """)
         }
+        m.registerMigration("v20-showcases") { db in
+            // Applications and research results built on the data (应用场景), shown once approved.
+            try db.execute(sql: """
+            CREATE TABLE showcases (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                title TEXT NOT NULL,
+                description TEXT NOT NULL,
+                url TEXT,
+                datasets_json TEXT NOT NULL,
+                licenses_json TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'refused', 'withdrawn')),
+                filed_by TEXT NOT NULL,
+                filed_at TEXT NOT NULL,
+                decided_by TEXT,
+                decided_at TEXT,
+                reason TEXT
+            );
+            """)
+        }
         return m
     }
 }

@@ -46,7 +46,7 @@ struct Kaifang: AsyncParsableCommand {
         abstract: "Kaifang 开放: a public-data open platform with an authorized-development sandbox.",
         discussion: "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.",
         version: kaifangVersion,
-        subcommands: [InitCommand.self, StoreCommand.self, DatasetCommand.self, KeyCommand.self, DepartmentCommand.self, DutyCommand.self, RequestCommand.self, ReportCommand.self, ProposalCommand.self, AccountCommand.self, UsageCommand.self, WebhookCommand.self, ApplicationCommand.self, LicenseCommand.self, SourceCommand.self, JobCommand.self, StatsCommand.self, ScorecardCommand.self, DivisionsCommand.self, TraceCommand.self, ProvenanceCommand.self, ServeCommand.self, DemoCommand.self, PIICommand.self, MaskCommand.self, AuditCommand.self]
+        subcommands: [InitCommand.self, StoreCommand.self, DatasetCommand.self, KeyCommand.self, DepartmentCommand.self, DutyCommand.self, RequestCommand.self, ReportCommand.self, ShowcaseCommand.self, ProposalCommand.self, AccountCommand.self, UsageCommand.self, WebhookCommand.self, ApplicationCommand.self, LicenseCommand.self, SourceCommand.self, JobCommand.self, StatsCommand.self, ScorecardCommand.self, DivisionsCommand.self, TraceCommand.self, ProvenanceCommand.self, ServeCommand.self, DemoCommand.self, PIICommand.self, MaskCommand.self, AuditCommand.self]
     )
 
     /// Parses, runs, and maps every failure to exit code 1 (runtime) or 2 (usage, input).

@@ -138,6 +138,13 @@ struct DemoCommand: AsyncParsableCommand {
             _ = try catalog.closeReport(report.id, .resolve(.notAnError, answer: "行业按国民经济行业分类登记，与经营范围可不同", fixedVersion: nil),
                                         keyID: "cli", actor: cliActor)
         }
+        // An approved showcase (应用场景) built on the open enterprises.
+        if (try? catalog.publishedVersion("enterprises")) != nil {
+            let showcase = try catalog.createShowcase(NewShowcase(
+                title: "小微企业地图 Small-business map", description: "按区县和行业展示企业分布，供创业者选址参考。Where firms are, by district and industry.",
+                url: nil, datasets: ["enterprises"], licenses: [], filerKey: devRecord.id), actor: "key:\(devRecord.id)")
+            _ = try catalog.decideShowcase(showcase.id, .approve, keyID: "cli", actor: cliActor)
+        }
         if (try? catalog.publishedVersion("residents")) != nil {
             let app = try catalog.createApplication(keyID: partnerRecord.id, dataset: "residents", purpose: "demo: district statistics in the sandbox",
                                                     fields: [], use: .sandbox, durationDays: 30)

@@ -30,6 +30,9 @@ struct StatsCommand: ParsableCommand {
         let ratings = try catalog.ratings(dataset: nil)
         var owners: [String: String] = [:]
         for id in Set(ratings.map(\.dataset)) { owners[id] = try catalog.dataset(id)?.manifest.department }
+        let showcaseList = try catalog.showcases(status: nil)
+        for id in Set(showcaseList.flatMap(\.datasets)) where owners[id] == nil { owners[id] = try catalog.dataset(id)?.manifest.department }
+        let showcases = ShowcaseFigures.of(showcaseList, departmentOf: { owners[$0] })
         let feedback = FeedbackFigures.of(try catalog.errorReports(dataset: nil, department: nil), ratings: ratings, departmentOf: { owners[$0] }, today: today)
         if global.json {
             struct Out: Encodable {
@@ -38,7 +41,9 @@ struct StatsCommand: ParsableCommand {
                 var duties: [String: [String: Int]]
                 var demand: [Demand]
                 var feedback: [Feedback]
+                var showcases: [Showcases]
             }
+            struct Showcases: Encodable { var department: String, approved: Int, pending: Int }
             struct Feedback: Encodable {
                 var department: String, reports: Int, closed: Int, closed_on_time: Int, overdue: Int, on_time_rate: Double?, ratings: Int, mean_stars: Double?
             }
@@ -53,7 +58,8 @@ struct StatsCommand: ParsableCommand {
                                                           delivered_items: $0.deliveredItems, on_demand_rate: $0.onDemandRate, answered: $0.answered,
                                                           answered_on_time: $0.answeredOnTime, overdue: $0.overdue, on_time_rate: $0.onTimeRate) },
                               feedback: feedback.map { Feedback(department: $0.department, reports: $0.reports, closed: $0.closed, closed_on_time: $0.closedOnTime,
-                                                                overdue: $0.overdue, on_time_rate: $0.onTimeRate, ratings: $0.ratings, mean_stars: $0.meanStars) }))
+                                                                overdue: $0.overdue, on_time_rate: $0.onTimeRate, ratings: $0.ratings, mean_stars: $0.meanStars) },
+                              showcases: showcases.map { Showcases(department: $0.department, approved: $0.approved, pending: $0.pending) }))
             return
         }
         print("datasets: \(s.datasets), published \(s.published)")
@@ -74,6 +80,9 @@ struct StatsCommand: ParsableCommand {
         }
         printDemand(demand)
         printFeedback(feedback)
+        let all = showcases.first ?? ShowcaseFigures(department: "")
+        print("showcases (应用场景): \(all.approved) approved, \(all.pending) pending" + (all.pending > 0 ? "  ← kaifang showcase list --status pending" : "")
+              + showcases.dropFirst().map { "\n  \($0.department): \($0.approved) approved" }.joined())
     }
 
     /// Error reports closed on time and ratings, for the platform and each department.

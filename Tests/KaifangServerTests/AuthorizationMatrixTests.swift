@@ -17,7 +17,7 @@ import Testing
     /// held the same on residents, now expired; `unlicensed` and `developer` hold none.
     /// `{job}` is a queued sandbox job of `partner`, `{app}` an application of `partner`.
     /// `member` holds a key of a signed-up account, `suspended` one of a suspended account;
-    /// `{request}` is developer's data request to 省市场监督管理局, `{report}` developer's error report on enterprises.
+    /// `{request}` is developer's data request to 省市场监督管理局, `{report}` developer's error report on enterprises, `{showcase}` developer's pending showcase.
     /// `{account}` is member's account, `{other}` a third account, `{spare}` a second key of
     /// member's account, `{hook}` a webhook of member's key. `publisher` and `reviewer` belong to
     /// 省民政厅, which owns residents; `pub-other` and `rev-other` are a publisher and a reviewer of
@@ -113,6 +113,14 @@ import Testing
         ("POST /v1/reports/{report}/withdrawal",                     [401, 409, 403, 403, 403, 401, 403, 403, 403, 403, 403, 403, 403, 403]),
         ("PUT /v1/datasets/enterprises/ratings",                     [401, 201, 201, 201, 201, 401, 201, 201, 403, 201, 201, 201, 201, 201]),
         ("GET /v1/datasets/enterprises/ratings",                     [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("GET /v1/showcases",                                        [200, 200, 200, 200, 200, 401, 200, 200, 403, 200, 200, 200, 200, 200]),
+        ("POST /v1/showcases",                                       [401, 201, 201, 201, 201, 401, 201, 201, 403, 201, 201, 201, 201, 201]),
+        // Pending: seen by its filer (developer) and stewards only.
+        ("GET /v1/showcases/{showcase}",                             [404, 200, 404, 404, 404, 401, 200, 404, 403, 404, 404, 404, 404, 404]),
+        ("POST /v1/showcases/{showcase}/refusal",                    [401, 403, 404, 404, 404, 401, 200, 404, 403, 404, 404, 404, 404, 404]),
+        // Refused now: shown to its filer and stewards, decided for good.
+        ("POST /v1/showcases/{showcase}/approval",                   [401, 403, 404, 404, 404, 401, 409, 404, 403, 404, 404, 404, 404, 404]),
+        ("POST /v1/showcases/{showcase}/withdrawal",                 [401, 409, 404, 404, 404, 401, 403, 404, 403, 404, 404, 404, 404, 404]),
         // Last: they add versions (not published), which the rows above do not expect.
         ("POST /v1/datasets/residents/versions",                     [401, 403, 403, 403, 403, 401, 201, 403, 403, 201, 403, 403, 403, 403]),
         ("POST /v1/datasets/enterprises/versions",                   [401, 403, 403, 403, 403, 401, 201, 403, 403, 403, 201, 403, 403, 403]),
@@ -140,6 +148,8 @@ import Testing
         "POST /v1/datasets/enterprises/reports": ["field": "企业名称", "text": "授权矩阵测试 {role}"],
         "POST /v1/reports/{report}/resolution": ["resolution": "not_an_error", "text": "授权矩阵测试 {role}"],
         "PUT /v1/datasets/enterprises/ratings": ["stars": 4, "comment": "授权矩阵测试 {role}"],
+        "POST /v1/showcases": ["title": "矩阵 {role}", "description": "授权矩阵测试 matrix", "datasets": ["enterprises"]],
+        "POST /v1/showcases/{showcase}/refusal": ["reason": "授权矩阵测试 {role}"],
         "POST /v1/requests": ["title": "矩阵 {role}", "items": ["企业名称"], "purpose": "授权矩阵测试 matrix", "department": "省市场监督管理局"],
         "POST /v1/requests/{request}/comments": ["text": "授权矩阵测试 {role}"],
         "POST /v1/requests/{request}/answers": ["action": "reply", "text": "授权矩阵测试 {role}"],
@@ -195,6 +205,9 @@ import Testing
             // An error report of developer's on enterprises (省市场监督管理局's).
             let report = try s.catalog.createReport(NewErrorReport(dataset: "enterprises", field: nil, version: nil, row: nil, text: "授权矩阵测试 matrix",
                                                                    due: "2099-12-31", filerKey: ids["developer"]!), actor: "t")
+            // A pending showcase of developer's.
+            let showcase = try s.catalog.createShowcase(NewShowcase(title: "企业地图", description: "授权矩阵测试 matrix", url: nil, datasets: ["enterprises"],
+                                                                    licenses: [], filerKey: ids["developer"]!), actor: "t")
             let job = try await s.get("/v1/sandbox/jobs", key: keys["partner"], json: ["sql": "SELECT industry, COUNT(*) FROM enterprises GROUP BY industry"])
             let jobID = try #require(job.object["id"] as? String)
 
@@ -206,7 +219,7 @@ import Testing
                 let path = parts[1].replacingOccurrences(of: "{job}", with: jobID).replacingOccurrences(of: "{app}", with: String(app.id))
                     .replacingOccurrences(of: "{account}", with: accounts["member"]!).replacingOccurrences(of: "{other}", with: accounts["other"]!)
                     .replacingOccurrences(of: "{spare}", with: spare.id).replacingOccurrences(of: "{hook}", with: hook.id)
-                    .replacingOccurrences(of: "{proposal}", with: proposal.id).replacingOccurrences(of: "{request}", with: String(request.id)).replacingOccurrences(of: "{report}", with: String(report.id))
+                    .replacingOccurrences(of: "{proposal}", with: proposal.id).replacingOccurrences(of: "{request}", with: String(request.id)).replacingOccurrences(of: "{report}", with: String(report.id)).replacingOccurrences(of: "{showcase}", with: String(showcase.id))
                 for (role, status) in zip(Self.roles, expected) {
                     let key: String? = role == "anonymous" ? nil : (role == "revoked" ? keys["revoked"] : keys[role])
                     let body = Self.bodies[route]?.mapValues { ($0 as? String)?.replacingOccurrences(of: "{role}", with: role) ?? $0 }

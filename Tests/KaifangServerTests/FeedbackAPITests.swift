@@ -74,3 +74,45 @@ import Testing
         }
     }
 }
+
+/// Showcases (应用场景) against the live server: registered by a partner with its license,
+/// invisible to others until a steward approves it, then public and counted per department.
+@Suite struct ShowcaseAPITests {
+    @Test func aShowcaseIsShownOnlyOnceAStewardApprovesIt() async throws {
+        try await LiveServer.with { s in
+            let (partnerRecord, partner) = try s.catalog.createKey(role: .partner, name: "伙伴", actor: "t")
+            let (_, developer) = try s.catalog.createKey(role: .developer, name: "开发者", actor: "t")
+            let (_, steward) = try s.catalog.createKey(role: .steward, name: "管理员", actor: "t")
+            let app = try s.catalog.createApplication(keyID: partnerRecord.id, dataset: "residents", purpose: "研究全省社会救助覆盖情况的统计分析",
+                                                      fields: [], use: .rows, durationDays: 30)
+            let license = try s.catalog.approve(application: app.id, actor: "t")
+            let filed = try await s.get("/v1/showcases", key: partner, json: [
+                "title": "社会救助地图", "description": "按区县展示救助覆盖", "url": "https://example.org/map",
+                "datasets": ["residents", "enterprises"], "licenses": [license.id],
+            ])
+            #expect(filed.status == 201, "\(filed.text)")
+            let id = try #require(filed.object["id"] as? Int)
+            #expect(filed.object["status"] as? String == "pending")
+            // Someone else's license is refused; so is a dataset that is not published.
+            let stolen = try await s.get("/v1/showcases", key: developer, json: ["title": "t", "description": "d", "datasets": ["residents"], "licenses": [license.id]])
+            #expect(stolen.status == 400 && stolen.text.contains("not one of your key's"))
+            #expect(try await s.get("/v1/showcases", key: developer, json: ["title": "t", "description": "d", "datasets": ["nope"]]).status == 404)
+            // Pending: its filer and stewards see it; nobody else does.
+            #expect((try await s.get("/v1/showcases").object["showcases"] as? [Any])?.isEmpty == true)
+            #expect(try await s.get("/v1/showcases/\(id)", key: developer).status == 404)
+            #expect(try await s.get("/v1/showcases/\(id)", key: partner).status == 200)
+            #expect(try await s.get("/v1/showcases/\(id)/approval", key: partner, method: "POST").status == 403)
+            let approved = try await s.get("/v1/showcases/\(id)/approval", key: steward, method: "POST")
+            #expect(approved.status == 200 && approved.object["status"] as? String == "approved")
+            let board = try await s.get("/v1/showcases")
+            #expect((board.object["showcases"] as? [[String: Any]])?.map { $0["title"] as? String } == ["社会救助地图"])
+            let stats = try await s.get("/v1/stats")
+            let figures = try #require(stats.object["showcases"] as? [[String: Any]])
+            #expect(figures.first?["approved"] as? Int == 1)
+            #expect(figures.first { $0["department"] as? String == "省民政厅" }?["approved"] as? Int == 1)
+            #expect(figures.first { $0["department"] as? String == "省市场监督管理局" }?["approved"] as? Int == 1)
+            let page = try await s.get("/showcases")
+            #expect(page.status == 200 && page.text.contains("社会救助地图") && page.text.contains("href=\"/datasets/residents\""))
+        }
+    }
+}

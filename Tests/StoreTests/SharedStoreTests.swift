@@ -138,6 +138,7 @@ struct SharedStoreTests {
         _ = try s.commentRequest(request.id, keyID: key.id, role: .developer, fromDepartment: false, text: "评论", actor: "t")
         let errorReport = try s.createReport(NewErrorReport(dataset: "people", field: nil, version: nil, row: nil, text: "复制测试", due: "2027-01-29", filerKey: key.id), actor: "t")
         _ = try s.rate(dataset: "people", keyID: key.id, stars: 3, comment: "一般", actor: "t")
+        let showcase = try s.createShowcase(NewShowcase(title: "复制测试", description: "d", url: nil, datasets: ["people"], licenses: [], filerKey: key.id), actor: "t")
 
         let target = try StoreFixture(.postgres)
         let pg = try #require(target.store as? PostgresCatalog)
@@ -154,6 +155,7 @@ struct SharedStoreTests {
         #expect(try pg.requestComments(request.id) == (try s.requestComments(request.id)) && (try pg.dataRequest(request.id))?.votes == 1)
         #expect(try pg.errorReports(dataset: nil, department: nil) == (try s.errorReports(dataset: nil, department: nil)) && (try pg.errorReport(errorReport.id)) == errorReport)
         #expect(try pg.ratings(dataset: nil) == (try s.ratings(dataset: nil)))
+        #expect(try pg.showcases(status: nil) == (try s.showcases(status: nil)) && (try pg.showcase(showcase.id))?.datasets == ["people"])
         // Accounts with their tier (its limits as the source had them), suspension and usage.
         let copied = try #require(try pg.authenticate(memberSecret))
         #expect(copied.accountID == account.id && copied.suspension == "复制测试 copy" && copied.limits == KeyLimits(rate: 7, burst: 14, exportsPerDay: 9))

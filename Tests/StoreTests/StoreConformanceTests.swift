@@ -190,6 +190,54 @@ import VersionFormat
         #expect(actions == ["report.create", "report.close", "report.create", "report.create", "report.withdraw", "rating.create", "rating.change", "rating.create"])
     }
 
+    @Test(arguments: StoreKind.available)
+    func aShowcaseNamesPublishedDatasetsAndItsOwnLicensesAndWaitsForApproval(_ kind: StoreKind) throws {
+        let f = try StoreFixture(kind)
+        let s = f.store
+        try f.importVersion(StoreFixture.manifest("people"), rows: 3)
+        try f.importVersion(StoreFixture.manifest("firms", department: "省市场监督管理局"), rows: 3)
+        #expect { try s.createShowcase(NewShowcase(title: "t", description: "d", url: nil, datasets: ["people"], licenses: [], filerKey: "k"), actor: "t") } throws: { ($0 as? KaifangError)?.kind == .notFound }
+        try s.publish(dataset: "people", tier: .conditional, actor: "t")
+        try s.publish(dataset: "firms", tier: .open, actor: "t")
+        let (key, _) = try s.createKey(role: .partner, name: "伙伴", actor: "t")
+        let (otherKey, _) = try s.createKey(role: .partner, name: "别人", actor: "t")
+        let app = try s.createApplication(keyID: key.id, dataset: "people", purpose: "研究全省社会救助覆盖情况的统计分析", fields: [], use: .rows, durationDays: 30)
+        let license = try s.approve(application: app.id, actor: "t").id
+        let new = NewShowcase(title: " 救助地图 ", description: "按区县展示", url: "https://example.org/map", datasets: ["people", "firms", "people"],
+                              licenses: [license], filerKey: key.id)
+        let made = try s.createShowcase(new, actor: "key:\(key.id)")
+        #expect(made.title == "救助地图" && made.datasets == ["people", "firms"] && made.licenses == [license] && made.status == .pending)
+        // Someone else's license, a license on a dataset not listed, a bad address: refused.
+        var other = new
+        other.filerKey = otherKey.id
+        #expect { try s.createShowcase(other, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        var unlisted = new
+        unlisted.datasets = ["firms"]
+        #expect { try s.createShowcase(unlisted, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        var badURL = new
+        badURL.url = "javascript:alert(1)"
+        #expect { try s.createShowcase(badURL, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        var none = new
+        none.datasets = []
+        #expect { try s.createShowcase(none, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        // Decided once; only the filer withdraws.
+        #expect { try s.decideShowcase(made.id, .withdraw, keyID: otherKey.id, actor: "t") } throws: { ($0 as? KaifangError)?.kind == .forbidden }
+        #expect { try s.decideShowcase(made.id, .refuse(reason: " "), keyID: "s", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .badInput }
+        let approved = try s.decideShowcase(made.id, .approve, keyID: "s", actor: "cli:steward")
+        #expect(approved.status == .approved && approved.decidedBy == "cli:steward")
+        #expect(try s.showcase(made.id) == approved)
+        #expect { try s.decideShowcase(made.id, .refuse(reason: "x"), keyID: "s", actor: "t") } throws: { ($0 as? KaifangError)?.kind == .conflict }
+        let second = try s.createShowcase(NewShowcase(title: "企业图谱", description: "d", url: nil, datasets: ["firms"], licenses: [], filerKey: otherKey.id), actor: "t")
+        #expect(try s.showcases(status: .pending).map(\.id) == [second.id])
+        #expect(try s.showcases(status: nil).map(\.id) == [second.id, made.id])
+        let figures = ShowcaseFigures.of(try s.showcases(status: nil), departmentOf: { ["people": "省民政厅", "firms": "省市场监督管理局"][$0] })
+        #expect(figures == [ShowcaseFigures(department: "").with(approved: 1, pending: 1), ShowcaseFigures(department: "省市场监督管理局").with(approved: 1, pending: 1),
+                            ShowcaseFigures(department: "省民政厅").with(approved: 1, pending: 0)])
+        #expect(try s.decideShowcase(second.id, .withdraw, keyID: otherKey.id, actor: "t").status == .withdrawn)
+        let actions = try s.auditEvents(dataset: nil, actor: nil, limit: nil).map(\.event.action).filter { $0.hasPrefix("showcase.") }
+        #expect(actions == ["showcase.create", "showcase.approve", "showcase.create", "showcase.withdraw"])
+    }
+
     @Test func aRequestIsDueTwentyWorkingDaysLater() {
         // 2026-12-04 is a Friday: 20 working days on, past four weekends, is Friday 2027-01-01.
         #expect(CatalogRules.workingDaysAfter("2026-12-04", 20) == "2027-01-01")
@@ -872,5 +920,14 @@ import VersionFormat
                 #expect(try ids(state, now) == expected, "\(state) after \(hours) h")
             }
         }
+    }
+}
+
+extension ShowcaseFigures {
+    func with(approved: Int, pending: Int) -> ShowcaseFigures {
+        var f = self
+        f.approved = approved
+        f.pending = pending
+        return f
     }
 }

@@ -155,6 +155,7 @@ extension APIHandler {
         func facets(_ f: [FacetCount]) -> [Components.Schemas.Facet] { f.map { .init(value: $0.value, count: $0.count) } }
         return .ok(.init(body: .json(.init(datasets: s.datasets, published: s.published, byTier: facets(s.byTier), byDepartment: facets(s.byDepartment),
                                            shouldOpen: s.shouldOpen, opened: s.opened, openRate: s.openRate, reads30d: facets(s.reads),
-                                           demand: try demandFigures().map(Self.demand), feedback: try feedbackFigures().map(Self.feedback)))))
+                                           demand: try demandFigures().map(Self.demand), feedback: try feedbackFigures().map(Self.feedback),
+                                           showcases: try showcaseFigures().map { .init(department: $0.department, approved: $0.approved, pending: $0.pending) }))))
     }
 }

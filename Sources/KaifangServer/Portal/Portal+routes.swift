@@ -20,7 +20,7 @@ extension Portal {
     }
 
     /// Adds the portal's routes: `/`, `/datasets`, `/datasets/{id}`, `/datasets/{id}/apply`,
-    /// `/signup`, `/account`, `/review`, `/requests`, `/requests/{id}`, `/sandbox`, `/docs/api`, `/static/…`.
+    /// `/signup`, `/account`, `/review`, `/requests`, `/requests/{id}`, `/showcases`, `/sandbox`, `/docs/api`, `/static/…`.
     func addRoutes(to router: Router<AppRequestContext>, api: APIHandler) {
         let limiter = api.limiter
         router.get("/") { _, _ in
@@ -188,6 +188,19 @@ extension Portal {
                 return Self.html(self.message("未找到 Not found", "没有编号为 \(Int64(text).map(String.init) ?? "?") 的需求。No such data request.", back: "/requests"), status: .notFound)
             }
             return Self.html(page)
+        }
+        router.get("/showcases") { _, _ in
+            try limiter.admit(Caller.current)
+            let catalog = self.catalog
+            let approved = try await StoreThreads.run { try catalog.showcases(status: .approved) }
+            return Self.html(self.render("showcases", [
+                "count": approved.count,
+                "showcases": approved.map { s -> [String: Any] in
+                    var c: [String: Any] = ["id": s.id, "title": s.title, "description": s.description, "datasets": s.datasets]
+                    if let u = s.url { c["url"] = u }
+                    return c
+                },
+            ]))
         }
         router.get("/sandbox") { _, _ in
             try limiter.admit(Caller.current)
