@@ -106,14 +106,9 @@ public struct Scorecard: Codable, Sendable, Equatable {
             }
             if m.shouldOpen {
                 card.shouldOpen += 1
-                if let version, let tier = then.tier {
-                    let audience: Audience = tier == .open ? .publicView : .licensee(licenseID: "scorecard", fields: nil)
-                    let plan = ServingPlan.build(dataset: then, version: version, audience: audience, keys: nil)
-                    card.items += plan.columns.count
-                    if tier != .restricted { card.itemsOpened += plan.columns.filter { $0.included && $0.action != .suppress }.count }
-                } else {
-                    card.items += m.fields.count
-                }
+                let counted = OpenItemFigures.items(of: then, version: version)
+                card.items += counted.items
+                card.itemsOpened += counted.opened
             }
             if let version, let made = AuditChain.date(version.createdAt) {
                 card.published += 1
@@ -221,5 +216,56 @@ public enum ScorecardSnapshots {
         try catalog.scorecards(month: month).map { s in
             (s.month, s.takenAt, try JSONDecoder().decode(Scorecard.self, from: Data(s.figuresJSON.utf8)))
         }
+    }
+}
+
+/// The open rate counted by data items (数据项开放率) at the moment: the fields of datasets that
+/// should open, and of those the ones served outside the platform. The platform's figures
+/// (`department` "") come first, then each department with a dataset that should open.
+public struct OpenItemFigures: Sendable, Equatable {
+    public var department: String
+    public var shouldOpen = 0
+    public var items = 0
+    public var itemsOpened = 0
+    /// `itemsOpened / items`; nil without items.
+    public var openRate: Double? { items == 0 ? nil : Double(itemsOpened) / Double(items) }
+
+    public init(department: String) { self.department = department }
+
+    /// A dataset's items and, of those, the ones served outside the platform, with `record`'s
+    /// tier and published version (`version`): the served view's columns when published (public
+    /// view for `open`, licensed view for `conditional`, none for `restricted`), the manifest's
+    /// fields when not.
+    public static func items(of record: DatasetRecord, version: VersionRecord?) -> (items: Int, opened: Int) {
+        guard let version, let tier = record.tier else { return (record.manifest.fields.count, 0) }
+        let audience: Audience = tier == .open ? .publicView : .licensee(licenseID: "scorecard", fields: nil)
+        let plan = ServingPlan.build(dataset: record, version: version, audience: audience, keys: nil)
+        let opened = tier == .restricted ? 0 : plan.columns.filter { $0.included && $0.action != .suppress }.count
+        return (plan.columns.count, opened)
+    }
+
+    /// Every department's figures from the catalog as it is.
+    public static func current(catalog: any CatalogStore) throws -> [OpenItemFigures] {
+        var platform = OpenItemFigures(department: "")
+        var byDepartment: [String: OpenItemFigures] = [:]
+        var cursor: String?
+        repeat {
+            let page = try catalog.search(DatasetQuery(limit: 100, cursor: cursor, includeUnpublished: true))
+            for d in page.datasets where d.record.manifest.shouldOpen {
+                let r = d.record
+                let version = try r.publishedVersion.flatMap { try catalog.version(r.id, $0) }
+                let counted = items(of: r, version: version)
+                let department = r.manifest.department.isEmpty ? Scorecard.noDepartment : r.manifest.department
+                for key in ["", department] {
+                    var f = key.isEmpty ? platform : byDepartment[key] ?? OpenItemFigures(department: key)
+                    f.shouldOpen += 1
+                    f.items += counted.items
+                    f.itemsOpened += counted.opened
+                    if key.isEmpty { platform = f } else { byDepartment[key] = f }
+                }
+            }
+            cursor = page.nextCursor
+        } while cursor != nil
+        return [platform] + byDepartment.values.sorted { $0.department < $1.department }
     }
 }

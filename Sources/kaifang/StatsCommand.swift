@@ -1,6 +1,7 @@
 import ArgumentParser
 import Audit
 import Foundation
+import Publishing
 import KaifangCore
 import Storage
 
@@ -26,23 +27,19 @@ struct StatsCommand: ParsableCommand {
         let today = String(AuditChain.timestamp().prefix(10))
         var duties: [String: [String: Int]] = [:]
         for d in try catalog.duties(department: nil) { duties[d.department, default: [:]][d.state(today: today).rawValue, default: 0] += 1 }
-        let demand = DemandFigures.of(try catalog.dataRequests(department: nil, status: nil), today: today)
-        let ratings = try catalog.ratings(dataset: nil)
-        var owners: [String: String] = [:]
-        for id in Set(ratings.map(\.dataset)) { owners[id] = try catalog.dataset(id)?.manifest.department }
-        let showcaseList = try catalog.showcases(status: nil)
-        for id in Set(showcaseList.flatMap(\.datasets)) where owners[id] == nil { owners[id] = try catalog.dataset(id)?.manifest.department }
-        let showcases = ShowcaseFigures.of(showcaseList, departmentOf: { owners[$0] })
-        let feedback = FeedbackFigures.of(try catalog.errorReports(dataset: nil, department: nil), ratings: ratings, departmentOf: { owners[$0] }, today: today)
+        let figures = try Figures.of(catalog: catalog, today: today)
+        let (demand, feedback, showcases) = (figures.demand, figures.feedback, figures.showcases)
         if global.json {
             struct Out: Encodable {
                 var datasets: Int, published: Int, should_open: Int, opened: Int, open_rate: Double
+                var open_items: [OpenItems]
                 var by_tier: [String: Int], by_department: [String: Int], reads: [String: Int], jobs: [String: Int]
                 var duties: [String: [String: Int]]
                 var demand: [Demand]
                 var feedback: [Feedback]
                 var showcases: [Showcases]
             }
+            struct OpenItems: Encodable { var department: String, should_open: Int, items: Int, items_opened: Int, open_rate: Double? }
             struct Showcases: Encodable { var department: String, approved: Int, pending: Int }
             struct Feedback: Encodable {
                 var department: String, reports: Int, closed: Int, closed_on_time: Int, overdue: Int, on_time_rate: Double?, ratings: Int, mean_stars: Double?
@@ -53,6 +50,8 @@ struct StatsCommand: ParsableCommand {
             }
             func dict(_ f: [FacetCount]) -> [String: Int] { Dictionary(f.map { ($0.value, $0.count) }, uniquingKeysWith: +) }
             try printJSON(Out(datasets: s.datasets, published: s.published, should_open: s.shouldOpen, opened: s.opened, open_rate: s.openRate,
+                              open_items: figures.openItems.map { OpenItems(department: $0.department, should_open: $0.shouldOpen, items: $0.items,
+                                                                            items_opened: $0.itemsOpened, open_rate: $0.openRate) },
                               by_tier: dict(s.byTier), by_department: dict(s.byDepartment), reads: dict(s.reads), jobs: jobs, duties: duties,
                               demand: demand.map { Demand(department: $0.department, requests: $0.requests, listed_items: $0.listedItems,
                                                           delivered_items: $0.deliveredItems, on_demand_rate: $0.onDemandRate, answered: $0.answered,
@@ -63,7 +62,8 @@ struct StatsCommand: ParsableCommand {
             return
         }
         print("datasets: \(s.datasets), published \(s.published)")
-        print("open rate (应开放公共数据开放率): \(s.opened) of \(s.shouldOpen) = \(String(format: "%.0f", s.openRate * 100)) %")
+        printOpenItems(figures.openItems)
+        print("datasets that should open, opened: \(s.opened) of \(s.shouldOpen) = \(String(format: "%.0f", s.openRate * 100)) %")
         print("by tier: " + s.byTier.map { "\($0.value) \($0.count)" }.joined(separator: ", "))
         print("by department: " + s.byDepartment.map { "\($0.value) \($0.count)" }.joined(separator: ", "))
         print("reads since \(since): " + (s.reads.isEmpty ? "none" : s.reads.map { "\($0.value) \($0.count)" }.joined(separator: ", ")))
@@ -83,6 +83,20 @@ struct StatsCommand: ParsableCommand {
         let all = showcases.first ?? ShowcaseFigures(department: "")
         print("showcases (应用场景): \(all.approved) approved, \(all.pending) pending" + (all.pending > 0 ? "  ← kaifang showcase list --status pending" : "")
               + showcases.dropFirst().map { "\n  \($0.department): \($0.approved) approved" }.joined())
+    }
+
+    /// The open rate by data items, for the platform and each department with datasets that should open.
+    func printOpenItems(_ figures: [OpenItemFigures]) {
+        func line(_ f: OpenItemFigures) -> String {
+            "\(f.itemsOpened) of \(f.items) items open" + (f.openRate.map { String(format: " = %.0f %%", $0 * 100) } ?? "")
+                + " (\(f.shouldOpen) dataset\(f.shouldOpen == 1 ? "" : "s") that should open)"
+        }
+        guard let all = figures.first, all.shouldOpen > 0 else {
+            print("open rate by data items (数据项开放率): no dataset should open (a manifest's should_open marks one)")
+            return
+        }
+        print("open rate by data items (数据项开放率): " + line(all))
+        for f in figures.dropFirst() { print("  \(f.department): \(line(f))") }
     }
 
     /// Error reports closed on time and ratings, for the platform and each department.

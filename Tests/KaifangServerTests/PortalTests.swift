@@ -3,7 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import KaifangCore
-import KaifangServer
+@testable import KaifangServer
 import Masking
 import Publishing
 import Storage
@@ -44,7 +44,12 @@ import Testing
                 assertPage(try await s.get(path), path)
             }
             let home = try await s.get("/")
-            #expect(home.text.contains("100%") && home.text.contains("无条件开放"))
+            // The headline open rate is the one /v1/stats counts by data items.
+            let items = try #require((try await s.get("/v1/stats").object["open_items"] as? [[String: Any]])?.first)
+            let (opened, all) = (try #require(items["items_opened"] as? Int), try #require(items["items"] as? Int))
+            #expect(opened > 0 && opened <= all)
+            #expect(home.text.contains(Portal.percent(Double(opened) / Double(all))) && home.text.contains("(\(opened) / \(all))"))
+            #expect(home.text.contains("无条件开放"))
             let catalog = try await s.get("/datasets?department=%E7%9C%81%E6%B0%91%E6%94%BF%E5%8E%85")
             #expect(catalog.text.contains("居民服务记录") && !catalog.text.contains("空气质量小时数据"))
             #expect(catalog.text.contains("aria-current"))

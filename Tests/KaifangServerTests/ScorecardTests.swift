@@ -72,6 +72,24 @@ import Testing
             for id in ["roads", "bridges", "internal"] { scores.append(MetadataScore.of(try #require(try s.catalog.dataset(id))).points) }
             #expect(roads.metadataScore == Double(scores.reduce(0, +)) / 3)
 
+            // /v1/stats counts the same items as they stand now, the platform's first.
+            func openItems() async throws -> [String: (shouldOpen: Int?, items: Int?, opened: Int?, rate: Double?)] {
+                let list = try #require(try await s.get("/v1/stats").object["open_items"] as? [[String: Any]])
+                #expect(list.first?["department"] as? String == "")
+                return Dictionary(uniqueKeysWithValues: list.map {
+                    ($0["department"] as? String ?? "?", ($0["should_open"] as? Int, $0["items"] as? Int, $0["items_opened"] as? Int, $0["open_rate"] as? Double))
+                })
+            }
+            let items = try await openItems()
+            #expect(items.count == 3)
+            #expect(items[""]?.shouldOpen == 3 && items[""]?.items == 9 && items[""]?.opened == 5 && items[""]?.rate == 5.0 / 9)
+            #expect(items["省交通运输厅"]?.items == 7 && items["省交通运输厅"]?.opened == 3 && items["省交通运输厅"]?.rate == 3.0 / 7)
+            #expect(items["省水利厅"]?.items == 2 && items["省水利厅"]?.opened == 2 && items["省水利厅"]?.rate == 1)
+            // The portal's home and the department's page show the same rates.
+            let home = try await s.get("/").text
+            #expect(home.contains("数据项开放率") && home.contains("5 / 9") && home.contains("3/7"))
+            #expect(try await s.get("/departments/\(Portal.pathComponent("省交通运输厅"))").text.contains("43\u{00A0}% (3 / 7)"))
+
             // 40 days on, the daily dataset is delinquent, the monthly one due (still timely), the
             // irregular one never late; at 50 days the monthly one is overdue.
             let later = try cards(from: before, at: now.addingTimeInterval(40 * 86_400))
@@ -91,6 +109,9 @@ import Testing
             #expect(asOfPublication?.itemsOpened == 3)
             let afterWithdrawal = try cards(from: before, at: Date().addingTimeInterval(1))["省交通运输厅"]
             #expect(afterWithdrawal?.itemsOpened == 0 && afterWithdrawal?.published == 1 && afterWithdrawal?.openRate == 0)
+            // Withdrawn, roads' four fields are still on the list and none is open.
+            let withdrawn = try await openItems()
+            #expect(withdrawn[""]?.items == 9 && withdrawn[""]?.opened == 2 && withdrawn["省交通运输厅"]?.opened == 0 && withdrawn["省交通运输厅"]?.rate == 0)
         }
     }
 

@@ -136,14 +136,6 @@ extension APIHandler {
         return created ? .created(.init(body: .json(body))) : .ok(.init(body: .json(body)))
     }
 
-    /// Error reports and ratings per department, today.
-    func feedbackFigures() throws -> [FeedbackFigures] {
-        var departments: [String: String] = [:]
-        let ratings = try catalog.ratings(dataset: nil)
-        for id in Set(ratings.map(\.dataset)) { departments[id] = try catalog.dataset(id)?.manifest.department }
-        return FeedbackFigures.of(try catalog.errorReports(dataset: nil, department: nil), ratings: ratings, departmentOf: { departments[$0] }, today: Self.today)
-    }
-
     static func feedback(_ f: FeedbackFigures) -> Components.Schemas.FeedbackFigures {
         .init(department: f.department, reports: f.reports, closed: f.closed, closedOnTime: f.closedOnTime, overdue: f.overdue,
               onTimeRate: f.onTimeRate, ratings: f.ratings, meanStars: f.meanStars)

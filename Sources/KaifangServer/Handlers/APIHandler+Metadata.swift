@@ -3,6 +3,7 @@ import KaifangAPI
 import KaifangCore
 import Masking
 import OpenAPIRuntime
+import Publishing
 import Storage
 
 extension APIHandler {
@@ -151,11 +152,18 @@ extension APIHandler {
     func getStats(_ input: Operations.GetStats.Input) async throws -> Operations.GetStats.Output {
         let caller = Caller.current
         try limiter.admit(caller)
-        let s = try catalog.stats(since: String(AuditTime.now(daysAgo: 30).prefix(10)))
+        let catalog = self.catalog
+        let (s, f) = try await StoreThreads.run {
+            (try catalog.stats(since: String(AuditTime.now(daysAgo: 30).prefix(10))), try Figures.of(catalog: catalog, today: Self.today))
+        }
         func facets(_ f: [FacetCount]) -> [Components.Schemas.Facet] { f.map { .init(value: $0.value, count: $0.count) } }
         return .ok(.init(body: .json(.init(datasets: s.datasets, published: s.published, byTier: facets(s.byTier), byDepartment: facets(s.byDepartment),
-                                           shouldOpen: s.shouldOpen, opened: s.opened, openRate: s.openRate, reads30d: facets(s.reads),
-                                           demand: try demandFigures().map(Self.demand), feedback: try feedbackFigures().map(Self.feedback),
-                                           showcases: try showcaseFigures().map { .init(department: $0.department, approved: $0.approved, pending: $0.pending) }))))
+                                           shouldOpen: s.shouldOpen, opened: s.opened, openRate: s.openRate,
+                                           openItems: f.openItems.map {
+                                               .init(department: $0.department, shouldOpen: $0.shouldOpen, items: $0.items, itemsOpened: $0.itemsOpened, openRate: $0.openRate)
+                                           },
+                                           reads30d: facets(s.reads),
+                                           demand: f.demand.map(Self.demand), feedback: f.feedback.map(Self.feedback),
+                                           showcases: f.showcases.map { .init(department: $0.department, approved: $0.approved, pending: $0.pending) }))))
     }
 }

@@ -173,11 +173,6 @@ extension APIHandler {
         return .ok(.init(body: .json(Self.request(done, for: caller, today: Self.today))))
     }
 
-    /// The platform's and each department's figures on data requests, today.
-    func demandFigures() throws -> [DemandFigures] {
-        DemandFigures.of(try catalog.dataRequests(department: nil, status: nil), today: Self.today)
-    }
-
     static func demand(_ f: DemandFigures) -> Components.Schemas.DemandFigures {
         .init(department: f.department, requests: f.requests, listedItems: f.listedItems, deliveredItems: f.deliveredItems,
               onDemandRate: f.onDemandRate, answered: f.answered, answeredOnTime: f.answeredOnTime, overdue: f.overdue, onTimeRate: f.onTimeRate)

@@ -76,12 +76,4 @@ extension APIHandler {
     func withdrawShowcase(_ input: Operations.WithdrawShowcase.Input) async throws -> Operations.WithdrawShowcase.Output {
         .ok(.init(body: .json(try await decide(input.path.showcaseId, .withdraw))))
     }
-
-    /// Showcases approved and pending, per department whose datasets they use.
-    func showcaseFigures() throws -> [ShowcaseFigures] {
-        let all = try catalog.showcases(status: nil)
-        var departments: [String: String] = [:]
-        for id in Set(all.flatMap(\.datasets)) { departments[id] = try catalog.dataset(id)?.manifest.department }
-        return ShowcaseFigures.of(all, departmentOf: { departments[$0] })
-    }
 }

@@ -25,7 +25,7 @@ extension Portal {
         let limiter = api.limiter
         router.get("/") { _, _ in
             try limiter.admit(Caller.current)
-            return Self.html(try self.home())
+            return Self.html(try await StoreThreads.run { try self.home() })
         }
         router.get("/datasets") { request, _ in
             try limiter.admit(Caller.current)

@@ -56,20 +56,36 @@ struct Portal: Sendable {
 
     func home() throws -> String {
         let stats = try catalog.stats(since: String(AuditTime.now(daysAgo: 30).prefix(10)))
-        let demand = DemandFigures.of(try catalog.dataRequests(department: nil, status: nil), today: String(AuditChain.timestamp().prefix(10))).first
-            ?? DemandFigures(department: "")
+        let figures = try Figures.of(catalog: catalog, today: APIHandler.today)
+        let datasets = Dictionary(stats.byDepartment.map { ($0.value, $0.count) }, uniquingKeysWith: +)
         var popular: [[String: Any]] = []
         for r in stats.reads.prefix(5) {
             if let d = try catalog.dataset(r.value), d.isPublished { popular.append(["value": r.value, "count": r.count, "title": d.manifest.title]) }
         }
+        let departments = Set(datasets.keys).union(figures.departments).sorted().map { name -> [String: Any] in
+            var row = Self.figureContext(figures.of(department: name))
+            row["value"] = name
+            row["path"] = Self.pathComponent(name)
+            row["count"] = datasets[name] ?? 0
+            return row
+        }
         return render("home", [
             "stats": ["published": stats.published],
-            "openRatePercent": String(format: "%.0f", stats.openRate * 100),
+            "platform": Self.figureContext(figures.of(department: "")),
             "tiers": stats.byTier.map { ["value": $0.value, "count": $0.count, "label": Self.tierLabel(Tier(rawValue: $0.value))] },
-            "departments": stats.byDepartment.map { ["value": $0.value, "count": $0.count, "encoded": Self.encode($0.value)] },
+            "departments": departments, "hasDepartments": !departments.isEmpty,
             "popular": popular,
-            "onDemandRate": Self.percent(demand.onDemandRate), "requests": demand.requests, "overdueRequests": demand.overdue,
         ])
+    }
+
+    /// A department's (or the platform's) figures as pages show them.
+    static func figureContext(_ f: (openItems: OpenItemFigures, demand: DemandFigures, feedback: FeedbackFigures, showcases: ShowcaseFigures)) -> [String: Any] {
+        ["openRate": percent(f.openItems.openRate), "itemsOpened": f.openItems.itemsOpened, "items": f.openItems.items,
+         "onDemandRate": percent(f.demand.onDemandRate), "delivered": f.demand.deliveredItems, "listed": f.demand.listedItems,
+         "requests": f.demand.requests, "overdueRequests": f.demand.overdue > 0 ? f.demand.overdue : false, "requestsOnTime": percent(f.demand.onTimeRate),
+         "reports": f.feedback.reports, "overdueReports": f.feedback.overdue > 0 ? f.feedback.overdue : false, "reportsOnTime": percent(f.feedback.onTimeRate),
+         "ratings": f.feedback.ratings, "meanStars": f.feedback.meanStars.map { String(format: "%.1f", $0) } ?? "—",
+         "showcases": f.showcases.approved]
     }
 
     /// Chinese and English names of the freshness states, for pages.
@@ -393,13 +409,11 @@ struct Portal: Sendable {
                     "kind": duty.kind == .open ? "开放 open" : "共享 share", "due": duty.due, "state": label, "late": state == .late]
         }
         let pending = try catalog.proposals(department: name, status: .pending).count
-        let demand = DemandFigures.of(try catalog.dataRequests(department: name, status: nil), today: today).first ?? DemandFigures(department: name)
-        var context: [String: Any] = [
+        var context = Self.figureContext(try Figures.of(catalog: catalog, today: today).of(department: name))
+        context.merge([
             "name": name, "path": Self.pathComponent(name), "today": today, "datasetCount": datasets.count, "datasets": datasets,
             "hasDatasets": !datasets.isEmpty, "duties": duties, "hasDuties": !duties.isEmpty, "pendingProposals": pending,
-            "requests": demand.requests, "onDemandRate": Self.percent(demand.onDemandRate), "delivered": demand.deliveredItems, "listed": demand.listedItems,
-            "overdueRequests": demand.overdue,
-        ]
+        ]) { _, new in new }
         if let parent = d?.parent { context["parent"] = parent; context["parentPath"] = Self.pathComponent(parent) }
         return render("department", context)
     }
@@ -489,7 +503,9 @@ extension Portal {
             return message("无法显示 Unavailable", "需求列表暂时无法显示。", back: "/")
         }
         let catalog = self.catalog
-        let (departments, figures) = try await StoreThreads.run { (try catalog.departments(), try api.demandFigures()) }
+        let (departments, figures) = try await StoreThreads.run {
+            (try catalog.departments(), DemandFigures.of(try catalog.dataRequests(department: nil, status: nil), today: APIHandler.today))
+        }
         let f = figures.first { $0.department == (department ?? "") } ?? DemandFigures(department: department ?? "")
         let requests = body.requests.map(Self.requestContext)
         var context: [String: Any] = [
