@@ -173,8 +173,8 @@ import Testing
     @Test func theRequestBoardIsMaskedTakesAFiledRequestAndShowsItsAnswer() async throws {
         try await LiveServer.with { s in
             let (_, developer) = try s.catalog.createKey(role: .developer, name: "dev", actor: "t")
-            func post(_ fields: [(String, String)]) async throws -> LiveServer.Reply {
-                var req = URLRequest(url: URL(string: "http://127.0.0.1:\(s.port)/requests")!)
+            func post(_ fields: [(String, String)], to path: String = "/requests") async throws -> LiveServer.Reply {
+                var req = URLRequest(url: URL(string: "http://127.0.0.1:\(s.port)\(path)")!)
                 req.httpMethod = "POST"
                 req.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
                 var allowed = CharacterSet.alphanumerics
@@ -198,6 +198,23 @@ import Testing
             #expect(board.text.contains("href=\"/requests/1\"") && board.text.contains("养老机构名录") && !board.text.contains("nil"))
             let page = try await s.get("/requests/1")
             #expect(page.status == 200 && page.text.contains("〔已脱敏〕") && !page.text.contains("13912345678"))
+            // Votes and comments through the request's page, with the API's rules: one vote per key.
+            let (_, other) = try s.catalog.createKey(role: .developer, name: "other", actor: "t")
+            let voted = try await post([("action", "vote"), ("text", ""), ("key", other)], to: "/requests/1")
+            #expect(voted.status == 200 && voted.text.contains("已投票") && !voted.text.contains(other) && voted.headers["cache-control"] == "no-store")
+            #expect(try s.catalog.dataRequest(1)?.votes == 1)
+            let again = try await post([("action", "vote"), ("key", other)], to: "/requests/1")
+            #expect(again.status == 409 && again.text.contains("role=\"alert\""))
+            #expect(try s.catalog.dataRequest(1)?.votes == 1)
+            let commented = try await post([("action", "comment"), ("text", "我们也需要，联系 13700001111"), ("key", other)], to: "/requests/1")
+            #expect(commented.status == 201 && commented.text.contains("已发表评论"))
+            let shown = try await s.get("/requests/1")
+            #expect(shown.text.contains("我们也需要") && !shown.text.contains("13700001111") && shown.text.contains("评论 <span lang=\"en\">Comments</span> (1)"))
+            let emptyComment = try await post([("action", "comment"), ("text", "  "), ("key", other)], to: "/requests/1")
+            #expect(emptyComment.status == 400 && emptyComment.text.contains("text is empty"))
+            #expect(try await post([("action", "vote"), ("key", "nope")], to: "/requests/1").status == 401)
+            #expect(try await post([("action", "vote"), ("key", other)], to: "/requests/999").status == 404)
+            #expect(try s.catalog.requestComments(1).count == 1)
             // The department's answer shows on the page.
             _ = try s.catalog.answerRequest(1, .decline(reason: "已有同类数据集"), keyID: "cli", actor: "t")
             #expect(try await s.get("/requests/1").text.contains("已有同类数据集"))

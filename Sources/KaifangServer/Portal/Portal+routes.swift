@@ -189,6 +189,34 @@ extension Portal {
             }
             return Self.html(page)
         }
+        router.post("/requests/:id") { request, context in
+            try limiter.admit(Caller.current)
+            let text = try context.parameters.require("id")
+            let form = Self.form(String(buffer: try await request.body.collect(upTo: 64 << 10)))
+            var notice: String?, refused: String?, status = HTTPResponse.Status.ok
+            if let id = Int64(text), id > 0 {
+                if let caller = try await self.formCaller(form) {
+                    do {
+                        (notice, status) = try await Caller.$current.withValue(caller) {
+                            if form["action"]?.first == "comment" {
+                                _ = try await api.commentRequest(.init(path: .init(requestId: id), body: .json(.init(text: form["text"]?.first ?? ""))))
+                                return ("已发表评论。Your comment is posted.", .created)
+                            }
+                            _ = try await api.voteRequest(.init(path: .init(requestId: id)))
+                            return ("已投票。Your vote is counted.", .ok)
+                        }
+                    } catch {
+                        (refused, status) = try Self.refusal(error)
+                    }
+                } else {
+                    (refused, status) = ("API 密钥未知或已吊销。The API key is unknown or revoked.", .unauthorized)
+                }
+                if let page = try await self.requestPage(id, notice: notice, error: refused, api: api) {
+                    return Self.html(page, status: status, secret: true)
+                }
+            }
+            return Self.html(self.message("未找到 Not found", "没有编号为 \(Int64(text).map(String.init) ?? "?") 的需求。No such data request.", back: "/requests"), status: .notFound)
+        }
         router.get("/showcases") { _, _ in
             try limiter.admit(Caller.current)
             let catalog = self.catalog
@@ -222,6 +250,27 @@ extension Portal {
     }
 
     /// Parses an `application/x-www-form-urlencoded` body (repeated keys kept in order).
+    /// The visitor with the form's `key` as the caller, so that the API's own handlers decide for
+    /// that key with their rules; nil when the key is missing, unknown or revoked.
+    func formCaller(_ form: [String: [String]]) async throws -> Caller? {
+        guard let secret = form["key"]?.first, !secret.isEmpty else { return nil }
+        let catalog = self.catalog
+        guard let key = try await StoreThreads.run({ try catalog.authenticate(secret) }) else { return nil }
+        var caller = Caller.current
+        caller.key = key
+        return caller
+    }
+
+    /// What an API handler refused (a problem or bad input), as a page's message and status;
+    /// anything else is thrown on.
+    static func refusal(_ error: any Error) throws -> (String, HTTPResponse.Status) {
+        switch error {
+        case let p as Problem where p.status < 500: return (p.detail ?? "refused", .init(code: p.status))
+        case let e as KaifangError where e.kind != .runtime: return (e.message, .init(code: Problem(e, instance: nil).status))
+        default: throw error
+        }
+    }
+
     static func form(_ body: String) -> [String: [String]] {
         var out: [String: [String]] = [:]
         for (k, v) in QueryString(body).items { out[k, default: []].append(v) }

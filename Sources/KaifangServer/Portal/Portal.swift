@@ -522,7 +522,7 @@ extension Portal {
     }
 
     /// One request with its comments (`GET /v1/requests/{id}` as the visitor sees it); nil when there is none.
-    func requestPage(_ id: Int64, api: APIHandler) async throws -> String? {
+    func requestPage(_ id: Int64, notice: String? = nil, error: String? = nil, api: APIHandler) async throws -> String? {
         let answer: Operations.GetRequest.Output
         do { answer = try await api.getRequest(.init(path: .init(requestId: id))) } catch let p as Problem where p.status == 404 { return nil }
         guard case .ok(let ok) = answer, case .json(let body) = ok.body else { return nil }
@@ -530,6 +530,8 @@ extension Portal {
         c["comments"] = body.comments.map { ["at": AuditChain.timestamp($0.at).prefix(16).replacingOccurrences(of: "T", with: " "), "fromDepartment": $0.fromDepartment,
                                              "role": $0.role, "text": $0.text] }
         c["commentCount"] = body.comments.count
+        if let notice { c["notice"] = notice }
+        if let error { c["error"] = error }
         return render("request", c)
     }
 }
