@@ -114,13 +114,10 @@ extension Portal {
         router.post("/review") { request, _ in
             try limiter.admit(Caller.current)
             let form = Self.form(String(buffer: try await request.body.collect(upTo: 16 << 10)))
-            let secret = form["key"]?.first ?? ""
-            guard let key = try self.catalog.authenticate(secret) else {
+            guard let caller = try await self.formCaller(form), let key = caller.key else {
                 return Self.html(self.render("review", ["error": "API 密钥未知或已吊销。The API key is unknown or revoked."]), status: .unauthorized)
             }
-            // The form's key acts as the caller: the API's own handlers decide, with its rules.
-            var caller = Caller.current
-            caller.key = key
+            let secret = form["key"]?.first ?? ""
             return try await Caller.$current.withValue(caller) {
                 var notice: String?, error: String?
                 if let id = form["proposal"]?.first, let action = form["action"]?.first {
@@ -156,13 +153,10 @@ extension Portal {
         router.post("/requests") { request, _ in
             try limiter.admit(Caller.current)
             let form = Self.form(String(buffer: try await request.body.collect(upTo: 64 << 10)))
-            guard let key = try form["key"]?.first.flatMap({ try self.catalog.authenticate($0) }) else {
+            guard let caller = try await self.formCaller(form) else {
                 return Self.html(try await self.requestsPage(department: nil, status: nil, error: "API 密钥未知或已吊销。The API key is unknown or revoked.", api: api),
                                  status: .unauthorized)
             }
-            // The form's key files the request through the API's own handler, with its checks.
-            var caller = Caller.current
-            caller.key = key
             return try await Caller.$current.withValue(caller) {
                 let items = (form["items"]?.first ?? "").split(whereSeparator: { $0.isNewline || $0 == "、" || $0 == "," || $0 == "，" })
                     .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -174,10 +168,9 @@ extension Portal {
                     }
                     return Self.html(try await self.requestsPage(department: nil, status: nil, notice: "已提交需求 \(r.id)，答复期限 \(r.due)。Filed as request \(r.id); the answer is due \(r.due).", api: api),
                                      status: .created, secret: true)
-                } catch let p as Problem {
-                    return Self.html(try await self.requestsPage(department: nil, status: nil, error: p.detail, api: api), status: .init(code: p.status), secret: true)
-                } catch let e as KaifangError where e.kind != .runtime {
-                    return Self.html(try await self.requestsPage(department: nil, status: nil, error: e.message, api: api), status: .init(code: Problem(e, instance: nil).status), secret: true)
+                } catch {
+                    let (refused, status) = try Self.refusal(error)
+                    return Self.html(try await self.requestsPage(department: nil, status: nil, error: refused, api: api), status: status, secret: true)
                 }
             }
         }
