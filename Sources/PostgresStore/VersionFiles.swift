@@ -91,6 +91,8 @@ enum BlobStore: Sendable {
 final class VersionCache: @unchecked Sendable {
     let folder: URL
     let bound: Int64
+    /// `folder`'s path, made once: a request asks for its file's path, and `URL` parses.
+    private let folderPath: String
     private let lock = NSLock()
     /// Files checked by this process, with when each was last used.
     private var verified: [String: Date] = [:]
@@ -99,16 +101,20 @@ final class VersionCache: @unchecked Sendable {
     init(folder: URL, bound: Int64) {
         self.folder = folder
         self.bound = bound
+        folderPath = folder.path
         try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     }
 
-    func path(_ sha: String) -> String { folder.appendingPathComponent("\(sha).sqlite").path }
+    func path(_ sha: String) -> String { folderPath + "/" + sha + ".sqlite" }
+
+    /// Whether the file is there (one `access` call; a request's path asks it).
+    private static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     /// The local path of file `sha`, verified, fetched with `fetch` first when needed.
     func file(sha256 sha: String, fetch: (String) throws -> Void) throws -> String {
         let target = path(sha)
         lock.lock()
-        if verified[sha] != nil, FileManager.default.fileExists(atPath: target) {
+        if verified[sha] != nil, Self.exists(target) {
             verified[sha] = Date()
             lock.unlock()
             return target
@@ -118,7 +124,7 @@ final class VersionCache: @unchecked Sendable {
             lock.unlock()
             busy.lock(); _ = busy.wait(until: Date().addingTimeInterval(1)); busy.unlock()
             lock.lock()
-            if verified[sha] != nil, FileManager.default.fileExists(atPath: target) { verified[sha] = Date(); lock.unlock(); return target }
+            if verified[sha] != nil, Self.exists(target) { verified[sha] = Date(); lock.unlock(); return target }
         }
         let mine = NSCondition()
         fetching[sha] = mine
