@@ -107,15 +107,19 @@ final class VersionCache: @unchecked Sendable {
 
     func path(_ sha: String) -> String { folderPath + "/" + sha + ".sqlite" }
 
-    /// Whether the file is there (one `access` call; a request's path asks it).
-    private static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+    /// Whether `sha` was checked by this process and its file is still there (one `access`
+    /// call: every request asks it), marking it used. The caller holds `lock`.
+    private func hit(_ sha: String, at target: String) -> Bool {
+        guard verified[sha] != nil, access(target, F_OK) == 0 else { return false }
+        verified[sha] = Date()
+        return true
+    }
 
     /// The local path of file `sha`, verified, fetched with `fetch` first when needed.
     func file(sha256 sha: String, fetch: (String) throws -> Void) throws -> String {
         let target = path(sha)
         lock.lock()
-        if verified[sha] != nil, Self.exists(target) {
-            verified[sha] = Date()
+        if hit(sha, at: target) {
             lock.unlock()
             return target
         }
@@ -124,7 +128,7 @@ final class VersionCache: @unchecked Sendable {
             lock.unlock()
             busy.lock(); _ = busy.wait(until: Date().addingTimeInterval(1)); busy.unlock()
             lock.lock()
-            if verified[sha] != nil, Self.exists(target) { verified[sha] = Date(); lock.unlock(); return target }
+            if hit(sha, at: target) { lock.unlock(); return target }
         }
         let mine = NSCondition()
         fetching[sha] = mine
