@@ -5,8 +5,8 @@ import Storage
 /// Group commit for read events: concurrent requests hand their event over and wait; one of
 /// them — the leader — appends everything waiting in a single transaction on its own thread,
 /// releases the others, and hands the lead to the next waiter if more arrived meanwhile. Every
-/// read is still recorded before its response is sent, but a busy server pays one SQLite
-/// commit per batch instead of one per request, and no thread hop to a writer thread.
+/// read is still recorded before its response is sent, but a busy server pays one commit per
+/// batch instead of one per request, and no thread hop to a writer thread.
 final class AuditBatcher: @unchecked Sendable {
     private enum Role { case done(Int64), lead }
     private typealias Waiter = (event: PendingAuditEvent, continuation: CheckedContinuation<Role, any Error>)
@@ -14,14 +14,14 @@ final class AuditBatcher: @unchecked Sendable {
     private let catalog: any CatalogStore
     private let lock = NSLock()
     private var pending: [Waiter] = []
-    private var leaders = 0
-    /// Batches committing at once: one for the embedded store (SQLite has one writer); two for a
-    /// shared store, so the next batch is on its way while one waits on the network.
-    private let maxLeaders: Int
+    /// Whether a batch is committing. One at a time, on either store: SQLite has one writer, and
+    /// the shared store's batches from one replica go out on one connection in order anyway; a
+    /// second batch in flight would only halve the batches, and PostgreSQL's cost per batch
+    /// (planning the call, the commit, waking its WAL writer) is most of its cost per read.
+    private var leading = false
 
     init(catalog: any CatalogStore) {
         self.catalog = catalog
-        maxLeaders = catalog.isShared ? 2 : 1
     }
 
     /// Records an event; returns once it is committed, with the change mark it committed under.
@@ -29,19 +29,19 @@ final class AuditBatcher: @unchecked Sendable {
     @discardableResult
     func record(_ event: PendingAuditEvent) async throws -> Int64 {
         let first = lock.withLock { () -> Bool in
-            if leaders >= maxLeaders { return false }
-            leaders += 1
+            if leading { return false }
+            leading = true
             return true
         }
         if first { return try await lead(own: event) }
         let role: Role = try await withCheckedThrowingContinuation { continuation in
             lock.lock()
-            if leaders >= maxLeaders {
+            if leading {
                 pending.append((event, continuation))
                 lock.unlock()
             } else {
-                // A leader finished between the two locks: lead ourselves.
-                leaders += 1
+                // The leader finished between the two locks: lead ourselves.
+                leading = true
                 lock.unlock()
                 continuation.resume(returning: .lead)
             }
@@ -77,7 +77,7 @@ final class AuditBatcher: @unchecked Sendable {
         }
         let next = lock.withLock { () -> Waiter? in
             if pending.isEmpty {
-                leaders -= 1
+                leading = false
                 return nil
             }
             return pending.removeFirst()

@@ -11,8 +11,8 @@ import Storage
 /// replicas. Every replica keeps only a local working directory (temporary files, jobs'
 /// working folders, a verified cache of version files).
 ///
-/// - Every write is one transaction that appends its audit event under one advisory lock, so
-///   the chain has one total order whichever replica writes.
+/// - Every write is one transaction that appends its audit event under the lock of the chain's
+///   head row (`audit_head`), so the chain has one total order whichever replica writes.
 /// - Lookups every request makes (publication stamp, key, license) are cached per replica and
 ///   trusted while `catalog_changes.seq`, which every write but read events moves, stands still;
 ///   a request reads it once, so a revocation counts on every replica from the next request.
