@@ -102,6 +102,45 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
         }
     }
 
+    /// On the shared store a replica serves a read under the catalog as it last saw it, and
+    /// checks that view against the change mark its read event committed under. A license
+    /// revoked through another replica in between is caught there: the read is refused, and
+    /// since its event is in the chain already, a `read.withheld` event says it was not served.
+    @Test(.enabled(if: TestStore.usesPostgres, "the shared store's replicas")) func aReadRefusedAfterItsEventCommittedIsRecordedAsWithheld() async throws {
+        try await LiveServer.with { s in
+            let (key, dev) = try s.catalog.createKey(role: .developer, name: "d", actor: "t")
+            let app = try s.catalog.createApplication(keyID: key.id, dataset: "residents", purpose: "研究低保发放的区县分布 distribution study",
+                                                      fields: [], use: .rows, durationDays: 30)
+            let license = try s.catalog.approve(application: app.id, actor: "cli:steward")
+            #expect(try await s.get("/v1/datasets/residents/rows?_limit=1", key: dev).status == 200)
+
+            // Another replica (another process's catalog over the same store) revokes the license.
+            let otherDir = FileManager.default.temporaryDirectory.appendingPathComponent("kaifang-other-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: otherDir) }
+            let other = try TestStore.reopen(s.catalog, dataDir: otherDir)
+            try other.revokeLicense(license.id, actor: "cli:steward")
+            TestStore.close(other)
+
+            let refused = try await s.get("/v1/datasets/residents/rows?_limit=1", key: dev)
+            #expect(refused.status == 403, "\(refused.text)")
+            let requestID = try #require(refused.headers.first { $0.key.lowercased() == "x-request-id" }?.value)
+            let events = try s.catalog.auditEvents(dataset: "residents", actor: nil, limit: 10).map(\.event)
+            let revoke = try #require(events.firstIndex { $0.action == "license.revoke" })
+            let after = events[(revoke + 1)...]
+            // The read resolved under the replica's last view is in the chain, followed by the
+            // event that withholds it; a read refused before its event was made leaves neither.
+            if let read = after.first(where: { $0.action == "rows.read" }) {
+                #expect(read.detail["request_id"] == .string(requestID))
+                let withheld = try #require(after.first { $0.action == "read.withheld" })
+                #expect(withheld.seq > read.seq)
+                #expect(withheld.actor == read.actor)
+                #expect(withheld.detail == ["read": "rows.read", "request_id": .string(requestID), "status": 403])
+            } else {
+                Issue.record("the replica served the refused read's lookups from the store, not from its view before the revocation: \(after.map(\.action))")
+            }
+        }
+    }
+
     /// Conditional reads: a page's entity tag comes back as 304 without rows (and without a read
     /// event: nothing was served) while nothing the page depends on changed; any change — the
     /// query, the view, the dataset's policy — changes the tag; access is checked before the tag.

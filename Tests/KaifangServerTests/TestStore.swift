@@ -25,6 +25,13 @@ enum TestStore {
         return ["--store", pg.url.unredacted]
     }
 
+    /// Another process's catalog over the same shared store (a second replica), working in
+    /// `dataDir`.
+    static func reopen(_ store: any CatalogStore, dataDir: String) throws -> any CatalogStore {
+        guard let pg = store as? PostgresCatalog else { return store }
+        return try PostgresCatalog(url: pg.url, directory: DataDirectory(path: dataDir))
+    }
+
     static func close(_ store: any CatalogStore) { (store as? PostgresCatalog)?.close() }
 }
 

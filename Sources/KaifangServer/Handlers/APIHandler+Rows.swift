@@ -195,21 +195,40 @@ extension APIHandler {
                                           fields: columns.map { (access.plan.columns[$0].field.name, access.plan.columns[$0].action.rawValue) },
                                           requestID: caller.requestID, license: access.license?.id)
         let committed = try await auditBatcher.record(.init(actor: caller.actor, action: action, dataset: access.dataset.id, canonicalDetail: detail))
+        // With a shared store, this read was resolved under the last change mark the replica
+        // had seen; if the batch holding its event committed under a later one (a change —
+        // a revocation — came in between), resolve it again before answering. Refused then,
+        // the read is not served, and the chain, which already holds its event, says so.
+        if catalog.isShared, let scope = CatalogReadScope.current, !scope.confirm(committed) {
+            do {
+                let again = try Access.resolve(access.dataset.id, caller: try revalidated(caller), catalog: catalog, stewardship: stewardship, plans: plans)
+                guard again.version == access.version, again.view == access.view, again.license?.id == access.license?.id,
+                      again.dataset.updatedAt == access.dataset.updatedAt else {
+                    throw Problem(status: .conflict, detail: "'\(access.dataset.id)' or your access to it changed while this request was served: send it again")
+                }
+            } catch {
+                try await auditBatcher.record(.init(actor: caller.actor, action: "read.withheld", dataset: access.dataset.id,
+                                                    detail: Self.withheldDetail(of: action, requestID: caller.requestID, error: error)))
+                throw error
+            }
+        }
         if let usage = RequestUsage.current {
             usage.dataset = access.dataset.id
             usage.rows = Int64(rows)
             usage.export = action == "export.read"
         }
-        // With a shared store, this read was resolved under the last change mark the replica
-        // had seen; if the batch holding its event committed under a later one (a change —
-        // a revocation — came in between), resolve it again before answering.
-        if catalog.isShared, let scope = CatalogReadScope.current, !scope.confirm(committed) {
-            let again = try Access.resolve(access.dataset.id, caller: try revalidated(caller), catalog: catalog, stewardship: stewardship, plans: plans)
-            guard again.version == access.version, again.view == access.view, again.license?.id == access.license?.id,
-                  again.dataset.updatedAt == access.dataset.updatedAt else {
-                throw Problem(status: .conflict, detail: "'\(access.dataset.id)' or your access to it changed while this request was served: send it again")
-            }
+    }
+
+    /// The detail of a `read.withheld` event: the read event it answers (by action and request
+    /// id), and the status the request was refused with.
+    static func withheldDetail(of action: String, requestID: String, error: any Error) -> [String: JSONValue] {
+        let status: Int
+        switch error {
+        case let p as Problem: status = p.status
+        case let k as KaifangError: status = Int(Problem.status(of: k.kind).code)
+        default: status = 500
         }
+        return ["read": .string(action), "request_id": .string(requestID), "status": .int(Int64(status))]
     }
 
     /// The caller with their key checked again (after a change: a revoked key is refused).
