@@ -83,6 +83,7 @@ struct ChainedEvents {
             seq += 1
             hash = h
             if let d = e.dataset, CatalogRules.isRead(e.action) { counts["\(at.prefix(10))|\(d)", default: 0] += 1 }
+            if let d = e.dataset, CatalogRules.isWithheldRead(e.action) { counts["\(at.prefix(10))|\(d)", default: 0] -= 1 }
         }
         for (key, n) in counts.sorted(by: { $0.key < $1.key }) {
             c.days.append(String(key.prefix(10))); c.readDatasets.append(String(key.dropFirst(11))); c.reads.append(n)

@@ -144,6 +144,8 @@ public struct CatalogDatabase: CatalogStore {
         head = (seq, hash)
         if let dataset, CatalogRules.isRead(action) {
             reads.add(day: event.at.utf8.prefix(10), dataset: dataset)
+        } else if let dataset, CatalogRules.isWithheldRead(action) {
+            reads.add(day: event.at.utf8.prefix(10), dataset: dataset, -1)
         }
         return event.at
     }
@@ -153,12 +155,12 @@ public struct CatalogDatabase: CatalogStore {
     struct ReadCounts {
         private(set) var entries: [(day: String, dataset: String, n: Int)] = []
 
-        mutating func add(day: Substring.UTF8View, dataset: String) {
+        mutating func add(day: Substring.UTF8View, dataset: String, _ n: Int = 1) {
             for i in entries.indices where entries[i].dataset == dataset && entries[i].day.utf8.elementsEqual(day) {
-                entries[i].n += 1
+                entries[i].n += n
                 return
             }
-            entries.append((String(Substring(day)), dataset, 1))
+            entries.append((String(Substring(day)), dataset, n))
         }
 
         /// Adds the counts to `read_counts` inside the caller's transaction.

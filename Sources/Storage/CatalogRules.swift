@@ -268,4 +268,12 @@ package enum CatalogRules {
 
     /// Whether an event is a served read, counted per day and dataset for `/v1/stats`.
     package static func isRead(_ action: String) -> Bool { action == "rows.read" || action == "export.read" }
+
+    /// The event that says a recorded read was not served after all (`rows.read` →
+    /// `rows.withheld`): a shared-store replica commits a read's event before it learns of a
+    /// change that refuses it. It takes its read back out of the counts.
+    public static func withheld(_ readAction: String) -> String { readAction.replacingOccurrences(of: ".read", with: ".withheld") }
+
+    /// Whether an event withholds a read (`withheld(_:)`), uncounting it.
+    package static func isWithheldRead(_ action: String) -> Bool { action == "rows.withheld" || action == "export.withheld" }
 }

@@ -105,7 +105,8 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
     /// On the shared store a replica serves a read under the catalog as it last saw it, and
     /// checks that view against the change mark its read event committed under. A license
     /// revoked through another replica in between is caught there: the read is refused, and
-    /// since its event is in the chain already, a `read.withheld` event says it was not served.
+    /// since its event is in the chain already, a `rows.withheld` event says it was not served
+    /// and takes it back out of the dataset's read count.
     @Test(.enabled(if: TestStore.usesPostgres, "the shared store's replicas")) func aReadRefusedAfterItsEventCommittedIsRecordedAsWithheld() async throws {
         try await LiveServer.with { s in
             let (key, dev) = try s.catalog.createKey(role: .developer, name: "d", actor: "t")
@@ -131,10 +132,36 @@ func rows(_ r: LiveServer.Reply) -> [[String: Any]] { r.object["rows"] as? [[Str
             // seen the revocation), followed by the event that withholds it.
             let read = try #require(after.first { $0.action == "rows.read" }, "\(after.map(\.action))")
             #expect(read.detail["request_id"] == .string(requestID))
-            let withheld = try #require(after.first { $0.action == "read.withheld" })
+            let withheld = try #require(after.first { $0.action == "rows.withheld" })
             #expect(withheld.seq > read.seq)
             #expect(withheld.actor == read.actor)
-            #expect(withheld.detail == ["read": "rows.read", "request_id": .string(requestID), "status": 403])
+            #expect(withheld.detail == ["request_id": .string(requestID), "status": 403])
+            // Two reads recorded, one withheld: the dataset was read once.
+            let stats = try await s.get("/v1/stats")
+            let reads = stats.object["reads_30d"] as? [[String: Any]] ?? []
+            #expect(reads.first { $0["value"] as? String == "residents" }?["count"] as? Int == 1, "\(stats.text)")
+        }
+    }
+
+    /// An export refused after its event committed (the dataset republished through another
+    /// replica while it started: 409) is withheld, and the day's export quota does not count it:
+    /// sent again, it is served.
+    @Test(.enabled(if: TestStore.usesPostgres, "the shared store's replicas")) func aWithheldExportDoesNotSpendTheQuota() async throws {
+        try await LiveServer.with(configure: { $0.anonymousExportsPerDay = 1 }) { s in
+            let otherDir = FileManager.default.temporaryDirectory.appendingPathComponent("kaifang-other-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: otherDir) }
+            let other = try TestStore.reopen(s.catalog, dataDir: otherDir)
+            defer { TestStore.close(other) }
+            _ = try await s.get("/v1/datasets/air-quality/rows?_limit=1")   // the replica's view of the catalog, before the change
+            _ = try other.publish(dataset: "air-quality", tier: .open, actor: "cli:steward")
+
+            let refused = try await s.get("/v1/datasets/air-quality/export?format=csv")
+            #expect(refused.status == 409, "\(refused.text)")
+            let actions = try s.catalog.auditEvents(dataset: "air-quality", actor: nil, limit: 3).map(\.event.action)
+            #expect(actions == ["dataset.publish", "export.read", "export.withheld"])
+            let again = try await s.get("/v1/datasets/air-quality/export?format=csv")
+            #expect(again.status == 200, "\(again.text.prefix(300))")
+            #expect(try await s.get("/v1/datasets/air-quality/export?format=csv").status == 429)
         }
     }
 

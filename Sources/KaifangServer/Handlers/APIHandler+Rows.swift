@@ -207,8 +207,8 @@ extension APIHandler {
                     throw Problem(status: .conflict, detail: "'\(access.dataset.id)' or your access to it changed while this request was served: send it again")
                 }
             } catch {
-                try await auditBatcher.record(.init(actor: caller.actor, action: "read.withheld", dataset: access.dataset.id,
-                                                    detail: Self.withheldDetail(of: action, requestID: caller.requestID, error: error)))
+                try await auditBatcher.record(.init(actor: caller.actor, action: CatalogRules.withheld(action), dataset: access.dataset.id,
+                                                    detail: Self.withheldDetail(requestID: caller.requestID, error: error)))
                 throw error
             }
         }
@@ -219,16 +219,16 @@ extension APIHandler {
         }
     }
 
-    /// The detail of a `read.withheld` event: the read event it answers (by action and request
-    /// id), and the status the request was refused with.
-    static func withheldDetail(of action: String, requestID: String, error: any Error) -> [String: JSONValue] {
+    /// The detail of a `rows.withheld` or `export.withheld` event: the read it answers (by
+    /// request id) and the status the request was refused with.
+    static func withheldDetail(requestID: String, error: any Error) -> [String: JSONValue] {
         let status: Int
         switch error {
         case let p as Problem: status = p.status
         case let k as KaifangError: status = Int(Problem.status(of: k.kind).code)
         default: status = 500
         }
-        return ["read": .string(action), "request_id": .string(requestID), "status": .int(Int64(status))]
+        return ["request_id": .string(requestID), "status": .int(Int64(status))]
     }
 
     /// The caller with their key checked again (after a change: a revoked key is refused).
@@ -272,12 +272,14 @@ extension APIHandler {
     }
 
     /// Exports per key per UTC day (the key's account tier's quota, else the server's), counted
-    /// from the audit log (so a restart resets nothing).
+    /// from the audit log (so a restart resets nothing); an export withheld is not counted.
     func checkExportQuota(_ caller: Caller) throws {
         let limit = caller.key.map { $0.limits?.exportsPerDay ?? configuration.exportsPerDay } ?? configuration.anonymousExportsPerDay
         guard limit > 0 else { return }
         let today = String(AuditChain.timestamp().prefix(10))
-        let used = try catalog.countEvents(actor: caller.key == nil ? "anonymous:\(caller.remote)" : caller.actor, action: "export.read", since: today)
+        let actor = caller.key == nil ? "anonymous:\(caller.remote)" : caller.actor
+        let used = try catalog.countEvents(actor: actor, action: "export.read", since: today)
+            - catalog.countEvents(actor: actor, action: CatalogRules.withheld("export.read"), since: today)
         if used >= limit {
             throw Problem(status: .tooManyRequests, detail: "the daily export quota (\(limit)) is used up; it resets at 00:00 UTC. Page through GET /v1/datasets/{id}/rows instead, or ask a steward for a higher quota")
         }
