@@ -82,8 +82,7 @@ struct ChainedEvents {
                           detail: String(decoding: e.canonicalDetail, as: UTF8.self), previous: hash, hash: h)
             seq += 1
             hash = h
-            if let d = e.dataset, CatalogRules.isRead(e.action) { counts["\(at.prefix(10))|\(d)", default: 0] += 1 }
-            if let d = e.dataset, CatalogRules.isWithheldRead(e.action) { counts["\(at.prefix(10))|\(d)", default: 0] -= 1 }
+            if let d = e.dataset, case let n = CatalogRules.readCount(e.action), n != 0 { counts["\(at.prefix(10))|\(d)", default: 0] += Int64(n) }
         }
         for (key, n) in counts.sorted(by: { $0.key < $1.key }) {
             c.days.append(String(key.prefix(10))); c.readDatasets.append(String(key.dropFirst(11))); c.reads.append(n)

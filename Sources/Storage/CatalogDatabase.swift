@@ -142,10 +142,8 @@ public struct CatalogDatabase: CatalogStore {
             throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
         }
         head = (seq, hash)
-        if let dataset, CatalogRules.isRead(action) {
-            reads.add(day: event.at.utf8.prefix(10), dataset: dataset)
-        } else if let dataset, CatalogRules.isWithheldRead(action) {
-            reads.add(day: event.at.utf8.prefix(10), dataset: dataset, -1)
+        if let dataset, case let n = CatalogRules.readCount(action), n != 0 {
+            reads.add(day: event.at.utf8.prefix(10), dataset: dataset, n)
         }
         return event.at
     }
@@ -155,7 +153,7 @@ public struct CatalogDatabase: CatalogStore {
     struct ReadCounts {
         private(set) var entries: [(day: String, dataset: String, n: Int)] = []
 
-        mutating func add(day: Substring.UTF8View, dataset: String, _ n: Int = 1) {
+        mutating func add(day: Substring.UTF8View, dataset: String, _ n: Int) {
             for i in entries.indices where entries[i].dataset == dataset && entries[i].day.utf8.elementsEqual(day) {
                 entries[i].n += n
                 return

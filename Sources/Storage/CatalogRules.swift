@@ -266,14 +266,18 @@ package enum CatalogRules {
         return verifier.verdict
     }
 
-    /// Whether an event is a served read, counted per day and dataset for `/v1/stats`.
-    package static func isRead(_ action: String) -> Bool { action == "rows.read" || action == "export.read" }
+    /// What an event adds to its dataset's reads of the day (`read_counts`, `/v1/stats`): 1 for
+    /// a served read, −1 for one withheld (`withheld(_:)`), 0 for anything else.
+    package static func readCount(_ action: String) -> Int {
+        switch action {
+        case "rows.read", "export.read": 1
+        case "rows.withheld", "export.withheld": -1
+        default: 0
+        }
+    }
 
     /// The event that says a recorded read was not served after all (`rows.read` →
     /// `rows.withheld`): a shared-store replica commits a read's event before it learns of a
     /// change that refuses it. It takes its read back out of the counts.
-    public static func withheld(_ readAction: String) -> String { readAction.replacingOccurrences(of: ".read", with: ".withheld") }
-
-    /// Whether an event withholds a read (`withheld(_:)`), uncounting it.
-    package static func isWithheldRead(_ action: String) -> Bool { action == "rows.withheld" || action == "export.withheld" }
+    package static func withheld(_ readAction: String) -> String { readAction.replacingOccurrences(of: ".read", with: ".withheld") }
 }
